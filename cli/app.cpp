@@ -1,0 +1,211 @@
+#include "cli/app.h"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/output.h"
+
+namespace vnetplan::cli {
+
+namespace {
+
+const char* kExitCodes = R"(
+Exit codes:
+  validate              0 valid, 1 invalid
+  plan                  0 success (with --detailed-exitcode: 0 no changes, 1 error, 2 changes present)
+  drift                 0 in sync, 1 error, 2 drift present
+  apply / rollback      0 applied and verified
+                        1 failed, and everything was rolled back (the target is as before), or refused
+                        3 failed, and the rollback could not restore everything (the message lists
+                          exactly what is left; state records it; run 'vnetplan rollback' to retry)
+
+Environment:
+  NO_COLOR              disable colored output
+  VNETPLAN_STATE        default for --state
+)";
+
+std::optional<std::chrono::milliseconds> parseDuration(const std::string& s) {
+  static const std::regex re(R"(^([0-9]+)(ms|s|m|h)?$)");
+  std::smatch m;
+  if (!std::regex_match(s, m, re)) return std::nullopt;
+  long long n = std::stoll(m[1].str());
+  std::string unit = m[2].matched ? m[2].str() : "s";
+  if (unit == "ms") return std::chrono::milliseconds(n);
+  if (unit == "s") return std::chrono::milliseconds(n * 1000);
+  if (unit == "m") return std::chrono::milliseconds(n * 60000);
+  return std::chrono::milliseconds(n * 3600000);
+}
+
+std::atomic<bool> gInterrupted{false};
+extern "C" void onSignal(int) { gInterrupted.store(true); }
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  CLI::App app{
+      "vnetplan: declarative VM networking. Keep manifests of bridges, bonds, VLANs, port groups and policies "
+      "in Git; plan diffs them against live hosts, apply reconciles idempotently, verifies, and rolls back on "
+      "failure."};
+  app.footer(kExitCodes);
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("vnetplan ") + VNETPLAN_VERSION);
+
+  GlobalOptions g;
+  if (const char* s = std::getenv("VNETPLAN_STATE"); s && *s) g.stateUrl = s;
+  app.add_option("--state", g.stateUrl,
+                 "State store URL: file://DIR (relative to the working directory) or etcd://host:port/prefix")
+      ->capture_default_str();
+  app.add_option("--log-level", g.output.logLevel, "trace|debug|info|warn|error|off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+      ->capture_default_str();
+  app.add_option("--log-format", g.output.logFormat, "text|json")->check(CLI::IsMember({"text", "json"}));
+  app.add_flag("--no-color", g.output.noColor, "Disable colors (also: NO_COLOR=1)");
+  app.add_flag_function("-v,--verbose", [&](int64_t n) { g.output.verbosity += static_cast<int>(n); },
+                        "More log output (repeatable)");
+  app.add_flag_function("-q,--quiet", [&](int64_t n) { g.output.verbosity -= static_cast<int>(n); },
+                        "Less output: no progress");
+
+  // validate
+  ValidateArgs va;
+  auto* validate = app.add_subcommand("validate", "Check manifests: schema, references, lint. Never touches a target.");
+  validate->add_option("-f,--file", va.files, "Manifest file or directory (repeatable)")->required();
+  validate->add_option("--format", va.format, "text|json")->check(CLI::IsMember({"text", "json"}));
+
+  // plan
+  PlanArgs pa;
+  auto* plan = app.add_subcommand("plan", "Show what apply would change: manifests vs live state (and drift).");
+  plan->add_option("-f,--file", pa.files, "Manifest file or directory (repeatable)")->required();
+  plan->add_option("--target", pa.targets, "Only these targets (repeatable)");
+  plan->add_option("--out", pa.out, "Save the plan (JSON) for 'vnetplan apply PLANFILE'");
+  plan->add_option("--format", pa.format, "text|json|markdown")->check(CLI::IsMember({"text", "json", "markdown"}));
+  plan->add_flag("--detailed-exitcode", pa.detailedExitCode, "Exit 0 = no changes, 1 = error, 2 = changes");
+  plan->add_flag("--show-unchanged", pa.showUnchanged, "List up-to-date resources too");
+
+  // apply
+  ApplyArgs aa;
+  std::string lockTimeout = "0s";
+  auto* apply = app.add_subcommand("apply", "Apply a saved plan, or plan and apply manifests; verify; roll back on failure.");
+  apply->add_option("planfile", aa.planFile, "A plan saved with 'plan --out' (refused if live state moved since)");
+  apply->add_option("-f,--file", aa.files, "Manifest file or directory (repeatable)");
+  apply->add_option("--target", aa.targets, "Only these targets (repeatable)");
+  apply->add_flag("--auto-approve", aa.autoApprove, "Do not ask for confirmation");
+  apply->add_option("--parallelism", aa.parallelism, "Targets applied at once")->check(CLI::Range(1, 256));
+  apply->add_option("--lock-timeout", lockTimeout, "How long to wait for a target's lock (e.g. 30s, 5m)");
+  apply->add_option("--format", aa.format, "Plan rendering: text|json|markdown")
+      ->check(CLI::IsMember({"text", "json", "markdown"}));
+
+  // rollback
+  RollbackArgs ra;
+  std::string rbLockTimeout = "0s";
+  auto* rollback = app.add_subcommand(
+      "rollback",
+      "Finish an interrupted apply by restoring the state recorded before it; or, with --to, return a target's "
+      "owned objects to an earlier generation.");
+  rollback->add_option("--to", ra.generation, "Generation to return to (see 'state history TARGET')");
+  rollback->add_option("--target", ra.targets, "Only these targets (with --to: exactly one)");
+  rollback->add_option("-f,--file", ra.files, "Manifests that declare the Target (needed with --to)");
+  rollback->add_option("--lock-timeout", rbLockTimeout, "How long to wait for a target's lock");
+
+  // drift
+  DriftArgs da;
+  auto* drift = app.add_subcommand("drift", "Read-only: report live state that differs from what vnetplan last applied.");
+  drift->add_option("-f,--file", da.files, "Manifest file or directory (repeatable)")->required();
+  drift->add_option("--target", da.targets, "Only these targets (repeatable)");
+  drift->add_option("--format", da.format, "text|json|junit|prometheus")
+      ->check(CLI::IsMember({"text", "json", "junit", "prometheus"}));
+
+  // show
+  ShowArgs sa;
+  auto* show = app.add_subcommand("show", "Render a target's live state as manifests (import).");
+  show->add_option("--target", sa.target, "The Target to read")->required();
+  show->add_option("-f,--file", sa.files, "Manifests that declare the Target")->required();
+  show->add_option("--format", sa.format, "yaml|json")->check(CLI::IsMember({"yaml", "json"}));
+  show->add_flag("--all", sa.all, "Include objects vnetplan does not manage");
+
+  // graph
+  GraphArgs ga;
+  auto* graph = app.add_subcommand("graph", "Draw the declared topology.");
+  graph->add_option("-f,--file", ga.files, "Manifest file or directory (repeatable)")->required();
+  graph->add_option("--format", ga.format, "mermaid|dot")->check(CLI::IsMember({"mermaid", "dot"}));
+
+  // state
+  auto* stateCmd = app.add_subcommand("state", "Inspect and repair the state store.");
+  stateCmd->require_subcommand(1);
+  std::string stTarget, stLock;
+  auto* stList = stateCmd->add_subcommand("list", "Targets with state, their generation, owned objects and locks.");
+  auto* stShow = stateCmd->add_subcommand("show", "Owned objects of a target with their last applied values.");
+  stShow->add_option("target", stTarget)->required();
+  auto* stHistory = stateCmd->add_subcommand("history", "Generations of a target.");
+  stHistory->add_option("target", stTarget)->required();
+  auto* stUnlock = stateCmd->add_subcommand("unlock", "Remove a lock left by a process that is gone.");
+  stUnlock->add_option("lock_id", stLock)->required();
+
+  auto* schema = app.add_subcommand("schema", "Print the JSON Schema of manifests (point your editor at it).");
+
+  DemoArgs demo;
+  auto* demoCmd = app.add_subcommand(
+      "demo", "Plan and apply the built-in quickstart in a throwaway network namespace, then remove it (needs root).");
+  demoCmd->add_flag("--keep", demo.keep, "Keep the namespace and state afterwards");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 1;
+  }
+
+  setupLogging(g.output);
+  struct sigaction sa_{};
+  sa_.sa_handler = onSignal;
+  sigaction(SIGINT, &sa_, nullptr);
+  sigaction(SIGTERM, &sa_, nullptr);
+  g.interrupted = &gInterrupted;
+
+  try {
+    if (*validate) return cmdValidate(g, va);
+    if (*plan) return cmdPlan(g, pa);
+    if (*apply) {
+      auto d = parseDuration(lockTimeout);
+      if (!d) {
+        std::cerr << "error: --lock-timeout: not a duration: " << lockTimeout << " (e.g. 30s, 5m)\n";
+        return 1;
+      }
+      aa.lockTimeout = *d;
+      return cmdApply(g, aa);
+    }
+    if (*rollback) {
+      auto d = parseDuration(rbLockTimeout);
+      if (!d) {
+        std::cerr << "error: --lock-timeout: not a duration: " << rbLockTimeout << "\n";
+        return 1;
+      }
+      ra.lockTimeout = *d;
+      return cmdRollback(g, ra);
+    }
+    if (*drift) return cmdDrift(g, da);
+    if (*show) return cmdShow(g, sa);
+    if (*graph) return cmdGraph(g, ga);
+    if (*stList) return cmdStateList(g);
+    if (*stShow) return cmdStateShow(g, stTarget);
+    if (*stHistory) return cmdStateHistory(g, stTarget);
+    if (*stUnlock) return cmdStateUnlock(g, stLock);
+    if (*schema) return cmdSchema();
+    if (*demoCmd) return cmdDemo(g, demo);
+  } catch (const std::exception& e) {
+    // Only truly unexpected failures get here; routine errors are Results.
+    std::cerr << "vnetplan: internal error: " << e.what() << "\n";
+    return 1;
+  }
+  return 1;
+}
+
+}  // namespace vnetplan::cli

@@ -1,0 +1,73 @@
+// One function per subcommand. Each returns the process exit code (see `vnetplan --help`).
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli/output.h"
+
+namespace vnetplan::cli {
+
+struct GlobalOptions {
+  std::string stateUrl = "file://.vnetplan";
+  OutputOptions output;
+  const std::atomic<bool>* interrupted = nullptr;
+};
+
+struct ValidateArgs {
+  std::vector<std::string> files;
+  std::string format = "text";
+};
+struct PlanArgs {
+  std::vector<std::string> files, targets;
+  std::string out, format = "text";
+  bool detailedExitCode = false, showUnchanged = false;
+};
+struct ApplyArgs {
+  std::string planFile;
+  std::vector<std::string> files, targets;
+  bool autoApprove = false;
+  int parallelism = 4;
+  std::chrono::milliseconds lockTimeout{0};
+  std::string format = "text";
+};
+struct RollbackArgs {
+  std::optional<int64_t> generation;
+  std::vector<std::string> targets, files;
+  std::chrono::milliseconds lockTimeout{0};
+};
+struct DriftArgs {
+  std::vector<std::string> files, targets;
+  std::string format = "text";
+};
+struct ShowArgs {
+  std::string target;
+  std::vector<std::string> files;
+  std::string format = "yaml";
+  bool all = false;
+};
+struct GraphArgs {
+  std::vector<std::string> files;
+  std::string format = "mermaid";
+};
+struct DemoArgs {
+  bool keep = false;
+};
+
+int cmdValidate(const GlobalOptions& g, const ValidateArgs& a);
+int cmdPlan(const GlobalOptions& g, const PlanArgs& a);
+int cmdApply(const GlobalOptions& g, const ApplyArgs& a);
+int cmdRollback(const GlobalOptions& g, const RollbackArgs& a);
+int cmdDrift(const GlobalOptions& g, const DriftArgs& a);
+int cmdShow(const GlobalOptions& g, const ShowArgs& a);
+int cmdGraph(const GlobalOptions& g, const GraphArgs& a);
+int cmdStateList(const GlobalOptions& g);
+int cmdStateShow(const GlobalOptions& g, const std::string& target);
+int cmdStateHistory(const GlobalOptions& g, const std::string& target);
+int cmdStateUnlock(const GlobalOptions& g, const std::string& lockId);
+int cmdSchema();
+int cmdDemo(const GlobalOptions& g, const DemoArgs& a);
+
+}  // namespace vnetplan::cli

@@ -1,0 +1,60 @@
+// Apply, verify, roll back (DESIGN §5). Per target:
+//   lock -> check for an interrupted journal -> connect + re-observe -> refuse a stale plan ->
+//   journal the pre-image (durably) -> execute steps -> verify (bounded retry) -> record state ->
+//   on any failure: reconcile toward the pre-image with the same engine, verify that, record the outcome.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "reconciler/plan.h"
+#include "reconciler/progress.h"
+#include "reconciler/provider.h"
+#include "state/store.h"
+
+namespace vnetplan {
+
+struct ApplyOptions {
+  int parallelism = 4;
+  std::chrono::milliseconds lockTimeout{0};
+  std::string gitCommit;
+  FaultInjection faults;
+  Progress* progress = nullptr;
+  // Set by a SIGINT/SIGTERM handler: stop before the next step and roll back.
+  const std::atomic<bool>* interrupted = nullptr;
+  // Verification: attempts and the first back-off (doubled each time).
+  int verifyAttempts = 5;
+  std::chrono::milliseconds verifyBackoff{50};
+};
+
+enum class TargetResult { NoChanges, Applied, Refused, RolledBack, Damaged };
+
+struct TargetOutcome {
+  std::string target;
+  TargetResult result = TargetResult::NoChanges;
+  std::string message;                 // what happened, one paragraph
+  std::vector<std::string> leftovers;  // Damaged: exactly what could not be restored
+  int64_t generation = 0;              // Applied: the new generation
+};
+
+struct ApplyOutcome {
+  std::vector<TargetOutcome> targets;
+  int exitCode() const;  // 0 applied/no changes, 1 failed and fully rolled back or refused, 3 damaged
+};
+
+// Executes a plan. `plan.liveFingerprints` are compared with a fresh observation under the lock, so a plan
+// made earlier (or saved to a file) is refused when anything it touches moved.
+ApplyOutcome applyPlan(const Plan& plan, state::Store& store, const ProviderRegistry& providers,
+                       const ApplyOptions& opts);
+
+// `vnetplan rollback` after an interrupted apply: finishes the rollback recorded in each target's journal.
+ApplyOutcome recoverJournals(state::Store& store, const ProviderRegistry& providers, const ApplyOptions& opts,
+                             const std::vector<std::string>& onlyTargets);
+
+// `vnetplan rollback --to N`: reconciles a target's owned objects toward generation N's snapshot.
+ApplyOutcome rollbackToGeneration(const Target& target, int64_t generation, state::Store& store,
+                                  const ProviderRegistry& providers, const ApplyOptions& opts);
+
+}  // namespace vnetplan

@@ -1,0 +1,225 @@
+#include "reconciler/builder.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace vnetplan {
+
+const std::vector<std::string>& inheritedPolicies() {
+  static const std::vector<std::string> kPolicies{"security", "shaping", "teaming"};
+  return kPolicies;
+}
+
+namespace {
+
+// Spec fields that route a resource rather than describe it.
+const std::set<std::string> kEnvelopeFields{"targets", "selector", "adopt", "justification"};
+
+// Which spec field references which kind (same target).
+struct Reference {
+  Kind from;
+  const char* field;
+  Kind to;
+};
+const std::vector<Reference> kReferences{
+    {Kind::PortGroup, "switch", Kind::Switch},   {Kind::Port, "switch", Kind::Switch},
+    {Kind::Port, "portGroup", Kind::PortGroup},  {Kind::Port, "network", Kind::Network},
+    {Kind::Mirror, "switch", Kind::Switch},      {Kind::Subnet, "vpc", Kind::Vpc},
+    {Kind::SecurityGroup, "vpc", Kind::Vpc},     {Kind::Route, "vpc", Kind::Vpc},
+};
+
+std::map<std::string, std::string> stringMap(const Json& j) {
+  std::map<std::string, std::string> out;
+  if (!j.is_object()) return out;
+  for (auto it = j.begin(); it != j.end(); ++it)
+    out[it.key()] = it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
+  return out;
+}
+
+bool matches(const std::map<std::string, std::string>& selector, const std::map<std::string, std::string>& labels) {
+  for (const auto& [k, v] : selector) {
+    auto it = labels.find(k);
+    if (it == labels.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+struct Builder {
+  Builder(const std::vector<Document>& d, Diagnostics& g) : docs(d), diags(g) {}
+  const std::vector<Document>& docs;
+  Diagnostics& diags;
+  DesiredState out;
+  std::map<Address, size_t> index;  // address -> resources[i]
+
+  void collectTargets() {
+    std::map<std::string, SourceLoc> seen;
+    for (const auto& d : docs) {
+      if (d.body.value("kind", "") != "Target") continue;
+      Target t;
+      t.name = d.body["metadata"].value("name", "");
+      t.loc = d.keyAt("/metadata/name");
+      const Json& spec = d.body.value("spec", Json::object());
+      t.provider = spec.value("provider", "");
+      t.spec = Attrs::fromJson(spec);
+      t.spec.erase("provider");
+      t.labels = stringMap(d.body["metadata"].value("labels", Json::object()));
+      auto [it, fresh] = seen.emplace(t.name, t.loc);
+      if (!fresh) {
+        diags.error(t.loc, "duplicate Target '" + t.name + "' (also declared at " + it->second.str() + ")",
+                    "duplicate-address");
+        continue;
+      }
+      out.targets.push_back(std::move(t));
+    }
+  }
+
+  std::vector<std::string> targetNames() const {
+    std::vector<std::string> names;
+    for (const auto& t : out.targets) names.push_back(t.name);
+    return names;
+  }
+
+  std::vector<std::string> resolveTargets(const Document& d, const Json& spec) {
+    std::vector<std::string> result;
+    if (spec.contains("targets") && spec["targets"].is_array()) {
+      size_t i = 0;
+      for (const auto& t : spec["targets"]) {
+        std::string name = t.is_string() ? t.get<std::string>() : t.dump();
+        if (!out.findTarget(name)) {
+          std::string hint = closestMatch(name, targetNames());
+          diags.error(d.at("/spec/targets/" + std::to_string(i)),
+                      "unknown Target '" + name + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"),
+                      "unknown-reference");
+        } else if (std::find(result.begin(), result.end(), name) == result.end()) {
+          result.push_back(name);
+        }
+        ++i;
+      }
+    } else if (spec.contains("selector")) {
+      auto selector = stringMap(spec["selector"]);
+      for (const auto& t : out.targets)
+        if (matches(selector, t.labels)) result.push_back(t.name);
+      if (result.empty())
+        diags.warning(d.at("/spec/selector"), "selector matches no Target; this resource is not planned anywhere",
+                      "selector-empty");
+    }
+    return result;
+  }
+
+  void collectResources() {
+    std::map<Address, SourceLoc> seen;
+    for (const auto& d : docs) {
+      auto kind = parseKind(d.body.value("kind", ""));
+      if (!kind || *kind == Kind::Target) continue;
+      const Json& meta = d.body.value("metadata", Json::object());
+      const Json& spec = d.body.value("spec", Json::object());
+      std::string name = meta.value("name", "");
+      Json described = Json::object();
+      for (auto it = spec.begin(); it != spec.end(); ++it)
+        if (!kEnvelopeFields.count(it.key())) described[it.key()] = it.value();
+      Attrs attrs = Attrs::fromJson(described);
+      for (const auto& target : resolveTargets(d, spec)) {
+        Resource r;
+        r.addr = Address{target, *kind, name};
+        r.attrs = attrs;
+        for (const auto& [path, _] : attrs.values()) r.origins[path] = AttrOrigin{Origin::Explicit, ""};
+        r.labels = stringMap(meta.value("labels", Json::object()));
+        r.adopt = spec.value("adopt", false);
+        r.justification = spec.value("justification", "");
+        r.loc = d.keyAt("/metadata/name");
+        auto [it, fresh] = seen.emplace(r.addr, r.loc);
+        if (!fresh) {
+          diags.error(r.loc, "duplicate address " + r.addr.str() + " (also declared at " + it->second.str() + ")",
+                      "duplicate-address");
+          continue;
+        }
+        index[r.addr] = out.resources.size();
+        out.resources.push_back(std::move(r));
+      }
+    }
+  }
+
+  Resource* find(const Address& a) {
+    auto it = index.find(a);
+    return it == index.end() ? nullptr : &out.resources[it->second];
+  }
+
+  std::vector<std::string> namesOf(const std::string& target, Kind kind) const {
+    std::vector<std::string> names;
+    for (const auto& r : out.resources)
+      if (r.addr.target == target && r.addr.kind == kind) names.push_back(r.addr.name);
+    return names;
+  }
+
+  void resolveReferences() {
+    for (auto& r : out.resources) {
+      for (const auto& ref : kReferences) {
+        if (ref.from != r.addr.kind) continue;
+        auto name = r.attrs.getString(ref.field);
+        if (!name) continue;
+        Address to{r.addr.target, ref.to, *name};
+        if (index.count(to)) {
+          r.dependsOn.push_back(to);
+          continue;
+        }
+        std::string hint = closestMatch(*name, namesOf(r.addr.target, ref.to));
+        diags.error(r.loc,
+                    r.addr.str() + ": spec." + ref.field + " refers to " + kindName(ref.to) + " '" + *name +
+                        "', which is not declared for target " + r.addr.target +
+                        (hint.empty() ? "" : " (did you mean '" + hint + "'?)"),
+                    "unknown-reference");
+      }
+    }
+  }
+
+  // Copies each policy attribute the child leaves unset from its parent, remembering where it came from.
+  static void inheritFrom(Resource& child, const Resource& parent) {
+    for (const auto& policy : inheritedPolicies()) {
+      // A Switch carries its teaming under uplinks.teaming; everything else under the policy name.
+      const bool fromSwitchTeaming = parent.addr.kind == Kind::Switch && policy == "teaming";
+      const std::string prefix = fromSwitchTeaming ? "uplinks.teaming." : policy + ".";
+      const Attrs inherited = parent.attrs.subtree(prefix);
+      for (const auto& [parentPath, value] : inherited.values()) {
+        const std::string path = policy + "." + parentPath.substr(prefix.size());
+        if (child.attrs.has(path)) continue;
+        child.attrs.set(path, value);
+        auto po = parent.origins.find(parentPath);
+        std::string from = (po != parent.origins.end() && po->second.origin == Origin::Inherited)
+                               ? po->second.from
+                               : parent.addr.str();
+        child.origins[path] = AttrOrigin{Origin::Inherited, from};
+      }
+    }
+  }
+
+  void inheritPolicies() {
+    // PortGroups first (from their Switch), then Ports (from their PortGroup, else their Switch).
+    for (Kind kind : {Kind::PortGroup, Kind::Port}) {
+      for (auto& r : out.resources) {
+        if (r.addr.kind != kind) continue;
+        const Resource* parent = nullptr;
+        if (auto pg = r.attrs.getString("portGroup")) parent = find({r.addr.target, Kind::PortGroup, *pg});
+        if (!parent)
+          if (auto sw = r.attrs.getString("switch")) parent = find({r.addr.target, Kind::Switch, *sw});
+        if (parent) inheritFrom(r, *parent);
+      }
+    }
+  }
+};
+
+}  // namespace
+
+DesiredState buildDesiredState(const std::vector<Document>& docs, Diagnostics& diags) {
+  Builder b(docs, diags);
+  b.collectTargets();
+  b.collectResources();
+  b.resolveReferences();
+  b.inheritPolicies();
+  std::set<std::string> files;
+  for (const auto& d : docs) files.insert(d.file);
+  b.out.files.assign(files.begin(), files.end());
+  return std::move(b.out);
+}
+
+}  // namespace vnetplan

@@ -1,0 +1,17 @@
+// Builds the desired state from schema-valid documents: Targets, selector fan-out, addresses and duplicate
+// detection, references between resources, and policy inheritance (Switch -> PortGroup -> Port).
+#pragma once
+#include <vector>
+
+#include "reconciler/diag.h"
+#include "reconciler/manifest.h"
+#include "reconciler/model.h"
+
+namespace vnetplan {
+
+// The policy blocks inherited Switch -> PortGroup -> Port unless overridden.
+const std::vector<std::string>& inheritedPolicies();  // {"security", "shaping", "teaming"}
+
+DesiredState buildDesiredState(const std::vector<Document>& docs, Diagnostics& diags);
+
+}  // namespace vnetplan

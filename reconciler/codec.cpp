@@ -1,0 +1,97 @@
+#include "reconciler/codec.h"
+
+#include <openssl/evp.h>
+
+#include <cstdio>
+
+namespace vnetplan {
+
+Json toJson(const Address& a) { return a.str(); }
+
+Result<Address> addressFromJson(const Json& j) {
+  if (!j.is_string()) return err("address: expected a string");
+  auto a = Address::parse(j.get<std::string>());
+  if (!a) return err("address: malformed '" + j.get<std::string>() + "' (want TARGET/Kind/name)");
+  return *a;
+}
+
+Json flatJson(const Attrs& a) {
+  Json out = Json::object();
+  for (const auto& [k, v] : a.values()) out[k] = v;
+  return out;
+}
+
+Attrs attrsFromFlatJson(const Json& j) {
+  Attrs a;
+  if (!j.is_object()) return a;
+  for (auto it = j.begin(); it != j.end(); ++it) a.set(it.key(), it.value());
+  return a;
+}
+
+Json toJson(const Target& t) {
+  Json labels = Json::object();
+  for (const auto& [k, v] : t.labels) labels[k] = v;
+  return Json{{"name", t.name}, {"provider", t.provider}, {"spec", flatJson(t.spec)}, {"labels", labels}};
+}
+
+Result<Target> targetFromJson(const Json& j) {
+  if (!j.is_object() || !j.contains("name") || !j["name"].is_string() || !j.contains("provider") ||
+      !j["provider"].is_string())
+    return err("target: expected {name, provider, spec}");
+  Target t;
+  t.name = j["name"].get<std::string>();
+  t.provider = j["provider"].get<std::string>();
+  if (j.contains("spec")) t.spec = attrsFromFlatJson(j["spec"]);
+  if (j.contains("labels") && j["labels"].is_object())
+    for (auto it = j["labels"].begin(); it != j["labels"].end(); ++it)
+      if (it.value().is_string()) t.labels[it.key()] = it.value().get<std::string>();
+  return t;
+}
+
+Json toJson(const Step& s) {
+  return Json{{"address", s.addr.str()},
+              {"action", stepActionName(s.action)},
+              {"before", flatJson(s.before)},
+              {"after", flatJson(s.after)},
+              {"changed", s.changed}};
+}
+
+Result<Step> stepFromJson(const Json& j) {
+  if (!j.is_object()) return err("step: expected an object");
+  Step s;
+  auto addr = addressFromJson(j.value("address", Json()));
+  if (!addr) return addr.error();
+  s.addr = *addr;
+  std::string action = j.value("action", "");
+  if (action == "create") s.action = StepAction::Create;
+  else if (action == "update") s.action = StepAction::Update;
+  else if (action == "delete") s.action = StepAction::Delete;
+  else return err("step: unknown action '" + action + "'");
+  s.before = attrsFromFlatJson(j.value("before", Json::object()));
+  s.after = attrsFromFlatJson(j.value("after", Json::object()));
+  if (j.contains("changed") && j["changed"].is_array())
+    for (const auto& c : j["changed"])
+      if (c.is_string()) s.changed.push_back(c.get<std::string>());
+  return s;
+}
+
+std::string sha256Hex(const std::string& bytes) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
+  std::string out;
+  out.reserve(len * 2);
+  char buf[3];
+  for (unsigned int i = 0; i < len; ++i) {
+    std::snprintf(buf, sizeof buf, "%02x", md[i]);
+    out += buf;
+  }
+  return out;
+}
+
+std::string fingerprint(const std::optional<Attrs>& live) {
+  if (!live) return "absent";
+  return sha256Hex(flatJson(*live).dump());
+}
+
+}  // namespace vnetplan

@@ -1,0 +1,24 @@
+// JSON encoding of the model's plain values, shared by saved plans, the journal and the state store.
+#pragma once
+#include "reconciler/model.h"
+#include "reconciler/provider.h"
+#include "reconciler/result.h"
+
+namespace vnetplan {
+
+Json toJson(const Address& a);              // "T/Kind/name"
+Result<Address> addressFromJson(const Json& j);
+Json toJson(const Target& t);
+Result<Target> targetFromJson(const Json& j);
+Json toJson(const Step& s);
+Result<Step> stepFromJson(const Json& j);
+// Attrs are encoded flat: {"mtu": 1500, "security.allowPromiscuous": false}
+Json flatJson(const Attrs& a);
+Attrs attrsFromFlatJson(const Json& j);
+
+// sha256 hex digest.
+std::string sha256Hex(const std::string& bytes);
+// Stable fingerprint of live attributes ("absent" when the object does not exist).
+std::string fingerprint(const std::optional<Attrs>& live);
+
+}  // namespace vnetplan

@@ -1,0 +1,94 @@
+// The typed model: kinds, addresses, attributes and resources.
+//
+// A resource's state (desired, live or last-applied) is an `Attrs`: a flat map from dotted attribute path
+// ("mtu", "security.allowPromiscuous", "linux.bridge.forwardDelay") to a normalized JSON scalar or list.
+// Providers parse what they need from it with the typed getters; the engine diffs it without knowing kinds.
+#pragma once
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "reconciler/diag.h"
+
+namespace vnetplan {
+
+using Json = nlohmann::json;
+
+enum class Kind { Target, Switch, PortGroup, Port, Network, Vpc, Subnet, SecurityGroup, Route, Mirror };
+
+const char* kindName(Kind k);
+std::optional<Kind> parseKind(const std::string& s);
+const std::vector<Kind>& allKinds();
+
+// TARGET/Kind/name
+struct Address {
+  std::string target;
+  Kind kind = Kind::Switch;
+  std::string name;
+  std::string str() const;
+  static std::optional<Address> parse(const std::string& s);
+  auto operator<=>(const Address&) const = default;
+};
+
+class Attrs {
+ public:
+  Attrs() = default;
+  bool has(const std::string& path) const { return values_.count(path) != 0; }
+  const Json* find(const std::string& path) const;
+  void set(const std::string& path, Json v) { values_[path] = std::move(v); }
+  void erase(const std::string& path) { values_.erase(path); }
+  std::optional<int64_t> getInt(const std::string& path) const;
+  std::optional<bool> getBool(const std::string& path) const;
+  std::optional<std::string> getString(const std::string& path) const;
+  std::vector<std::string> getStrings(const std::string& path) const;  // list of strings (or empty)
+  const std::map<std::string, Json>& values() const { return values_; }
+  bool empty() const { return values_.empty(); }
+  // Attributes below a prefix ("security." ...).
+  Attrs subtree(const std::string& prefix) const;
+  Json toJson() const;  // nested object (dots expanded)
+  static Attrs fromJson(const Json& flatOrNested);  // accepts nested objects, flattens them
+  bool operator==(const Attrs&) const = default;
+
+ private:
+  std::map<std::string, Json> values_;
+};
+
+// Where a desired attribute's value came from (plan shows inherit vs explicit).
+enum class Origin { Explicit, Inherited, Default };
+struct AttrOrigin {
+  Origin origin = Origin::Explicit;
+  std::string from;  // for Inherited: the address it was inherited from
+};
+
+struct Target {
+  std::string name;
+  std::string provider;  // linux | ovs | esxi | vpc
+  Attrs spec;            // provider-specific connection fields (netns, db, host, ...)
+  std::map<std::string, std::string> labels;
+  SourceLoc loc;
+};
+
+struct Resource {
+  Address addr;
+  Attrs attrs;  // normalized desired attributes (spec minus targets/selector/adopt/justification)
+  std::map<std::string, AttrOrigin> origins;
+  std::vector<Address> dependsOn;  // e.g. a Port depends on its Switch
+  std::map<std::string, std::string> labels;
+  bool adopt = false;
+  std::string justification;
+  SourceLoc loc;
+};
+
+// Everything the manifests declare, after fan-out and inheritance.
+struct DesiredState {
+  std::vector<Target> targets;
+  std::vector<Resource> resources;
+  std::vector<std::string> files;  // manifest files read, sorted
+  std::string digest;              // sha256 over the manifests' paths and bytes
+  const Target* findTarget(const std::string& name) const;
+};
+
+}  // namespace vnetplan

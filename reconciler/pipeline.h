@@ -1,0 +1,42 @@
+// From manifest paths to a checked desired state, and from a desired state to a plan.
+#pragma once
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "reconciler/diag.h"
+#include "reconciler/model.h"
+#include "reconciler/plan.h"
+#include "reconciler/planner.h"
+#include "reconciler/provider.h"
+#include "state/store.h"
+
+namespace vnetplan {
+
+// Load, schema-validate, build, lint, and have each provider check and normalize its resources.
+// Every problem lands in diags; the result is only meaningful when !diags.hasErrors().
+DesiredState loadDesired(const std::vector<std::string>& paths, const ProviderRegistry& providers,
+                         Diagnostics& diags);
+DesiredState loadDesiredText(const std::string& text, const std::string& name, const ProviderRegistry& providers,
+                             Diagnostics& diags);
+
+// Connected, observed targets.
+struct LiveTarget {
+  Target target;
+  Provider* provider = nullptr;
+  std::unique_ptr<TargetSession> session;
+  Observation observed;
+};
+
+Result<LiveTarget> connectAndObserve(const Target& target, const ProviderRegistry& providers);
+
+// Owned objects of a target as the planner wants them (address -> last applied).
+std::map<Address, Attrs> ownedOf(const state::TargetState& st);
+
+// Plans every target of `desired` (or only `onlyTargets`). Observes each target (connecting to it).
+Result<Plan> planDesired(const DesiredState& desired, const std::set<std::string>& onlyTargets,
+                         state::Store& store, const ProviderRegistry& providers, Diagnostics& diags);
+
+}  // namespace vnetplan

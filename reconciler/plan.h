@@ -1,0 +1,58 @@
+// The plan: a plain value. Built by the planner, rendered, saved, and executed by the applier.
+#pragma once
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "reconciler/model.h"
+#include "reconciler/provider.h"
+
+namespace vnetplan {
+
+enum class Action { NoOp, Create, Update, Delete, Replace };
+const char* actionName(Action a);           // "no-op", "create", ...
+const char* actionSymbol(Action a);         // " ", "+", "~", "-", "-/+"
+
+struct ResourceChange {
+  Address addr;
+  std::string provider;
+  Action action = Action::NoOp;
+  std::optional<Attrs> before;  // live (absent for create)
+  std::optional<Attrs> after;   // desired (absent for delete)
+  std::vector<std::string> changedPaths;
+  std::string reason;
+  bool disruptive = false;
+  bool adopt = false;
+  std::map<std::string, AttrOrigin> origins;  // of `after` attributes
+  std::string description;  // provider's describe() of the main step
+};
+
+// Live differs from what vnetplan last applied (someone changed it out of band).
+struct DriftEntry {
+  Address addr;
+  std::optional<Attrs> lastApplied;
+  std::optional<Attrs> live;  // absent = deleted out of band
+  std::vector<std::string> paths;
+};
+
+struct Plan {
+  static constexpr int kFormatVersion = 1;
+  std::string manifestsDigest;
+  std::vector<std::string> manifestFiles;
+  std::vector<Target> targets;                    // targets this plan touches
+  std::vector<ResourceChange> changes;            // every desired/owned resource, execution order
+  std::vector<DriftEntry> drift;
+  std::map<std::string, std::string> liveFingerprints;  // address -> sha256 of live attrs ("absent")
+  std::vector<Diagnostic> warnings;
+
+  bool hasChanges() const;
+  size_t count(Action a) const;
+  // The executable steps in dependency order: deletes (dependents first), then creates/updates.
+  std::vector<Step> steps() const;
+};
+
+Json planToJson(const Plan& plan);
+Result<Plan> planFromJson(const Json& j);
+
+}  // namespace vnetplan

@@ -1,0 +1,252 @@
+#include "reconciler/planner.h"
+
+#include <algorithm>
+#include <set>
+
+#include "reconciler/codec.h"
+
+namespace vnetplan {
+
+int kindRank(Kind k) {
+  switch (k) {
+    case Kind::Target: return 0;
+    case Kind::Vpc: return 1;
+    case Kind::Switch: return 2;
+    case Kind::Network: return 3;
+    case Kind::Subnet: return 4;
+    case Kind::PortGroup: return 5;
+    case Kind::SecurityGroup: return 6;
+    case Kind::Port: return 7;
+    case Kind::Route: return 8;
+    case Kind::Mirror: return 9;
+  }
+  return 10;
+}
+
+static Json sortedIfList(const Json& v) {
+  if (!v.is_array()) return v;
+  Json s = v;
+  std::sort(s.begin(), s.end());
+  return s;
+}
+
+bool valuesEqual(const Json* desired, const Json* live, bool unordered) {
+  const bool dNull = !desired || desired->is_null();
+  const bool lNull = !live || live->is_null();
+  if (dNull || lNull) {
+    // An empty list and an absent one mean the same thing ("no addresses").
+    auto emptyish = [](const Json* j) { return !j || j->is_null() || (j->is_array() && j->empty()); };
+    return emptyish(desired) && emptyish(live);
+  }
+  if (unordered) return sortedIfList(*desired) == sortedIfList(*live);
+  return *desired == *live;
+}
+
+bool matchesAny(const std::vector<std::string>& paths, const std::vector<std::string>& patterns) {
+  for (const auto& p : paths)
+    for (const auto& pat : patterns) {
+      if (p == pat) return true;
+      if (!pat.empty() && pat.back() == '.' && p.rfind(pat, 0) == 0) return true;
+    }
+  return false;
+}
+
+std::vector<std::string> diffAttrs(const Attrs& desired, const Attrs& live, const KindTraits& traits) {
+  std::vector<std::string> changed;
+  for (const auto& [path, value] : desired.values()) {
+    bool unordered = matchesAny({path}, traits.unorderedLists);
+    if (!valuesEqual(&value, live.find(path), unordered)) changed.push_back(path);
+  }
+  return changed;
+}
+
+void applyDefaults(Resource& r, const KindTraits& traits) {
+  for (const auto& [path, value] : traits.defaults) {
+    if (r.attrs.has(path)) continue;
+    r.attrs.set(path, value);
+    r.origins[path] = AttrOrigin{Origin::Default, ""};
+  }
+}
+
+static std::string showValue(const Json* v) {
+  if (!v || v->is_null()) return "(unset)";
+  return v->dump();
+}
+
+static std::string changeSummary(const std::vector<std::string>& paths, const Attrs& desired, const Attrs& live) {
+  std::string out;
+  for (const auto& p : paths) {
+    if (!out.empty()) out += ", ";
+    out += p + " " + showValue(live.find(p)) + " -> " + showValue(desired.find(p));
+  }
+  return out;
+}
+
+static std::string describeChange(const Provider& provider, const ResourceChange& c) {
+  Step s{c.addr, StepAction::Create, c.before.value_or(Attrs{}), c.after.value_or(Attrs{}), c.changedPaths};
+  if (c.action == Action::Delete) s.action = StepAction::Delete;
+  if (c.action == Action::Update) s.action = StepAction::Update;
+  return provider.describe(s);
+}
+
+// Fills action, changed paths, disruptive and description for one address.
+static ResourceChange diffOne(const Address& addr, const std::optional<Attrs>& desired,
+                              const std::optional<Attrs>& live, const Provider& provider) {
+  ResourceChange c;
+  c.addr = addr;
+  c.provider = std::string(provider.name());
+  c.before = live;
+  c.after = desired;
+  const KindTraits* traits = provider.traits(addr.kind);
+  static const KindTraits kNone{};
+  const KindTraits& tr = traits ? *traits : kNone;
+  if (desired && !live) {
+    c.action = Action::Create;
+  } else if (!desired && live) {
+    c.action = Action::Delete;
+    c.disruptive = true;
+  } else if (desired && live) {
+    c.changedPaths = diffAttrs(*desired, *live, tr);
+    if (c.changedPaths.empty()) c.action = Action::NoOp;
+    else if (matchesAny(c.changedPaths, tr.replaceOn)) {
+      c.action = Action::Replace;
+      c.disruptive = true;
+    } else {
+      c.action = Action::Update;
+      c.disruptive = matchesAny(c.changedPaths, tr.disruptiveOn);
+    }
+  }
+  if (c.action != Action::NoOp) c.description = describeChange(provider, c);
+  return c;
+}
+
+void planTarget(const std::vector<const Resource*>& desired, const TargetView& view, Plan& plan,
+                Diagnostics& diags) {
+  const Provider& provider = *view.provider;
+  std::set<Address> seen;
+  for (const Resource* r : desired) {
+    seen.insert(r->addr);
+    auto liveIt = view.observed.objects.find(r->addr);
+    std::optional<Attrs> live;
+    if (liveIt != view.observed.objects.end()) live = liveIt->second.attrs;
+    auto ownedIt = view.owned.find(r->addr);
+    const bool owned = ownedIt != view.owned.end();
+    if (live && !owned && !r->adopt) {
+      diags.error(r->loc,
+                  r->addr.str() + " already exists on the target and is not managed by vnetplan; set "
+                                  "spec.adopt: true to take ownership of it, or choose another name",
+                  "unmanaged-collision");
+      continue;
+    }
+    ResourceChange c = diffOne(r->addr, r->attrs, live, provider);
+    c.origins = r->origins;
+    c.adopt = live && !owned;
+    switch (c.action) {
+      case Action::Create:
+        c.reason = owned ? "owned by vnetplan but missing from the target (deleted out of band)"
+                         : "declared in manifests, not present on the target";
+        break;
+      case Action::NoOp:
+        c.reason = c.adopt ? "adopting an existing object that already matches" : "up to date";
+        break;
+      default: {
+        // Drift if the manifest still says what was last applied but the live value moved.
+        bool drifted = owned && std::all_of(c.changedPaths.begin(), c.changedPaths.end(), [&](const std::string& p) {
+                         return valuesEqual(r->attrs.find(p), ownedIt->second.find(p), false);
+                       });
+        std::string what = changeSummary(c.changedPaths, r->attrs, *live);
+        c.reason = (c.adopt ? "adopting; " : drifted ? "drift (changed out of band): " : "manifest changed: ") + what;
+        if (c.action == Action::Replace) c.reason += " (cannot change in place)";
+      }
+    }
+    plan.changes.push_back(std::move(c));
+  }
+  // Owned objects no longer declared: delete (only ever objects vnetplan owns).
+  for (const auto& [addr, lastApplied] : view.owned) {
+    if (seen.count(addr)) continue;
+    auto liveIt = view.observed.objects.find(addr);
+    ResourceChange c;
+    c.addr = addr;
+    c.provider = std::string(provider.name());
+    c.action = Action::Delete;
+    if (liveIt != view.observed.objects.end()) {
+      c.before = liveIt->second.attrs;
+      c.disruptive = true;
+      c.reason = "removed from manifests; owned by vnetplan";
+      c.description = describeChange(provider, c);
+    } else {
+      c.reason = "removed from manifests and already gone from the target; forgetting it";
+    }
+    plan.changes.push_back(std::move(c));
+  }
+  // Drift: live differs from what was last applied.
+  for (const auto& [addr, lastApplied] : view.owned) {
+    auto liveIt = view.observed.objects.find(addr);
+    DriftEntry d;
+    d.addr = addr;
+    d.lastApplied = lastApplied;
+    if (liveIt == view.observed.objects.end()) {
+      d.paths = {"(deleted)"};
+    } else {
+      d.live = liveIt->second.attrs;
+      const KindTraits* tr = provider.traits(addr.kind);
+      d.paths = diffAttrs(lastApplied, *d.live, tr ? *tr : KindTraits{});
+    }
+    if (!d.paths.empty()) plan.drift.push_back(std::move(d));
+  }
+  // Fingerprint everything the plan touches, so a saved plan can detect that the target moved.
+  for (const auto& c : plan.changes) {
+    if (c.addr.target != view.target->name) continue;
+    auto liveIt = view.observed.objects.find(c.addr);
+    std::optional<Attrs> live;
+    if (liveIt != view.observed.objects.end()) live = liveIt->second.attrs;
+    plan.liveFingerprints[c.addr.str()] = fingerprint(live);
+  }
+}
+
+std::vector<ResourceChange> planTowards(const std::map<Address, std::optional<Attrs>>& preImage,
+                                        const Observation& live, const Provider& provider) {
+  std::vector<ResourceChange> changes;
+  for (const auto& [addr, want] : preImage) {
+    auto it = live.objects.find(addr);
+    std::optional<Attrs> have;
+    if (it != live.objects.end()) have = it->second.attrs;
+    ResourceChange c = diffOne(addr, want, have, provider);
+    c.reason = "rollback to the state before the apply";
+    changes.push_back(std::move(c));
+  }
+  sortChanges(changes);
+  return changes;
+}
+
+void sortChanges(std::vector<ResourceChange>& changes) {
+  std::stable_sort(changes.begin(), changes.end(), [](const ResourceChange& a, const ResourceChange& b) {
+    if (a.addr.target != b.addr.target) return a.addr.target < b.addr.target;
+    int ra = kindRank(a.addr.kind), rb = kindRank(b.addr.kind);
+    if (ra != rb) return ra < rb;
+    return a.addr.name < b.addr.name;
+  });
+}
+
+std::vector<std::string> verifyAgainst(const std::map<Address, std::optional<Attrs>>& expected,
+                                       const Observation& live, const Provider& provider) {
+  std::vector<std::string> problems;
+  for (const auto& [addr, want] : expected) {
+    auto it = live.objects.find(addr);
+    if (!want) {
+      if (it != live.objects.end()) problems.push_back(addr.str() + ": still present, expected absent");
+      continue;
+    }
+    if (it == live.objects.end()) {
+      problems.push_back(addr.str() + ": missing, expected present");
+      continue;
+    }
+    const KindTraits* tr = provider.traits(addr.kind);
+    for (const auto& path : diffAttrs(*want, it->second.attrs, tr ? *tr : KindTraits{}))
+      problems.push_back(addr.str() + ": " + path + ": desired " + showValue(want->find(path)) + ", live " +
+                         showValue(it->second.attrs.find(path)));
+  }
+  return problems;
+}
+
+}  // namespace vnetplan

@@ -1,0 +1,53 @@
+// Diff -> plan. Pure functions over plain values: desired resources, live observation, owned state.
+// The same diff drives `plan`, post-apply verification and rollback (reconciling toward a pre-image).
+#pragma once
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "reconciler/plan.h"
+#include "reconciler/provider.h"
+
+namespace vnetplan {
+
+// Order in which kinds are created (deleted in reverse): what a resource depends on comes first.
+int kindRank(Kind k);
+
+// Two attribute values equal after normalization (unordered lists compared as sorted; null == absent).
+bool valuesEqual(const Json* desired, const Json* live, bool unordered);
+
+// Paths of `desired` whose live value differs (attributes the desired side leaves out are not compared).
+std::vector<std::string> diffAttrs(const Attrs& desired, const Attrs& live, const KindTraits& traits);
+
+// Whether any of `paths` matches one of `patterns` (exact, or a prefix ending in '.').
+bool matchesAny(const std::vector<std::string>& paths, const std::vector<std::string>& patterns);
+
+// Fills unset desired attributes from the provider's defaults (origin: Default).
+void applyDefaults(Resource& r, const KindTraits& traits);
+
+// What vnetplan knows about one target while planning.
+struct TargetView {
+  const Target* target = nullptr;
+  const Provider* provider = nullptr;
+  Observation observed;
+  std::map<Address, Attrs> owned;  // owned objects -> last applied attributes
+};
+
+// One target's slice of the plan. Collisions with unmanaged objects are reported as errors in diags.
+void planTarget(const std::vector<const Resource*>& desired, const TargetView& view, Plan& plan,
+                Diagnostics& diags);
+
+// Rollback: the changes that bring live state back to a pre-image (nullopt = must not exist).
+std::vector<ResourceChange> planTowards(const std::map<Address, std::optional<Attrs>>& preImage,
+                                        const Observation& live, const Provider& provider);
+
+// Sorts changes into execution order (by target, then kind rank, then name).
+void sortChanges(std::vector<ResourceChange>& changes);
+
+// Verification: every touched address whose live state does not match. Each entry is
+// "ADDRESS: PATH: desired X, live Y" (or "ADDRESS: missing" / "ADDRESS: still present").
+std::vector<std::string> verifyAgainst(const std::map<Address, std::optional<Attrs>>& expected,
+                                       const Observation& live, const Provider& provider);
+
+}  // namespace vnetplan

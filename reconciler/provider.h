@@ -1,0 +1,111 @@
+// The provider interface: everything the core knows about a provider.
+//
+// A provider is registered by name ("linux", "ovs", ...). For each kind it supports it publishes KindTraits
+// (data, not code: which attribute changes force a replace, which are disruptive, which lists are unordered).
+// The core asks it to check and normalize desired resources at plan time, connects one TargetSession per
+// target, observes live state through it, and executes plan steps through it one at a time (or as one
+// transaction where the backend is transactional).
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "reconciler/diag.h"
+#include "reconciler/model.h"
+#include "reconciler/result.h"
+
+namespace vnetplan {
+
+struct KindTraits {
+  Kind kind;
+  // Attribute paths (exact, or prefix ending in '.') whose change cannot be made in place: delete + create.
+  std::vector<std::string> replaceOn;
+  // Attribute paths whose in-place update still disrupts traffic (links flap).
+  std::vector<std::string> disruptiveOn;
+  // Attribute paths holding lists whose order has no meaning (sorted before comparing).
+  std::vector<std::string> unorderedLists;
+  // Defaults applied to desired attributes the manifest leaves unset (shown as "default" in the plan).
+  std::map<std::string, Json> defaults;
+};
+
+// One live object as the provider sees it.
+struct ObservedObject {
+  Address addr;
+  Attrs attrs;
+  bool taggedByVnetplan = false;  // provider-side ownership marker (OVS external_ids, Neutron tags), if any
+};
+
+struct Observation {
+  std::map<Address, ObservedObject> objects;  // only kinds this provider manages
+};
+
+enum class StepAction { Create, Update, Delete };
+const char* stepActionName(StepAction a);
+
+// One executable change to one object. A plan's `replace` becomes Delete + Create.
+struct Step {
+  Address addr;
+  StepAction action = StepAction::Create;
+  Attrs before;  // live attributes (Update, Delete)
+  Attrs after;   // desired attributes (Create, Update)
+  std::vector<std::string> changed;  // Update: the attribute paths to change
+};
+
+// A live connection to one target (a netns, an OVSDB socket, an SSH session, a cloud endpoint).
+class TargetSession {
+ public:
+  virtual ~TargetSession() = default;
+  virtual Result<Observation> observe() = 0;
+  virtual Status apply(const Step& step) = 0;
+  // Transactional backends (OVSDB, nftables batches) override both to run all steps as one transaction.
+  virtual bool transactional() const { return false; }
+  // Runs steps in order; stops at the first failure. `done(i)` is called after step i succeeded.
+  // Returns the index of the failing step with its error, or ok.
+  struct BatchResult {
+    Status status;
+    size_t failedIndex = 0;
+  };
+  virtual BatchResult applyAll(const std::vector<Step>& steps, const std::function<void(size_t)>& done);
+};
+
+class Provider {
+ public:
+  virtual ~Provider() = default;
+  virtual std::string_view name() const = 0;
+  // nullptr when the provider cannot express this kind at all.
+  virtual const KindTraits* traits(Kind kind) const = 0;
+  // Plan-time checks of the Target's connection fields.
+  virtual void checkTarget(const Target& target, Diagnostics& diags) const = 0;
+  // Plan-time capability check: reject, with the provider, field and reason, anything it cannot express.
+  virtual void check(const Resource& desired, const Target& target, Diagnostics& diags) const = 0;
+  // Provider-specific normalization of desired attributes (units, spellings). Defaults come from traits.
+  virtual void normalize(Resource& desired) const { (void)desired; }
+  virtual Result<std::unique_ptr<TargetSession>> connect(const Target& target) = 0;
+  // Human description of a step, e.g. "create bridge br-prod in netns demo (mtu 9000)".
+  virtual std::string describe(const Step& step) const;
+};
+
+// Providers are registered once by name; the core looks them up here.
+class ProviderRegistry {
+ public:
+  static ProviderRegistry& builtin();  // linux (and later ovs, esxi, vpc)
+  void add(std::unique_ptr<Provider> p);
+  Provider* find(std::string_view name) const;
+  std::vector<std::string> names() const;
+
+ private:
+  std::vector<std::unique_ptr<Provider>> providers_;
+};
+
+// Failure injection for tests: VNETPLAN_FAIL_AT_STEP=k makes the k-th executed step (1-based, counted
+// across the whole apply) fail before it runs; VNETPLAN_SLOW_STEP_MS=n sleeps n ms before every step.
+struct FaultInjection {
+  static FaultInjection fromEnv();
+  long failAtStep = 0;
+  long slowStepMs = 0;
+};
+
+}  // namespace vnetplan

@@ -1,0 +1,245 @@
+#include "reconciler/render.h"
+
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace vnetplan {
+
+namespace {
+
+struct Palette {
+  bool on;
+  const char* green() const { return on ? "\033[32m" : ""; }
+  const char* red() const { return on ? "\033[31m" : ""; }
+  const char* yellow() const { return on ? "\033[33m" : ""; }
+  const char* dim() const { return on ? "\033[2m" : ""; }
+  const char* bold() const { return on ? "\033[1m" : ""; }
+  const char* reset() const { return on ? "\033[0m" : ""; }
+  const char* forAction(Action a) const {
+    switch (a) {
+      case Action::Create: return green();
+      case Action::Delete: return red();
+      case Action::Update: return yellow();
+      case Action::Replace: return red();
+      case Action::NoOp: return dim();
+    }
+    return "";
+  }
+};
+
+std::string show(const Json* v) {
+  if (!v || v->is_null()) return "(unset)";
+  return v->dump();
+}
+
+std::string originNote(const ResourceChange& c, const std::string& path) {
+  auto it = c.origins.find(path);
+  if (it == c.origins.end()) return "";
+  if (it->second.origin == Origin::Inherited) return "  (inherited from " + it->second.from + ")";
+  if (it->second.origin == Origin::Default) return "  (default)";
+  return "";
+}
+
+size_t widest(const std::vector<std::string>& keys) {
+  size_t w = 0;
+  for (const auto& k : keys) w = std::max(w, k.size());
+  return w;
+}
+
+void renderAttrsOf(std::ostringstream& out, const ResourceChange& c, const Palette& p) {
+  const std::string indent = "      ";
+  if (c.action == Action::Create) {
+    std::vector<std::string> keys;
+    for (const auto& [k, _] : c.after->values()) keys.push_back(k);
+    size_t w = widest(keys);
+    for (const auto& [k, v] : c.after->values())
+      out << indent << k << ":" << std::string(w - k.size() + 1, ' ') << v.dump() << p.dim() << originNote(c, k)
+          << p.reset() << "\n";
+  } else if (c.action == Action::Update || c.action == Action::Replace) {
+    size_t w = widest(c.changedPaths);
+    for (const auto& k : c.changedPaths)
+      out << indent << k << ":" << std::string(w - k.size() + 1, ' ') << show(c.before->find(k)) << " -> "
+          << show(c.after->find(k)) << p.dim() << originNote(c, k) << p.reset() << "\n";
+  }
+  if (!c.reason.empty()) out << indent << p.dim() << "# " << c.reason << p.reset() << "\n";
+}
+
+}  // namespace
+
+std::string planSummary(const Plan& plan) {
+  std::ostringstream out;
+  out << "Plan: " << plan.count(Action::Create) << " to add, " << plan.count(Action::Update) << " to change, "
+      << plan.count(Action::Delete) << " to destroy, " << plan.count(Action::Replace) << " to replace.";
+  return out.str();
+}
+
+std::string renderPlanText(const Plan& plan, const RenderOptions& opts) {
+  Palette p{opts.color};
+  std::ostringstream out;
+  std::map<std::string, std::string> providerOf;
+  for (const auto& t : plan.targets) providerOf[t.name] = t.provider;
+  if (!plan.hasChanges()) {
+    out << p.green() << "No changes." << p.reset() << " Live state matches the manifests.\n";
+  } else {
+    out << "vnetplan will perform the following actions:\n";
+    std::string currentTarget;
+    for (const auto& c : plan.changes) {
+      if (c.action == Action::NoOp && !opts.showNoOps) continue;
+      if (c.addr.target != currentTarget) {
+        currentTarget = c.addr.target;
+        out << "\n" << p.bold() << "Target " << currentTarget << " (" << providerOf[currentTarget] << ")" << p.reset()
+            << "\n";
+      }
+      std::string sym = actionSymbol(c.action);
+      out << "  " << p.forAction(c.action) << (sym.size() == 1 ? sym + "  " : sym) << " " << c.addr.str() << p.reset();
+      if (c.adopt) out << p.yellow() << "  (adopt)" << p.reset();
+      if (c.disruptive && c.action != Action::Create)
+        out << p.red() << "  [disruptive]" << p.reset();
+      out << "\n";
+      renderAttrsOf(out, c, p);
+    }
+    out << "\n" << p.bold() << planSummary(plan) << p.reset() << "\n";
+    size_t disruptive = 0;
+    for (const auto& c : plan.changes)
+      if (c.disruptive && c.action != Action::NoOp && c.action != Action::Create) ++disruptive;
+    if (disruptive) out << p.red() << disruptive << " change(s) are disruptive: links flap or traffic drops." << p.reset() << "\n";
+  }
+  if (!plan.drift.empty()) out << "\n" << renderDriftText(plan, opts);
+  return out.str();
+}
+
+std::string renderPlanMarkdown(const Plan& plan) {
+  std::ostringstream out;
+  out << "### vnetplan plan\n\n";
+  if (!plan.hasChanges()) {
+    out << "No changes. Live state matches the manifests.\n";
+  } else {
+    out << "| | address | action | changes | disruptive |\n|---|---|---|---|---|\n";
+    for (const auto& c : plan.changes) {
+      if (c.action == Action::NoOp) continue;
+      std::string changes;
+      for (const auto& path : c.changedPaths) changes += (changes.empty() ? "" : ", ") + ("`" + path + "`");
+      if (c.action == Action::Create) changes = "new";
+      if (c.action == Action::Delete) changes = c.reason;
+      out << "| `" << actionSymbol(c.action) << "` | `" << c.addr.str() << "` | " << actionName(c.action) << " | "
+          << changes << " | " << ((c.disruptive && c.action != Action::Create) ? "**yes**" : "no") << " |\n";
+    }
+    out << "\n**" << planSummary(plan) << "**\n";
+  }
+  if (!plan.drift.empty()) {
+    out << "\n#### Drift (live differs from last apply)\n\n";
+    for (const auto& d : plan.drift) {
+      out << "- `" << d.addr.str() << "`: ";
+      for (size_t i = 0; i < d.paths.size(); ++i) out << (i ? ", " : "") << "`" << d.paths[i] << "`";
+      out << "\n";
+    }
+  }
+  return out.str();
+}
+
+std::string renderPlanJson(const Plan& plan) { return planToJson(plan).dump(2) + "\n"; }
+
+std::string renderDriftText(const Plan& plan, const RenderOptions& opts) {
+  Palette p{opts.color};
+  std::ostringstream out;
+  if (plan.drift.empty()) {
+    out << p.green() << "No drift." << p.reset() << " Live state matches what vnetplan last applied.\n";
+    return out.str();
+  }
+  out << p.yellow() << "Drift: live state differs from what vnetplan last applied:" << p.reset() << "\n";
+  for (const auto& d : plan.drift) {
+    out << "  " << p.yellow() << "!" << p.reset() << " " << d.addr.str() << "\n";
+    if (!d.live) {
+      out << "      deleted out of band\n";
+      continue;
+    }
+    for (const auto& path : d.paths)
+      out << "      " << path << ": last applied " << show(d.lastApplied->find(path)) << ", live "
+          << show(d.live->find(path)) << "\n";
+  }
+  return out.str();
+}
+
+std::string renderDriftJson(const Plan& plan) {
+  Json j = planToJson(plan);
+  Json out{{"format_version", j["format_version"]},
+           {"in_sync", plan.drift.empty()},
+           {"resource_drift", j["resource_drift"]},
+           {"pending_changes", plan.count(Action::Create) + plan.count(Action::Update) +
+                                   plan.count(Action::Delete) + plan.count(Action::Replace)}};
+  return out.dump(2) + "\n";
+}
+
+static std::string xmlEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&apos;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string renderDriftJunit(const Plan& plan) {
+  std::map<std::string, const DriftEntry*> drifted;
+  for (const auto& d : plan.drift) drifted[d.addr.str()] = &d;
+  std::set<std::string> addresses;
+  for (const auto& c : plan.changes) addresses.insert(c.addr.str());
+  for (const auto& d : plan.drift) addresses.insert(d.addr.str());
+  std::ostringstream out;
+  out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"vnetplan drift\" tests=\""
+      << addresses.size() << "\" failures=\"" << drifted.size() << "\">\n";
+  for (const auto& a : addresses) {
+    out << "    <testcase classname=\"vnetplan.drift\" name=\"" << xmlEscape(a) << "\"";
+    auto it = drifted.find(a);
+    if (it == drifted.end()) {
+      out << "/>\n";
+      continue;
+    }
+    std::string msg;
+    for (const auto& p : it->second->paths) msg += (msg.empty() ? "" : ", ") + p;
+    out << ">\n      <failure message=\"drift: " << xmlEscape(msg) << "\"/>\n    </testcase>\n";
+  }
+  out << "  </testsuite>\n</testsuites>\n";
+  return out.str();
+}
+
+static std::string promLabel(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+std::string renderDriftPrometheus(const Plan& plan) {
+  std::ostringstream out;
+  out << "# HELP vnetplan_drift_resources Resources whose live state differs from the last apply.\n"
+      << "# TYPE vnetplan_drift_resources gauge\n"
+      << "vnetplan_drift_resources " << plan.drift.size() << "\n"
+      << "# HELP vnetplan_resource_drift 1 when this resource drifted.\n"
+      << "# TYPE vnetplan_resource_drift gauge\n";
+  for (const auto& d : plan.drift)
+    out << "vnetplan_resource_drift{address=\"" << promLabel(d.addr.str()) << "\",target=\""
+        << promLabel(d.addr.target) << "\",kind=\"" << kindName(d.addr.kind) << "\"} 1\n";
+  out << "# HELP vnetplan_pending_changes Changes a plan would make (manifests differ from live).\n"
+      << "# TYPE vnetplan_pending_changes gauge\n"
+      << "vnetplan_pending_changes "
+      << plan.count(Action::Create) + plan.count(Action::Update) + plan.count(Action::Delete) +
+             plan.count(Action::Replace)
+      << "\n";
+  return out.str();
+}
+
+}  // namespace vnetplan

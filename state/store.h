@@ -1,0 +1,141 @@
+// The state store: what vnetplan owns, what it last applied, its generations, the apply journal and locks.
+//
+// Two layers: a Backend stores opaque documents under string keys and provides locks (file://DIR here;
+// etcd:// later), chosen by URL scheme; the Store gives them types. Every write is atomic and durable
+// (temp file + fsync + rename + fsync of the directory for file://).
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "reconciler/model.h"
+#include "reconciler/provider.h"
+#include "reconciler/result.h"
+
+namespace vnetplan::state {
+
+struct LockInfo {
+  std::string id;         // random hex, shown to users, accepted by `state unlock`
+  std::string name;       // what is locked: "target/<name>"
+  std::string owner;      // user@host
+  std::string operation;  // "apply", "rollback", ...
+  std::string created;    // RFC 3339 UTC
+  int64_t pid = 0;
+};
+
+// Held until destroyed. A holder that dies releases it (flock); its info record is then stale.
+class Lock {
+ public:
+  virtual ~Lock() = default;
+  virtual const LockInfo& info() const = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string url() const = 0;
+  virtual Result<std::optional<std::string>> read(const std::string& key) = 0;
+  virtual Status write(const std::string& key, const std::string& bytes) = 0;  // atomic + durable
+  virtual Status remove(const std::string& key) = 0;                          // absent is fine
+  virtual Result<std::vector<std::string>> list(const std::string& prefix) = 0;  // keys, sorted
+  // Waits up to `wait` for the lock; on timeout the error names the current holder (id, owner, op, time).
+  virtual Result<std::unique_ptr<Lock>> lock(const LockInfo& info, std::chrono::milliseconds wait) = 0;
+  // Locks currently recorded, each with whether its holder is still alive.
+  struct LockStatus {
+    LockInfo info;
+    bool held = false;
+  };
+  virtual Result<std::vector<LockStatus>> locks() = 0;
+  // Removes a lock record by id. Refuses (error) when the holder is still alive and holding it.
+  virtual Status unlock(const std::string& lockId) = 0;
+};
+
+// file://DIR (relative to the working directory) and later etcd://host:port/prefix.
+Result<std::unique_ptr<Backend>> openBackend(const std::string& url);
+
+struct OwnedObject {
+  Address addr;
+  std::string provider;
+  Attrs lastApplied;
+  int64_t sinceGeneration = 0;
+};
+
+struct TargetState {
+  std::string target;
+  int64_t generation = 0;  // last successful apply; 0 = never
+  std::map<Address, OwnedObject> owned;
+};
+
+struct Generation {
+  int64_t number = 0;
+  std::string created;          // RFC 3339 UTC
+  std::string operation;        // "apply" | "rollback"
+  std::string manifestsDigest;
+  std::string gitCommit;        // empty when the manifests are not in a git work tree
+  std::string summary;          // "3 created, 1 updated, 0 deleted"
+  std::map<Address, OwnedObject> owned;  // snapshot after this generation
+};
+
+enum class JournalStatus { Applying, RollingBack, AwaitingConfirm, Failed };
+const char* journalStatusName(JournalStatus s);
+
+// Written (durably) before the first change to a target; removed when the apply or rollback has finished.
+struct Journal {
+  std::string id;
+  std::string target;
+  Target targetSpec;  // to reconnect during recovery
+  std::string provider;
+  JournalStatus status = JournalStatus::Applying;
+  std::string operation;  // "apply" | "rollback"
+  std::string started;    // RFC 3339 UTC
+  int64_t pid = 0;
+  std::map<Address, std::optional<Attrs>> preImage;  // nullopt = did not exist before
+  std::map<Address, bool> preOwned;                  // ownership before (restored on rollback)
+  std::vector<Step> steps;
+  size_t stepsDone = 0;
+  std::string confirmDeadline;  // RFC 3339 UTC, for --confirm-timeout
+  std::string error;            // what failed, once known
+};
+
+// A record of what was left behind when a rollback could not restore everything (exit 3).
+struct Damage {
+  std::string target;
+  std::string created;
+  std::vector<std::string> unrestored;  // "hv01/Switch/br0: mtu: pre-image 1500, live 9000"
+};
+
+class Store {
+ public:
+  explicit Store(std::unique_ptr<Backend> backend);
+  Backend& backend() { return *backend_; }
+
+  Result<std::vector<std::string>> targets();  // every target with any state
+  Result<TargetState> load(const std::string& target);  // empty state when none
+  Status save(const TargetState& st);
+
+  Status addGeneration(const std::string& target, const Generation& g);
+  Result<std::vector<Generation>> history(const std::string& target);  // oldest first
+  Result<std::optional<Generation>> generation(const std::string& target, int64_t number);
+
+  Result<std::optional<Journal>> journal(const std::string& target);
+  Status writeJournal(const Journal& j);
+  Status clearJournal(const std::string& target);
+
+  Status recordDamage(const Damage& d);
+  Result<std::optional<Damage>> damage(const std::string& target);
+  Status clearDamage(const std::string& target);
+
+  Result<std::unique_ptr<Lock>> lockTarget(const std::string& target, const std::string& operation,
+                                           std::chrono::milliseconds wait);
+
+ private:
+  std::unique_ptr<Backend> backend_;
+};
+
+std::string nowRfc3339();
+
+}  // namespace vnetplan::state
