@@ -221,6 +221,7 @@ int cmdApply(const GlobalOptions& g, const ApplyArgs& a) {
   auto store = openStore(g);
   if (!store) return fail(store.error().message);
   Plan plan;
+  std::vector<std::unique_ptr<state::Lock>> locks;
   std::vector<std::string> manifestFiles = a.files;
   if (!a.planFile.empty()) {
     std::ifstream in(a.planFile);
@@ -246,6 +247,14 @@ int cmdApply(const GlobalOptions& g, const ApplyArgs& a) {
   } else {
     auto desired = loadOrReport(g, a.files);
     if (!desired) return 1;
+    // Lock before planning, so the plan cannot be overtaken by a concurrent apply.
+    std::vector<std::string> names;
+    for (const auto& t : desired->targets)
+      if (a.targets.empty() || std::find(a.targets.begin(), a.targets.end(), t.name) != a.targets.end())
+        names.push_back(t.name);
+    auto held = lockTargets(**store, names, "apply", a.lockTimeout);
+    if (!held) return fail(held.error().message);
+    locks = std::move(*held);
     Diagnostics diags;
     auto p = planDesired(*desired, toSet(a.targets), **store, ProviderRegistry::builtin(), diags);
     if (!p) return fail(p.error().message);
@@ -261,6 +270,7 @@ int cmdApply(const GlobalOptions& g, const ApplyArgs& a) {
   ApplyOptions opts = applyOptions(g, progress.get());
   opts.parallelism = a.parallelism;
   opts.lockTimeout = a.lockTimeout;
+  opts.locksHeld = !locks.empty();
   opts.gitCommit = gitCommitOf(manifestFiles);
   return reportOutcome(g, applyPlan(plan, **store, ProviderRegistry::builtin(), opts));
 }

@@ -39,6 +39,19 @@ std::string joinLines(const std::vector<std::string>& lines, const std::string& 
   return out;
 }
 
+std::optional<std::string> pendingJournalMessage(state::Store& store, const std::string& target) {
+  auto j = store.journal(target);
+  if (!j) return "cannot read the journal: " + j.error().message;
+  if (!j->has_value()) return std::nullopt;
+  const auto& journal = **j;
+  return "an earlier " + journal.operation + " on target " + target + " (journal " + journal.id + ", pid " +
+         std::to_string(journal.pid) + ", started " + journal.started + ", status " +
+         state::journalStatusName(journal.status) +
+         ") did not finish; its changes may be half-applied. Run 'vnetplan rollback' to restore the state "
+         "recorded before it, then plan again.";
+}
+
+
 // Shared across targets so that VNETPLAN_FAIL_AT_STEP counts steps of the whole apply.
 struct StepCounter {
   std::atomic<long> executed{0};
@@ -52,9 +65,13 @@ class TargetRun {
   // Apply this target's slice of the plan.
   TargetOutcome apply(const Plan& plan, const Target& target) {
     out_.target = target.name;
-    auto lock = store_.lockTarget(target.name, "apply", opts_.lockTimeout);
-    if (!lock) return refuse(lock.error().message);
-    if (auto pending = pendingJournalMessage(target.name)) return refuse(*pending);
+    std::unique_ptr<state::Lock> lock;
+    if (!opts_.locksHeld) {
+      auto l = store_.lockTarget(target.name, "apply", opts_.lockTimeout);
+      if (!l) return refuse(l.error().message);
+      lock = std::move(*l);
+    }
+    if (auto pending = pendingJournalMessage(store_, target.name)) return refuse(*pending);
 
     auto live = connectAndObserve(target, providers_);
     if (!live) return refuse(live.error().message);
@@ -142,7 +159,10 @@ class TargetRun {
     std::string why = "apply " + journal.id + " (pid " + std::to_string(journal.pid) + ", started " +
                       journal.started + ") did not finish";
     if (!journal.error.empty()) why += ": " + journal.error;
-    return rollback(**session, journal, why);
+    TargetOutcome o = rollback(**session, journal, why);
+    // Restoring was the operation asked for: success is success.
+    if (o.result == TargetResult::RolledBack) out_.result = TargetResult::Applied;
+    return out_;
   }
 
   // Reconcile toward an arbitrary set of expected objects (rollback --to).
@@ -151,7 +171,7 @@ class TargetRun {
     out_.target = target.name;
     auto lock = store_.lockTarget(target.name, "rollback", opts_.lockTimeout);
     if (!lock) return refuse(lock.error().message);
-    if (auto pending = pendingJournalMessage(target.name)) return refuse(*pending);
+    if (auto pending = pendingJournalMessage(store_, target.name)) return refuse(*pending);
     auto live = connectAndObserve(target, providers_);
     if (!live) return refuse(live.error().message);
     provider_ = live->provider;
@@ -224,18 +244,6 @@ class TargetRun {
     out_.result = TargetResult::Refused;
     out_.message = message;
     return out_;
-  }
-
-  std::optional<std::string> pendingJournalMessage(const std::string& target) {
-    auto j = store_.journal(target);
-    if (!j) return "cannot read the journal: " + j.error().message;
-    if (!j->has_value()) return std::nullopt;
-    const auto& journal = **j;
-    return "an earlier " + journal.operation + " on target " + target + " (journal " + journal.id + ", pid " +
-           std::to_string(journal.pid) + ", started " + journal.started + ", status " +
-           state::journalStatusName(journal.status) +
-           ") did not finish; its changes may be half-applied. Run 'vnetplan rollback' to restore the state "
-           "recorded before it, then plan again.";
   }
 
   Status execute(TargetSession& session, const std::string& target, const std::vector<Step>& steps) {
@@ -406,6 +414,23 @@ void forEachParallel(size_t n, int parallelism, Fn fn) {
 }
 
 }  // namespace
+
+Result<std::vector<std::unique_ptr<state::Lock>>> lockTargets(state::Store& store,
+                                                              const std::vector<std::string>& targets,
+                                                              const std::string& operation,
+                                                              std::chrono::milliseconds wait) {
+  std::vector<std::string> sorted = targets;
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  std::vector<std::unique_ptr<state::Lock>> locks;
+  for (const auto& t : sorted) {
+    auto l = store.lockTarget(t, operation, wait);
+    if (!l) return l.error();
+    locks.push_back(std::move(*l));
+    if (auto pending = pendingJournalMessage(store, t)) return err(*pending);
+  }
+  return locks;
+}
 
 ApplyOutcome applyPlan(const Plan& plan, state::Store& store, const ProviderRegistry& providers,
                        const ApplyOptions& opts) {

@@ -19,6 +19,8 @@ namespace vnetplan {
 struct ApplyOptions {
   int parallelism = 4;
   std::chrono::milliseconds lockTimeout{0};
+  // The caller already holds every target's lock (apply -f locks before it plans; see lockTargets).
+  bool locksHeld = false;
   std::string gitCommit;
   FaultInjection faults;
   Progress* progress = nullptr;
@@ -43,6 +45,13 @@ struct ApplyOutcome {
   std::vector<TargetOutcome> targets;
   int exitCode() const;  // 0 applied/no changes, 1 failed and fully rolled back or refused, 3 damaged
 };
+
+// Locks every target (in name order, so two callers cannot deadlock) and checks that none has an
+// unfinished journal. On failure, the error says who holds the lock or what to run.
+Result<std::vector<std::unique_ptr<state::Lock>>> lockTargets(state::Store& store,
+                                                              const std::vector<std::string>& targets,
+                                                              const std::string& operation,
+                                                              std::chrono::milliseconds wait);
 
 // Executes a plan. `plan.liveFingerprints` are compared with a fresh observation under the lock, so a plan
 // made earlier (or saved to a file) is refused when anything it touches moved.

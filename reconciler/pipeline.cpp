@@ -103,8 +103,9 @@ std::map<Address, Attrs> ownedOf(const state::TargetState& st) {
   return out;
 }
 
-Result<Plan> planDesired(const DesiredState& desired, const std::set<std::string>& onlyTargets,
-                         state::Store& store, const ProviderRegistry& providers, Diagnostics& diags) {
+Result<Plan> planAgainst(const DesiredState& desired, const std::set<std::string>& onlyTargets,
+                         const std::map<std::string, TargetSnapshot>& snapshots, const ProviderRegistry& providers,
+                         Diagnostics& diags) {
   Plan plan;
   plan.manifestsDigest = desired.digest;
   plan.manifestFiles = desired.files;
@@ -112,15 +113,15 @@ Result<Plan> planDesired(const DesiredState& desired, const std::set<std::string
     if (!desired.findTarget(name)) return err("--target " + name + ": no such Target in the manifests");
   for (const auto& t : desired.targets) {
     if (!onlyTargets.empty() && !onlyTargets.count(t.name)) continue;
-    auto live = connectAndObserve(t, providers);
-    if (!live) return live.error();
-    auto st = store.load(t.name);
-    if (!st) return err("state for target " + t.name + ": " + st.error().message);
+    auto snap = snapshots.find(t.name);
+    if (snap == snapshots.end()) return err("target " + t.name + ": no observation");
+    const Provider* provider = providers.find(t.provider);
+    if (!provider) return err("target " + t.name + ": unknown provider '" + t.provider + "'");
     TargetView view;
     view.target = &t;
-    view.provider = live->provider;
-    view.observed = std::move(live->observed);
-    view.owned = ownedOf(*st);
+    view.provider = provider;
+    view.observed = snap->second.observed;
+    view.owned = snap->second.owned;
     std::vector<const Resource*> mine;
     for (const auto& r : desired.resources)
       if (r.addr.target == t.name) mine.push_back(&r);
@@ -131,6 +132,20 @@ Result<Plan> planDesired(const DesiredState& desired, const std::set<std::string
   for (const auto& d : diags.items())
     if (d.severity == Severity::Warning) plan.warnings.push_back(d);
   return plan;
+}
+
+Result<Plan> planDesired(const DesiredState& desired, const std::set<std::string>& onlyTargets,
+                         state::Store& store, const ProviderRegistry& providers, Diagnostics& diags) {
+  std::map<std::string, TargetSnapshot> snapshots;
+  for (const auto& t : desired.targets) {
+    if (!onlyTargets.empty() && !onlyTargets.count(t.name)) continue;
+    auto live = connectAndObserve(t, providers);
+    if (!live) return live.error();
+    auto st = store.load(t.name);
+    if (!st) return err("state for target " + t.name + ": " + st.error().message);
+    snapshots[t.name] = TargetSnapshot{std::move(live->observed), ownedOf(*st)};
+  }
+  return planAgainst(desired, onlyTargets, snapshots, providers, diags);
 }
 
 }  // namespace vnetplan

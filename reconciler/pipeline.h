@@ -35,6 +35,17 @@ Result<LiveTarget> connectAndObserve(const Target& target, const ProviderRegistr
 // Owned objects of a target as the planner wants them (address -> last applied).
 std::map<Address, Attrs> ownedOf(const state::TargetState& st);
 
+// What is known of one target without connecting to it: live objects and owned objects (last applied).
+struct TargetSnapshot {
+  Observation observed;
+  std::map<Address, Attrs> owned;
+};
+
+// Pure planning: no connections. Every target of `desired` (or only `onlyTargets`) must have a snapshot.
+Result<Plan> planAgainst(const DesiredState& desired, const std::set<std::string>& onlyTargets,
+                         const std::map<std::string, TargetSnapshot>& snapshots, const ProviderRegistry& providers,
+                         Diagnostics& diags);
+
 // Plans every target of `desired` (or only `onlyTargets`). Observes each target (connecting to it).
 Result<Plan> planDesired(const DesiredState& desired, const std::set<std::string>& onlyTargets,
                          state::Store& store, const ProviderRegistry& providers, Diagnostics& diags);

@@ -152,6 +152,13 @@ Result<Plan> planFromJson(const Json& j) {
       if ((rc.action == Action::Create || rc.action == Action::Update || rc.action == Action::Replace) && !rc.after)
         return err(rc.addr.str() + ": a " + actionName(rc.action) + " needs an 'after' value");
       for (const auto& pth : c.value("changed_paths", Json::array())) rc.changedPaths.push_back(pth.get<std::string>());
+      const Json origins = c.at("change").value("after_origins", Json::object());
+      for (auto it = origins.begin(); it != origins.end(); ++it) {
+        if (it.value().is_object() && it.value().contains("inherited"))
+          rc.origins[it.key()] = AttrOrigin{Origin::Inherited, it.value()["inherited"].get<std::string>()};
+        else if (it.value() == "default")
+          rc.origins[it.key()] = AttrOrigin{Origin::Default, ""};
+      }
       rc.reason = c.value("reason", "");
       rc.disruptive = c.value("disruptive", false);
       rc.adopt = c.value("adopt", false);
