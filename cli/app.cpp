@@ -101,8 +101,17 @@ int run(int argc, char** argv) {
   apply->add_flag("--auto-approve", aa.autoApprove, "Do not ask for confirmation");
   apply->add_option("--parallelism", aa.parallelism, "Targets applied at once")->check(CLI::Range(1, 256));
   apply->add_option("--lock-timeout", lockTimeout, "How long to wait for a target's lock (e.g. 30s, 5m)");
+  std::string confirmTimeout;
+  apply->add_option("--confirm-timeout", confirmTimeout,
+                    "Keep the change un-committed and roll it back unless 'vnetplan confirm' is run (or every "
+                    "--probe succeeds) within this time, e.g. 120s (like netplan try)");
+  apply->add_option("--probe", aa.probes, "With --confirm-timeout: tcp:HOST:PORT or icmp:HOST (repeatable)");
   apply->add_option("--format", aa.format, "Plan rendering: text|json|markdown")
       ->check(CLI::IsMember({"text", "json", "markdown"}));
+
+  std::vector<std::string> confirmTargets;
+  auto* confirm = app.add_subcommand("confirm", "Keep the change of an apply running with --confirm-timeout.");
+  confirm->add_option("--target", confirmTargets, "Only these targets (default: every target awaiting confirmation)");
 
   // rollback
   RollbackArgs ra;
@@ -180,6 +189,17 @@ int run(int argc, char** argv) {
         return 1;
       }
       aa.lockTimeout = *d;
+      if (!confirmTimeout.empty()) {
+        auto c = parseDuration(confirmTimeout);
+        if (!c || c->count() == 0) {
+          std::cerr << "error: --confirm-timeout: not a positive duration: " << confirmTimeout << "\n";
+          return 1;
+        }
+        aa.confirmTimeout = *c;
+      } else if (!aa.probes.empty()) {
+        std::cerr << "error: --probe needs --confirm-timeout\n";
+        return 1;
+      }
       return cmdApply(g, aa);
     }
     if (*rollback) {
@@ -191,6 +211,7 @@ int run(int argc, char** argv) {
       ra.lockTimeout = *d;
       return cmdRollback(g, ra);
     }
+    if (*confirm) return cmdConfirm(g, confirmTargets);
     if (*drift) return cmdDrift(g, da);
     if (*show) return cmdShow(g, sa);
     if (*graph) return cmdGraph(g, ga);

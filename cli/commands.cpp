@@ -15,6 +15,7 @@
 #include "reconciler/applier.h"
 #include "reconciler/codec.h"
 #include "reconciler/pipeline.h"
+#include "reconciler/probe.h"
 #include "reconciler/render.h"
 #include "reconciler/schema_validator.h"
 #include "state/store.h"
@@ -271,8 +272,27 @@ int cmdApply(const GlobalOptions& g, const ApplyArgs& a) {
   opts.parallelism = a.parallelism;
   opts.lockTimeout = a.lockTimeout;
   opts.locksHeld = !locks.empty();
+  opts.confirmTimeout = a.confirmTimeout;
+  for (const auto& spec : a.probes) {
+    auto p = parseProbe(spec);
+    if (!p) return fail(p.error().message);
+    opts.probes.push_back(*p);
+  }
   opts.gitCommit = gitCommitOf(manifestFiles);
   return reportOutcome(g, applyPlan(plan, **store, ProviderRegistry::builtin(), opts));
+}
+
+int cmdConfirm(const GlobalOptions& g, const std::vector<std::string>& targets) {
+  auto store = openStore(g);
+  if (!store) return fail(store.error().message);
+  auto confirmed = confirmPending(**store, targets);
+  if (!confirmed) return fail(confirmed.error().message);
+  if (confirmed->empty()) {
+    std::cout << "Nothing awaits confirmation.\n";
+    return 1;
+  }
+  for (const auto& t : *confirmed) std::cout << "Confirmed target " << t << ": the apply keeps its change.\n";
+  return 0;
 }
 
 int cmdRollback(const GlobalOptions& g, const RollbackArgs& a) {

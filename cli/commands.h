@@ -31,6 +31,8 @@ struct ApplyArgs {
   bool autoApprove = false;
   int parallelism = 4;
   std::chrono::milliseconds lockTimeout{0};
+  std::optional<std::chrono::milliseconds> confirmTimeout;
+  std::vector<std::string> probes;
   std::string format = "text";
 };
 struct RollbackArgs {
@@ -59,6 +61,7 @@ struct DemoArgs {
 int cmdValidate(const GlobalOptions& g, const ValidateArgs& a);
 int cmdPlan(const GlobalOptions& g, const PlanArgs& a);
 int cmdApply(const GlobalOptions& g, const ApplyArgs& a);
+int cmdConfirm(const GlobalOptions& g, const std::vector<std::string>& targets);
 int cmdRollback(const GlobalOptions& g, const RollbackArgs& a);
 int cmdDrift(const GlobalOptions& g, const DriftArgs& a);
 int cmdShow(const GlobalOptions& g, const ShowArgs& a);

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <ctime>
 #include <map>
 #include <mutex>
 #include <random>
@@ -134,6 +135,9 @@ class TargetRun {
         expected[c->addr] = c->action == Action::Delete ? std::nullopt : c->after;
       }
       auto problems = verify(*live->session, target.name, expected);
+      if (problems.empty() && opts_.confirmTimeout) {
+        if (Status c = awaitConfirmation(journal); !c) problems = {c.error().message};
+      }
       if (problems.empty()) {
         if (recordSuccess(st, mine, plan, target, true)) {
           keep(store_.clearJournal(target.name), "clearJournal");
@@ -244,6 +248,55 @@ class TargetRun {
     out_.result = TargetResult::Refused;
     out_.message = message;
     return out_;
+  }
+
+  // Holds the change un-committed until 'vnetplan confirm', all probes succeeding, or the deadline.
+  Status awaitConfirmation(state::Journal& journal) {
+    using clock = std::chrono::system_clock;
+    const auto deadline = clock::now() + *opts_.confirmTimeout;
+    journal.status = state::JournalStatus::AwaitingConfirm;
+    journal.confirmDeadline = rfc3339(deadline);
+    if (Status s = store_.writeJournal(journal); !s) return err("cannot write the journal: " + s.error().message);
+    keep(store_.clearConfirm(journal.target), "clear confirm");
+    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(*opts_.confirmTimeout).count();
+    if (opts_.progress)
+      opts_.progress->note(journal.target, "applied and verified; rolling back in " + std::to_string(secs) +
+                                               "s unless 'vnetplan confirm' is run" +
+                                               (opts_.probes.empty() ? "" : " or every probe succeeds"));
+    std::string lastProbeError;
+    while (clock::now() < deadline) {
+      if (opts_.interrupted && opts_.interrupted->load()) return err("interrupted while awaiting confirmation");
+      auto c = store_.confirmed(journal.target, journal.id);
+      if (c && *c) break;
+      if (!opts_.probes.empty()) {
+        bool all = true;
+        for (const auto& p : opts_.probes)
+          if (Status ps = runProbe(p, std::chrono::milliseconds(1000)); !ps) {
+            all = false;
+            lastProbeError = ps.error().message;
+            break;
+          }
+        if (all) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    if (clock::now() >= deadline) {
+      keep(store_.clearConfirm(journal.target), "clear confirm");
+      return err("not confirmed within " + std::to_string(secs) + "s" +
+                 (lastProbeError.empty() ? "" : " (last probe failure: " + lastProbeError + ")"));
+    }
+    keep(store_.clearConfirm(journal.target), "clear confirm");
+    if (opts_.progress) opts_.progress->note(journal.target, "confirmed");
+    return {};
+  }
+
+  static std::string rfc3339(std::chrono::system_clock::time_point t) {
+    std::time_t tt = std::chrono::system_clock::to_time_t(t);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
   }
 
   Status execute(TargetSession& session, const std::string& target, const std::vector<Step>& steps) {
@@ -442,6 +495,21 @@ ApplyOutcome applyPlan(const Plan& plan, state::Store& store, const ProviderRegi
     outcome.targets[i] = run.apply(plan, plan.targets[i]);
   });
   return outcome;
+}
+
+Result<std::vector<std::string>> confirmPending(state::Store& store, const std::vector<std::string>& onlyTargets) {
+  auto targets = store.targets();
+  if (!targets) return targets.error();
+  std::vector<std::string> confirmed;
+  for (const auto& t : *targets) {
+    if (!onlyTargets.empty() && std::find(onlyTargets.begin(), onlyTargets.end(), t) == onlyTargets.end()) continue;
+    auto j = store.journal(t);
+    if (!j) return j.error();
+    if (!j->has_value() || (**j).status != state::JournalStatus::AwaitingConfirm) continue;
+    if (Status s = store.confirm(t, (**j).id); !s) return s.error();
+    confirmed.push_back(t);
+  }
+  return confirmed;
 }
 
 ApplyOutcome recoverJournals(state::Store& store, const ProviderRegistry& providers, const ApplyOptions& opts,

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "reconciler/plan.h"
+#include "reconciler/probe.h"
 #include "reconciler/progress.h"
 #include "reconciler/provider.h"
 #include "state/store.h"
@@ -26,6 +27,10 @@ struct ApplyOptions {
   Progress* progress = nullptr;
   // Set by a SIGINT/SIGTERM handler: stop before the next step and roll back.
   const std::atomic<bool>* interrupted = nullptr;
+  // --confirm-timeout: after verifying, keep the change un-committed and roll it back unless
+  // 'vnetplan confirm' is run, or every probe succeeds, before the deadline.
+  std::optional<std::chrono::milliseconds> confirmTimeout;
+  std::vector<Probe> probes;
   // Verification: attempts and the first back-off (doubled each time).
   int verifyAttempts = 5;
   std::chrono::milliseconds verifyBackoff{50};
@@ -57,6 +62,10 @@ Result<std::vector<std::unique_ptr<state::Lock>>> lockTargets(state::Store& stor
 // made earlier (or saved to a file) is refused when anything it touches moved.
 ApplyOutcome applyPlan(const Plan& plan, state::Store& store, const ProviderRegistry& providers,
                        const ApplyOptions& opts);
+
+// `vnetplan confirm`: confirms every target (or only `onlyTargets`) whose apply awaits confirmation.
+// Returns the targets confirmed.
+Result<std::vector<std::string>> confirmPending(state::Store& store, const std::vector<std::string>& onlyTargets);
 
 // `vnetplan rollback` after an interrupted apply: finishes the rollback recorded in each target's journal.
 ApplyOutcome recoverJournals(state::Store& store, const ProviderRegistry& providers, const ApplyOptions& opts,

@@ -435,6 +435,30 @@ Status Store::clearDamage(const std::string& target) {
   return backend_->remove(*dir + "damage.json");
 }
 
+Status Store::confirm(const std::string& target, const std::string& journalId) {
+  auto dir = targetDir(target);
+  if (!dir) return dir.error();
+  Json doc{{"formatVersion", 1}, {"journal", journalId}, {"confirmed", nowRfc3339()}};
+  return backend_->write(*dir + "confirm.json", doc.dump(2) + "\n");
+}
+
+Result<bool> Store::confirmed(const std::string& target, const std::string& journalId) {
+  auto dir = targetDir(target);
+  if (!dir) return dir.error();
+  auto bytes = backend_->read(*dir + "confirm.json");
+  if (!bytes) return bytes.error();
+  if (!bytes->has_value()) return false;
+  Json doc = Json::parse(**bytes, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return err("state file confirm.json of target " + target + " is corrupt");
+  return doc.value("journal", "") == journalId;
+}
+
+Status Store::clearConfirm(const std::string& target) {
+  auto dir = targetDir(target);
+  if (!dir) return dir.error();
+  return backend_->remove(*dir + "confirm.json");
+}
+
 Result<std::unique_ptr<Lock>> Store::lockTarget(const std::string& target, const std::string& operation,
                                                 std::chrono::milliseconds wait) {
   if (target.empty()) return err("empty target name");

@@ -129,6 +129,11 @@ class Store {
   Result<std::optional<Damage>> damage(const std::string& target);
   Status clearDamage(const std::string& target);
 
+  // `vnetplan confirm`: marks the journal `journalId` (status AwaitingConfirm) as confirmed.
+  Status confirm(const std::string& target, const std::string& journalId);
+  Result<bool> confirmed(const std::string& target, const std::string& journalId);
+  Status clearConfirm(const std::string& target);
+
   Result<std::unique_ptr<Lock>> lockTarget(const std::string& target, const std::string& operation,
                                            std::chrono::milliseconds wait);
 

@@ -352,12 +352,22 @@ TEST_F(CliLinux, ExamplesValidateAndApply) {
     if (e.path().extension() != ".yaml") continue;
     std::string text = readAll(e.path());
     if (text.find("provider: linux") == std::string::npos) continue;
-    // Point every linux Target at this test's namespace.
+    // Every namespace the example names (netns: / peerNetns:) becomes a throwaway one of this test.
+    std::map<std::string, std::string> nsMap;
     std::string rewritten;
     std::istringstream in(text);
     for (std::string line; std::getline(in, line);) {
-      auto p = line.find("netns: ");
-      if (p != std::string::npos && line.find("peerNetns") == std::string::npos) line = line.substr(0, p) + "netns: NETNS";
+      for (const std::string key : {"peerNetns: ", "netns: "}) {
+        auto p = line.find(key);
+        if (p == std::string::npos || (key == "netns: " && line.find("peerNetns") != std::string::npos)) continue;
+        std::string name = line.substr(p + key.size());
+        name = name.substr(0, name.find_first_of(" ,}#"));
+        if (!nsMap.count(name)) {
+          nsMap[name] = nsMap.empty() ? std::string("NETNS") : ns + "-" + std::to_string(nsMap.size());
+          if (!nsMap.empty() && nsMap[name] != "NETNS") extraNetns.push_back(nsMap[name]);
+        }
+        line = line.substr(0, p + key.size()) + nsMap[name] + line.substr(p + key.size() + name.size());
+      }
       rewritten += line + "\n";
     }
     auto f = manifest(rewritten, e.path().filename().string());
@@ -382,4 +392,66 @@ TEST_F(CliLinux, ExamplesValidateAndApply) {
     ++applied;
   }
   EXPECT_GT(applied, 0);
+}
+
+TEST_F(CliLinux, ConfirmTimeoutRollsBackUnlessConfirmedOrProbesPass) {
+  auto f = manifest(base());
+  ASSERT_EQ(vnetplan("apply --auto-approve -f " + f).exitCode, 0);
+  const std::string before = fullSnapshot();
+  auto g = manifest(kTarget + sw("br0", "mtu: 7000, stp: false, addresses: [10.9.0.1/24]") +
+                        port("vm1", "switch: br0, type: tap, mtu: 7000, mac: \"52:54:00:00:00:01\"") +
+                        port("vm2", "switch: br0, type: veth, peer: vm2-p"),
+                    "next.yaml");
+  // Nobody confirms: rolled back at the deadline.
+  auto r = vnetplan("apply --auto-approve --confirm-timeout 2s -f " + g);
+  EXPECT_EQ(r.exitCode, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("not confirmed within 2s"), std::string::npos) << r.err;
+  EXPECT_EQ(fullSnapshot(), before);
+  EXPECT_EQ(vnetplan("confirm").exitCode, 1) << "nothing awaits confirmation";
+
+  // A failing probe does not keep it either.
+  r = vnetplan("apply --auto-approve --confirm-timeout 2s --probe tcp:127.0.0.1:1 -f " + g);
+  EXPECT_EQ(r.exitCode, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("last probe failure"), std::string::npos) << r.err;
+  EXPECT_EQ(fullSnapshot(), before);
+
+  // 'vnetplan confirm' from another process keeps it.
+  const std::string state = "file://" + (dir / "state").string();
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::string cmd = std::string(VNETPLAN_BINARY) + " --state " + state +
+                      " apply --auto-approve --confirm-timeout 60s -f " + g + " >/dev/null 2>&1";
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  bool awaiting = false;
+  for (int i = 0; i < 200 && !awaiting; ++i) {
+    awaiting = vnetplan("state list").out.find("awaiting-confirm") != std::string::npos;
+    if (!awaiting) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(awaiting);
+  EXPECT_EQ(links()["br0"]["mtu"], 7000) << "the change is live while it awaits confirmation";
+  r = vnetplan("confirm");
+  EXPECT_EQ(r.exitCode, 0) << r.out << r.err;
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(links()["br0"]["mtu"], 7000);
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + g).exitCode, 0);
+
+  // A probe that succeeds keeps the change without a confirm.
+  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(listener, 8), 0);
+  socklen_t len = sizeof addr;
+  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  r = vnetplan("apply --auto-approve --confirm-timeout 30s --probe tcp:127.0.0.1:" +
+               std::to_string(ntohs(addr.sin_port)) + " -f " + f);
+  close(listener);
+  EXPECT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(links()["br0"]["mtu"], 9000);
 }
