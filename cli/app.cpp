@@ -89,6 +89,8 @@ int run(int argc, char** argv) {
   plan->add_option("--out", pa.out, "Save the plan (JSON) for 'vnetplan apply PLANFILE'");
   plan->add_option("--format", pa.format, "text|json|markdown")->check(CLI::IsMember({"text", "json", "markdown"}));
   plan->add_flag("--detailed-exitcode", pa.detailedExitCode, "Exit 0 = no changes, 1 = error, 2 = changes");
+  plan->add_option("--observed", pa.observed,
+                   "Plan against a snapshot ('vnetplan show --snapshot') instead of connecting to targets");
   plan->add_flag("--show-unchanged", pa.showUnchanged, "List up-to-date resources too");
 
   // apply
@@ -140,6 +142,7 @@ int run(int argc, char** argv) {
   show->add_option("-f,--file", sa.files, "Manifests that declare the Target")->required();
   show->add_option("--format", sa.format, "yaml|json")->check(CLI::IsMember({"yaml", "json"}));
   show->add_flag("--all", sa.all, "Include objects vnetplan does not manage");
+  show->add_flag("--snapshot", sa.snapshot, "Write a snapshot (live + owned, JSON) for 'plan --observed'");
 
   // graph
   GraphArgs ga;

@@ -18,6 +18,7 @@
 #include "reconciler/probe.h"
 #include "reconciler/render.h"
 #include "reconciler/schema_validator.h"
+#include "reconciler/snapshot.h"
 #include "state/store.h"
 
 namespace vnetplan {
@@ -200,13 +201,24 @@ int cmdPlan(const GlobalOptions& g, const PlanArgs& a) {
   auto store = openStore(g);
   if (!store) return fail(store.error().message);
   Diagnostics diags;
-  auto plan = planDesired(*desired, toSet(a.targets), **store, ProviderRegistry::builtin(), diags);
+  Result<Plan> plan = err("");
+  if (!a.observed.empty()) {
+    std::ifstream in(a.observed);
+    if (!in) return fail("cannot read snapshot " + a.observed);
+    Json j = Json::parse(in, nullptr, false);
+    if (j.is_discarded()) return fail(a.observed + ": not JSON");
+    auto snapshots = snapshotFromJson(j);
+    if (!snapshots) return fail(a.observed + ": " + snapshots.error().message);
+    plan = planAgainst(*desired, toSet(a.targets), *snapshots, ProviderRegistry::builtin(), diags);
+  } else {
+    plan = planDesired(*desired, toSet(a.targets), **store, ProviderRegistry::builtin(), diags);
+  }
   if (!plan) return fail(plan.error().message);
   if (diags.hasErrors()) {
     printDiagnostics(g, diags);
     return 1;
   }
-  warnPendingJournals(**store, *plan);
+  if (a.observed.empty()) warnPendingJournals(**store, *plan);
   std::cout << renderPlan(g, *plan, a.format, a.showUnchanged);
   if (!a.out.empty()) {
     if (Status s = writeFileAtomic(a.out, renderPlanJson(*plan)); !s) return fail(s.error().message);
@@ -344,6 +356,12 @@ int cmdShow(const GlobalOptions& g, const ShowArgs& a) {
   if (!st) return fail(st.error().message);
   auto live = connectAndObserve(*t, ProviderRegistry::builtin());
   if (!live) return fail(live.error().message);
+  if (a.snapshot) {
+    std::map<std::string, TargetSnapshot> snap;
+    snap[a.target] = TargetSnapshot{live->observed, ownedOf(*st)};
+    std::cout << snapshotToJson(snap).dump(2) << "\n";
+    return 0;
+  }
   Json docs = Json::array();
   for (const auto& [addr, obj] : live->observed.objects) {
     bool owned = st->owned.count(addr) != 0;

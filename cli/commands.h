@@ -22,7 +22,7 @@ struct ValidateArgs {
 };
 struct PlanArgs {
   std::vector<std::string> files, targets;
-  std::string out, format = "text";
+  std::string out, format = "text", observed;
   bool detailedExitCode = false, showUnchanged = false;
 };
 struct ApplyArgs {
@@ -48,7 +48,7 @@ struct ShowArgs {
   std::string target;
   std::vector<std::string> files;
   std::string format = "yaml";
-  bool all = false;
+  bool all = false, snapshot = false;
 };
 struct GraphArgs {
   std::vector<std::string> files;

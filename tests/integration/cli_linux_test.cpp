@@ -455,3 +455,20 @@ TEST_F(CliLinux, ConfirmTimeoutRollsBackUnlessConfirmedOrProbesPass) {
   EXPECT_EQ(r.exitCode, 0) << r.out << r.err;
   EXPECT_EQ(links()["br0"]["mtu"], 9000);
 }
+
+TEST_F(CliLinux, PlanAgainstASnapshotNeedsNoConnection) {
+  auto f = manifest(base());
+  ASSERT_EQ(vnetplan("apply --auto-approve -f " + f).exitCode, 0);
+  ip("link set br0 mtu 1500");
+  auto r = vnetplan("show --snapshot --target t1 -f " + f);
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  writeFile(dir / "snap.json", r.out);
+  // The namespace goes away; the snapshot still plans (the drift fix), without touching anything.
+  (void)std::system(("ip netns del " + ns).c_str());
+  auto p = vnetplan("plan --detailed-exitcode --observed " + (dir / "snap.json").string() + " -f " + f);
+  EXPECT_EQ(p.exitCode, 2) << p.out << p.err;
+  EXPECT_NE(p.out.find("mtu: 1500 -> 9000"), std::string::npos) << p.out;
+  auto bad = vnetplan("plan --observed " + f + " -f " + f);
+  EXPECT_EQ(bad.exitCode, 1);
+  EXPECT_NE(bad.err.find("not JSON"), std::string::npos) << bad.err;
+}

@@ -13,6 +13,7 @@
 #include "reconciler/codec.h"
 #include "reconciler/pipeline.h"
 #include "reconciler/render.h"
+#include "reconciler/snapshot.h"
 
 using namespace vnetplan;
 namespace fs = std::filesystem;
@@ -34,27 +35,6 @@ std::vector<std::string> goldenCases() {
   return out;
 }
 
-std::map<std::string, TargetSnapshot> snapshotsFrom(const Json& j) {
-  std::map<std::string, TargetSnapshot> out;
-  for (auto t = j.begin(); t != j.end(); ++t) {
-    TargetSnapshot snap;
-    const Json live = t.value().value("live", Json::object());
-    const Json owned = t.value().value("owned", Json::object());
-    for (auto o = live.begin(); o != live.end(); ++o) {
-      auto addr = Address::parse(o.key());
-      if (!addr) throw std::runtime_error("bad address " + o.key());
-      snap.observed.objects[*addr] = ObservedObject{*addr, Attrs::fromJson(o.value()), false};
-    }
-    for (auto o = owned.begin(); o != owned.end(); ++o) {
-      auto addr = Address::parse(o.key());
-      if (!addr) throw std::runtime_error("bad address " + o.key());
-      snap.owned[*addr] = Attrs::fromJson(o.value());
-    }
-    out[t.key()] = std::move(snap);
-  }
-  return out;
-}
-
 }  // namespace
 
 class Golden : public ::testing::TestWithParam<std::string> {};
@@ -67,7 +47,9 @@ TEST_P(Golden, PlanMatches) {
   std::string actual;
   if (!diags.hasErrors()) {
     Json observed = Json::parse(readFile(dir / "observed.json"));
-    auto plan = planAgainst(desired, {}, snapshotsFrom(observed), ProviderRegistry::builtin(), diags);
+    auto snapshots = snapshotFromJson(observed);
+    ASSERT_TRUE(snapshots.ok()) << snapshots.error().message;
+    auto plan = planAgainst(desired, {}, *snapshots, ProviderRegistry::builtin(), diags);
     ASSERT_TRUE(plan.ok()) << plan.error().message;
     actual = renderPlanText(*plan);
     // The saved form must round-trip to the same plan.
