@@ -239,8 +239,15 @@ TEST_F(LinuxProviderCheck, RejectsEveryFieldItDoesNotImplement) {
   EXPECT_TRUE(anyContains(d, "linux: field linux.bridge.multicastSnooping is not supported yet")) << dump(d);
   d = check(Kind::Switch, "br0", {{"peer", "x"}});  // a Port field on a Switch
   EXPECT_TRUE(anyContains(d, "linux: field peer is not supported yet")) << dump(d);
-  d = check(Kind::Port, "tap0", {{"type", "tap"}, {"peer", "x"}});
+  d = check(Kind::Port, "v", {{"type", "veth"}, {"peer", "x"}, {"linux", {{"owner", 0}, {"multiQueue", true}}}});
+  EXPECT_TRUE(anyContains(d, "field linux.owner is only valid for a tap Port")) << dump(d);
+  EXPECT_TRUE(anyContains(d, "field linux.multiQueue is only valid for a tap Port")) << dump(d);
+  d = check(Kind::Port, "t", {{"type", "tap"}, {"linux", {{"owner", "no-such-user-here"}, {"ttl", 3}}}});
+  EXPECT_TRUE(anyContains(d, "no user named 'no-such-user-here' on this host")) << dump(d);
+  EXPECT_TRUE(anyContains(d, "linux: field linux.ttl is not supported yet")) << dump(d);
+  d = check(Kind::Port, "tap0", {{"type", "tap"}, {"peer", "x"}, {"linux", {{"peerMac", "52:54:00:00:00:01"}}}});
   EXPECT_TRUE(anyContains(d, "field peer is only valid for a veth Port")) << dump(d);
+  EXPECT_TRUE(anyContains(d, "field linux.peerMac is only valid for a veth Port")) << dump(d);
   d = check(Kind::PortGroup, "pg", {{"switch", "br0"}});
   EXPECT_TRUE(anyContains(d, "linux: kind PortGroup is not supported yet")) << dump(d);
   EXPECT_EQ(p_->traits(Kind::PortGroup), nullptr);
@@ -301,7 +308,8 @@ TEST_F(LinuxProviderCheck, NormalizeAndTraits) {
   EXPECT_EQ(*r.attrs.find("addresses"), Json({"10.0.0.2/24", "2001:db8::10/64"}));
   const KindTraits* port = p_->traits(Kind::Port);
   ASSERT_NE(port, nullptr);
-  EXPECT_EQ(port->replaceOn, (std::vector<std::string>{"type", "peer", "peerNetns"}));
+  EXPECT_EQ(port->replaceOn,
+            (std::vector<std::string>{"type", "peer", "peerNetns", "linux.multiQueue", "linux.vnetHdr"}));
   EXPECT_EQ(port->defaults.at("up"), true);
   const KindTraits* sw = p_->traits(Kind::Switch);
   ASSERT_NE(sw, nullptr);
@@ -408,6 +416,7 @@ TEST_F(LinuxProviderKernel, VethAndTapRoundTrip) {
   Attrs v0 = want(Kind::Port, "v0",
                   {{"type", "veth"},
                    {"peer", "v0p"},
+                   {"linux", {{"peerMac", "52:54:00:00:00:F1"}}},
                    {"switch", "br0"},
                    {"mtu", 9000},
                    {"mac", "52:54:00:00:00:01"},
@@ -443,6 +452,7 @@ TEST_F(LinuxProviderKernel, VethAndTapRoundTrip) {
   EXPECT_TRUE(hasFlag(l, "UP"));
   EXPECT_EQ(ipAddrs(ns_, "v0"), (std::vector<std::string>{"192.168.10.2/24", "fd00::2/64"}));
   EXPECT_TRUE(hasFlag(ipLink(ns_, "v0p"), "UP"));
+  EXPECT_EQ(ipLink(ns_, "v0p")["address"], "52:54:00:00:00:f1");
   Json t = ipLink(ns_, "tap0");
   ASSERT_FALSE(t.is_null());
   EXPECT_EQ(t["linkinfo"]["info_kind"], "tun");
@@ -460,6 +470,51 @@ TEST_F(LinuxProviderKernel, VethAndTapRoundTrip) {
   EXPECT_EQ(ipLink(ns_, "br0")["mtu"], 9000);
 }
 
+TEST_F(LinuxProviderKernel, TapOwnerGroupQueuesAndTxQueueLen) {
+  Attrs tap = want(Kind::Port, "tapq",
+                   {{"type", "tap"},
+                    {"linux", {{"owner", "nobody"}, {"group", "65534"}, {"multiQueue", true}, {"vnetHdr", true},
+                               {"txQueueLen", 500}}}});
+  EXPECT_EQ(*tap.find("linux.owner"), 65534);  // names are normalized to ids, as the kernel reports them
+  apply(createStep(Kind::Port, "tapq", tap));
+  Attrs veth = want(Kind::Port, "vq", {{"type", "veth"}, {"peer", "vqp"}, {"linux", {{"txQueueLen", 2000}}}});
+  apply(createStep(Kind::Port, "vq", veth));
+  Observation obs = observe();
+  expectObservedMatches(tap, findObj(obs, Kind::Port, "tapq"));
+  expectObservedMatches(veth, findObj(obs, Kind::Port, "vq"));
+  Json l = ipLink(ns_, "tapq");
+  ASSERT_FALSE(l.is_null());
+  const Json& data = l["linkinfo"]["info_data"];
+  EXPECT_EQ(data["multi_queue"], true);
+  EXPECT_EQ(data["vnet_hdr"], true);
+  EXPECT_EQ(data["user"], "nobody");
+  EXPECT_EQ(data["group"], "nogroup");
+  EXPECT_EQ(l["txqlen"], 500);
+  EXPECT_EQ(ipLink(ns_, "vq")["txqlen"], 2000);
+
+  // Owner and txqueuelen change in place; multi-queue needs a replace.
+  Attrs after = tap;
+  after.set("linux.owner", 0);
+  after.set("linux.txQueueLen", 100);
+  int index = l["ifindex"].get<int>();
+  apply(updateStep(*findObj(obs, Kind::Port, "tapq"), after, {"linux.owner", "linux.txQueueLen"}));
+  l = ipLink(ns_, "tapq");
+  EXPECT_EQ(l["ifindex"], index);
+  EXPECT_EQ(l["linkinfo"]["info_data"]["user"], "root");
+  EXPECT_EQ(l["txqlen"], 100);
+  EXPECT_EQ(l["linkinfo"]["info_data"]["multi_queue"], true) << "attaching must not change the tap's flags";
+  expectObservedMatches(after, findObj(observe(), Kind::Port, "tapq"));
+  Attrs single = after;
+  single.set("linux.multiQueue", false);
+  Status st = session_->apply(updateStep(*findObj(obs, Kind::Port, "tapq"), single, {"linux.multiQueue"}));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("changing linux.multiQueue needs a replace"), std::string::npos)
+      << st.error().message;
+  EXPECT_NE(std::find(p_->traits(Kind::Port)->replaceOn.begin(), p_->traits(Kind::Port)->replaceOn.end(),
+                      "linux.multiQueue"),
+            p_->traits(Kind::Port)->replaceOn.end());
+}
+
 TEST_F(LinuxProviderKernel, VethPeerInAnotherNamespace) {
   std::string other = addNetns();
   ASSERT_FALSE(other.empty());
@@ -471,17 +526,28 @@ TEST_F(LinuxProviderKernel, VethPeerInAnotherNamespace) {
 
   Json peer = ipLink(other, "vx-peer");
   ASSERT_FALSE(peer.is_null()) << "peer not found in netns " << other;
+  EXPECT_EQ(*findObj(obs, Kind::Port, "vx")->attrs.find("linux.peerMac"), peer["address"]);
   EXPECT_EQ(peer["mtu"], 1450);
   EXPECT_TRUE(hasFlag(peer, "UP"));
   EXPECT_TRUE(ipLink(ns_, "vx-peer").is_null());
   EXPECT_TRUE(ipLink(ns_, "vx").contains("link_netnsid"));
 
-  // An MTU update follows to the peer in the other namespace.
+  // An MTU update follows to the peer in the other namespace; the peer's MAC can be set there too.
   Attrs after = v;
   after.set("mtu", 1400);
-  apply(updateStep(*findObj(obs, Kind::Port, "vx"), after, {"mtu"}));
+  after.set("linux.peerMac", "52:54:00:00:00:aa");
+  apply(updateStep(*findObj(obs, Kind::Port, "vx"), after, {"mtu", "linux.peerMac"}));
   EXPECT_EQ(ipLink(ns_, "vx")["mtu"], 1400);
   EXPECT_EQ(ipLink(other, "vx-peer")["mtu"], 1400);
+  EXPECT_EQ(ipLink(other, "vx-peer")["address"], "52:54:00:00:00:aa");
+  expectObservedMatches(after, findObj(observe(), Kind::Port, "vx"));
+
+  // Re-created from what was observed (as a rollback does), the pair comes back with the same MACs.
+  Observation live = observe();
+  const ObservedObject& pre = *findObj(live, Kind::Port, "vx");
+  apply(deleteStep(pre));
+  apply(createStep(Kind::Port, "vx", pre.attrs));
+  expectObservedMatches(pre.attrs, findObj(observe(), Kind::Port, "vx"));
 
   // Deleting the port removes both ends.
   apply(deleteStep(*findObj(observe(), Kind::Port, "vx")));

@@ -1,0 +1,116 @@
+// The per-kind hook table of the linux provider (in the spirit of systemd-networkd's netdev vtable): every
+// object kind the provider manages (bridge = Switch, veth and tap = Port) is one KindOps, and the session
+// dispatches observe/create/update/remove to it. Helpers shared by the kinds (link changes, addresses) are
+// declared here too.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "providers/linux/netlink.h"
+#include "providers/linux/values.h"
+#include "reconciler/provider.h"
+
+struct nlmsghdr;
+
+namespace vnetplan::lnx {
+
+class LinuxSession;
+
+// One link of a dump, parsed.
+struct LinkInfo {
+  int index = 0;
+  unsigned flags = 0;       // IFF_*
+  unsigned short type = 0;  // ARPHRD_*
+  std::string name;
+  std::string kind;  // IFLA_INFO_KIND: "bridge", "veth", "tun", ... ("" for physical devices)
+  uint32_t mtu = 0;
+  std::string mac;  // lowercase, "" if the link has none
+  int master = 0;   // IFLA_MASTER
+  int link = 0;     // IFLA_LINK (veth: the peer's ifindex, in linkNetnsid's namespace when set)
+  std::optional<int32_t> linkNetnsid;
+  uint32_t txqlen = 0;             // IFLA_TXQLEN
+  std::map<int, uint64_t> bridge;  // IFLA_BR_* scalars (bridges)
+  std::map<int, uint64_t> tun;     // IFLA_TUN_* scalars (tun/tap)
+  std::optional<uint8_t> tunType;  // IFLA_TUN_TYPE (tun/tap)
+};
+
+// Parses one RTM_NEWLINK message.
+std::optional<LinkInfo> parseLink(const nlmsghdr* h);
+
+struct KindOps {
+  const char* label;     // "bridge", "veth", "tap": used in messages
+  Kind kind;             // Kind::Switch or Kind::Port
+  const char* portType;  // Port.spec.type; nullptr for the Switch
+  bool (*matches)(const LinkInfo&);
+  // Adds the kind-specific attributes; the session fills the common ones (mtu, up, addresses, mac, switch).
+  void (*observe)(LinuxSession&, const LinkInfo&, Attrs&);
+  Status (*create)(LinuxSession&, const Step&);
+  Status (*update)(LinuxSession&, const Step&);
+  Status (*remove)(LinuxSession&, const Step&);
+  // Kind-specific creation details for describe() ("stp on", "peer v0p in netns other").
+  void (*summarize)(const Attrs&, std::vector<std::string>&);
+};
+
+extern const KindOps kBridgeOps;
+extern const KindOps kVethOps;
+extern const KindOps kTapOps;
+const std::vector<const KindOps*>& allKindOps();
+// The hooks for a kind (and Port type); nullptr when the provider cannot express it.
+const KindOps* opsFor(Kind kind, const std::string& portType);
+const KindOps* opsForStep(const Step& step);
+
+// Bridge options: attribute path <-> IFLA_BR_* (switch_bridge.cpp), used by check, normalize and apply.
+struct BridgeOption {
+  const char* path;
+  int ifla;
+  int bytes;              // attribute width: 1, 2 or 4
+  bool seconds;           // seconds in the manifest, centiseconds (clock_t at USER_HZ=100) in the kernel
+  bool boolean;           // true/false in the manifest, 0/1 in the kernel
+  int64_t min, max;       // manifest units
+  int64_t kernelDefault;  // manifest units: the value restored when the attribute is removed
+};
+const std::vector<BridgeOption>& bridgeOptions();
+
+// ---- shared link helpers (link_common.cpp)
+
+// One RTM_NEWLINK changing an existing link; unset fields are left alone.
+struct LinkChange {
+  std::optional<uint32_t> mtu;
+  std::optional<Mac> mac;
+  std::optional<int> master;  // 0 = detach
+  std::optional<bool> up;
+  std::optional<uint32_t> txqlen;
+  bool empty() const { return !mtu && !mac && !master && !up && !txqlen; }
+};
+
+// The ifindex of `switchName`, or an error naming the port that wanted it.
+Result<int> masterIndex(LinuxSession& s, const KindOps& ops, const std::string& port, const std::string& switchName);
+// Sends one link change for the link `name` (addressed by name) over `sock`.
+NlOutcome sendLinkChange(NlSocket& sock, const std::string& name, const LinkChange& change);
+// Applies `change` to the link `name` with one request (libnl rtnl_link change request).
+Status changeLink(LinuxSession& s, const KindOps& ops, const std::string& name, const LinkChange& change,
+                  const std::string& verb = "update");
+// RTM_DELLINK by name. A link that is already gone counts as deleted (a veth's peer goes with it).
+Status deleteLink(LinuxSession& s, const KindOps& ops, const std::string& name);
+// The link-level part of a Port update (mtu, mac, switch, up, linux.txQueueLen), from step.changed.
+Result<LinkChange> portLinkChange(LinuxSession& s, const KindOps& ops, const Step& step);
+// Rejects an update of an attribute that needs a replace (the engine should have planned delete + create).
+Status rejectReplaceOnly(LinuxSession& s, const KindOps& ops, const Step& step,
+                         const std::vector<std::string>& replaceOnly);
+bool changes(const Step& step, const std::string& path);
+
+// ---- addresses (addresses.cpp)
+
+// Adds one RTM_NEWADDR's address to `out[ifindex]` if it is one the user manages (kernel-made IPv6
+// link-local and router-advertised addresses are skipped).
+void collectAddress(const nlmsghdr* h, std::map<int, std::vector<std::string>>& out);
+Status addAddresses(LinuxSession& s, const KindOps& ops, const std::string& name, int ifindex,
+                    const std::vector<std::string>& cidrs);
+// Removes the addresses of `before` missing from `after`, then adds the new ones.
+Status syncAddresses(LinuxSession& s, const KindOps& ops, const std::string& name, const Attrs& before,
+                     const Attrs& after);
+
+}  // namespace vnetplan::lnx

@@ -1,0 +1,167 @@
+// Port type tap: a persistent TAP device made with TUNSETIFF (IFF_TAP | IFF_NO_PI | IFF_TUN_EXCL, plus
+// IFF_MULTI_QUEUE / IFF_VNET_HDR on request), TUNSETOWNER / TUNSETGROUP and TUNSETPERSIST on /dev/net/tun
+// opened *inside* the target namespace (a tun device is created in the namespace of the opener), then one
+// netlink change for mtu, mac, master, txqueuelen and up.
+
+// <net/if.h> first: it tells the kernel's <linux/if.h> (pulled in by if_tun.h) not to redefine its types.
+#include <net/if.h>
+// (keep the order)
+#include <fcntl.h>
+#include <linux/if_arp.h>
+#include <linux/if_link.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "providers/linux/kind.h"
+#include "providers/linux/session.h"
+
+namespace vnetplan::lnx {
+
+namespace {
+
+bool tapMatches(const LinkInfo& l) {
+  if (l.kind != "tun") return false;
+  if (l.tunType) return *l.tunType == IFF_TAP;
+  return l.type == ARPHRD_ETHER;  // kernels without IFLA_TUN_TYPE: a tap is an Ethernet device
+}
+
+void tapObserve(LinuxSession&, const LinkInfo& l, Attrs& a) {
+  auto get = [&](int t) -> std::optional<uint64_t> {
+    auto it = l.tun.find(t);
+    return it == l.tun.end() ? std::nullopt : std::optional<uint64_t>(it->second);
+  };
+  if (auto v = get(IFLA_TUN_MULTI_QUEUE)) a.set("linux.multiQueue", *v != 0);
+  if (auto v = get(IFLA_TUN_VNET_HDR)) a.set("linux.vnetHdr", *v != 0);
+  if (auto v = get(IFLA_TUN_OWNER)) a.set("linux.owner", static_cast<int64_t>(*v));  // absent = no owner
+  if (auto v = get(IFLA_TUN_GROUP)) a.set("linux.group", static_cast<int64_t>(*v));
+}
+
+short tapFlags(const Attrs& a, bool exclusive) {
+  unsigned flags = IFF_TAP | IFF_NO_PI;
+  if (a.getBool("linux.multiQueue").value_or(false)) flags |= IFF_MULTI_QUEUE;
+  if (a.getBool("linux.vnetHdr").value_or(false)) flags |= IFF_VNET_HDR;
+  if (exclusive) flags |= IFF_TUN_EXCL;  // fail on an existing device instead of attaching to it
+  return static_cast<short>(static_cast<unsigned short>(flags));
+}
+
+// Opens /dev/net/tun in the session's namespace, attaches to (or creates) `name` with `flags`, sets owner
+// and group as `a` says (only those in `which`), then `persist` (creation only).
+Status tunIoctls(LinuxSession& s, const std::string& name, const Attrs& a, short flags,
+                 const std::vector<std::string>& which, bool persist, int* index) {
+  return runInNetns(s.nsFd(), [&]() -> Status {
+    Fd fd(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
+    if (!fd.valid()) return err(std::string("open /dev/net/tun: ") + std::strerror(errno));
+    ifreq ifr{};
+    ifr.ifr_flags = flags;
+    std::memcpy(ifr.ifr_name, name.data(), std::min(name.size(), sizeof ifr.ifr_name - 1));
+    if (::ioctl(fd.get(), TUNSETIFF, &ifr) < 0) {
+      int e = errno;
+      if (e == EBUSY && (flags & IFF_TUN_EXCL)) return err(std::strerror(EEXIST));
+      if (e == EBUSY) return err("the tap is in use by another process (EBUSY)");
+      return err(std::string("TUNSETIFF: ") + std::strerror(e));
+    }
+    for (const auto& path : which) {
+      unsigned long request = path == "linux.owner" ? TUNSETOWNER : TUNSETGROUP;
+      const Json* v = a.find(path);
+      // The kernel has no way back to "no owner" (TUNSETOWNER refuses -1): that takes a new tap.
+      if (!v) return err("removing " + path + " needs a replace (delete + create) of the tap");
+      if (!v->is_number_integer()) return err(path + " '" + v->dump() + "' is not a known user or group id");
+      long id = v->get<long>();
+      if (::ioctl(fd.get(), request, id) < 0)
+        return err(std::string(path == "linux.owner" ? "TUNSETOWNER: " : "TUNSETGROUP: ") + std::strerror(errno));
+    }
+    // Until TUNSETPERSIST succeeds a new device vanishes with the fd, so a failure leaves nothing behind.
+    if (persist && ::ioctl(fd.get(), TUNSETPERSIST, 1) < 0)
+      return err(std::string("TUNSETPERSIST: ") + std::strerror(errno));
+    if (index) *index = static_cast<int>(::if_nametoindex(name.c_str()));
+    return {};
+  });
+}
+
+Status tapCreate(LinuxSession& s, const Step& step) {
+  const std::string& name = step.addr.name;
+  const Attrs& a = step.after;
+  const std::string what = "create tap " + name;
+  if (name.size() >= IFNAMSIZ) return s.failure(what, "the name is longer than 15 bytes");
+
+  std::vector<std::string> ids;
+  for (const char* path : {"linux.owner", "linux.group"})
+    if (a.has(path)) ids.push_back(path);
+  int index = 0;
+  if (Status st = tunIoctls(s, name, a, tapFlags(a, true), ids, true, &index); !st.ok())
+    return s.failure(what, st.error().message);
+  if (index > 0) s.remember(name, index);
+
+  auto undo = [&](Status st) {
+    (void)deleteLink(s, kTapOps, name);  // all or nothing
+    return st;
+  };
+  LinkChange c;
+  if (auto mtu = a.getInt("mtu")) c.mtu = static_cast<uint32_t>(*mtu);
+  if (auto text = a.getString("mac")) {
+    std::string why;
+    auto mac = parseMac(*text, &why);
+    if (!mac) return undo(s.failure(what, "invalid mac '" + *text + "': " + why));
+    c.mac = *mac;
+  }
+  if (auto sw = a.getString("switch")) {
+    auto master = masterIndex(s, kTapOps, name, *sw);
+    if (!master.ok()) return undo(master.error());
+    c.master = *master;
+  }
+  if (auto q = a.getInt("linux.txQueueLen")) c.txqlen = static_cast<uint32_t>(*q);
+  if (a.getBool("up").value_or(true)) c.up = true;
+  if (Status st = changeLink(s, kTapOps, name, c, "create"); !st.ok()) return undo(st);
+  auto addrs = a.getStrings("addresses");
+  if (!addrs.empty()) {
+    auto idx = s.ifindex(name);
+    if (!idx.ok()) return undo(s.failure(what, idx.error().message));
+    if (Status st = addAddresses(s, kTapOps, name, *idx, addrs); !st.ok()) return undo(st);
+  }
+  return {};
+}
+
+Status tapUpdate(LinuxSession& s, const Step& step) {
+  const std::string& name = step.addr.name;
+  if (Status st = rejectReplaceOnly(s, kTapOps, step, {"type", "linux.multiQueue", "linux.vnetHdr"}); !st.ok())
+    return st;
+  std::vector<std::string> ids;
+  for (const auto& path : step.changed) {
+    if (path == "linux.owner" || path == "linux.group") {
+      ids.push_back(path);
+    } else if (path != "mtu" && path != "mac" && path != "switch" && path != "up" && path != "addresses" &&
+               path != "linux.txQueueLen") {
+      return s.failure("update tap " + name, "changing " + path + " is not supported by the linux provider");
+    }
+  }
+  if (!ids.empty()) {
+    // Owner and group change by attaching to the device (same flags as it has) and setting them again.
+    if (Status st = tunIoctls(s, name, step.after, tapFlags(step.after, false), ids, false, nullptr); !st.ok())
+      return s.failure("update tap " + name, st.error().message);
+  }
+  auto change = portLinkChange(s, kTapOps, step);
+  if (!change.ok()) return change.error();
+  if (Status st = changeLink(s, kTapOps, name, *change); !st.ok()) return st;
+  if (changes(step, "addresses")) return syncAddresses(s, kTapOps, name, step.before, step.after);
+  return {};
+}
+
+Status tapRemove(LinuxSession& s, const Step& step) { return deleteLink(s, kTapOps, step.addr.name); }
+
+void tapSummarize(const Attrs& a, std::vector<std::string>& parts) {
+  if (a.getBool("linux.multiQueue").value_or(false)) parts.push_back("multi-queue");
+  if (a.getBool("linux.vnetHdr").value_or(false)) parts.push_back("vnet_hdr");
+  if (const Json* v = a.find("linux.owner")) parts.push_back("owner " + (v->is_string() ? v->get<std::string>() : v->dump()));
+  if (const Json* v = a.find("linux.group")) parts.push_back("group " + (v->is_string() ? v->get<std::string>() : v->dump()));
+}
+
+}  // namespace
+
+const KindOps kTapOps{"tap", Kind::Port, "tap", tapMatches, tapObserve, tapCreate, tapUpdate, tapRemove, tapSummarize};
+
+}  // namespace vnetplan::lnx

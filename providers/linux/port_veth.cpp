@@ -1,0 +1,189 @@
+// Port type veth: a pair created in one RTM_NEWLINK (libnl rtnl_link_veth_*), the peer optionally in
+// another named namespace (IFLA_NET_NS_FD inside the peer's info). The peer gets the port's MTU and is
+// brought up with it; deleting either end removes both.
+#include <net/if.h>
+#include <netlink/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/route/link/veth.h>
+
+#include "providers/linux/kind.h"
+#include "providers/linux/session.h"
+
+namespace vnetplan::lnx {
+
+namespace {
+
+bool vethMatches(const LinkInfo& l) { return l.kind == "veth"; }
+
+void vethObserve(LinuxSession& s, const LinkInfo& l, Attrs& a) {
+  const LinkInfo* peer = nullptr;
+  if (l.linkNetnsid) {
+    auto remote = s.remoteLink(*l.linkNetnsid, l.link);
+    a.set("peerNetns", remote.netns);
+    peer = remote.link;
+  } else {
+    peer = s.linkAt(l.link);
+  }
+  if (peer) {
+    a.set("peer", peer->name);
+    // The peer's MAC is not a portable field, but without it a rollback that re-creates the pair could not
+    // give the other end (often a container's eth0) its old address back.
+    if (!peer->mac.empty()) a.set("linux.peerMac", peer->mac);
+  }
+}
+
+Status vethCreate(LinuxSession& s, const Step& step) {
+  const std::string& name = step.addr.name;
+  const Attrs& a = step.after;
+  auto peerName = a.getString("peer");
+  auto peerNetns = a.getString("peerNetns");
+  std::string what = "create veth " + name;
+  if (!peerName) return s.failure(what, "a veth Port needs spec.peer (the name of the other end)");
+  what += " (peer " + *peerName + (peerNetns ? " in netns " + *peerNetns : "") + ")";
+
+  rtnl_link* link = rtnl_link_veth_alloc();
+  if (!link) return s.failure(what, "out of memory");
+  rtnl_link* peer = rtnl_link_veth_get_peer(link);  // takes a reference
+  struct Release {
+    rtnl_link* link;
+    rtnl_link* peer;
+    ~Release() {
+      rtnl_link_put(peer);
+      rtnl_link_veth_release(link);
+    }
+  } release{link, peer};
+
+  rtnl_link_set_name(link, name.c_str());
+  rtnl_link_set_name(peer, peerName->c_str());
+  if (auto mtu = a.getInt("mtu")) {
+    rtnl_link_set_mtu(link, static_cast<unsigned>(*mtu));
+    rtnl_link_set_mtu(peer, static_cast<unsigned>(*mtu));
+  }
+  if (auto text = a.getString("mac")) {
+    std::string why;
+    auto mac = parseMac(*text, &why);
+    if (!mac) return s.failure(what, "invalid mac '" + *text + "': " + why);
+    nl_addr* addr = nl_addr_build(AF_LLC, mac->data(), mac->size());
+    if (!addr) return s.failure(what, "out of memory");
+    rtnl_link_set_addr(link, addr);
+    nl_addr_put(addr);
+  }
+  if (auto q = a.getInt("linux.txQueueLen")) rtnl_link_set_txqlen(link, static_cast<unsigned>(*q));
+  if (auto text = a.getString("linux.peerMac")) {
+    std::string why;
+    auto mac = parseMac(*text, &why);
+    if (!mac) return s.failure(what, "invalid linux.peerMac '" + *text + "': " + why);
+    nl_addr* addr = nl_addr_build(AF_LLC, mac->data(), mac->size());
+    if (!addr) return s.failure(what, "out of memory");
+    rtnl_link_set_addr(peer, addr);
+    nl_addr_put(addr);
+  }
+  if (auto sw = a.getString("switch")) {
+    auto index = masterIndex(s, kVethOps, name, *sw);
+    if (!index.ok()) return index.error();
+    rtnl_link_set_master(link, *index);
+  }
+  if (a.getBool("up").value_or(true)) rtnl_link_set_flags(link, IFF_UP);
+  // The peer cannot be brought up in the create request itself (veth_open() refuses with ENOTCONN until the
+  // pair is linked, which happens after the peer is configured): it gets its own change below.
+  if (peerNetns) {
+    auto fd = s.netnsFd(*peerNetns);
+    if (!fd.ok()) return s.failure(what, fd.error().message);
+    rtnl_link_set_ns_fd(peer, *fd);
+  }
+
+  auto addrs = a.getStrings("addresses");
+  nl_msg* raw = nullptr;
+  int rc = rtnl_link_build_add_request(link, NLM_F_CREATE | NLM_F_EXCL | (addrs.empty() ? 0 : NLM_F_ECHO), &raw);
+  if (rc < 0) return s.failure(what, std::string("cannot build the request: ") + nl_geterror(rc));
+  NlMsg msg(raw);
+  int index = 0;
+  NlOutcome o = s.nl().request(msg.get(), [&](const nlmsghdr* h) {
+    if (auto l = parseLink(h); l && l->name == name) index = l->index;
+  });
+  if (!o.ok()) return s.failure(what, o.message);
+  if (index > 0) s.remember(name, index);
+
+  auto undo = [&](Status st) {
+    (void)deleteLink(s, kVethOps, name);  // all or nothing (takes the peer along)
+    return st;
+  };
+  // The other end carries no state of its own in the model: it is always up, so the pair has carrier
+  // whenever the port is up.
+  NlSocket* peerSock = &s.nl();
+  if (peerNetns) {
+    auto other = s.socketIn(*peerNetns);
+    if (!other.ok()) return undo(s.failure(what, "bring the peer up: " + other.error().message));
+    peerSock = *other;
+  }
+  LinkChange peerUp;
+  peerUp.up = true;
+  if (NlOutcome po = sendLinkChange(*peerSock, *peerName, peerUp); !po.ok())
+    return undo(s.failure(what, "bring the peer up: " + po.message));
+  if (!addrs.empty()) {
+    auto idx = s.ifindex(name);
+    Status st = idx.ok() ? addAddresses(s, kVethOps, name, *idx, addrs) : s.failure(what, idx.error().message);
+    if (!st.ok()) return undo(st);
+  }
+  return {};
+}
+
+Status vethUpdate(LinuxSession& s, const Step& step) {
+  const std::string& name = step.addr.name;
+  if (Status st = rejectReplaceOnly(s, kVethOps, step, {"type", "peer", "peerNetns"}); !st.ok()) return st;
+  for (const auto& path : step.changed)
+    if (path != "mtu" && path != "mac" && path != "switch" && path != "up" && path != "addresses" &&
+        path != "linux.peerMac" && path != "linux.txQueueLen")
+      return s.failure("update veth " + name, "changing " + path + " is not supported by the linux provider");
+  auto change = portLinkChange(s, kVethOps, step);
+  if (!change.ok()) return change.error();
+  if (Status st = changeLink(s, kVethOps, name, *change); !st.ok()) return st;
+  // The peer follows the port's MTU (the pair's MTU stays equal) and takes linux.peerMac.
+  LinkChange peerChange;
+  peerChange.mtu = change->mtu;
+  if (changes(step, "linux.peerMac"))
+    if (auto text = step.after.getString("linux.peerMac")) {
+      std::string why;
+      auto mac = parseMac(*text, &why);
+      if (!mac) return s.failure("update veth " + name, "invalid linux.peerMac '" + *text + "': " + why);
+      peerChange.mac = *mac;
+    }
+  auto peer = step.after.getString("peer");
+  if (peer && !peerChange.empty()) {
+    auto peerNetns = step.after.getString("peerNetns");
+    NlSocket* sock = &s.nl();
+    std::string where = s.where();
+    if (peerNetns) {
+      auto other = s.socketIn(*peerNetns);
+      if (!other.ok()) return s.failure("update veth peer " + *peer, other.error().message);
+      sock = *other;
+      where = "in netns " + *peerNetns;
+    }
+    NlOutcome o = sendLinkChange(*sock, *peer, peerChange);
+    if (!o.ok()) return err("linux: update veth peer " + *peer + " " + where + ": " + o.message);
+  }
+  if (changes(step, "addresses")) return syncAddresses(s, kVethOps, name, step.before, step.after);
+  return {};
+}
+
+Status vethRemove(LinuxSession& s, const Step& step) {
+  Status st = deleteLink(s, kVethOps, step.addr.name);
+  if (auto peer = step.before.getString("peer"); peer && !step.before.has("peerNetns")) s.forget(*peer);
+  return st;
+}
+
+void vethSummarize(const Attrs& a, std::vector<std::string>& parts) {
+  if (auto peer = a.getString("peer")) {
+    std::string p = "peer " + *peer;
+    if (auto ns = a.getString("peerNetns")) p += " in netns " + *ns;
+    if (auto mac = a.getString("linux.peerMac")) p += " mac " + *mac;
+    parts.push_back(p);
+  }
+}
+
+}  // namespace
+
+const KindOps kVethOps{"veth",     Kind::Port, "veth",     vethMatches, vethObserve,
+                       vethCreate, vethUpdate, vethRemove, vethSummarize};
+
+}  // namespace vnetplan::lnx

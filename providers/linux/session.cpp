@@ -1,0 +1,319 @@
+#include "providers/linux/session.h"
+
+#include <dirent.h>
+#include <linux/if_addr.h>
+#include <linux/if_link.h>
+#include <linux/net_namespace.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <netlink/attr.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace vnetplan::lnx {
+
+namespace {
+
+std::string attrString(const nlattr* a) {
+  const char* s = static_cast<const char*>(nla_data(a));
+  return std::string(s, strnlen(s, static_cast<size_t>(nla_len(a))));
+}
+
+uint64_t attrUint(const nlattr* a) {
+  switch (nla_len(a)) {
+    case 1: return nla_get_u8(const_cast<nlattr*>(a));
+    case 2: return nla_get_u16(const_cast<nlattr*>(a));
+    case 4: return nla_get_u32(const_cast<nlattr*>(a));
+    case 8: return nla_get_u64(const_cast<nlattr*>(a));
+    default: return 0;
+  }
+}
+
+// RTM_GETLINK dump request; `targetNsid` >= 0 lists the links of that peer namespace instead.
+NlMsg linkDumpRequest(int32_t targetNsid = -1) {
+  NlMsg m = newMsg(RTM_GETLINK, NLM_F_DUMP);
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  if (!m || nlmsg_append(m.get(), &ifi, sizeof ifi, NLMSG_ALIGNTO) < 0) return nullptr;
+  // Statistics are most of a link message's size and nothing here needs them.
+  if (nla_put_u32(m.get(), IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS) < 0) return nullptr;
+  if (targetNsid >= 0 && nla_put_s32(m.get(), IFLA_TARGET_NETNSID, targetNsid) < 0) return nullptr;
+  return m;
+}
+
+}  // namespace
+
+std::optional<LinkInfo> parseLink(const nlmsghdr* h) {
+  if (h->nlmsg_type != RTM_NEWLINK || h->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return std::nullopt;
+  const auto* ifi = static_cast<const ifinfomsg*>(nlmsg_data(h));
+  nlattr* tb[IFLA_MAX + 1] = {};
+  if (nlmsg_parse(const_cast<nlmsghdr*>(h), sizeof(ifinfomsg), tb, IFLA_MAX, nullptr) < 0) return std::nullopt;
+  if (!tb[IFLA_IFNAME]) return std::nullopt;
+  LinkInfo l;
+  l.index = ifi->ifi_index;
+  l.flags = ifi->ifi_flags;
+  l.type = ifi->ifi_type;
+  l.name = attrString(tb[IFLA_IFNAME]);
+  if (tb[IFLA_MTU]) l.mtu = static_cast<uint32_t>(attrUint(tb[IFLA_MTU]));
+  if (tb[IFLA_ADDRESS] && nla_len(tb[IFLA_ADDRESS]) > 0)
+    l.mac = formatMac(static_cast<const uint8_t*>(nla_data(tb[IFLA_ADDRESS])), static_cast<size_t>(nla_len(tb[IFLA_ADDRESS])));
+  if (tb[IFLA_MASTER]) l.master = static_cast<int>(attrUint(tb[IFLA_MASTER]));
+  if (tb[IFLA_TXQLEN]) l.txqlen = static_cast<uint32_t>(attrUint(tb[IFLA_TXQLEN]));
+  if (tb[IFLA_LINK]) l.link = static_cast<int>(attrUint(tb[IFLA_LINK]));
+  if (tb[IFLA_LINK_NETNSID] && nla_len(tb[IFLA_LINK_NETNSID]) >= 4) l.linkNetnsid = nla_get_s32(tb[IFLA_LINK_NETNSID]);
+  if (tb[IFLA_LINKINFO]) {
+    nlattr* info[IFLA_INFO_MAX + 1] = {};
+    if (nla_parse_nested(info, IFLA_INFO_MAX, tb[IFLA_LINKINFO], nullptr) == 0) {
+      if (info[IFLA_INFO_KIND]) l.kind = attrString(info[IFLA_INFO_KIND]);
+      if (info[IFLA_INFO_DATA] && l.kind == "bridge") {
+        nlattr* br[IFLA_BR_MAX + 1] = {};
+        if (nla_parse_nested(br, IFLA_BR_MAX, info[IFLA_INFO_DATA], nullptr) == 0) {
+          for (const auto& opt : bridgeOptions())
+            if (br[opt.ifla]) l.bridge[opt.ifla] = attrUint(br[opt.ifla]);
+          if (br[IFLA_BR_VLAN_FILTERING]) l.bridge[IFLA_BR_VLAN_FILTERING] = attrUint(br[IFLA_BR_VLAN_FILTERING]);
+        }
+      } else if (info[IFLA_INFO_DATA] && l.kind == "tun") {
+        nlattr* tun[IFLA_TUN_MAX + 1] = {};
+        if (nla_parse_nested(tun, IFLA_TUN_MAX, info[IFLA_INFO_DATA], nullptr) == 0) {
+          if (tun[IFLA_TUN_TYPE]) l.tunType = static_cast<uint8_t>(attrUint(tun[IFLA_TUN_TYPE]));
+          for (int t : {IFLA_TUN_OWNER, IFLA_TUN_GROUP, IFLA_TUN_VNET_HDR, IFLA_TUN_MULTI_QUEUE})
+            if (tun[t]) l.tun[t] = attrUint(tun[t]);
+        }
+      }
+    }
+  }
+  return l;
+}
+
+Result<std::unique_ptr<LinuxSession>> LinuxSession::connect(const Target& target) {
+  std::unique_ptr<LinuxSession> s(new LinuxSession());
+  s->target_ = target.name;
+  auto netns = target.spec.getString("netns");
+  bool create = target.spec.getBool("createNetns").value_or(false);
+  if (netns) {
+    if (std::string why = netnsNameProblem(*netns); !why.empty())
+      return err("linux: target " + target.name + ": invalid netns name '" + *netns + "': " + why);
+    s->netns_ = *netns;
+    int e = 0;
+    auto fd = openNetns(*netns, &e);
+    if (!fd.ok()) {
+      if (e == ENOENT && create) {
+        s->createPending_ = true;  // created by the first apply(); observe() sees an empty namespace
+        return s;
+      }
+      return err("linux: target " + target.name + ": " + fd.error().message +
+                 (e == ENOENT ? " (set createNetns: true to have it created)" : ""));
+    }
+    s->nsFd_ = std::move(fd.value());
+  }
+  auto sock = NlSocket::openIn(s->nsFd_.get());
+  if (!sock.ok()) return err("linux: target " + target.name + ": " + sock.error().message);
+  s->nl_ = std::move(sock.value());
+  return s;
+}
+
+Status LinuxSession::ensureNamespace() {
+  if (!createPending_) return {};
+  int e = 0;
+  auto fd = openNetns(netns_, &e);
+  if (!fd.ok() && e == ENOENT) {
+    if (Status st = createNetns(netns_); !st.ok()) return err("linux: target " + target_ + ": " + st.error().message);
+    fd = openNetns(netns_);
+  }
+  if (!fd.ok()) return err("linux: target " + target_ + ": " + fd.error().message);
+  auto sock = NlSocket::openIn(fd->get());
+  if (!sock.ok()) return err("linux: target " + target_ + ": " + sock.error().message);
+  nsFd_ = std::move(fd.value());
+  nl_ = std::move(sock.value());
+  createPending_ = false;
+  return {};
+}
+
+std::string LinuxSession::where() const { return netns_.empty() ? "in the host netns" : "in netns " + netns_; }
+
+Error LinuxSession::failure(const std::string& what, const std::string& detail) const {
+  return err("linux: " + what + " " + where() + ": " + detail);
+}
+
+Result<Observation> LinuxSession::observe() {
+  Observation obs;
+  if (createPending_) {
+    if (!netnsExists(netns_)) return obs;  // not created yet: nothing lives there
+    if (Status st = ensureNamespace(); !st.ok()) return st.error();
+  }
+  links_.clear();
+  nsidNames_.reset();
+  remoteLinks_.clear();
+
+  // One link dump ...
+  NlMsg req = linkDumpRequest();
+  if (!req) return failure("list links", "out of memory");
+  NlOutcome o = nl_->dump(
+      req.get(),
+      [&](const nlmsghdr* h) {
+        if (auto l = parseLink(h)) links_[l->index] = std::move(*l);
+      },
+      [&] { links_.clear(); });
+  if (!o.ok()) return failure("list links", o.message);
+
+  // ... and one address dump.
+  std::map<int, std::vector<std::string>> addrs;
+  NlMsg areq = newMsg(RTM_GETADDR, NLM_F_DUMP);
+  ifaddrmsg ifa{};
+  ifa.ifa_family = AF_UNSPEC;
+  if (!areq || nlmsg_append(areq.get(), &ifa, sizeof ifa, NLMSG_ALIGNTO) < 0)
+    return failure("list addresses", "out of memory");
+  o = nl_->dump(
+      areq.get(), [&](const nlmsghdr* h) { collectAddress(h, addrs); }, [&] { addrs.clear(); });
+  if (!o.ok()) return failure("list addresses", o.message);
+
+  index_.clear();
+  for (const auto& [index, link] : links_) index_[link.name] = index;
+
+  for (const auto& [index, link] : links_) {
+    for (const KindOps* ops : allKindOps()) {
+      if (!ops->matches(link)) continue;
+      ObservedObject obj;
+      obj.addr = Address{target_, ops->kind, link.name};
+      Attrs& a = obj.attrs;
+      a.set("mtu", static_cast<int64_t>(link.mtu));
+      a.set("up", (link.flags & IFF_UP) != 0);
+      std::vector<std::string> list;
+      if (auto it = addrs.find(index); it != addrs.end()) list = it->second;
+      std::sort(list.begin(), list.end());
+      list.erase(std::unique(list.begin(), list.end()), list.end());
+      a.set("addresses", Json(list));
+      if (ops->kind == Kind::Port) {
+        a.set("type", ops->portType);
+        if (!link.mac.empty()) a.set("mac", link.mac);
+        a.set("linux.txQueueLen", static_cast<int64_t>(link.txqlen));
+        if (link.master != 0)
+          if (const LinkInfo* master = linkAt(link.master)) a.set("switch", master->name);
+      }
+      ops->observe(*this, link, a);
+      obs.objects.emplace(obj.addr, std::move(obj));
+      break;
+    }
+  }
+  return obs;
+}
+
+Status LinuxSession::apply(const Step& step) {
+  const KindOps* ops = opsForStep(step);
+  if (!ops) {
+    std::string type = (step.action == StepAction::Delete ? step.before : step.after).getString("type").value_or("");
+    return err("linux: " + step.addr.str() + ": " + kindName(step.addr.kind) +
+               (type.empty() ? "" : " type '" + type + "'") + " is not supported by the linux provider");
+  }
+  if (step.action == StepAction::Delete && createPending_ && !netnsExists(netns_)) return {};  // nothing there
+  if (Status st = ensureNamespace(); !st.ok()) return st;
+  switch (step.action) {
+    case StepAction::Create: return ops->create(*this, step);
+    case StepAction::Update: return step.changed.empty() ? Status{} : ops->update(*this, step);
+    case StepAction::Delete: return ops->remove(*this, step);
+  }
+  return err("linux: unknown step action");
+}
+
+Result<int> LinuxSession::ifindex(const std::string& name) {
+  if (auto it = index_.find(name); it != index_.end()) return it->second;
+  NlMsg m = newMsg(RTM_GETLINK, 0);
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  if (!m || nlmsg_append(m.get(), &ifi, sizeof ifi, NLMSG_ALIGNTO) < 0 ||
+      nla_put_string(m.get(), IFLA_IFNAME, name.c_str()) < 0 ||
+      nla_put_u32(m.get(), IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS) < 0)
+    return err("out of memory");
+  int index = 0;
+  NlOutcome o = nl_->request(m.get(), [&](const nlmsghdr* h) {
+    if (auto l = parseLink(h)) index = l->index;
+  });
+  if (!o.ok()) return err(o.errnum == ENODEV ? "no interface named " + name : o.message);
+  if (index <= 0) return err("no interface named " + name);
+  index_[name] = index;
+  return index;
+}
+
+Result<int> LinuxSession::netnsFd(const std::string& name) {
+  if (auto it = netnsFds_.find(name); it != netnsFds_.end()) return it->second.get();
+  if (std::string why = netnsNameProblem(name); !why.empty()) return err("invalid netns name '" + name + "': " + why);
+  auto fd = openNetns(name);
+  if (!fd.ok()) return fd.error();
+  int raw = fd->get();
+  netnsFds_.emplace(name, std::move(fd.value()));
+  return raw;
+}
+
+Result<NlSocket*> LinuxSession::socketIn(const std::string& netnsName) {
+  if (auto it = foreignSockets_.find(netnsName); it != foreignSockets_.end()) return it->second.get();
+  auto fd = netnsFd(netnsName);
+  if (!fd.ok()) return fd.error();
+  auto sock = NlSocket::openIn(*fd);
+  if (!sock.ok()) return sock.error();
+  NlSocket* raw = sock->get();
+  foreignSockets_.emplace(netnsName, std::move(sock.value()));
+  return raw;
+}
+
+const LinkInfo* LinuxSession::linkAt(int index) const {
+  auto it = links_.find(index);
+  return it == links_.end() ? nullptr : &it->second;
+}
+
+LinuxSession::RemoteLink LinuxSession::remoteLink(int32_t nsid, int index) {
+  if (!nsidNames_) {
+    // nsid -> name: ask the kernel for the nsid (as seen from here) of every /run/netns entry.
+    nsidNames_.emplace();
+    if (DIR* dir = ::opendir(kNetnsRunDir)) {
+      while (dirent* e = ::readdir(dir)) {
+        std::string name = e->d_name;
+        if (name == "." || name == "..") continue;
+        auto fd = openNetns(name);
+        if (!fd.ok()) continue;
+        NlMsg m = newMsg(RTM_GETNSID, 0);
+        rtgenmsg g{};
+        g.rtgen_family = AF_UNSPEC;
+        if (!m || nlmsg_append(m.get(), &g, sizeof g, NLMSG_ALIGNTO) < 0 ||
+            nla_put_u32(m.get(), NETNSA_FD, static_cast<uint32_t>(fd->get())) < 0)
+          continue;
+        int32_t id = -1;
+        NlOutcome o = nl_->request(m.get(), [&](const nlmsghdr* h) {
+          if (h->nlmsg_type != RTM_NEWNSID) return;
+          nlattr* tb[NETNSA_MAX + 1] = {};
+          if (nlmsg_parse(const_cast<nlmsghdr*>(h), sizeof(rtgenmsg), tb, NETNSA_MAX, nullptr) == 0 &&
+              tb[NETNSA_NSID])
+            id = nla_get_s32(tb[NETNSA_NSID]);
+        });
+        if (o.ok() && id >= 0) nsidNames_->emplace(id, name);
+      }
+      ::closedir(dir);
+    }
+  }
+  std::string netnsName;
+  if (auto it = nsidNames_->find(nsid); it != nsidNames_->end())
+    netnsName = it->second;
+  else
+    netnsName = "nsid:" + std::to_string(nsid);
+
+  auto links = remoteLinks_.find(nsid);
+  if (links == remoteLinks_.end()) {
+    // One dump of that namespace's links through our own socket (IFLA_TARGET_NETNSID), cached per observe.
+    std::unordered_map<int, LinkInfo> found;
+    if (NlMsg req = linkDumpRequest(nsid)) {
+      NlOutcome o = nl_->dump(
+          req.get(),
+          [&](const nlmsghdr* h) {
+            if (auto l = parseLink(h)) found[l->index] = std::move(*l);
+          },
+          [&] { found.clear(); });
+      if (!o.ok()) found.clear();
+    }
+    links = remoteLinks_.emplace(nsid, std::move(found)).first;
+  }
+  auto it = links->second.find(index);
+  return {netnsName, it == links->second.end() ? nullptr : &it->second};
+}
+
+}  // namespace vnetplan::lnx

@@ -1,0 +1,77 @@
+// TargetSession of the linux provider: one route-netlink socket inside the target's network namespace,
+// reused for every observe and step; one link dump + one address dump per observe; steps dispatched to the
+// kind hooks (kind.h).
+#pragma once
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "providers/linux/kind.h"
+#include "providers/linux/netlink.h"
+#include "providers/linux/netns.h"
+#include "reconciler/provider.h"
+
+namespace vnetplan::lnx {
+
+class LinuxSession : public TargetSession {
+ public:
+  // Opens the target's namespace (spec.netns; absent = the current one). A missing namespace with
+  // createNetns: true is created lazily by the first apply(), so plan and drift never change the host.
+  static Result<std::unique_ptr<LinuxSession>> connect(const Target& target);
+
+  Result<Observation> observe() override;
+  Status apply(const Step& step) override;
+
+  // ---- for the kind hooks
+  NlSocket& nl() { return *nl_; }
+  const std::string& targetName() const { return target_; }
+  const std::string& netns() const { return netns_; }  // "" = the host (current) namespace
+  int nsFd() const { return nsFd_.get(); }              // -1 = the current namespace
+  // "in netns demo" / "in the host netns"
+  std::string where() const;
+  // "linux: <what> in netns demo: <detail>"
+  Error failure(const std::string& what, const std::string& detail) const;
+
+  // ifindex of a link of this namespace: from the last observe and this session's creates, else asked.
+  Result<int> ifindex(const std::string& name);
+  void remember(const std::string& name, int index) { index_[name] = index; }
+  void forget(const std::string& name) { index_.erase(name); }
+
+  // An open fd of /run/netns/NAME (kept for the session), e.g. for a veth peer's IFLA_NET_NS_FD.
+  Result<int> netnsFd(const std::string& name);
+  // A netlink socket inside another named namespace (kept for the session), e.g. to update a veth peer.
+  Result<NlSocket*> socketIn(const std::string& netnsName);
+
+  // During observe: a link of this namespace by ifindex.
+  const LinkInfo* linkAt(int index) const;
+  // During observe: a link in the namespace known here as `nsid`. The netns name is "nsid:N" when no
+  // /run/netns entry is that namespace; `link` is null when the link was not found there.
+  struct RemoteLink {
+    std::string netns;
+    const LinkInfo* link = nullptr;
+  };
+  RemoteLink remoteLink(int32_t nsid, int index);
+
+ private:
+  LinuxSession() = default;
+  Status ensureNamespace();
+
+  std::string target_;
+  std::string netns_;
+  bool createPending_ = false;  // createNetns: true and the namespace does not exist yet
+  Fd nsFd_;
+  std::unique_ptr<NlSocket> nl_;
+  std::unordered_map<std::string, int> index_;
+  std::map<std::string, Fd> netnsFds_;
+  std::map<std::string, std::unique_ptr<NlSocket>> foreignSockets_;
+
+  // Per-observe state.
+  std::unordered_map<int, LinkInfo> links_;
+  std::optional<std::map<int32_t, std::string>> nsidNames_;
+  std::map<int32_t, std::unordered_map<int, LinkInfo>> remoteLinks_;
+};
+
+}  // namespace vnetplan::lnx

@@ -1,0 +1,198 @@
+// Switch = Linux bridge.
+//
+// libnl-3.7's bridge support covers bridge *ports* (IFLA_PROTINFO), not the bridge device's own IFLA_BR_*
+// settings, so bridge requests are built as raw RTM_NEWLINK messages with libnl's nlmsg/nla API: the create
+// carries name, up flag and every IFLA_BR_* setting in one message.
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <netlink/attr.h>
+
+#include "providers/linux/kind.h"
+#include "providers/linux/session.h"
+
+namespace vnetplan::lnx {
+
+const std::vector<BridgeOption>& bridgeOptions() {
+  // Ranges are the kernel's (802.1D) where it enforces them; STP timers are whole seconds.
+  static const std::vector<BridgeOption> options{
+      {"stp", IFLA_BR_STP_STATE, 4, false, true, 0, 1, 0},
+      {"linux.bridge.forwardDelay", IFLA_BR_FORWARD_DELAY, 4, true, false, 2, 30, 15},
+      {"linux.bridge.helloTime", IFLA_BR_HELLO_TIME, 4, true, false, 1, 10, 2},
+      {"linux.bridge.maxAge", IFLA_BR_MAX_AGE, 4, true, false, 6, 40, 20},
+      {"linux.bridge.ageingTime", IFLA_BR_AGEING_TIME, 4, true, false, 0, 1000000, 300},
+      {"linux.bridge.priority", IFLA_BR_PRIORITY, 2, false, false, 0, 65535, 32768},
+  };
+  return options;
+}
+
+namespace {
+
+constexpr int64_t kMinMtu = 68;
+
+// The kernel value of an option from its manifest value (absent = the kernel default).
+uint32_t kernelValue(const BridgeOption& opt, const Attrs& a) {
+  int64_t v = opt.kernelDefault;
+  if (opt.boolean) {
+    if (auto b = a.getBool(opt.path)) v = *b ? 1 : 0;
+  } else if (auto i = a.getInt(opt.path)) {
+    v = *i;
+  }
+  return static_cast<uint32_t>(opt.seconds ? v * 100 : v);
+}
+
+int putOption(nl_msg* m, const BridgeOption& opt, uint32_t value) {
+  switch (opt.bytes) {
+    case 1: return nla_put_u8(m, opt.ifla, static_cast<uint8_t>(value));
+    case 2: return nla_put_u16(m, opt.ifla, static_cast<uint16_t>(value));
+    default: return nla_put_u32(m, opt.ifla, value);
+  }
+}
+
+// IFLA_LINKINFO { kind "bridge", data { the options selected by `pick` } }.
+template <typename Pick>
+int putLinkInfo(nl_msg* m, const Attrs& a, Pick pick) {
+  nlattr* info = nla_nest_start(m, IFLA_LINKINFO);
+  if (!info || nla_put_string(m, IFLA_INFO_KIND, "bridge") < 0) return -1;
+  nlattr* data = nla_nest_start(m, IFLA_INFO_DATA);
+  if (!data) return -1;
+  for (const auto& opt : bridgeOptions())
+    if (pick(opt) && putOption(m, opt, kernelValue(opt, a)) < 0) return -1;
+  nla_nest_end(m, data);
+  nla_nest_end(m, info);
+  return 0;
+}
+
+bool bridgeMatches(const LinkInfo& l) { return l.kind == "bridge"; }
+
+void bridgeObserve(LinuxSession&, const LinkInfo& l, Attrs& a) {
+  for (const auto& opt : bridgeOptions()) {
+    auto it = l.bridge.find(opt.ifla);
+    if (it == l.bridge.end()) continue;
+    uint64_t v = it->second;
+    if (opt.boolean) {
+      a.set(opt.path, v != 0);  // stp_state 1 (kernel STP) or 2 (user-space STP daemon)
+    } else if (opt.seconds) {
+      // Whole seconds as int; a value someone set in centiseconds stays visible as a fraction.
+      if (v % 100 == 0)
+        a.set(opt.path, static_cast<int64_t>(v / 100));
+      else
+        a.set(opt.path, static_cast<double>(v) / 100.0);
+    } else {
+      a.set(opt.path, static_cast<int64_t>(v));
+    }
+  }
+  auto vf = l.bridge.find(IFLA_BR_VLAN_FILTERING);
+  if (vf != l.bridge.end() && vf->second != 0) a.set("linux.bridge.vlanFiltering", true);
+}
+
+Status bridgeCreate(LinuxSession& s, const Step& step) {
+  const std::string& name = step.addr.name;
+  const Attrs& a = step.after;
+  const std::string what = "create bridge " + name;
+  bool up = a.getBool("up").value_or(true);
+  auto mtu = a.getInt("mtu");
+
+  NlMsg m = newMsg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO);
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  if (up) {
+    ifi.ifi_flags = IFF_UP;
+    ifi.ifi_change = IFF_UP;
+  }
+  bool built = m && nlmsg_append(m.get(), &ifi, sizeof ifi, NLMSG_ALIGNTO) == 0 &&
+               nla_put_string(m.get(), IFLA_IFNAME, name.c_str()) == 0;
+  // A bridge whose MTU was only given at creation follows its ports' smallest MTU as they join; only an MTU
+  // *change* pins it (the kernel's "MTU set by user" flag). So the bridge is created one off the wanted MTU
+  // and changed to it right after: two messages, but the declared MTU holds whatever ports join later.
+  if (built && mtu) built = nla_put_u32(m.get(), IFLA_MTU, static_cast<uint32_t>(*mtu == kMinMtu ? *mtu + 1 : *mtu - 1)) == 0;
+  if (built) built = putLinkInfo(m.get(), a, [&](const BridgeOption& opt) { return a.has(opt.path); }) == 0;
+  if (!built) return s.failure(what, "cannot build the request (out of memory)");
+
+  int index = 0;
+  NlOutcome o = s.nl().request(m.get(), [&](const nlmsghdr* h) {
+    if (auto l = parseLink(h); l && l->name == name) index = l->index;
+  });
+  if (!o.ok()) return s.failure(what, o.message);
+  if (index > 0) s.remember(name, index);
+
+  // Anything failing from here removes the half-made bridge, so a create is all or nothing.
+  auto undo = [&](Status st) {
+    (void)deleteLink(s, kBridgeOps, name);
+    return st;
+  };
+  if (mtu) {
+    LinkChange c;
+    c.mtu = static_cast<uint32_t>(*mtu);
+    if (Status st = changeLink(s, kBridgeOps, name, c, "create"); !st.ok()) return undo(st);
+  }
+  auto addrs = a.getStrings("addresses");
+  if (!addrs.empty()) {
+    auto idx = s.ifindex(name);
+    if (!idx.ok()) return undo(s.failure(what, idx.error().message));
+    if (Status st = addAddresses(s, kBridgeOps, name, *idx, addrs); !st.ok()) return undo(st);
+  }
+  return {};
+}
+
+Status bridgeUpdate(LinuxSession& s, const Step& step) {
+  const std::string& name = step.addr.name;
+  const Attrs& a = step.after;
+  const std::string what = "update bridge " + name;
+  bool linkChange = false, optionChange = false;
+  for (const auto& path : step.changed) {
+    if (path == "mtu" || path == "up") {
+      linkChange = true;
+    } else if (path == "addresses") {
+      continue;
+    } else {
+      bool known = false;
+      for (const auto& opt : bridgeOptions()) known = known || path == opt.path;
+      if (!known) return s.failure(what, "changing " + path + " is not supported by the linux provider");
+      optionChange = true;
+    }
+  }
+  if (linkChange || optionChange) {
+    // One RTM_NEWLINK: MTU, up/down and the changed IFLA_BR_* settings together.
+    NlMsg m = newMsg(RTM_NEWLINK, 0);
+    ifinfomsg ifi{};
+    ifi.ifi_family = AF_UNSPEC;
+    if (changes(step, "up")) {
+      ifi.ifi_flags = a.getBool("up").value_or(true) ? IFF_UP : 0;
+      ifi.ifi_change = IFF_UP;
+    }
+    bool built = m && nlmsg_append(m.get(), &ifi, sizeof ifi, NLMSG_ALIGNTO) == 0 &&
+                 nla_put_string(m.get(), IFLA_IFNAME, name.c_str()) == 0;
+    if (built && changes(step, "mtu"))
+      if (auto mtu = a.getInt("mtu")) built = nla_put_u32(m.get(), IFLA_MTU, static_cast<uint32_t>(*mtu)) == 0;
+    if (built && optionChange)
+      built = putLinkInfo(m.get(), a, [&](const BridgeOption& opt) { return changes(step, opt.path); }) == 0;
+    if (!built) return s.failure(what, "cannot build the request (out of memory)");
+    NlOutcome o = s.nl().request(m.get());
+    if (!o.ok()) return s.failure(what, o.message);
+  }
+  if (changes(step, "addresses")) return syncAddresses(s, kBridgeOps, name, step.before, a);
+  return {};
+}
+
+Status bridgeRemove(LinuxSession& s, const Step& step) { return deleteLink(s, kBridgeOps, step.addr.name); }
+
+void bridgeSummarize(const Attrs& a, std::vector<std::string>& parts) {
+  for (const auto& opt : bridgeOptions()) {
+    const Json* v = a.find(opt.path);
+    if (!v) continue;
+    std::string label = opt.path;
+    if (auto dot = label.rfind('.'); dot != std::string::npos) label = label.substr(dot + 1);
+    if (opt.boolean && v->is_boolean())
+      parts.push_back(label + (v->get<bool>() ? " on" : " off"));
+    else
+      parts.push_back(label + " " + v->dump() + (opt.seconds ? "s" : ""));
+  }
+}
+
+}  // namespace
+
+const KindOps kBridgeOps{"bridge",     Kind::Switch, nullptr,      bridgeMatches, bridgeObserve,
+                         bridgeCreate, bridgeUpdate, bridgeRemove, bridgeSummarize};
+
+}  // namespace vnetplan::lnx
