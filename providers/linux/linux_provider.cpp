@@ -66,13 +66,15 @@ class LinuxProvider final : public Provider {
     switch_.kind = Kind::Switch;
     switch_.disruptiveOn = {"up", "stp"};  // enabling STP sends every port through listening/learning
     switch_.unorderedLists = {"addresses"};
-    switch_.defaults = {{"up", true}};
+    // Left out of a manifest: the bridge is up and has no host addresses.
+    switch_.defaults = {{"up", true}, {"addresses", Json::array()}};
     port_.kind = Kind::Port;
     // A tap's multi-queue and vnet_hdr modes are fixed when it is made.
     port_.replaceOn = {"type", "peer", "peerNetns", "linux.multiQueue", "linux.vnetHdr"};
     port_.disruptiveOn = {"switch", "up", "mtu"};  // a vNIC's MTU change drops frames until the guest follows
     port_.unorderedLists = {"addresses"};
-    port_.defaults = {{"up", true}};
+    // Left out of a manifest: the port is up, has no addresses and is not attached to a bridge.
+    port_.defaults = {{"up", true}, {"addresses", Json::array()}, {"switch", nullptr}};
   }
 
   std::string_view name() const override { return "linux"; }
