@@ -489,8 +489,23 @@ ApplyOutcome applyPlan(const Plan& plan, state::Store& store, const ProviderRegi
                        const ApplyOptions& opts) {
   ApplyOutcome outcome;
   outcome.targets.resize(plan.targets.size());
+  // Targets may refer to each other (a veth peer in another target's namespace): prepare them all first.
+  std::vector<bool> prepared(plan.targets.size(), true);
+  for (size_t i = 0; i < plan.targets.size(); ++i) {
+    const Target& t = plan.targets[i];
+    bool changes = std::any_of(plan.changes.begin(), plan.changes.end(), [&](const ResourceChange& c) {
+      return c.addr.target == t.name && c.action != Action::NoOp;
+    });
+    Provider* p = providers.find(t.provider);
+    if (!changes || !p) continue;
+    if (Status s = p->prepare(t); !s) {
+      prepared[i] = false;
+      outcome.targets[i] = TargetOutcome{t.name, TargetResult::Refused, s.error().message, {}, 0};
+    }
+  }
   StepCounter counter;
   forEachParallel(plan.targets.size(), opts.parallelism, [&](size_t i) {
+    if (!prepared[i]) return;
     TargetRun run(store, providers, opts, counter);
     outcome.targets[i] = run.apply(plan, plan.targets[i]);
   });

@@ -84,6 +84,13 @@ class Provider {
   // Provider-specific normalization of desired attributes (units, spellings). Defaults come from traits.
   virtual void normalize(Resource& desired) const { (void)desired; }
   virtual Result<std::unique_ptr<TargetSession>> connect(const Target& target) = 0;
+  // Called at apply time for every target with changes, one after another, before any target's steps run:
+  // creates what the target itself needs (e.g. a namespace with createNetns), since another target's steps
+  // may refer to it. Plan and observe never create anything.
+  virtual Status prepare(const Target& target) {
+    (void)target;
+    return {};
+  }
   // Human description of a step, e.g. "create bridge br-prod in netns demo (mtu 9000)".
   virtual std::string describe(const Step& step) const;
 };

@@ -12,7 +12,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev nlohmann-json3-dev libvalijson-dev libcli11-dev libssh-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # the real peers tests and benchmarks run against
-  iproute2 procps
+  iproute2 procps time
 )
 
 missing=()

@@ -1,4 +1,5 @@
 #include "providers/linux/linux_provider.h"
+#include "providers/linux/netns.h"
 
 #include <cmath>
 #include <mutex>
@@ -78,6 +79,14 @@ class LinuxProvider final : public Provider {
   }
 
   std::string_view name() const override { return "linux"; }
+
+  Status prepare(const Target& target) override {
+    auto netns = target.spec.getString("netns");
+    if (!netns || !target.spec.getBool("createNetns").value_or(false) || lnx::netnsExists(*netns)) return {};
+    if (Status st = lnx::createNetns(*netns); !st.ok())
+      return err("linux: target " + target.name + ": create netns " + *netns + ": " + st.error().message);
+    return {};
+  }
 
   const KindTraits* traits(Kind kind) const override {
     if (kind == Kind::Switch) return &switch_;

@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# bench/linux/run.sh [N_BRIDGES=1000] [REPEATS=3]
+#
+# The linux provider against its real peer, end to end through the vnetplan binary, in the same run:
+#   apply:      N bridges with 2 veth ports each, from an empty namespace, vs `ip -batch` making the same
+#               creations (same end state: bridges up, ports up and enslaved, peers up).  Goal: <= 1.5x.
+#   no-op plan: `vnetplan plan --detailed-exitcode` on the applied namespace (exit 0 expected) vs the raw
+#               `ip -d -j link show` dump of it.                                                   Goal: <= 2x.
+# Each measurement runs in its own throwaway network namespace (vnp-bench-<pid>-...), removed afterwards and on
+# exit; the host namespace is never touched. Peer and vnetplan alternate within each repeat so machine noise
+# hits both; the table shows medians (the no-op plan takes max(REPEATS, 5) samples: it is cheap). Not a timed
+# test: a missed goal prints GOAL MISSED and still exits 0. Exit 1 only when the run itself is invalid (not
+# root, missing tools, a failed apply/plan, or end states that differ).
+#
+# Environment: VNETPLAN=path/to/vnetplan (default: build-bench/vnetplan, then build/vnetplan),
+#              BENCH_TMPDIR=dir for manifests and state (default: $TMPDIR or /tmp),
+#              KEEP_TMP=1 keeps that directory for inspection,
+#              BENCH_IPV6=0 disables IPv6 in the bench namespaces. With IPv6 on (the default, as on real hosts) the
+#              kernel's per-link IPv6 setup (link-local route insertion walks every route of the namespace) makes
+#              link creation O(links) each, and that kernel time dominates both sides of the apply comparison.
+set -euo pipefail
+
+N=${1:-1000}
+REPEATS=${2:-3}
+usage() { echo "usage: $0 [N_BRIDGES=1000] [REPEATS=3]" >&2; exit 1; }
+[[ $N =~ ^[1-9][0-9]{0,5}$ ]] || usage
+[[ $REPEATS =~ ^[1-9][0-9]{0,2}$ ]] || usage
+PLAN_REPEATS=$((REPEATS > 5 ? REPEATS : 5))
+
+die() { echo "bench/linux: $*" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || die "needs root (creates network namespaces)"
+command -v ip >/dev/null || die "needs ip (iproute2)"
+[ -x /usr/bin/time ] || die "needs /usr/bin/time for peak RSS (apt-get install time)"
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+if [ -z "${VNETPLAN:-}" ]; then
+  for c in "$ROOT/build-bench/vnetplan" "$ROOT/build/vnetplan"; do
+    [ -x "$c" ] && { VNETPLAN=$c; break; }
+  done
+fi
+if [ -z "${VNETPLAN:-}" ] || [ ! -x "$VNETPLAN" ]; then
+  die "no vnetplan binary: build it (ninja -C build-bench) or set VNETPLAN"
+fi
+
+TMP=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/vnp-bench.XXXXXX")
+PREFIX="vnp-bench-$$"
+CREATED=("$PREFIX-probe")
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+cleanup() {
+  local ns
+  for ns in "${CREATED[@]}"; do
+    if [ -e "/run/netns/$ns" ]; then ip netns del "$ns" 2>/dev/null || true; fi
+  done
+  if [ "${KEEP_TMP:-0}" = 1 ]; then echo "bench/linux: kept $TMP" >&2; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+# Namespaces a killed earlier run left behind (its pid is gone): only this script's own naming scheme.
+for f in /run/netns/vnp-bench-*; do
+  [ -e "$f" ] || continue
+  name=${f##*/}
+  pid=$(sed -n 's/^vnp-bench-\([0-9][0-9]*\)-.*/\1/p' <<<"$name")
+  if [ -n "$pid" ] && [ ! -d "/proc/$pid" ]; then
+    echo "bench/linux: removing stale namespace $name" >&2
+    ip netns del "$name" || true
+  fi
+done
+
+# --- namespaces -------------------------------------------------------------------------------------------------
+
+# `ip netns del` returns at once, but the kernel tears a namespace with thousands of links down in a worker that
+# holds RTNL for seconds: anything measured meanwhile would be charged for it. Wait until a probe namespace can
+# be created, used and removed quickly again.
+settle() {
+  local probe="$PREFIX-probe" deadline=$((SECONDS + 300)) t0 t1
+  while :; do
+    t0=$EPOCHREALTIME
+    ip netns add "$probe"
+    ip -n "$probe" link set lo up
+    ip netns del "$probe"
+    t1=$EPOCHREALTIME
+    awk -v a="$t0" -v b="$t1" 'BEGIN { exit !(b - a < 0.1) }' && return 0
+    ((SECONDS < deadline)) || { echo "bench/linux: warning: the kernel did not settle in 300s" >&2; return 0; }
+    sleep 0.2
+  done
+}
+
+new_ns() {  # new_ns NAME: a fresh, empty namespace, created once the kernel is idle
+  settle
+  ip netns add "$1"
+  CREATED+=("$1")
+  if [ "${BENCH_IPV6:-1}" = 0 ]; then
+    ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  fi
+}
+
+drop_ns() {
+  ip netns del "$1"
+  settle
+}
+
+# What the kernel has, as netlink shows it: links, bridges, veths, up, enslaved. Both sides must agree.
+signature() {
+  local ns=$1 total bridges veths up enslaved
+  total=$(ip -n "$ns" -o link show | wc -l)
+  bridges=$(ip -n "$ns" -o link show type bridge | wc -l)
+  veths=$(ip -n "$ns" -o link show type veth | wc -l)
+  up=$(ip -n "$ns" -o link show up | wc -l)
+  enslaved=$(ip -n "$ns" -o link show | grep -c ' master ' || true)
+  echo "$total links ($bridges bridges, $veths veth), $up up, $enslaved enslaved"
+}
+
+# --- timing -----------------------------------------------------------------------------------------------------
+
+# run_timed TAG CMD...: runs CMD under /usr/bin/time (both sides alike), stdout to $OUT (default $TMP/TAG.out),
+# stderr to $TMP/TAG.err; sets ELAPSED (seconds, wall), CPU (user+sys seconds, 10 ms resolution), RSS (peak kB)
+# and RC. CPU is printed beside the wall-clock ratios: on a busy machine it is the steadier of the two.
+run_timed() {
+  local tag=$1 t0 t1 stats
+  shift
+  t0=$EPOCHREALTIME
+  set +e
+  /usr/bin/time -f '%M %U %S' -o "$TMP/$tag.time" "$@" >"${OUT:-$TMP/$tag.out}" 2>"$TMP/$tag.err"
+  RC=$?
+  set -e
+  t1=$EPOCHREALTIME
+  ELAPSED=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
+  stats=$(tail -n 1 "$TMP/$tag.time")
+  RSS=${stats%% *}
+  CPU=$(awk '{ printf "%.2f", $2 + $3 }' <<<"$stats")
+}
+
+fail_run() {  # fail_run TAG WHAT
+  echo "bench/linux: $2 failed (exit $RC); last output:" >&2
+  tail -n 20 "$TMP/$1.out" "$TMP/$1.err" >&2 || true
+  exit 1
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+maxof() { printf '%s\n' "$@" | sort -g | tail -n 1; }
+fmt_s() { awk -v x="$1" 'BEGIN { printf "%.3fs", x }'; }
+fmt_mb() { awk -v x="$1" 'BEGIN { printf "%.1f MB", x / 1024 }'; }
+list_s() { local out="" x; for x in "$@"; do out+="$(fmt_s "$x") "; done; echo "${out% }"; }
+
+# --- inputs -----------------------------------------------------------------------------------------------------
+
+# The manifest: one Target (its netns differs per measurement, so it is written per namespace) + N Switches
+# brI + 2N veth Ports vIa/vIb with peers vIap/vIbp. Names stay far below IFNAMSIZ-1 (15) for any N accepted.
+awk -v n="$N" 'BEGIN {
+  for (i = 0; i < n; i++) {
+    printf "---\napiVersion: vnetplan.io/v1\nkind: Switch\nmetadata: {name: br%d}\nspec: {targets: [bench]}\n", i
+    for (s = 0; s < 2; s++) {
+      p = "v" i (s ? "b" : "a")
+      printf "---\napiVersion: vnetplan.io/v1\nkind: Port\nmetadata: {name: %s}\n", p
+      printf "spec: {targets: [bench], switch: br%d, type: veth, peer: %sp}\n", i, p
+    }
+  }
+}' >"$TMP/body.yaml"
+
+manifest_for() {  # manifest_for NS FILE
+  printf 'apiVersion: vnetplan.io/v1\nkind: Target\nmetadata: {name: bench}\nspec: {provider: linux, netns: %s}\n' \
+    "$1" >"$2"
+  cat "$TMP/body.yaml" >>"$2"
+}
+
+# The same creations for ip -batch, in as few requests as ip allows and vnetplan sends (one RTM_NEWLINK per
+# bridge, created up; one per veth pair, created up and enslaved; one to bring each peer up, since the kernel
+# refuses to open a veth end before its pair exists).
+awk -v n="$N" 'BEGIN {
+  for (i = 0; i < n; i++) {
+    printf "link add br%d up type bridge\n", i
+    for (s = 0; s < 2; s++) {
+      p = "v" i (s ? "b" : "a")
+      printf "link add %s up master br%d type veth peer name %sp\nlink set %sp up\n", p, i, p, p
+    }
+  }
+}' >"$TMP/create.batch"
+
+# --- run --------------------------------------------------------------------------------------------------------
+
+echo "bench/linux: $N bridges x 2 veth ports ($((5 * N)) links + lo), repeats: $REPEATS (no-op plan: $PLAN_REPEATS)"
+echo "  vnetplan: $VNETPLAN ($("$VNETPLAN" --version 2>/dev/null | head -n 1))"
+echo "  peer:     $(ip -V 2>&1 | head -n 1); kernel $(uname -r); $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg);" \
+  "IPv6 $([ "${BENCH_IPV6:-1}" = 0 ] && echo off || echo on) in the bench namespaces"
+ip -V >/dev/null 2>&1  # warm the page cache for both binaries
+"$VNETPLAN" --help >/dev/null 2>&1 || true
+
+# (a) apply from empty vs ip -batch.
+A_VNP=() A_IP=() A_RSS=() IP_RSS=() A_VNP_CPU=() A_IP_CPU=() SIG_VNP="" SIG_IP="" SIGS=()
+apply_ip() {
+  local ns="$PREFIX-ip-$1"
+  new_ns "$ns"
+  run_timed "apply-ip-$1" ip -n "$ns" -batch "$TMP/create.batch"
+  [ "$RC" -eq 0 ] || fail_run "apply-ip-$1" "ip -batch"
+  A_IP+=("$ELAPSED")
+  A_IP_CPU+=("$CPU")
+  IP_RSS+=("$RSS")
+  SIG_IP=$(signature "$ns")
+  SIGS+=("$SIG_IP")
+  drop_ns "$ns"
+}
+apply_vnp() {
+  local ns="$PREFIX-vnp-$1"
+  new_ns "$ns"
+  manifest_for "$ns" "$TMP/apply-$1.yaml"
+  run_timed "apply-vnp-$1" "$VNETPLAN" --state "file://$TMP/state-apply-$1" apply --auto-approve -f "$TMP/apply-$1.yaml"
+  [ "$RC" -eq 0 ] || fail_run "apply-vnp-$1" "vnetplan apply"
+  A_VNP+=("$ELAPSED")
+  A_VNP_CPU+=("$CPU")
+  A_RSS+=("$RSS")
+  SIG_VNP=$(signature "$ns")
+  SIGS+=("$SIG_VNP")
+  drop_ns "$ns"
+  rm -rf "$TMP/state-apply-$1"
+}
+for ((r = 1; r <= REPEATS; r++)); do
+  if ((r % 2)); then apply_ip "$r"; apply_vnp "$r"; else apply_vnp "$r"; apply_ip "$r"; fi
+  echo "  apply repeat $r/$REPEATS: vnetplan $(fmt_s "${A_VNP[-1]}"), ip -batch $(fmt_s "${A_IP[-1]}")"
+done
+for s in "${SIGS[@]}"; do
+  [ "$s" = "${SIGS[0]}" ] || die "end states differ: $(printf '\n  %s' "${SIGS[@]}")"
+done
+
+# (b) no-op plan vs the raw dump, on one namespace vnetplan applied (untimed).
+P_VNP=() P_IP=() P_RSS=() P_VNP_CPU=() P_IP_CPU=()
+NS="$PREFIX-plan"
+new_ns "$NS"
+manifest_for "$NS" "$TMP/plan.yaml"
+run_timed plan-setup "$VNETPLAN" --state "file://$TMP/state-plan" apply --auto-approve -f "$TMP/plan.yaml"
+[ "$RC" -eq 0 ] || fail_run plan-setup "vnetplan apply (setup of the no-op plan)"
+SIG_PLAN=$(signature "$NS")
+plan_ip() {
+  OUT=/dev/null run_timed "plan-ip-$1" ip -n "$NS" -d -j link show
+  [ "$RC" -eq 0 ] || fail_run "plan-ip-$1" "ip -d -j link show"
+  P_IP+=("$ELAPSED")
+  P_IP_CPU+=("$CPU")
+}
+plan_vnp() {
+  run_timed "plan-vnp-$1" "$VNETPLAN" --state "file://$TMP/state-plan" plan --detailed-exitcode -f "$TMP/plan.yaml"
+  [ "$RC" -eq 0 ] || fail_run "plan-vnp-$1" "vnetplan plan --detailed-exitcode (0 = no changes expected)"
+  P_VNP+=("$ELAPSED")
+  P_VNP_CPU+=("$CPU")
+  P_RSS+=("$RSS")
+}
+for ((r = 1; r <= PLAN_REPEATS; r++)); do
+  if ((r % 2)); then plan_ip "$r"; plan_vnp "$r"; else plan_vnp "$r"; plan_ip "$r"; fi
+done
+DUMP_BYTES=$(ip -n "$NS" -d -j link show | wc -c)
+drop_ns "$NS"
+
+# --- report -----------------------------------------------------------------------------------------------------
+
+MISSED=0
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "n/a" }'; }
+row() {  # row LABEL VNP_MEDIAN PEER_NAME PEER_MEDIAN GOAL VNP_CPU_MEDIAN PEER_CPU_MEDIAN
+  local r verdict
+  r=$(awk -v a="$2" -v b="$4" 'BEGIN { printf "%.2f", a / b }')
+  if awk -v r="$r" -v g="$5" 'BEGIN { exit !(r <= g) }'; then verdict=OK; else verdict="GOAL MISSED"; MISSED=1; fi
+  printf '%s: vnetplan %s, %s %s, ratio %sx (goal <= %sx) %s\n' "$1" "$(fmt_s "$2")" "$3" "$(fmt_s "$4")" \
+    "$r" "$5" "$verdict"
+  printf '    cpu (user+sys): vnetplan %s, %s %s, ratio %s\n' "$(fmt_s "$6")" "$3" "$(fmt_s "$7")" "$(ratio "$6" "$7")"
+}
+echo
+echo "== bench/linux results (medians) =="
+row "apply $N bridges x 2 veth" "$(median "${A_VNP[@]}")" "ip -batch" "$(median "${A_IP[@]}")" 1.5 \
+  "$(median "${A_VNP_CPU[@]}")" "$(median "${A_IP_CPU[@]}")"
+row "no-op plan $N bridges x 2 veth" "$(median "${P_VNP[@]}")" "ip -d -j link show" "$(median "${P_IP[@]}")" 2 \
+  "$(median "${P_VNP_CPU[@]}")" "$(median "${P_IP_CPU[@]}")"
+echo "  samples: apply vnetplan [$(list_s "${A_VNP[@]}")], ip -batch [$(list_s "${A_IP[@]}")]"
+echo "           plan vnetplan [$(list_s "${P_VNP[@]}")], ip -d -j link show [$(list_s "${P_IP[@]}")]"
+echo "peak RSS vnetplan: apply $(fmt_mb "$(maxof "${A_RSS[@]}")"), no-op plan $(fmt_mb "$(maxof "${P_RSS[@]}")")" \
+  "(ip -batch $(fmt_mb "$(maxof "${IP_RSS[@]}")"))"
+echo "netlink-visible links after apply: vnetplan $SIG_VNP; ip -batch $SIG_IP"
+echo "                     planned namespace: $SIG_PLAN; dump ${DUMP_BYTES} bytes of JSON"
+if ((MISSED)); then echo "GOAL MISSED (a measurement, not a failure: exit 0)"; else echo "all goals met"; fi
+exit 0
