@@ -1,5 +1,6 @@
 #include "reconciler/manifest.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -8,7 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <regex>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -44,113 +45,280 @@ SourceLoc Document::keyAt(const std::string& pointer) const {
 
 namespace {
 
-// YAML 1.2 core schema resolution for plain scalars.
+bool allOf(const std::string& s, size_t from, bool (*pred)(char)) {
+  if (from >= s.size()) return false;
+  for (size_t i = from; i < s.size(); ++i)
+    if (!pred(s[i])) return false;
+  return true;
+}
+bool isDigit(char c) { return c >= '0' && c <= '9'; }
+bool isOct(char c) { return c >= '0' && c <= '7'; }
+bool isHex(char c) { return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+// [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+bool isCoreFloat(const std::string& s) {
+  size_t i = 0;
+  if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+  size_t intDigits = 0, fracDigits = 0;
+  while (i < s.size() && isDigit(s[i])) ++i, ++intDigits;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    while (i < s.size() && isDigit(s[i])) ++i, ++fracDigits;
+  }
+  if (intDigits == 0 && fracDigits == 0) return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    size_t expDigits = 0;
+    while (i < s.size() && isDigit(s[i])) ++i, ++expDigits;
+    if (expDigits == 0) return false;
+  }
+  return i == s.size();
+}
+
+// YAML 1.2 core schema resolution for plain scalars (null/~ arrive as OnNull).
 Json resolvePlainScalar(const std::string& s) {
-  static const std::regex kInt(R"([-+]?[0-9]+)");
-  static const std::regex kOct(R"(0o[0-7]+)");
-  static const std::regex kHex(R"(0x[0-9a-fA-F]+)");
-  static const std::regex kFloat(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
   if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
   if (s == "true" || s == "True" || s == "TRUE") return true;
   if (s == "false" || s == "False" || s == "FALSE") return false;
   const char c = s[0];
-  bool maybeNumber = (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.';
-  if (!maybeNumber) return s;
+  if (!(isDigit(c) || c == '-' || c == '+' || c == '.')) return s;
+  const size_t sign = (c == '-' || c == '+') ? 1 : 0;
   errno = 0;
-  if (std::regex_match(s, kInt)) {
+  if (allOf(s, sign, isDigit)) {
     long long v = std::strtoll(s.c_str(), nullptr, 10);
-    if (errno == ERANGE) return s;  // out of range: leave as text, the schema reports the type
+    if (errno == ERANGE) return s;  // out of range: stays text, the schema reports the type
     return static_cast<int64_t>(v);
   }
-  if (std::regex_match(s, kOct)) return static_cast<int64_t>(std::strtoll(s.c_str() + 2, nullptr, 8));
-  if (std::regex_match(s, kHex)) return static_cast<int64_t>(std::strtoll(s.c_str() + 2, nullptr, 16));
-  if (std::regex_match(s, kFloat)) {
+  if (s.size() > 2 && s[0] == '0' && s[1] == 'o' && allOf(s, 2, isOct)) {
+    long long v = std::strtoll(s.c_str() + 2, nullptr, 8);
+    return errno == ERANGE ? Json(s) : Json(static_cast<int64_t>(v));
+  }
+  if (s.size() > 2 && s[0] == '0' && s[1] == 'x' && allOf(s, 2, isHex)) {
+    long long v = std::strtoll(s.c_str() + 2, nullptr, 16);
+    return errno == ERANGE ? Json(s) : Json(static_cast<int64_t>(v));
+  }
+  if (isCoreFloat(s)) {
     double d = std::strtod(s.c_str(), nullptr);
     if (std::isfinite(d)) return d;
   }
   return s;
 }
 
-struct Converter {
-  Document& doc;
-  Diagnostics& diags;
-  const LoadLimits& limits;
-  size_t nodes = 0;
-  bool aborted = false;
+// Builds one JSON document per YAML document straight from yaml-cpp's parser events (no node tree), with
+// the location of every value and key, the limits of LoadLimits, and duplicate-key detection.
+class JsonBuilder : public YAML::EventHandler {
+ public:
+  JsonBuilder(const std::string& name, Diagnostics& diags, const LoadLimits& limits)
+      : name_(name), diags_(diags), limits_(limits) {}
 
-  SourceLoc locOf(const YAML::Node& n) const {
-    const YAML::Mark m = n.Mark();
-    if (m.line < 0) return doc.loc;
-    return SourceLoc{doc.file, m.line + 1, m.column + 1};
+  // The document just finished (nullopt when it was empty or refused).
+  std::optional<Document> take() {
+    std::optional<Document> out;
+    if (!aborted_ && !root_.is_null()) {
+      doc_.body = std::move(root_);
+      out = std::move(doc_);
+    }
+    return out;
+  }
+  bool aborted() const { return aborted_; }
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    doc_ = Document{};
+    doc_.file = name_;
+    doc_.index = index_++;
+    doc_.loc = loc(mark);
+    root_ = nullptr;
+    stack_.clear();
+    anchors_.clear();
+    nodes_ = 0;
+    aborted_ = false;
+  }
+  void OnDocumentEnd() override {}
+
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override { value(mark, nullptr, anchor, 1); }
+
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    auto it = anchors_.find(anchor);
+    if (it == anchors_.end()) {
+      error(mark, "alias to an unknown anchor", "yaml-syntax");
+      return;
+    }
+    // An alias copies its anchored value: count every node of it, which is what stops anchor bombs.
+    value(mark, it->second.value, 0, it->second.nodes);
   }
 
-  Json convert(const YAML::Node& n, const std::string& ptr, size_t depth) {
-    if (aborted) return nullptr;
-    if (++nodes > limits.maxNodesPerDocument) {
-      diags.error(locOf(n), "document expands to more than " + std::to_string(limits.maxNodesPerDocument) +
-                                " nodes (YAML alias/anchor bomb?); refusing to read it",
-                  "yaml-too-large");
-      aborted = true;
-      return nullptr;
+  void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                const std::string& text) override {
+    if (keyExpected()) {
+      onKey(mark, text);
+      return;
     }
-    if (depth > limits.maxDepth) {
-      diags.error(locOf(n), "document nests deeper than " + std::to_string(limits.maxDepth) + " levels",
-                  "yaml-too-deep");
-      aborted = true;
-      return nullptr;
+    Json v;
+    if (tag == "!" || tag == "tag:yaml.org,2002:str") {
+      v = text;
+    } else if (tag == "?" || tag.empty() || tag == "tag:yaml.org,2002:int" || tag == "tag:yaml.org,2002:bool" ||
+               tag == "tag:yaml.org,2002:float" || tag == "tag:yaml.org,2002:null") {
+      v = resolvePlainScalar(text);
+    } else {
+      error(mark, "unsupported YAML tag '" + tag + "'", "yaml-tag");
+      v = text;
     }
-    doc.valueLocs.emplace(ptr, locOf(n));
-    switch (n.Type()) {
-      case YAML::NodeType::Null:
-      case YAML::NodeType::Undefined:
-        return nullptr;
-      case YAML::NodeType::Scalar: {
-        const std::string& tag = n.Tag();
-        const std::string& s = n.Scalar();
-        if (tag == "!" || tag == "tag:yaml.org,2002:str") return s;
-        if (tag == "?" || tag.empty()) return resolvePlainScalar(s);
-        if (tag == "tag:yaml.org,2002:int" || tag == "tag:yaml.org,2002:bool" ||
-            tag == "tag:yaml.org,2002:float" || tag == "tag:yaml.org,2002:null") {
-          Json v = resolvePlainScalar(s);
-          return v;
-        }
-        diags.error(locOf(n), "unsupported YAML tag '" + tag + "'", "yaml-tag");
-        return s;
-      }
-      case YAML::NodeType::Sequence: {
-        Json arr = Json::array();
-        size_t i = 0;
-        for (const auto& item : n) {
-          arr.push_back(convert(item, ptr + "/" + std::to_string(i), depth + 1));
-          ++i;
-          if (aborted) break;
-        }
-        return arr;
-      }
-      case YAML::NodeType::Map: {
-        Json obj = Json::object();
-        for (const auto& kv : n) {
-          if (!kv.first.IsScalar()) {
-            diags.error(locOf(kv.first), "mapping keys must be plain strings", "yaml-key");
-            continue;
-          }
-          const std::string key = kv.first.Scalar();
-          const std::string childPtr = ptr + "/" + pointerEscape(key);
-          if (obj.contains(key)) {
-            diags.error(locOf(kv.first),
-                        "duplicate key '" + key + "' (first at " + doc.keyAt(childPtr).str() + ")",
-                        "yaml-duplicate-key");
-            continue;
-          }
-          doc.keyLocs.emplace(childPtr, locOf(kv.first));
-          obj[key] = convert(kv.second, childPtr, depth + 1);
-          if (aborted) break;
-        }
-        return obj;
-      }
-    }
-    return nullptr;
+    value(mark, std::move(v), anchor, 1);
   }
+
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    open(mark, Json::array(), anchor);
+  }
+  void OnSequenceEnd() override { close(); }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    open(mark, Json::object(), anchor);
+  }
+  void OnMapEnd() override { close(); }
+
+ private:
+  struct Frame {
+    Json value;
+    std::string ptr;
+    YAML::anchor_t anchor = 0;
+    size_t nodesAtStart = 0;
+    bool keyNext = true;  // maps: the next scalar is a key
+    std::string key;
+    bool skipValue = false;  // the key was refused (duplicate, not a scalar): drop its value
+    size_t index = 0;        // sequences: the next item's index
+  };
+  struct Anchored {
+    Json value;
+    size_t nodes = 0;
+  };
+
+  SourceLoc loc(const YAML::Mark& m) const {
+    if (m.line < 0) return doc_.loc;
+    return SourceLoc{name_, m.line + 1, m.column + 1};
+  }
+  void error(const YAML::Mark& m, const std::string& msg, const char* code) { diags_.error(loc(m), msg, code); }
+
+  bool keyExpected() const { return !stack_.empty() && stack_.back().value.is_object() && stack_.back().keyNext; }
+
+  void onKey(const YAML::Mark& mark, const std::string& key) {
+    Frame& f = stack_.back();
+    f.keyNext = false;
+    f.key = key;
+    f.skipValue = false;
+    const std::string childPtr = f.ptr + "/" + pointerEscape(key);
+    if (f.value.contains(key)) {
+      error(mark, "duplicate key '" + key + "' (first at " + doc_.keyAt(childPtr).str() + ")", "yaml-duplicate-key");
+      f.skipValue = true;
+      return;
+    }
+    doc_.keyLocs.emplace(childPtr, loc(mark));
+  }
+
+  // Where the next value goes.
+  std::string childPointer() {
+    if (stack_.empty()) return "";
+    Frame& f = stack_.back();
+    if (f.value.is_object()) return f.ptr + "/" + pointerEscape(f.key);
+    return f.ptr + "/" + std::to_string(f.index);
+  }
+
+  bool count(const YAML::Mark& mark, size_t n) {
+    if (aborted_) return false;
+    nodes_ += n;
+    if (nodes_ > limits_.maxNodesPerDocument) {
+      error(mark, "document expands to more than " + std::to_string(limits_.maxNodesPerDocument) +
+                      " nodes (YAML alias/anchor bomb?); refusing to read it",
+            "yaml-too-large");
+      aborted_ = true;
+      return false;
+    }
+    return true;
+  }
+
+  // A mapping key that is a sequence/map, or an alias used as a key.
+  bool refuseComplexKey(const YAML::Mark& mark) {
+    if (!keyExpected()) return false;
+    error(mark, "mapping keys must be plain strings", "yaml-key");
+    Frame& f = stack_.back();
+    f.keyNext = false;
+    f.skipValue = true;
+    return true;
+  }
+
+  void value(const YAML::Mark& mark, Json v, YAML::anchor_t anchor, size_t nodes) {
+    if (!count(mark, nodes)) return;
+    if (refuseComplexKey(mark)) return;
+    if (stack_.empty()) doc_.loc = loc(mark);  // a document is where its content starts
+    const std::string ptr = childPointer();
+    doc_.valueLocs.emplace(ptr, loc(mark));
+    if (anchor) anchors_[anchor] = Anchored{v, nodes};
+    attach(std::move(v));
+  }
+
+  void attach(Json v) {
+    if (stack_.empty()) {
+      root_ = std::move(v);
+      return;
+    }
+    Frame& f = stack_.back();
+    if (f.value.is_object()) {
+      if (!f.skipValue) f.value[f.key] = std::move(v);
+      f.keyNext = true;
+    } else {
+      f.value.push_back(std::move(v));
+      ++f.index;
+    }
+  }
+
+  void open(const YAML::Mark& mark, Json container, YAML::anchor_t anchor) {
+    if (!count(mark, 1)) {
+      ++ignoredDepth_;
+      return;
+    }
+    if (ignoredDepth_ > 0) {
+      ++ignoredDepth_;
+      return;
+    }
+    if (stack_.size() >= limits_.maxDepth) {
+      error(mark, "document nests deeper than " + std::to_string(limits_.maxDepth) + " levels", "yaml-too-deep");
+      aborted_ = true;
+      ++ignoredDepth_;
+      return;
+    }
+    if (stack_.empty()) doc_.loc = loc(mark);
+    bool complexKey = refuseComplexKey(mark);
+    const std::string ptr = complexKey ? std::string("/(key)") : childPointer();
+    if (!complexKey) doc_.valueLocs.emplace(ptr, loc(mark));
+    stack_.push_back(Frame{std::move(container), ptr, anchor, nodes_});
+    stack_.back().skipValue = complexKey;  // reused as "discard this whole container"
+  }
+
+  void close() {
+    if (ignoredDepth_ > 0) {
+      --ignoredDepth_;
+      return;
+    }
+    if (stack_.empty()) return;
+    Frame f = std::move(stack_.back());
+    stack_.pop_back();
+    const bool discard = f.skipValue && f.ptr == "/(key)";
+    if (f.anchor) anchors_[f.anchor] = Anchored{f.value, nodes_ - f.nodesAtStart + 1};
+    if (!discard) attach(std::move(f.value));
+  }
+
+  const std::string& name_;
+  Diagnostics& diags_;
+  const LoadLimits& limits_;
+  Document doc_;
+  Json root_;
+  std::vector<Frame> stack_;
+  std::map<YAML::anchor_t, Anchored> anchors_;
+  size_t nodes_ = 0;
+  size_t ignoredDepth_ = 0;
+  int index_ = 0;
+  bool aborted_ = false;
 };
 
 std::vector<Document> parseText(const std::string& text, const std::string& name, Diagnostics& diags,
@@ -160,40 +328,26 @@ std::vector<Document> parseText(const std::string& text, const std::string& name
     diags.error(SourceLoc{name, 1, 1}, "file contains NUL bytes; not a YAML text file", "yaml-binary");
     return docs;
   }
-  std::vector<YAML::Node> nodes;
+  std::istringstream in(text);
+  JsonBuilder builder(name, diags, limits);
   try {
-    nodes = YAML::LoadAll(text);
+    YAML::Parser parser(in);
+    while (parser.HandleNextDocument(builder)) {
+      auto doc = builder.take();
+      if (!doc) continue;  // empty document (e.g. a trailing ---) or refused
+      if (!doc->body.is_object()) {
+        diags.error(doc->loc, "a manifest document must be a mapping with apiVersion, kind, metadata and spec",
+                    "manifest-shape");
+        continue;
+      }
+      docs.push_back(std::move(*doc));
+    }
   } catch (const YAML::Exception& e) {
+    // The documents before the broken one are kept; nothing after it can be trusted.
     SourceLoc loc{name, e.mark.line >= 0 ? e.mark.line + 1 : 0, e.mark.column >= 0 ? e.mark.column + 1 : 0};
     diags.error(loc, "YAML syntax error: " + e.msg, "yaml-syntax");
-    return docs;
   } catch (const std::exception& e) {
     diags.error(SourceLoc{name, 0, 0}, std::string("YAML error: ") + e.what(), "yaml-syntax");
-    return docs;
-  }
-  int index = 0;
-  for (const auto& node : nodes) {
-    int thisIndex = index++;
-    if (node.IsNull()) continue;  // empty document (e.g. a trailing ---)
-    Document doc;
-    doc.file = name;
-    doc.index = thisIndex;
-    const YAML::Mark m = node.Mark();
-    doc.loc = SourceLoc{name, m.line >= 0 ? m.line + 1 : 1, m.column >= 0 ? m.column + 1 : 1};
-    Converter conv{doc, diags, limits};
-    try {
-      doc.body = conv.convert(node, "", 0);
-    } catch (const std::exception& e) {
-      diags.error(doc.loc, std::string("YAML error: ") + e.what(), "yaml-syntax");
-      continue;
-    }
-    if (conv.aborted) continue;
-    if (!doc.body.is_object()) {
-      diags.error(doc.loc, "a manifest document must be a mapping with apiVersion, kind, metadata and spec",
-                  "manifest-shape");
-      continue;
-    }
-    docs.push_back(std::move(doc));
   }
   return docs;
 }
