@@ -79,12 +79,11 @@ std::string sha256Hex(const std::string& bytes) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
-  std::string out;
-  out.reserve(len * 2);
-  char buf[3];
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(len * 2, '0');
   for (unsigned int i = 0; i < len; ++i) {
-    std::snprintf(buf, sizeof buf, "%02x", md[i]);
-    out += buf;
+    out[2 * i] = kHex[md[i] >> 4];
+    out[2 * i + 1] = kHex[md[i] & 0x0f];
   }
   return out;
 }

@@ -120,8 +120,8 @@ Result<Plan> planAgainst(const DesiredState& desired, const std::set<std::string
     TargetView view;
     view.target = &t;
     view.provider = provider;
-    view.observed = snap->second.observed;
-    view.owned = snap->second.owned;
+    view.observed = &snap->second.observed;
+    view.owned = &snap->second.owned;
     std::vector<const Resource*> mine;
     for (const auto& r : desired.resources)
       if (r.addr.target == t.name) mine.push_back(&r);

@@ -126,11 +126,11 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
   std::set<Address> seen;
   for (const Resource* r : desired) {
     seen.insert(r->addr);
-    auto liveIt = view.observed.objects.find(r->addr);
+    auto liveIt = view.observed->objects.find(r->addr);
     std::optional<Attrs> live;
-    if (liveIt != view.observed.objects.end()) live = liveIt->second.attrs;
-    auto ownedIt = view.owned.find(r->addr);
-    const bool owned = ownedIt != view.owned.end();
+    if (liveIt != view.observed->objects.end()) live = liveIt->second.attrs;
+    auto ownedIt = view.owned->find(r->addr);
+    const bool owned = ownedIt != view.owned->end();
     if (live && !owned && !r->adopt) {
       diags.error(r->loc,
                   r->addr.str() + " already exists on the target and is not managed by vnetplan; set "
@@ -162,14 +162,14 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
     plan.changes.push_back(std::move(c));
   }
   // Owned objects no longer declared: delete (only ever objects vnetplan owns).
-  for (const auto& [addr, lastApplied] : view.owned) {
+  for (const auto& [addr, lastApplied] : *view.owned) {
     if (seen.count(addr)) continue;
-    auto liveIt = view.observed.objects.find(addr);
+    auto liveIt = view.observed->objects.find(addr);
     ResourceChange c;
     c.addr = addr;
     c.provider = std::string(provider.name());
     c.action = Action::Delete;
-    if (liveIt != view.observed.objects.end()) {
+    if (liveIt != view.observed->objects.end()) {
       c.before = liveIt->second.attrs;
       c.disruptive = true;
       c.reason = "removed from manifests; owned by vnetplan";
@@ -180,12 +180,12 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
     plan.changes.push_back(std::move(c));
   }
   // Drift: live differs from what was last applied.
-  for (const auto& [addr, lastApplied] : view.owned) {
-    auto liveIt = view.observed.objects.find(addr);
+  for (const auto& [addr, lastApplied] : *view.owned) {
+    auto liveIt = view.observed->objects.find(addr);
     DriftEntry d;
     d.addr = addr;
     d.lastApplied = lastApplied;
-    if (liveIt == view.observed.objects.end()) {
+    if (liveIt == view.observed->objects.end()) {
       d.paths = {"(deleted)"};
     } else {
       d.live = liveIt->second.attrs;
@@ -197,9 +197,9 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
   // Fingerprint everything the plan touches, so a saved plan can detect that the target moved.
   for (const auto& c : plan.changes) {
     if (c.addr.target != view.target->name) continue;
-    auto liveIt = view.observed.objects.find(c.addr);
+    auto liveIt = view.observed->objects.find(c.addr);
     std::optional<Attrs> live;
-    if (liveIt != view.observed.objects.end()) live = liveIt->second.attrs;
+    if (liveIt != view.observed->objects.end()) live = liveIt->second.attrs;
     plan.liveFingerprints[c.addr.str()] = fingerprint(live);
   }
 }

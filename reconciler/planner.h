@@ -30,8 +30,8 @@ void applyDefaults(Resource& r, const KindTraits& traits);
 struct TargetView {
   const Target* target = nullptr;
   const Provider* provider = nullptr;
-  Observation observed;
-  std::map<Address, Attrs> owned;  // owned objects -> last applied attributes
+  const Observation* observed = nullptr;
+  const std::map<Address, Attrs>* owned = nullptr;  // owned objects -> last applied attributes
 };
 
 // One target's slice of the plan. Collisions with unmanaged objects are reported as errors in diags.

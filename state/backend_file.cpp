@@ -32,6 +32,7 @@
 #include <utility>
 
 #include "reconciler/codec.h"
+#include "state/percent.h"
 #include "state/store.h"
 
 namespace vnetplan::state {
@@ -79,46 +80,13 @@ bool safeChar(unsigned char c) {
          c == '.';
 }
 
-std::string encodeName(const std::string& raw) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(raw.size());
-  for (size_t i = 0; i < raw.size(); ++i) {
-    auto c = static_cast<unsigned char>(raw[i]);
-    if (safeChar(c) && !(i == 0 && c == '.')) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 0xF]);
-    }
-  }
-  return out;
-}
+// A file-name byte: [A-Za-z0-9._-], never a leading '.' (names never collide with .locks/ and .tmp.*).
+bool keepInFileName(unsigned char c, size_t i) { return safeChar(c) && !(i == 0 && c == '.'); }
 
-int hexVal(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+std::string encodeName(const std::string& raw) { return percentEncode(raw, keepInFileName); }
 
 // Decodes a file name made by encodeName; nullopt for anything encodeName would not have produced.
-std::optional<std::string> decodeName(const std::string& enc) {
-  std::string out;
-  for (size_t i = 0; i < enc.size(); ++i) {
-    if (enc[i] != '%') {
-      out.push_back(enc[i]);
-      continue;
-    }
-    if (i + 2 >= enc.size()) return std::nullopt;
-    int hi = hexVal(enc[i + 1]), lo = hexVal(enc[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out.push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
-  }
-  if (out.empty() || encodeName(out) != enc) return std::nullopt;  // canonical form only
-  return out;
-}
+std::optional<std::string> decodeName(const std::string& enc) { return percentDecode(enc, keepInFileName); }
 
 Result<std::string> encodeComponent(const std::string& comp, const std::string& key) {
   if (comp.empty()) return err("invalid state key '" + key + "': empty path component");

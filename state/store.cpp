@@ -16,6 +16,7 @@
 #include <set>
 
 #include "reconciler/codec.h"
+#include "state/percent.h"
 
 namespace vnetplan::state {
 namespace {
@@ -23,43 +24,11 @@ namespace {
 constexpr int kFormatVersion = 1;
 constexpr int kGenerationDigits = 8;
 
-std::string encodeTarget(const std::string& t) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (size_t i = 0; i < t.size(); ++i) {
-    auto c = static_cast<unsigned char>(t[i]);
-    if (c == '/' || c == '%' || c < 0x20 || c == 0x7f || (i == 0 && c == '.')) {
-      out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 0xF]);
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
-  }
-  return out;
-}
+// A target name is one key component: '/', '%', control bytes and a leading '.' are encoded.
+bool keepInKey(unsigned char c, size_t i) { return !(c == '/' || c == '%' || c < 0x20 || c == 0x7f || (i == 0 && c == '.')); }
 
-std::optional<std::string> decodeTarget(const std::string& enc) {
-  auto val = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  for (size_t i = 0; i < enc.size(); ++i) {
-    if (enc[i] != '%') {
-      out.push_back(enc[i]);
-      continue;
-    }
-    if (i + 2 >= enc.size()) return std::nullopt;
-    int hi = val(enc[i + 1]), lo = val(enc[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out.push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
-  }
-  if (out.empty() || encodeTarget(out) != enc) return std::nullopt;
-  return out;
-}
+std::string encodeTarget(const std::string& t) { return percentEncode(t, keepInKey); }
+std::optional<std::string> decodeTarget(const std::string& enc) { return percentDecode(enc, keepInKey); }
 
 Result<std::string> targetDir(const std::string& target) {
   if (target.empty()) return err("empty target name");
