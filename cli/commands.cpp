@@ -51,9 +51,10 @@ Result<std::unique_ptr<state::Store>> openStore(const GlobalOptions& g) {
 std::set<std::string> toSet(const std::vector<std::string>& v) { return {v.begin(), v.end()}; }
 
 // Loads manifests; prints every diagnostic. nullopt when there are errors.
-std::optional<DesiredState> loadOrReport(const GlobalOptions& g, const std::vector<std::string>& files) {
+std::optional<DesiredState> loadOrReport(const GlobalOptions& g, const std::vector<std::string>& files,
+                                         Prefetch* prefetch = nullptr) {
   Diagnostics diags;
-  DesiredState desired = loadDesired(files, ProviderRegistry::builtin(), diags);
+  DesiredState desired = loadDesired(files, ProviderRegistry::builtin(), diags, prefetch);
   printDiagnostics(g, diags);
   if (diags.hasErrors()) {
     std::cerr << diags.errorCount() << " error(s), " << diags.warningCount() << " warning(s)\n";
@@ -196,10 +197,12 @@ int cmdValidate(const GlobalOptions& g, const ValidateArgs& a) {
 }
 
 int cmdPlan(const GlobalOptions& g, const PlanArgs& a) {
-  auto desired = loadOrReport(g, a.files);
-  if (!desired) return 1;
   auto store = openStore(g);
   if (!store) return fail(store.error().message);
+  std::optional<Prefetch> prefetch;
+  if (a.observed.empty()) prefetch.emplace(ProviderRegistry::builtin(), **store, toSet(a.targets));
+  auto desired = loadOrReport(g, a.files, prefetch ? &*prefetch : nullptr);
+  if (!desired) return 1;
   Diagnostics diags;
   Result<Plan> plan = err("");
   if (!a.observed.empty()) {
@@ -211,7 +214,7 @@ int cmdPlan(const GlobalOptions& g, const PlanArgs& a) {
     if (!snapshots) return fail(a.observed + ": " + snapshots.error().message);
     plan = planAgainst(*desired, toSet(a.targets), *snapshots, ProviderRegistry::builtin(), diags);
   } else {
-    plan = planDesired(*desired, toSet(a.targets), **store, ProviderRegistry::builtin(), diags);
+    plan = planDesired(*desired, toSet(a.targets), **store, ProviderRegistry::builtin(), diags, &*prefetch);
   }
   if (!plan) return fail(plan.error().message);
   if (diags.hasErrors()) {
@@ -331,12 +334,13 @@ int cmdRollback(const GlobalOptions& g, const RollbackArgs& a) {
 }
 
 int cmdDrift(const GlobalOptions& g, const DriftArgs& a) {
-  auto desired = loadOrReport(g, a.files);
-  if (!desired) return 1;
   auto store = openStore(g);
   if (!store) return fail(store.error().message);
+  Prefetch prefetch(ProviderRegistry::builtin(), **store, toSet(a.targets));
+  auto desired = loadOrReport(g, a.files, &prefetch);
+  if (!desired) return 1;
   Diagnostics diags;
-  auto plan = planDesired(*desired, toSet(a.targets), **store, ProviderRegistry::builtin(), diags);
+  auto plan = planDesired(*desired, toSet(a.targets), **store, ProviderRegistry::builtin(), diags, &prefetch);
   if (!plan) return fail(plan.error().message);
   if (a.format == "json") std::cout << renderDriftJson(*plan);
   else if (a.format == "junit") std::cout << renderDriftJunit(*plan);

@@ -12,6 +12,8 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <string_view>
+#include <thread>
 
 namespace vnetplan {
 
@@ -109,8 +111,9 @@ Json resolvePlainScalar(const std::string& s) {
 // the location of every value and key, the limits of LoadLimits, and duplicate-key detection.
 class JsonBuilder : public YAML::EventHandler {
  public:
-  JsonBuilder(const std::string& name, Diagnostics& diags, const LoadLimits& limits)
-      : name_(name), diags_(diags), limits_(limits) {}
+  // `firstLine`: the line of the text where this chunk starts (chunks of one file are parsed in parallel).
+  JsonBuilder(const std::string& name, Diagnostics& diags, const LoadLimits& limits, int firstLine = 0)
+      : name_(name), diags_(diags), limits_(limits), lineOffset_(firstLine) {}
 
   // The document just finished (nullopt when it was empty or refused).
   std::optional<Document> take() {
@@ -122,6 +125,7 @@ class JsonBuilder : public YAML::EventHandler {
     return out;
   }
   bool aborted() const { return aborted_; }
+  int documentsSeen() const { return index_; }
 
   void OnDocumentStart(const YAML::Mark& mark) override {
     doc_ = Document{};
@@ -196,7 +200,7 @@ class JsonBuilder : public YAML::EventHandler {
 
   SourceLoc loc(const YAML::Mark& m) const {
     if (m.line < 0) return doc_.loc;
-    return SourceLoc{name_, m.line + 1, m.column + 1};
+    return SourceLoc{name_, m.line + 1 + lineOffset_, m.column + 1};
   }
   void error(const YAML::Mark& m, const std::string& msg, const char* code) { diags_.error(loc(m), msg, code); }
 
@@ -317,19 +321,21 @@ class JsonBuilder : public YAML::EventHandler {
   std::map<YAML::anchor_t, Anchored> anchors_;
   size_t nodes_ = 0;
   size_t ignoredDepth_ = 0;
+  int lineOffset_ = 0;
   int index_ = 0;
   bool aborted_ = false;
 };
 
-std::vector<Document> parseText(const std::string& text, const std::string& name, Diagnostics& diags,
-                                const LoadLimits& limits) {
+// Parses one chunk of a file: whole documents, starting at line `firstLine` (0-based) of the file.
+struct ChunkResult {
   std::vector<Document> docs;
-  if (text.find('\0') != std::string::npos) {
-    diags.error(SourceLoc{name, 1, 1}, "file contains NUL bytes; not a YAML text file", "yaml-binary");
-    return docs;
-  }
-  std::istringstream in(text);
-  JsonBuilder builder(name, diags, limits);
+  int documentsSeen = 0;  // YAML documents in the chunk, empty ones included
+};
+ChunkResult parseChunk(std::string_view text, int firstLine, const std::string& name, Diagnostics& diags,
+                       const LoadLimits& limits) {
+  std::vector<Document> docs;
+  std::istringstream in{std::string(text)};
+  JsonBuilder builder(name, diags, limits, firstLine);
   try {
     YAML::Parser parser(in);
     while (parser.HandleNextDocument(builder)) {
@@ -343,11 +349,68 @@ std::vector<Document> parseText(const std::string& text, const std::string& name
       docs.push_back(std::move(*doc));
     }
   } catch (const YAML::Exception& e) {
-    // The documents before the broken one are kept; nothing after it can be trusted.
-    SourceLoc loc{name, e.mark.line >= 0 ? e.mark.line + 1 : 0, e.mark.column >= 0 ? e.mark.column + 1 : 0};
+    // The documents before the broken one are kept; nothing after it in this chunk can be trusted.
+    SourceLoc loc{name, e.mark.line >= 0 ? e.mark.line + 1 + firstLine : 0, e.mark.column >= 0 ? e.mark.column + 1 : 0};
     diags.error(loc, "YAML syntax error: " + e.msg, "yaml-syntax");
   } catch (const std::exception& e) {
     diags.error(SourceLoc{name, 0, 0}, std::string("YAML error: ") + e.what(), "yaml-syntax");
+  }
+  return {std::move(docs), builder.documentsSeen()};
+}
+
+// Splits a large stream into up to `parts` chunks of whole documents, at "---" lines in column 0. That is a
+// safe boundary: YAML forbids a document marker inside any content, so it always starts a new document.
+struct Chunk {
+  std::string_view text;
+  int firstLine = 0;
+};
+std::vector<Chunk> splitDocuments(std::string_view text, size_t parts) {
+  std::vector<Chunk> chunks;
+  const size_t target = text.size() / std::max<size_t>(parts, 1) + 1;
+  size_t start = 0, line = 0, startLine = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string_view::npos) eol = text.size();
+    std::string_view l = text.substr(pos, eol - pos);
+    bool marker = l.substr(0, 3) == "---" && (l.size() == 3 || l[3] == ' ' || l[3] == '\t' || l[3] == '\r');
+    if (marker && pos - start >= target && chunks.size() + 1 < parts) {
+      chunks.push_back({text.substr(start, pos - start), static_cast<int>(startLine)});
+      start = pos;
+      startLine = line;
+    }
+    pos = eol + 1;
+    ++line;
+  }
+  chunks.push_back({text.substr(start), static_cast<int>(startLine)});
+  return chunks;
+}
+
+std::vector<Document> parseText(const std::string& text, const std::string& name, Diagnostics& diags,
+                                const LoadLimits& limits) {
+  if (text.find('\0') != std::string::npos) {
+    diags.error(SourceLoc{name, 1, 1}, "file contains NUL bytes; not a YAML text file", "yaml-binary");
+    return {};
+  }
+  // Large files are parsed on every core; small ones are not worth a thread.
+  constexpr size_t kParallelBytes = 256 * 1024;
+  const size_t parts = text.size() < kParallelBytes ? 1 : std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+  std::vector<Chunk> chunks = splitDocuments(text, parts);
+  std::vector<ChunkResult> results(chunks.size());
+  std::vector<Diagnostics> chunkDiags(chunks.size());
+  std::vector<std::thread> workers;
+  for (size_t i = 1; i < chunks.size(); ++i)
+    workers.emplace_back([&, i] { results[i] = parseChunk(chunks[i].text, chunks[i].firstLine, name, chunkDiags[i], limits); });
+  results[0] = parseChunk(chunks[0].text, chunks[0].firstLine, name, chunkDiags[0], limits);
+  for (auto& w : workers) w.join();
+  std::vector<Document> docs;
+  int offset = 0;  // document numbers count across chunks
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    diags.append(chunkDiags[i]);
+    for (auto& d : results[i].docs) {
+      d.index += offset;
+      docs.push_back(std::move(d));
+    }
+    offset += results[i].documentsSeen;
   }
   return docs;
 }

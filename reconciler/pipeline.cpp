@@ -1,7 +1,11 @@
 #include "reconciler/pipeline.h"
 
+#include <spdlog/spdlog.h>
+
+#include <chrono>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "reconciler/builder.h"
 #include "reconciler/codec.h"
@@ -55,32 +59,88 @@ void checkWithProviders(DesiredState& desired, const ProviderRegistry& providers
   }
 }
 
-DesiredState finish(std::vector<Document> docs, const std::string& inlineText, const ProviderRegistry& providers,
-                    Diagnostics& diags) {
+// Schema validation of every document, on every core for large inputs; diagnostics keep document order.
+std::vector<Document> validateAll(std::vector<Document> docs, Diagnostics& diags) {
   SchemaValidator validator;
+  constexpr size_t kParallelDocs = 512;
+  const size_t workers =
+      docs.size() < kParallelDocs ? 1 : std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+  std::vector<char> ok(docs.size(), 0);
+  std::vector<Diagnostics> perWorker(workers);
+  const size_t per = (docs.size() + workers - 1) / std::max<size_t>(workers, 1);
+  auto run = [&](size_t w) {
+    for (size_t i = w * per; i < std::min(docs.size(), (w + 1) * per); ++i)
+      ok[i] = validator.validate(docs[i], perWorker[w]) ? 1 : 0;
+  };
+  std::vector<std::thread> threads;
+  for (size_t w = 1; w < workers; ++w) threads.emplace_back(run, w);
+  run(0);
+  for (auto& t : threads) t.join();
+  for (const auto& d : perWorker) diags.append(d);
   std::vector<Document> valid;
-  for (auto& d : docs)
-    if (validator.validate(d, diags)) valid.push_back(std::move(d));
+  valid.reserve(docs.size());
+  for (size_t i = 0; i < docs.size(); ++i)
+    if (ok[i]) valid.push_back(std::move(docs[i]));
+  return valid;
+}
+
+// Logs how long each phase took (debug level), for `--log-level debug` and the benchmarks.
+class PhaseTimer {
+ public:
+  void done(const char* phase) {
+    auto now = std::chrono::steady_clock::now();
+    spdlog::debug("phase {} took {:.1f} ms", phase, std::chrono::duration<double, std::milli>(now - last_).count());
+    last_ = now;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
+DesiredState finish(std::vector<Document> docs, const std::string& inlineText, const ProviderRegistry& providers,
+                    Diagnostics& diags, PhaseTimer& timer, Prefetch* prefetch) {
+  std::vector<Document> valid;
+  if (prefetch) {
+    // Targets first: once they are valid and checked, observing them starts while the rest is validated.
+    std::vector<Document> targetDocs, others;
+    for (auto& d : docs) (d.body.value("kind", Json()) == "Target" ? targetDocs : others).push_back(std::move(d));
+    valid = validateAll(std::move(targetDocs), diags);
+    Diagnostics scratch;
+    DesiredState early = buildDesiredState(valid, scratch);
+    for (const auto& t : early.targets)
+      if (Provider* p = providers.find(t.provider)) p->checkTarget(t, scratch);
+    if (!scratch.hasErrors() && !diags.hasErrors()) prefetch->start(early.targets);
+    for (auto& d : validateAll(std::move(others), diags)) valid.push_back(std::move(d));
+  } else {
+    valid = validateAll(std::move(docs), diags);
+  }
+  timer.done("schema");
   DesiredState desired = buildDesiredState(valid, diags);
   desired.digest = digestOf(valid, desired.files, inlineText);
   if (!inlineText.empty()) desired.files.clear();
+  timer.done("build");
   lint(desired, diags);
   checkWithProviders(desired, providers, diags);
+  timer.done("lint+check");
   return desired;
 }
 
 }  // namespace
 
 DesiredState loadDesired(const std::vector<std::string>& paths, const ProviderRegistry& providers,
-                         Diagnostics& diags) {
+                         Diagnostics& diags, Prefetch* prefetch) {
+  PhaseTimer timer;
   auto docs = loadManifests(paths, diags);
-  return finish(std::move(docs), "", providers, diags);
+  timer.done("load");
+  return finish(std::move(docs), "", providers, diags, timer, prefetch);
 }
 
 DesiredState loadDesiredText(const std::string& text, const std::string& name, const ProviderRegistry& providers,
                              Diagnostics& diags) {
+  PhaseTimer timer;
   auto docs = loadManifestText(text, name, diags);
-  return finish(std::move(docs), text, providers, diags);
+  timer.done("load");
+  return finish(std::move(docs), text, providers, diags, timer, nullptr);
 }
 
 Result<LiveTarget> connectAndObserve(const Target& target, const ProviderRegistry& providers) {
@@ -134,18 +194,64 @@ Result<Plan> planAgainst(const DesiredState& desired, const std::set<std::string
   return plan;
 }
 
+struct Prefetch::Job {
+  Target target;
+  Fetched result;
+  std::thread thread;
+};
+
+Prefetch::Prefetch(const ProviderRegistry& providers, state::Store& store, std::set<std::string> onlyTargets)
+    : providers_(providers), store_(store), only_(std::move(onlyTargets)) {}
+
+Prefetch::~Prefetch() {
+  for (auto& j : jobs_)
+    if (j->thread.joinable()) j->thread.join();
+}
+
+void Prefetch::start(const std::vector<Target>& targets) {
+  for (const auto& t : targets) {
+    if (!only_.empty() && !only_.count(t.name)) continue;
+    auto job = std::make_unique<Job>();
+    job->target = t;
+    Job* j = job.get();
+    j->thread = std::thread([this, j] {
+      j->result.live = connectAndObserve(j->target, providers_);
+      j->result.state = store_.load(j->target.name);
+    });
+    jobs_.push_back(std::move(job));
+  }
+}
+
+std::optional<Prefetch::Fetched> Prefetch::take(const Target& target) {
+  for (auto& j : jobs_) {
+    if (j->target.name != target.name) continue;
+    if (j->thread.joinable()) j->thread.join();
+    if (toJson(j->target) != toJson(target)) return std::nullopt;
+    return std::move(j->result);
+  }
+  return std::nullopt;
+}
+
 Result<Plan> planDesired(const DesiredState& desired, const std::set<std::string>& onlyTargets,
-                         state::Store& store, const ProviderRegistry& providers, Diagnostics& diags) {
+                         state::Store& store, const ProviderRegistry& providers, Diagnostics& diags,
+                         Prefetch* prefetch) {
+  PhaseTimer timer;
   std::map<std::string, TargetSnapshot> snapshots;
   for (const auto& t : desired.targets) {
     if (!onlyTargets.empty() && !onlyTargets.count(t.name)) continue;
-    auto live = connectAndObserve(t, providers);
+    std::optional<Prefetch::Fetched> fetched;
+    if (prefetch) fetched = prefetch->take(t);
+    auto live = fetched ? std::move(fetched->live) : connectAndObserve(t, providers);
     if (!live) return live.error();
-    auto st = store.load(t.name);
+    timer.done("observe");
+    auto st = fetched ? std::move(fetched->state) : store.load(t.name);
     if (!st) return err("state for target " + t.name + ": " + st.error().message);
     snapshots[t.name] = TargetSnapshot{std::move(live->observed), ownedOf(*st)};
+    timer.done("state");
   }
-  return planAgainst(desired, onlyTargets, snapshots, providers, diags);
+  auto plan = planAgainst(desired, onlyTargets, snapshots, providers, diags);
+  timer.done("diff");
+  return plan;
 }
 
 }  // namespace vnetplan

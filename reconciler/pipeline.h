@@ -15,13 +15,6 @@
 
 namespace vnetplan {
 
-// Load, schema-validate, build, lint, and have each provider check and normalize its resources.
-// Every problem lands in diags; the result is only meaningful when !diags.hasErrors().
-DesiredState loadDesired(const std::vector<std::string>& paths, const ProviderRegistry& providers,
-                         Diagnostics& diags);
-DesiredState loadDesiredText(const std::string& text, const std::string& name, const ProviderRegistry& providers,
-                             Diagnostics& diags);
-
 // Connected, observed targets.
 struct LiveTarget {
   Target target;
@@ -29,6 +22,38 @@ struct LiveTarget {
   std::unique_ptr<TargetSession> session;
   Observation observed;
 };
+
+// Observes targets (and loads their state) in the background as soon as the manifests' Targets are known
+// and checked, so that observing overlaps validating and building the rest of the manifests. Read-only: for
+// plan and drift, never for apply (which observes again under its lock).
+class Prefetch {
+ public:
+  Prefetch(const ProviderRegistry& providers, state::Store& store, std::set<std::string> onlyTargets);
+  ~Prefetch();
+  Prefetch(const Prefetch&) = delete;
+  Prefetch& operator=(const Prefetch&) = delete;
+  void start(const std::vector<Target>& targets);
+  // What was prefetched for `target` (only if its spec is unchanged), waiting for it; nullopt otherwise.
+  struct Fetched {
+    Result<LiveTarget> live = err("not fetched");
+    Result<state::TargetState> state = err("not fetched");
+  };
+  std::optional<Fetched> take(const Target& target);
+
+ private:
+  struct Job;
+  const ProviderRegistry& providers_;
+  state::Store& store_;
+  std::set<std::string> only_;
+  std::vector<std::unique_ptr<Job>> jobs_;
+};
+
+// Load, schema-validate, build, lint, and have each provider check and normalize its resources.
+// Every problem lands in diags; the result is only meaningful when !diags.hasErrors().
+DesiredState loadDesired(const std::vector<std::string>& paths, const ProviderRegistry& providers,
+                         Diagnostics& diags, Prefetch* prefetch = nullptr);
+DesiredState loadDesiredText(const std::string& text, const std::string& name, const ProviderRegistry& providers,
+                             Diagnostics& diags);
 
 Result<LiveTarget> connectAndObserve(const Target& target, const ProviderRegistry& providers);
 
@@ -48,6 +73,7 @@ Result<Plan> planAgainst(const DesiredState& desired, const std::set<std::string
 
 // Plans every target of `desired` (or only `onlyTargets`). Observes each target (connecting to it).
 Result<Plan> planDesired(const DesiredState& desired, const std::set<std::string>& onlyTargets,
-                         state::Store& store, const ProviderRegistry& providers, Diagnostics& diags);
+                         state::Store& store, const ProviderRegistry& providers, Diagnostics& diags,
+                         Prefetch* prefetch = nullptr);
 
 }  // namespace vnetplan

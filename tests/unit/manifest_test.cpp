@@ -87,3 +87,36 @@ TEST(Manifest, MissingPathIsAnError) {
   loadManifests({"/nonexistent/vnetplan/x.yaml"}, diags);
   EXPECT_TRUE(diags.hasErrors());
 }
+
+TEST(Manifest, LargeFilesParsedInChunksKeepExactLocationsAndOrder) {
+  // Over the parallel threshold: the file is split at "---" lines and parsed on several threads.
+  std::string text;
+  int line = 1, badLine = 0;
+  const int docs = 6000;
+  for (int i = 0; i < docs; ++i) {
+    text += "---\n";
+    ++line;
+    text += "kind: Switch\nmetadata: {name: br" + std::to_string(i) + "}\n";
+    line += 2;
+    if (i == 4321) {
+      text += "kind: again\n";  // duplicate key, deep inside the file
+      badLine = line;
+      ++line;
+    }
+    text += "spec: {mtu: " + std::to_string(1000 + i) + "}\n";
+    ++line;
+  }
+  ASSERT_GT(text.size(), 256u * 1024u);
+  Diagnostics diags;
+  auto parsed = loadManifestText(text, "big.yaml", diags);
+  ASSERT_EQ(parsed.size(), static_cast<size_t>(docs));
+  for (int i = 0; i < docs; ++i) {
+    ASSERT_EQ(parsed[static_cast<size_t>(i)].index, i);
+    ASSERT_EQ(parsed[static_cast<size_t>(i)].body["spec"]["mtu"], 1000 + i);
+  }
+  EXPECT_EQ(parsed[5000].loc.line, 1 + 5000 * 4 + 1 + 1);  // after 5,000 docs (+1 extra line), below its ---
+  EXPECT_EQ(parsed[5000].at("/spec/mtu").line, parsed[5000].loc.line + 2);
+  ASSERT_EQ(diags.items().size(), 1u) << diags.render();
+  EXPECT_EQ(diags.items()[0].loc.line, badLine);
+  EXPECT_NE(diags.render().find("duplicate key 'kind'"), std::string::npos);
+}
