@@ -433,6 +433,37 @@ std::vector<Document> loadManifestText(const std::string& text, const std::strin
   return parseText(text, name, diags, limits);
 }
 
+// Reads a regular file, at most `limit` + 1 bytes (so a file growing while read is still caught).
+std::optional<std::string> readBounded(const std::string& f, size_t limit, Diagnostics& diags) {
+  std::error_code ec;
+  fs::file_status st = fs::status(f, ec);
+  if (ec) {
+    diags.error(SourceLoc{f, 0, 0}, "cannot read: " + ec.message(), "manifest-path");
+    return std::nullopt;
+  }
+  if (!fs::is_regular_file(st)) {
+    diags.error(SourceLoc{f, 0, 0}, "not a regular file (a FIFO, device or socket is never read as a manifest)",
+                "manifest-path");
+    return std::nullopt;
+  }
+  std::ifstream in(f, std::ios::binary);
+  if (!in) {
+    diags.error(SourceLoc{f, 0, 0}, std::string("cannot open: ") + std::strerror(errno), "manifest-path");
+    return std::nullopt;
+  }
+  std::string data;
+  char buf[1 << 16];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    data.append(buf, static_cast<size_t>(in.gcount()));
+    if (data.size() > limit) {
+      diags.error(SourceLoc{f, 0, 0}, "file is larger than " + std::to_string(limit) + " bytes; refusing to read it",
+                  "file-too-large");
+      return std::nullopt;
+    }
+  }
+  return data;
+}
+
 std::vector<Document> loadManifests(const std::vector<std::string>& paths, Diagnostics& diags,
                                     const LoadLimits& limits) {
   std::vector<std::string> files;
@@ -440,14 +471,20 @@ std::vector<Document> loadManifests(const std::vector<std::string>& paths, Diagn
     std::error_code ec;
     fs::file_status st = fs::status(p, ec);
     if (ec || !fs::exists(st)) {
-      diags.error(SourceLoc{p, 0, 0}, "no such file or directory", "manifest-path");
+      diags.error(SourceLoc{p, 0, 0}, ec && ec != std::errc::no_such_file_or_directory ? "cannot read: " + ec.message()
+                                                                                       : "no such file or directory",
+                  "manifest-path");
       continue;
     }
     if (fs::is_directory(st)) {
       std::vector<std::string> found;
       for (auto it = fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied, ec);
            !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        if (it->is_regular_file(ec) && isManifestFile(it->path())) found.push_back(it->path().string());
+        if (!isManifestFile(it->path())) continue;
+        std::error_code sec;
+        if (it->is_directory(sec)) continue;  // a directory named *.yaml
+        // Regular files, and anything else named *.yaml (a dangling or looping link, a FIFO) so it gets reported.
+        found.push_back(it->path().string());
       }
       if (ec) diags.error(SourceLoc{p, 0, 0}, "cannot read directory: " + ec.message(), "manifest-path");
       std::sort(found.begin(), found.end());
@@ -460,23 +497,12 @@ std::vector<Document> loadManifests(const std::vector<std::string>& paths, Diagn
   std::vector<Document> docs;
   std::set<std::string> seen;
   for (const auto& f : files) {
-    if (!seen.insert(fs::weakly_canonical(f).string()).second) continue;  // same file named twice
     std::error_code ec;
-    auto size = fs::file_size(f, ec);
-    if (!ec && size > limits.maxFileBytes) {
-      diags.error(SourceLoc{f, 0, 0},
-                  "file is larger than " + std::to_string(limits.maxFileBytes) + " bytes; refusing to read it",
-                  "file-too-large");
-      continue;
-    }
-    std::ifstream in(f, std::ios::binary);
-    if (!in) {
-      diags.error(SourceLoc{f, 0, 0}, std::string("cannot open: ") + std::strerror(errno), "manifest-path");
-      continue;
-    }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    auto parsed = parseText(ss.str(), f, diags, limits);
+    auto canonical = fs::weakly_canonical(f, ec);
+    if (!ec && !seen.insert(canonical.string()).second) continue;  // same file named twice
+    auto text = readBounded(f, limits.maxFileBytes, diags);
+    if (!text) continue;
+    auto parsed = parseText(*text, f, diags, limits);
     for (auto& d : parsed) docs.push_back(std::move(d));
   }
   return docs;

@@ -1314,6 +1314,37 @@ const std::string& SchemaValidator::schemaText() {
   return text;
 }
 
+// Names are at most 253 characters (the schema's metadata.name); no other string needs more than 4096.
+static bool rejectOverlongStrings(const Document& doc, const Json& v, const std::string& pointer, Diagnostics& diags) {
+  constexpr size_t kMaxString = 4096, kMaxName = 253;
+  bool found = false;
+  if (v.is_string()) {
+    const size_t limit = pointer == "/metadata/name" ? kMaxName : kMaxString;
+    const size_t n = v.get_ref<const std::string&>().size();
+    if (n > limit) {
+      std::string field = pointer.substr(1);
+      std::replace(field.begin(), field.end(), '/', '.');
+      diags.error(doc.at(pointer),
+                  field + ": must be at most " + std::to_string(limit) + " characters (got " + std::to_string(n) + ")",
+                  "schema");
+      found = true;
+    }
+  } else if (v.is_object()) {
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      if (it.key().size() > kMaxString) {
+        diags.error(doc.keyAt(pointer + "/" + pointerEscape(it.key())),
+                    "unknown field of " + std::to_string(it.key().size()) + " characters", "unknown-field");
+        found = true;
+        continue;
+      }
+      found |= rejectOverlongStrings(doc, it.value(), pointer + "/" + pointerEscape(it.key()), diags);
+    }
+  } else if (v.is_array()) {
+    for (size_t i = 0; i < v.size(); ++i) found |= rejectOverlongStrings(doc, v[i], pointer + "/" + std::to_string(i), diags);
+  }
+  return found;
+}
+
 bool SchemaValidator::validate(const Document& doc, Diagnostics& diags) const {
   const Json& body = doc.body;
   if (!body.is_object()) {
@@ -1356,6 +1387,9 @@ bool SchemaValidator::validate(const Document& doc, Diagnostics& diags) const {
                 "unknown-kind");
     return false;
   }
+
+  // Over-long strings never reach valijson: its pattern checks use std::regex, which recurses per character.
+  if (rejectOverlongStrings(doc, body, "", diags)) return false;
 
   std::vector<Finding> findings;
   impl_->walk(doc, {&impl_->schema.at("definitions").at(kind)}, body, "", findings);
