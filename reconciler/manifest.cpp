@@ -496,15 +496,23 @@ std::vector<Document> loadManifests(const std::vector<std::string>& paths, Diagn
   }
   std::vector<Document> docs;
   std::set<std::string> seen;
+  size_t filesRead = 0;
   for (const auto& f : files) {
     std::error_code ec;
     auto canonical = fs::weakly_canonical(f, ec);
     if (!ec && !seen.insert(canonical.string()).second) continue;  // same file named twice
     auto text = readBounded(f, limits.maxFileBytes, diags);
     if (!text) continue;
+    ++filesRead;
+    const size_t errorsBefore = diags.errorCount();
     auto parsed = parseText(*text, f, diags, limits);
+    if (parsed.empty() && diags.errorCount() == errorsBefore)
+      diags.warning(SourceLoc{f, 0, 0}, "holds no documents", "manifest-empty");
     for (auto& d : parsed) docs.push_back(std::move(d));
   }
+  if (docs.empty() && filesRead > 0 && !diags.hasErrors())
+    diags.error(SourceLoc{files.front(), 0, 0}, "no documents in the manifests: nothing to validate or plan",
+                "manifest-empty");
   return docs;
 }
 

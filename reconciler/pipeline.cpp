@@ -57,6 +57,14 @@ void checkWithProviders(DesiredState& desired, const ProviderRegistry& providers
     p->normalize(r);
     applyDefaults(r, *traits);
   }
+  for (const auto& t : desired.targets) {
+    Provider* p = providers.find(t.provider);
+    if (!p) continue;
+    std::vector<const Resource*> mine;
+    for (const auto& r : desired.resources)
+      if (r.addr.target == t.name) mine.push_back(&r);
+    p->checkTogether(t, mine, diags);
+  }
 }
 
 // Schema validation of every document, on every core for large inputs; diagnostics keep document order.

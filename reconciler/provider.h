@@ -81,6 +81,11 @@ class Provider {
   virtual void checkTarget(const Target& target, Diagnostics& diags) const = 0;
   // Plan-time capability check: reject, with the provider, field and reason, anything it cannot express.
   virtual void check(const Resource& desired, const Target& target, Diagnostics& diags) const = 0;
+  // Plan-time checks across all of one target's resources (e.g. names that share one namespace).
+  virtual void checkTogether(const Target& target, const std::vector<const Resource*>& resources,
+                             Diagnostics& diags) const {
+    (void)target, (void)resources, (void)diags;
+  }
   // Provider-specific normalization of desired attributes (units, spellings). Defaults come from traits.
   virtual void normalize(Resource& desired) const { (void)desired; }
   virtual Result<std::unique_ptr<TargetSession>> connect(const Target& target) = 0;

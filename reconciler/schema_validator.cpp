@@ -1314,10 +1314,60 @@ const std::string& SchemaValidator::schemaText() {
   return text;
 }
 
-// Names are at most 253 characters (the schema's metadata.name); no other string needs more than 4096.
+static bool validUtf8(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t extra;
+    uint32_t cp;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xe0) == 0xc0) {
+      extra = 1;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      extra = 2;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      extra = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (s.size() - i - 1 < extra) return false;  // truncated sequence
+    for (size_t k = 1; k <= extra; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8 either.
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += extra + 1;
+  }
+  return true;
+}
+
+// Strings valijson and JSON output can handle: valid UTF-8; names at most 253 characters (the schema's
+// metadata.name); no other string over 4096.
 static bool rejectOverlongStrings(const Document& doc, const Json& v, const std::string& pointer, Diagnostics& diags) {
   constexpr size_t kMaxString = 4096, kMaxName = 253;
   bool found = false;
+  if (v.is_string() && !validUtf8(v.get_ref<const std::string&>())) {
+    std::string field = pointer.empty() ? "value" : pointer.substr(1);
+    std::replace(field.begin(), field.end(), '/', '.');
+    diags.error(doc.at(pointer), field + ": is not valid UTF-8", "schema");
+    return true;
+  }
+  if (v.is_object()) {
+    for (auto it = v.begin(); it != v.end(); ++it)
+      if (!validUtf8(it.key())) {
+        diags.error(doc.keyAt(pointer + "/" + pointerEscape(it.key())), "a field name is not valid UTF-8",
+                    "unknown-field");
+        return true;
+      }
+  }
   if (v.is_string()) {
     const size_t limit = pointer == "/metadata/name" ? kMaxName : kMaxString;
     const size_t n = v.get_ref<const std::string&>().size();
@@ -1325,7 +1375,7 @@ static bool rejectOverlongStrings(const Document& doc, const Json& v, const std:
       std::string field = pointer.substr(1);
       std::replace(field.begin(), field.end(), '/', '.');
       diags.error(doc.at(pointer),
-                  field + ": must be at most " + std::to_string(limit) + " characters (got " + std::to_string(n) + ")",
+                  field + ": must be at most " + std::to_string(limit) + " characters long (got " + std::to_string(n) + ")",
                   "schema");
       found = true;
     }

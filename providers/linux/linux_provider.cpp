@@ -2,6 +2,7 @@
 #include "providers/linux/netns.h"
 
 #include <cmath>
+#include <map>
 #include <mutex>
 #include <set>
 
@@ -92,6 +93,30 @@ class LinuxProvider final : public Provider {
     if (kind == Kind::Switch) return &switch_;
     if (kind == Kind::Port) return &port_;
     return nullptr;
+  }
+
+  // Bridges, ports and veth peers in one namespace share one set of interface names.
+  void checkTogether(const Target& target, const std::vector<const Resource*>& resources,
+                     Diagnostics& diags) const override {
+    const auto netns = target.spec.getString("netns");
+    std::map<std::string, const Resource*> taken;
+    auto claim = [&](const std::string& ifname, const Resource* r, const std::string& what) {
+      auto [it, fresh] = taken.emplace(ifname, r);
+      if (fresh) return;
+      diags.error(r->loc,
+                  "linux: " + r->addr.str() + ": " + what + " '" + ifname + "' is also the interface of " +
+                      it->second->addr.str() + " (at " + it->second->loc.str() +
+                      "); bridges, ports and veth peers in one namespace need distinct names",
+                  "provider/name-collision");
+    };
+    for (const Resource* r : resources)
+      if (r->addr.kind == Kind::Switch || r->addr.kind == Kind::Port) claim(r->addr.name, r, "interface name");
+    for (const Resource* r : resources) {
+      if (r->addr.kind != Kind::Port || r->attrs.getString("type") != "veth") continue;
+      auto peer = r->attrs.getString("peer");
+      auto peerNetns = r->attrs.getString("peerNetns");
+      if (peer && (!peerNetns || peerNetns == netns)) claim(*peer, r, "veth peer");
+    }
   }
 
   void checkTarget(const Target& target, Diagnostics& diags) const override {

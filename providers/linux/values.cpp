@@ -23,7 +23,14 @@ std::string nameProblem(std::string_view name, size_t maxLen) {
     if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f') return "it contains whitespace";
     if (c < 0x20 || c == 0x7f) return "it contains a control character";
     if (c >= 0x80) return "it contains a non-ASCII byte";
+    // The kernel would take more, but shells, udev rules and `ip` output do not: keep names boring.
+    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+                 c == '_';
+    if (!plain)
+      return std::string("it contains '") + static_cast<char>(c) +
+             "' (names use letters, digits, '.', '-' and '_' only)";
   }
+  if (name.front() == '-') return "it starts with '-' (it would read as an option to other tools)";
   return "";
 }
 
