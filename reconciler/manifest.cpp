@@ -126,8 +126,14 @@ class JsonBuilder : public YAML::EventHandler {
   }
   bool aborted() const { return aborted_; }
   int documentsSeen() const { return index_; }
+  bool stalled() const { return stalled_; }
+  const SourceLoc& documentLoc() const { return doc_.loc; }
 
   void OnDocumentStart(const YAML::Mark& mark) override {
+    // yaml-cpp can report a new document again and again without consuming input (e.g. a stray ',' at
+    // the start of a stream): a document must start further on than the previous one.
+    stalled_ = index_ > 0 && mark.pos <= lastStart_;
+    lastStart_ = mark.pos;
     doc_ = Document{};
     doc_.file = name_;
     doc_.index = index_++;
@@ -322,6 +328,8 @@ class JsonBuilder : public YAML::EventHandler {
   size_t nodes_ = 0;
   size_t ignoredDepth_ = 0;
   int lineOffset_ = 0;
+  int lastStart_ = -1;
+  bool stalled_ = false;
   int index_ = 0;
   bool aborted_ = false;
 };
@@ -339,6 +347,11 @@ ChunkResult parseChunk(std::string_view text, int firstLine, const std::string& 
   try {
     YAML::Parser parser(in);
     while (parser.HandleNextDocument(builder)) {
+      if (builder.stalled()) {
+        diags.error(builder.documentLoc(), "YAML syntax error: unexpected content where a document should start",
+                    "yaml-syntax");
+        break;
+      }
       auto doc = builder.take();
       if (!doc) continue;  // empty document (e.g. a trailing ---) or refused
       if (!doc->body.is_object()) {

@@ -120,3 +120,12 @@ TEST(Manifest, LargeFilesParsedInChunksKeepExactLocationsAndOrder) {
   EXPECT_EQ(diags.items()[0].loc.line, badLine);
   EXPECT_NE(diags.render().find("duplicate key 'kind'"), std::string::npos);
 }
+
+TEST(Manifest, StrayFlowCommaAtStreamStartIsASyntaxErrorNotAHang) {
+  // yaml-cpp reports document after document at the same position for this input; found by the fuzzer.
+  Diagnostics diags;
+  auto docs = loadManifestText(", apiVersion: vnetplan.io/v1\nkind: Target\n", "comma.yaml", diags);
+  EXPECT_TRUE(docs.empty());
+  ASSERT_TRUE(diags.hasErrors());
+  EXPECT_NE(diags.render().find("comma.yaml:1:1: error: YAML syntax error"), std::string::npos) << diags.render();
+}
