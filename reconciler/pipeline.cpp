@@ -30,42 +30,6 @@ std::string digestOf(const std::vector<Document>& docs, const std::vector<std::s
   return sha256Hex(all);
 }
 
-void checkWithProviders(DesiredState& desired, const ProviderRegistry& providers, Diagnostics& diags) {
-  for (const auto& t : desired.targets) {
-    Provider* p = providers.find(t.provider);
-    if (!p) {
-      std::string hint = closestMatch(t.provider, providers.names());
-      diags.error(t.loc, "Target " + t.name + ": provider '" + t.provider + "' is not available in this build" +
-                             (hint.empty() ? "" : " (did you mean '" + hint + "'?)"),
-                  "provider");
-      continue;
-    }
-    p->checkTarget(t, diags);
-  }
-  for (auto& r : desired.resources) {
-    const Target* t = desired.findTarget(r.addr.target);
-    if (!t) continue;
-    Provider* p = providers.find(t->provider);
-    if (!p) continue;
-    const KindTraits* traits = p->traits(r.addr.kind);
-    if (!traits) {
-      diags.error(r.loc, r.addr.str() + ": provider " + t->provider + " cannot manage kind " + kindName(r.addr.kind),
-                  "provider-kind");
-      continue;
-    }
-    p->check(r, *t, diags);
-    p->normalize(r);
-    applyDefaults(r, *traits);
-  }
-  for (const auto& t : desired.targets) {
-    Provider* p = providers.find(t.provider);
-    if (!p) continue;
-    std::vector<const Resource*> mine;
-    for (const auto& r : desired.resources)
-      if (r.addr.target == t.name) mine.push_back(&r);
-    p->checkTogether(t, mine, diags);
-  }
-}
 
 // Schema validation of every document, on every core for large inputs; diagnostics keep document order.
 std::vector<Document> validateAll(std::vector<Document> docs, Diagnostics& diags) {
@@ -134,6 +98,43 @@ DesiredState finish(std::vector<Document> docs, const std::string& inlineText, c
 }
 
 }  // namespace
+
+void checkWithProviders(DesiredState& desired, const ProviderRegistry& providers, Diagnostics& diags) {
+  for (const auto& t : desired.targets) {
+    Provider* p = providers.find(t.provider);
+    if (!p) {
+      std::string hint = closestMatch(t.provider, providers.names());
+      diags.error(t.loc, "Target " + t.name + ": provider '" + t.provider + "' is not available in this build" +
+                             (hint.empty() ? "" : " (did you mean '" + hint + "'?)"),
+                  "provider");
+      continue;
+    }
+    p->checkTarget(t, diags);
+  }
+  for (auto& r : desired.resources) {
+    const Target* t = desired.findTarget(r.addr.target);
+    if (!t) continue;
+    Provider* p = providers.find(t->provider);
+    if (!p) continue;
+    const KindTraits* traits = p->traits(r.addr.kind);
+    if (!traits) {
+      diags.error(r.loc, r.addr.str() + ": provider " + t->provider + " cannot manage kind " + kindName(r.addr.kind),
+                  "provider-kind");
+      continue;
+    }
+    p->check(r, *t, diags);
+    p->normalize(r);
+    applyDefaults(r, *traits);
+  }
+  for (const auto& t : desired.targets) {
+    Provider* p = providers.find(t.provider);
+    if (!p) continue;
+    std::vector<const Resource*> mine;
+    for (const auto& r : desired.resources)
+      if (r.addr.target == t.name) mine.push_back(&r);
+    p->checkTogether(t, mine, diags);
+  }
+}
 
 DesiredState loadDesired(const std::vector<std::string>& paths, const ProviderRegistry& providers,
                          Diagnostics& diags, Prefetch* prefetch) {

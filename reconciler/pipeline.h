@@ -48,6 +48,10 @@ class Prefetch {
   std::vector<std::unique_ptr<Job>> jobs_;
 };
 
+// The provider pass of loadDesired: each Target checked, each resource checked, normalized and given its
+// defaults, then each target's resources checked together.
+void checkWithProviders(DesiredState& desired, const ProviderRegistry& providers, Diagnostics& diags);
+
 // Load, schema-validate, build, lint, and have each provider check and normalize its resources.
 // Every problem lands in diags; the result is only meaningful when !diags.hasErrors().
 DesiredState loadDesired(const std::vector<std::string>& paths, const ProviderRegistry& providers,

@@ -27,29 +27,6 @@ namespace {
 
 using namespace vnetplan;
 
-// Mirrors the provider pass of loadDesired (reconciler/pipeline.cpp): check Targets, then check, normalize and
-// default every resource whose Target has a provider that manages its kind.
-void checkWithProviders(DesiredState& desired, const ProviderRegistry& providers, Diagnostics& diags) {
-  for (const auto& t : desired.targets) {
-    Provider* p = providers.find(t.provider);
-    if (!p) {
-      (void)closestMatch(t.provider, providers.names());
-      continue;
-    }
-    p->checkTarget(t, diags);
-  }
-  for (auto& r : desired.resources) {
-    const Target* t = desired.findTarget(r.addr.target);
-    if (!t) continue;
-    Provider* p = providers.find(t->provider);
-    if (!p) continue;
-    const KindTraits* traits = p->traits(r.addr.kind);
-    if (!traits) continue;
-    p->check(r, *t, diags);
-    p->normalize(r);
-    applyDefaults(r, *traits);
-  }
-}
 
 // Whatever the input, every diagnostic must be renderable and every error must say where it is.
 void checkDiagnostics(const Diagnostics& diags) {
