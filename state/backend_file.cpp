@@ -355,7 +355,7 @@ class FileBackend : public Backend {
     auto names = entries(dir->get());
     if (!names) return names.error();
     for (const auto& n : *names) {
-      if (n.empty() || n[0] == '.' || n.size() < 5 || n.compare(n.size() - 5, 5, ".json") != 0) continue;
+      if (!isLockRecord(n)) continue;
       auto bytes = readAt(dir->get(), n, std::string(kLockDir) + "/" + n);
       if (!bytes) return bytes.error();
       if (!bytes->has_value()) continue;  // released meanwhile
@@ -384,7 +384,7 @@ class FileBackend : public Backend {
       auto names = entries(dir->get());
       if (!names) return names.error();
       for (const auto& n : *names) {
-        if (n.empty() || n[0] == '.' || n.size() < 5 || n.compare(n.size() - 5, 5, ".json") != 0) continue;
+        if (!isLockRecord(n)) continue;
         auto bytes = readAt(dir->get(), n, std::string(kLockDir) + "/" + n);
         if (!bytes) return bytes.error();
         if (!bytes->has_value()) continue;
@@ -408,10 +408,15 @@ class FileBackend : public Backend {
         return removeAt(dir->get(), n, std::string(kLockDir) + "/" + n);
       }
     }
-    return err("no lock with id " + lockId + " (see 'vnetplan state locks')");
+    return err("no lock with id " + lockId + " (see 'vnetplan state list')");
   }
 
  private:
+  // A lock's holder record ("<encoded name>.json"), as opposed to its flock file or a temp file.
+  static bool isLockRecord(const std::string& n) {
+    return !n.empty() && n[0] != '.' && n.size() >= 5 && n.compare(n.size() - 5, 5, ".json") == 0;
+  }
+
   static std::vector<std::string> dirsOf(const std::vector<std::string>& comps) {
     return {comps.begin(), comps.end() - 1};
   }
