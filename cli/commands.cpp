@@ -537,7 +537,7 @@ int cmdDemo(const GlobalOptions& g, const DemoArgs& a) {
       std::cout << "\n== vnetplan plan (again: apply is idempotent) ==\n"
                 << renderPlanText(*again, {useColor(g.output, STDOUT_FILENO), false});
       if (again->hasChanges()) rc = 1;
-      std::cout << "\n== live state (ip -d link, inside " << netns << ") ==\n" << std::flush;
+      std::cout << "\n== live state (ip -br link / addr, inside " << netns << ") ==\n" << std::flush;
       std::string cmd = "ip -n " + netns + " -br link show; ip -n " + netns + " -br addr show";
       if (std::system(cmd.c_str()) != 0) std::cout << "(could not run ip)\n";
     }
