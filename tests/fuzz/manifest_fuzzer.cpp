@@ -27,7 +27,6 @@ namespace {
 
 using namespace vnetplan;
 
-
 // Whatever the input, every diagnostic must be renderable and every error must say where it is.
 void checkDiagnostics(const Diagnostics& diags) {
   (void)diags.render(false);

@@ -12,7 +12,11 @@
 //   HostileValidate/<case>  `validate -f` and `validate --format json -f` (no root needed);
 //   HostileApply/<case>     `plan -f` and `apply -f --auto-approve` against a throw-away netns whose links must be
 //                           exactly as before (needs root; otherwise SKIPPED).
-// Every command runs as a child process with a timeout; a timeout is killed and fails the test.
+// HostileGenerated.*        cases generated at test time (70 MB file, 50,000 documents, 1.2M-node document,
+//                           300,000-digit scalars, symlink loops, a FIFO, /dev/zero, ...).
+// HostileCrashReproducer/*  every file in tests/hostile/crashes/ (raw reproducers of crashes found by the
+//                           fuzzer): validate ends by itself, exit 0 or 1, never a crash.
+// Every command runs as a child process with a timeout and a memory ceiling; a timeout is killed and fails.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
