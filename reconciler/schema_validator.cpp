@@ -1390,6 +1390,17 @@ static bool rejectOverlongStrings(const Document& doc, const Json& v, const std:
       found |= rejectOverlongStrings(doc, it.value(), pointer + "/" + pointerEscape(it.key()), diags);
     }
   } else if (v.is_array()) {
+    // valijson's uniqueItems compares every pair: a huge list would take hours. No manifest list needs this many.
+    constexpr size_t kMaxItems = 4096;
+    if (v.size() > kMaxItems) {
+      std::string field = pointer.substr(1);
+      std::replace(field.begin(), field.end(), '/', '.');
+      diags.error(doc.at(pointer),
+                  field + ": must have at most " + std::to_string(kMaxItems) + " items (got " +
+                      std::to_string(v.size()) + ")",
+                  "schema");
+      return true;
+    }
     for (size_t i = 0; i < v.size(); ++i) found |= rejectOverlongStrings(doc, v[i], pointer + "/" + std::to_string(i), diags);
   }
   return found;

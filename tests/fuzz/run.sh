@@ -7,7 +7,10 @@
 # build-fuzz/fuzz-corpus/ first, so the checked-in corpus never changes. Anything the fuzzer finds (crash,
 # timeout, out-of-memory) is written to build-fuzz/fuzz-artifacts/ and the script exits non-zero; reproduce
 # it with  build-fuzz/tests/fuzz/manifest_fuzzer build-fuzz/fuzz-artifacts/<file>.
-# Extra libFuzzer flags can be passed in FUZZ_FLAGS (e.g. FUZZ_FLAGS="-jobs=2 -workers=2").
+# Extra libFuzzer flags can be passed in FUZZ_FLAGS, e.g.
+#   FUZZ_FLAGS="-len_control=0"       long inputs from the start (libFuzzer grows the length limit slowly, and
+#                                     stack-depth and quadratic-time bugs need inputs of tens of KB)
+#   FUZZ_FLAGS="-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1"   keep going past known findings
 set -euo pipefail
 
 seconds="${1:-60}"

@@ -546,7 +546,7 @@ class HostileGenerated : public ::testing::Test {
       expectRejected(run({"validate", "-f", path}, timeout), expect, wantLocation);
     }
     if (!ns_.create()) {
-      std::cout << "SKIPPED: needs root and network namespaces (" << ns_.why() << "); plan/apply not run\n";
+      skipRest("plan/apply");
       return;
     }
     const Json before = linksOf(ns_.name());
@@ -559,6 +559,16 @@ class HostileGenerated : public ::testing::Test {
       expectRejected(run({"apply", "-f", path, "--auto-approve"}, timeout), expect, wantLocation);
     }
     EXPECT_EQ(linksOf(ns_.name()), before) << "the target's links changed";
+  }
+
+  // Without root the namespace part cannot run: the test counts as skipped, unless what did run already
+  // failed (ctest's SKIP_REGULAR_EXPRESSION would otherwise turn that failure into a skip).
+  void skipRest(const std::string& what) {
+    if (HasFailure()) {
+      std::cout << "(" << what << " not run: " << ns_.why() << ")\n";
+      return;
+    }
+    GTEST_SKIP() << "SKIPPED: needs root and network namespaces (" << ns_.why() << "); " << what << " not run";
   }
 
   fs::path path(const std::string& name) const { return tmp_.path() / name; }
@@ -616,7 +626,7 @@ TEST_F(HostileGenerated, FiftyThousandDocumentsFinish) {
   std::cout << "validate of 50,000 invalid documents: " << b.seconds << " s, exit " << b.exitCode << "\n";
 
   if (!ns_.create()) {
-    std::cout << "SKIPPED: needs root and network namespaces (" << ns_.why() << "); plan not run\n";
+    skipRest("plan");
     return;
   }
   RunResult pl = run({"plan", "-f", p.string()}, 120s);
@@ -673,15 +683,24 @@ TEST_F(HostileGenerated, ExtremeNesting) {
 }
 
 TEST_F(HostileGenerated, LongListWithDuplicate) {
-  // 20,000 distinct uplink NICs (~170 KB) and then the first one again: the schema's uniqueItems check must
-  // not be quadratic (5,000 items took ~20 s), and the duplicate is reported.
+  // 100,000 distinct uplink NICs (~690 KB, far below every size limit) and then the first one again: refused
+  // quickly by the list-length limit (valijson's uniqueItems compares every pair: 80,000 items took 143 s).
+  // A duplicate within the limit is reported as such (the second half of this test).
   std::string doc = targetDoc(netns()) + switchDoc("br0") + "  uplinks: {nics: [";
-  for (int i = 0; i < 20000; ++i) doc += "n" + std::to_string(i) + ",";
+  for (int i = 0; i < 100000; ++i) doc += "n" + std::to_string(i) + ",";
   doc += "n0]}\n";
   writeFile(path("list.yaml"), doc);
   RunResult v = run({"validate", "-f", path("list.yaml").string()});
-  expectRejected(v, "listed twice", true);
-  std::cout << "validate of a 20,001-item list: " << v.seconds << " s\n";
+  expectRejected(v, "must have at most 4096 items", true);
+  std::cout << "validate of a 100,001-item list: " << v.seconds << " s\n";
+
+  std::string small = targetDoc(netns()) + switchDoc("br0") + "  uplinks: {nics: [";
+  for (int i = 0; i < 4000; ++i) small += "n" + std::to_string(i) + ",";
+  small += "n0]}\n";
+  writeFile(path("list-small.yaml"), small);
+  RunResult w = run({"validate", "-f", path("list-small.yaml").string()});
+  expectRejected(w, "listed twice", true);
+  std::cout << "validate of a 4,001-item list: " << w.seconds << " s\n";
 }
 
 TEST_F(HostileGenerated, ManyAnchorsAndAliases) {
