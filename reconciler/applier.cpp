@@ -300,6 +300,7 @@ class TargetRun {
   }
 
   Status execute(TargetSession& session, const std::string& target, const std::vector<Step>& steps) {
+    if (session.transactional()) return executeAsOne(session, target, steps);
     for (size_t i = 0; i < steps.size(); ++i) {
       if (opts_.interrupted && opts_.interrupted->load())
         return err("interrupted before step " + std::to_string(i + 1) + " of " + std::to_string(steps.size()));
@@ -312,6 +313,29 @@ class TargetRun {
                    provider_->describe(steps[i]) + "): " + s.error().message);
       if (opts_.progress) opts_.progress->step(target, i + 1, steps.size(), provider_->describe(steps[i]));
     }
+    return {};
+  }
+
+  // A transactional backend: every step in one transaction, all or nothing. An injected failure at step k
+  // becomes an operation inside the transaction that fails, so nothing of it is committed.
+  Status executeAsOne(TargetSession& session, const std::string& target, const std::vector<Step>& steps) {
+    if (steps.empty()) return {};
+    if (opts_.interrupted && opts_.interrupted->load()) return err("interrupted before the transaction was sent");
+    if (opts_.faults.slowStepMs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opts_.faults.slowStepMs));
+    const long first = counter_.executed + 1;
+    counter_.executed += static_cast<long>(steps.size());
+    const long k = opts_.faults.failAtStep;
+    if (k >= first && k <= counter_.executed) session.injectFailure(k - first);
+    if (opts_.progress) opts_.progress->note(target, "sending " + std::to_string(steps.size()) + " step(s) as one transaction");
+    auto r = session.applyAll(steps, [&](size_t i) {
+      if (opts_.progress) opts_.progress->step(target, i + 1, steps.size(), provider_->describe(steps[i]));
+    });
+    if (!r.status) {
+      size_t i = std::min(r.failedIndex, steps.size() - 1);
+      return err("step " + std::to_string(i + 1) + "/" + std::to_string(steps.size()) + " (" +
+                 provider_->describe(steps[i]) + "): " + r.status.error().message);
+    }
+    if (opts_.faults.failAfterCommit) return err("injected failure after the transaction committed");
     return {};
   }
 
@@ -353,10 +377,16 @@ class TargetRun {
       slice.changes = changes;
       std::vector<Step> steps = slice.steps();
       std::vector<std::string> stepErrors;
-      // Best effort: keep going past a failing step so as much as possible is restored.
-      for (const auto& step : steps) {
-        if (Status s = session.apply(step); !s)
-          stepErrors.push_back(provider_->describe(step) + ": " + s.error().message);
+      if (session.transactional()) {
+        // A second transaction, back to the pre-image.
+        if (auto r = session.applyAll(steps, nullptr); !r.status)
+          stepErrors.push_back("the rollback transaction failed: " + r.status.error().message);
+      } else {
+        // Best effort: keep going past a failing step so as much as possible is restored.
+        for (const auto& step : steps) {
+          if (Status s = session.apply(step); !s)
+            stepErrors.push_back(provider_->describe(step) + ": " + s.error().message);
+        }
       }
       problems = verify(session, journal.target, journal.preImage);
       if (!problems.empty()) problems.insert(problems.end(), stepErrors.begin(), stepErrors.end());

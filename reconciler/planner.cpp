@@ -57,6 +57,11 @@ std::vector<std::string> diffAttrs(const Attrs& desired, const Attrs& live, cons
     bool unordered = matchesAny({path}, traits.unorderedLists);
     if (!valuesEqual(&value, live.find(path), unordered)) changed.push_back(path);
   }
+  if (traits.exhaustive) {
+    for (const auto& [path, value] : live.values())
+      if (!desired.has(path) && !valuesEqual(nullptr, &value, false)) changed.push_back(path);
+    std::sort(changed.begin(), changed.end());
+  }
   return changed;
 }
 

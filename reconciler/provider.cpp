@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "providers/linux/linux_provider.h"
+#include "providers/ovs/ovs_provider.h"
 
 namespace vnetplan {
 
@@ -42,6 +43,7 @@ ProviderRegistry& ProviderRegistry::builtin() {
   static ProviderRegistry registry = [] {
     ProviderRegistry r;
     r.add(makeLinuxProvider());
+    r.add(makeOvsProvider());
     return r;
   }();
   return registry;
@@ -73,6 +75,7 @@ FaultInjection FaultInjection::fromEnv() {
   FaultInjection f;
   f.failAtStep = envLong("VNETPLAN_FAIL_AT_STEP");
   f.slowStepMs = envLong("VNETPLAN_SLOW_STEP_MS");
+  f.failAfterCommit = envLong("VNETPLAN_FAIL_AFTER_COMMIT") > 0;
   return f;
 }
 

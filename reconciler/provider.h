@@ -29,6 +29,9 @@ struct KindTraits {
   std::vector<std::string> unorderedLists;
   // Defaults applied to desired attributes the manifest leaves unset (shown as "default" in the plan).
   std::map<std::string, Json> defaults;
+  // The provider observes only attributes it manages, so a live attribute the manifest leaves out is a
+  // difference too (the plan removes it). Otherwise only the manifest's attributes are compared.
+  bool exhaustive = false;
 };
 
 // One live object as the provider sees it.
@@ -69,6 +72,9 @@ class TargetSession {
     size_t failedIndex = 0;
   };
   virtual BatchResult applyAll(const std::vector<Step>& steps, const std::function<void(size_t)>& done);
+  // Test hook (VNETPLAN_FAIL_AT_STEP) for transactional sessions: the next applyAll fails at step `index`
+  // (0-based) inside the transaction, so nothing of it is committed.
+  virtual void injectFailure(long index) { (void)index; }
 };
 
 class Provider {
@@ -113,11 +119,15 @@ class ProviderRegistry {
 };
 
 // Failure injection for tests: VNETPLAN_FAIL_AT_STEP=k makes the k-th executed step (1-based, counted
-// across the whole apply) fail before it runs; VNETPLAN_SLOW_STEP_MS=n sleeps n ms before every step.
+// across the whole apply) fail before it runs; VNETPLAN_SLOW_STEP_MS=n sleeps n ms before every step (once
+// before a transaction).
 struct FaultInjection {
   static FaultInjection fromEnv();
   long failAtStep = 0;
   long slowStepMs = 0;
+  // VNETPLAN_FAIL_AFTER_COMMIT=1: a transactional target's apply fails right after its transaction committed
+  // (as if verification had failed), so the rollback runs as a second transaction.
+  bool failAfterCommit = false;
 };
 
 }  // namespace vnetplan

@@ -511,7 +511,7 @@ TEST(SchemaValues, EnumsSuggest) {
                    "test.yaml:8:21: error: spec.teaming.policy: must be one of failover, src-port, src-mac, ip-hash, "
                    "lacp, load-based, round-robin (got 'src-prot'); did you mean 'src-port'? [schema]");
   EXPECT_ONE_ERROR(doc("Port", "  targets: [a]\n  type: tapp\n"),
-                   "test.yaml:7:9: error: spec.type: must be one of tap, veth, macvtap, vxlan, vlan, internal, patch, "
+                   "test.yaml:7:9: error: spec.type: must be one of tap, veth, macvtap, vxlan, vlan, internal, system, patch, "
                    "gre, geneve, vmkernel (got 'tapp'); did you mean 'tap'? [schema]");
 }
 

@@ -1,0 +1,117 @@
+// The per-kind hooks of the ovs provider. Each kind (Switch = Bridge, Port = Port + Interface, PortGroup =
+// VLAN settings kept on the Bridge and applied to member ports, Mirror = Mirror) is one KindOps: it turns the
+// snapshot of one observe into objects, and turns one plan step into OVSDB operations added to the target's
+// single transaction (TxnContext).
+#pragma once
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "providers/ovs/db.h"
+#include "providers/ovs/ovsdb.h"
+#include "reconciler/provider.h"
+
+namespace vnetplan::ovs {
+
+// Everything one target's transaction is built from: the observed rows, the operations so far, and the rows
+// this transaction creates (so a Port created in the same transaction as its Bridge can refer to it).
+class TxnContext {
+ public:
+  TxnContext(const Snapshot& snap, std::string target) : snap_(snap), target_(std::move(target)), txn_("Open_vSwitch") {}
+
+  const Snapshot& snap() const { return snap_; }
+  Txn& txn() { return txn_; }
+  const std::string& target() const { return target_; }
+
+  // external_ids for a row vnetplan creates for `addr` (plus the user's own keys).
+  Json ownedIds(const Address& addr, const std::map<std::string, std::string>& user = {}) const;
+
+  // A reference to a bridge / port by name: an existing row's uuid or the named-uuid of a row inserted
+  // earlier in this transaction; nullopt if neither.
+  std::optional<Json> bridgeRef(const std::string& name) const;
+  std::optional<Json> portRef(const std::string& name) const;
+  void addedBridge(const std::string& name, Json ref) { newBridges_[name] = std::move(ref); }
+  void addedPort(const std::string& name, Json ref) { newPorts_[name] = std::move(ref); }
+  void removedPort(const std::string& name) { newPorts_.erase(name), goneRows_.insert("Port/" + name); }
+  bool portGone(const std::string& name) const { return goneRows_.count("Port/" + name) > 0; }
+
+  // Adds `ref` to (or removes it from) a set column of a bridge (ports, mirrors), whether the bridge exists
+  // or is inserted by this transaction.
+  Status bridgeSetInsert(const std::string& bridge, const std::string& column, const Json& ref, const std::string& label);
+  Status bridgeSetDelete(const std::string& bridge, const std::string& column, const Json& ref, const std::string& label);
+
+  // Guards an existing row: the transaction fails (stale) unless its managed columns still hold what the
+  // observe saw. Each row is guarded once.
+  void guard(const std::string& table, const std::string& uuid, const std::string& what);
+  // Guards that no row named `name` exists in `table` (nobody created it since the observe).
+  void guardAbsent(const std::string& table, const std::string& name, const std::string& what);
+
+  // Port group VLAN settings as this transaction leaves them: from a PortGroup step of this transaction,
+  // else from the bridge's external_ids. nullopt = group unknown.
+  struct Group {
+    std::string bridge;
+    Attrs attrs;  // "vlan" / "vlan.trunk"
+  };
+  std::optional<Group> group(const std::string& name) const;
+  void setGroup(const std::string& name, std::optional<Group> g) { groups_[name] = std::move(g); }
+
+ private:
+  const Snapshot& snap_;
+  std::string target_;
+  Txn txn_;
+  std::map<std::string, Json> newBridges_, newPorts_;
+  std::set<std::string> goneRows_;
+  std::set<std::string> guarded_;
+  std::map<std::string, std::optional<Group>> groups_;
+};
+
+struct KindOps {
+  Kind kind;
+  // Adds this kind's objects found in the snapshot.
+  void (*observe)(const Snapshot&, const std::string& target, Observation&);
+  // Adds the operations of one step to the transaction.
+  Status (*plan)(TxnContext&, const Step&);
+};
+
+extern const KindOps kSwitchOps;
+extern const KindOps kPortOps;
+extern const KindOps kPortGroupOps;
+extern const KindOps kMirrorOps;
+const std::vector<const KindOps*>& allKindOps();
+const KindOps* opsFor(Kind kind);
+
+// ---- shared values (values.cpp)
+
+// The ownership marker of a row, from its external_ids.
+bool ownedByVnetplan(const Json& row);
+// The user's own keys of a map column (vnetplan:* keys removed).
+std::map<std::string, std::string> userKeys(const Json& datum);
+// Writes a map column's entries as attributes below `prefix` ("ovs.otherConfig").
+void mapToAttrs(const std::map<std::string, std::string>& m, const std::string& prefix, Attrs& a);
+// Collects the attributes below `prefix` as a string map.
+std::map<std::string, std::string> attrsToMap(const Attrs& a, const std::string& prefix);
+bool changed(const Step& step, const std::string& path);  // exact path or anything below it
+// The name of the Port that carries a Switch's uplinks (a bond when there are several NICs).
+std::string uplinkPortName(const std::string& switchName, const std::vector<std::string>& nics);
+
+// VLAN settings (vlan.cpp): "vlan": N | "vlan.trunk": [..] <-> Port tag / trunks / vlan_mode.
+struct VlanColumns {
+  Json tag = setOf({});
+  Json trunks = setOf({});
+  Json vlanMode = setOf({});
+};
+VlanColumns vlanColumns(const Attrs& a);
+// Reads a Port row's VLAN columns into attributes ("vlan", "vlan.trunk", "ovs.vlanMode" when unusual).
+void vlanAttrs(const Json& portRow, Attrs& out);
+// Canonical trunk list: sorted ids and "a-b" ranges; nullopt (with `why`) if not a valid list of VLANs.
+std::optional<Json> canonicalTrunks(const Json& list, std::string* why);
+std::vector<int64_t> trunkIds(const Json& canonical);
+// The VLAN attributes of `a` (the keys "vlan", "vlan.trunk").
+Attrs vlanOnly(const Attrs& a);
+
+// Interface options of a tunnel/patch Port <-> attributes (port.cpp).
+std::map<std::string, std::string> interfaceOptions(const Attrs& a);
+
+}  // namespace vnetplan::ovs

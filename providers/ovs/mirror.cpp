@@ -1,0 +1,101 @@
+// Mirror = a row of the OVS Mirror table on the switch's bridge: source ports (select_src_port = frames the
+// switch receives on them = ingress, select_dst_port = frames it sends out of them = egress) copied to an
+// output port.
+#include <algorithm>
+
+#include "providers/ovs/kind.h"
+
+namespace vnetplan::ovs {
+
+namespace {
+
+std::vector<std::string> portNames(const Snapshot& snap, const Json& datum) {
+  std::vector<std::string> out;
+  for (const auto& atom : setAtoms(datum))
+    if (auto u = uuidOf(atom)) out.push_back(snap.nameOf("Port", *u));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void observeMirrors(const Snapshot& snap, const std::string& target, Observation& obs) {
+  for (const auto& [buuid, br] : snap.rows("Bridge")) {
+    for (const auto& m : setAtoms(br["mirrors"])) {
+      auto muuid = uuidOf(m);
+      const Json* row = muuid ? snap.row("Mirror", *muuid) : nullptr;
+      if (!row) continue;
+      ObservedObject o;
+      o.addr = Address{target, Kind::Mirror, (*row)["name"].get<std::string>()};
+      o.taggedByVnetplan = ownedByVnetplan(*row);
+      Attrs& a = o.attrs;
+      a.set("switch", br["name"].get<std::string>());
+      auto src = portNames(snap, (*row)["select_src_port"]);
+      auto dst = portNames(snap, (*row)["select_dst_port"]);
+      if (src == dst) {
+        a.set("source.ports", Json(src));
+        a.set("source.direction", "both");
+      } else if (dst.empty()) {
+        a.set("source.ports", Json(src));
+        a.set("source.direction", "ingress");
+      } else if (src.empty()) {
+        a.set("source.ports", Json(dst));
+        a.set("source.direction", "egress");
+      } else {  // different ports per direction: not something vnetplan writes
+        a.set("ovs.selectSrcPorts", Json(src));
+        a.set("ovs.selectDstPorts", Json(dst));
+      }
+      if (auto out = uuidOf((*row)["output_port"])) a.set("destination.port", snap.nameOf("Port", *out));
+      if ((*row)["select_all"].is_boolean() && (*row)["select_all"].get<bool>()) a.set("ovs.selectAll", true);
+      obs.objects[o.addr] = std::move(o);
+    }
+  }
+}
+
+Result<Json> mirrorRow(TxnContext& ctx, const Step& step) {
+  const Attrs& a = step.after;
+  std::vector<Json> ports;
+  for (const auto& p : a.getStrings("source.ports")) {
+    auto ref = ctx.portRef(p);
+    if (!ref) return err("source port " + p + " does not exist");
+    ports.push_back(*ref);
+  }
+  std::string dir = a.getString("source.direction").value_or("both");
+  auto dest = a.getString("destination.port").value_or("");
+  auto out = ctx.portRef(dest);
+  if (!out) return err("destination port " + dest + " does not exist");
+  return Json{{"select_src_port", setOf(dir == "egress" ? std::vector<Json>{} : ports)},
+              {"select_dst_port", setOf(dir == "ingress" ? std::vector<Json>{} : ports)},
+              {"output_port", *out},
+              {"select_all", false},
+              {"external_ids", ctx.ownedIds(step.addr)}};
+}
+
+Status planMirror(TxnContext& ctx, const Step& step) {
+  const std::string& name = step.addr.name;
+  auto muuid = ctx.snap().mirrorUuid(name);
+  if (step.action == StepAction::Delete) {
+    if (!muuid) return {};
+    ctx.guard("Mirror", *muuid, "mirror " + name);
+    auto bridge = ctx.snap().bridgeOfMirror(*muuid);
+    if (!bridge) return {};
+    return ctx.bridgeSetDelete(ctx.snap().nameOf("Bridge", *bridge), "mirrors", uuidRef(*muuid), "delete mirror " + name);
+  }
+  auto row = mirrorRow(ctx, step);
+  if (!row) return row.error();
+  const std::string bridge = step.after.getString("switch").value_or("");
+  if (step.action == StepAction::Create) {
+    ctx.guardAbsent("Mirror", name, "mirror " + name);
+    (*row)["name"] = name;
+    Json ref = ctx.txn().insert("Mirror", *row, "create mirror " + name);
+    return ctx.bridgeSetInsert(bridge, "mirrors", ref, "add mirror " + name + " to bridge " + bridge);
+  }
+  if (!muuid) return err("mirror " + name + " no longer exists");
+  ctx.guard("Mirror", *muuid, "mirror " + name);
+  ctx.txn().update("Mirror", *muuid, *row, "update mirror " + name);
+  return {};
+}
+
+}  // namespace
+
+const KindOps kMirrorOps{Kind::Mirror, observeMirrors, planMirror};
+
+}  // namespace vnetplan::ovs

@@ -1,0 +1,219 @@
+// Port = an OVS Port with one Interface of the same name: internal, system (an existing host device), tap,
+// vxlan/gre/geneve tunnels and patch ports. VLAN from `vlan` or from the Port's PortGroup; shaping as
+// ingress policing.
+#include <cmath>
+
+#include "providers/ovs/kind.h"
+
+namespace vnetplan::ovs {
+
+namespace {
+
+// Tunnel and patch fields <-> Interface options.
+struct OptionField {
+  const char* attr;
+  const char* option;
+  bool integer;
+};
+const OptionField kOptions[] = {
+    {"remote", "remote_ip", false}, {"local", "local_ip", false}, {"vni", "key", true},
+    {"dstPort", "dst_port", true},  {"peer", "peer", false},
+};
+
+// OVS policing burst is in kilobits (1000 bits); the manifest's is KiB. Exact both ways for whole KiB.
+int64_t kibToKb(int64_t kib) { return std::llround(static_cast<double>(kib) * 8.192); }
+int64_t kbToKib(int64_t kb) { return std::llround(static_cast<double>(kb) / 8.192); }
+
+std::string portType(const Json& iface) {
+  std::string t = stringOf(iface["type"]).value_or("");
+  return t.empty() ? "system" : t;
+}
+
+bool isUplink(const Json& port) {
+  auto ids = stringMap(port["external_ids"]);
+  auto it = ids.find(kRoleKey);
+  return it != ids.end() && it->second == "uplink";
+}
+
+void observePorts(const Snapshot& snap, const std::string& target, Observation& obs) {
+  for (const auto& [buuid, br] : snap.rows("Bridge")) {
+    const std::string bridge = br["name"].get<std::string>();
+    auto groups = stringMap(br["external_ids"]);
+    for (const auto& p : setAtoms(br["ports"])) {
+      auto puuid = uuidOf(p);
+      const Json* port = puuid ? snap.row("Port", *puuid) : nullptr;
+      if (!port) continue;
+      const std::string name = (*port)["name"].get<std::string>();
+      if (name == bridge || isUplink(*port)) continue;  // part of the Switch
+      ObservedObject o;
+      o.addr = Address{target, Kind::Port, name};
+      o.taggedByVnetplan = ownedByVnetplan(*port);
+      Attrs& a = o.attrs;
+      auto pids = stringMap((*port)["external_ids"]);
+      Attrs vlan;
+      vlanAttrs(*port, vlan);
+      if (auto g = pids.find(kPortGroupKey); g != pids.end()) {
+        a.set("portGroup", g->second);
+        // The VLAN comes from the group: shown only when the port's own columns disagree with it.
+        Attrs groupVlan;
+        if (auto def = groups.find(kGroupPrefix + g->second); def != groups.end()) {
+          Json settings = Json::parse(def->second, nullptr, false);
+          if (settings.is_object()) groupVlan = vlanOnly(Attrs::fromJson(settings));
+        }
+        if (!(vlan == groupVlan))
+          for (const auto& [k, v] : vlan.values()) a.set(k, v);
+      } else {
+        a.set("switch", bridge);
+        for (const auto& [k, v] : vlan.values()) a.set(k, v);
+      }
+      auto ifaces = snap.interfacesOf(*puuid);
+      const Json* iface = ifaces.empty() ? nullptr : snap.row("Interface", ifaces[0]);
+      if (iface) {
+        const Json& i = *iface;
+        a.set("type", portType(i));
+        if (auto mtu = intOf(i["mtu_request"])) a.set("mtu", *mtu);
+        if (auto mac = stringOf(i["mac"])) a.set("mac", *mac);
+        if (auto of = intOf(i["ofport_request"])) a.set("ovs.ofport", *of);
+        auto options = stringMap(i["options"]);
+        for (const auto& f : kOptions) {
+          auto it = options.find(f.option);
+          if (it == options.end()) continue;
+          char* end = nullptr;
+          long long n = std::strtoll(it->second.c_str(), &end, 10);
+          if (f.integer && end && *end == '\0' && !it->second.empty()) a.set(f.attr, static_cast<int64_t>(n));
+          else a.set(f.attr, it->second);
+          options.erase(it);
+        }
+        mapToAttrs(options, "ovs.options", a);  // options vnetplan does not write: shown so drift is visible
+        mapToAttrs(stringMap(i["other_config"]), "ovs.otherConfig", a);
+        mapToAttrs(userKeys(i["external_ids"]), "ovs.externalIds", a);
+        if (auto rate = intOf(i["ingress_policing_rate"]); rate && *rate > 0) a.set("shaping.averageKbps", *rate);
+        if (auto burst = intOf(i["ingress_policing_burst"]); burst && *burst > 0)
+          a.set("shaping.burstKiB", kbToKib(*burst));
+      }
+      if (ifaces.size() > 1) {
+        std::vector<std::string> names;
+        for (const auto& iu : ifaces) names.push_back(snap.nameOf("Interface", iu));
+        a.set("ovs.bondInterfaces", Json(names));  // a bond vnetplan did not make: visible, never changed
+      }
+      obs.objects[o.addr] = std::move(o);
+    }
+  }
+}
+
+// The Interface columns vnetplan manages, from the desired attributes.
+Json interfaceRow(TxnContext& ctx, const Step& step) {
+  const Attrs& a = step.after;
+  std::string type = a.getString("type").value_or("internal");
+  std::map<std::string, std::string> options = attrsToMap(a, "ovs.options");
+  for (const auto& f : kOptions)
+    if (const Json* v = a.find(f.attr)) options[f.option] = v->is_string() ? v->get<std::string>() : v->dump();
+  Json row{{"type", type == "system" ? "" : type},
+           {"options", mapOf(options)},
+           {"mtu_request", a.has("mtu") ? Json(*a.getInt("mtu")) : setOf({})},
+           {"mac", a.has("mac") ? Json(*a.getString("mac")) : setOf({})},
+           {"ofport_request", a.has("ovs.ofport") ? Json(*a.getInt("ovs.ofport")) : setOf({})},
+           {"ingress_policing_rate", a.getInt("shaping.averageKbps").value_or(0)},
+           {"ingress_policing_burst", a.has("shaping.burstKiB") ? kibToKb(*a.getInt("shaping.burstKiB")) : 0},
+           {"other_config", mapOf(attrsToMap(a, "ovs.otherConfig"))},
+           {"external_ids", ctx.ownedIds(step.addr, attrsToMap(a, "ovs.externalIds"))}};
+  return row;
+}
+
+// The bridge a port belongs on and its VLAN attributes (its own, or its group's).
+struct Placement {
+  std::string bridge;
+  Attrs vlan;
+  std::string group;
+};
+Result<Placement> placement(TxnContext& ctx, const Attrs& a) {
+  Placement p;
+  if (auto g = a.getString("portGroup")) {
+    auto group = ctx.group(*g);
+    if (!group) return err("port group " + *g + " does not exist");
+    p.bridge = group->bridge;
+    p.vlan = vlanOnly(group->attrs);
+    p.group = *g;
+    return p;
+  }
+  auto sw = a.getString("switch");
+  if (!sw) return err("the port has neither switch nor portGroup");
+  p.bridge = *sw;
+  p.vlan = vlanOnly(a);
+  return p;
+}
+
+Json portRow(TxnContext& ctx, const Step& step, const Placement& where) {
+  VlanColumns v = vlanColumns(where.vlan);
+  std::map<std::string, std::string> extra;
+  if (!where.group.empty()) extra[kPortGroupKey] = where.group;
+  return Json{{"tag", v.tag}, {"trunks", v.trunks}, {"vlan_mode", v.vlanMode}, {"external_ids", ctx.ownedIds(step.addr, extra)}};
+}
+
+Status createPort(TxnContext& ctx, const Step& step) {
+  const std::string& name = step.addr.name;
+  auto where = placement(ctx, step.after);
+  if (!where) return where.error();
+  if (!ctx.bridgeRef(where->bridge)) return err("bridge " + where->bridge + " does not exist");
+  ctx.guardAbsent("Port", name, "port " + name);
+  ctx.guardAbsent("Interface", name, "interface " + name);
+  Json iface = interfaceRow(ctx, step);
+  iface["name"] = name;
+  Json ifaceRef = ctx.txn().insert("Interface", iface, "create interface " + name);
+  Json row = portRow(ctx, step, *where);
+  row["name"] = name;
+  row["interfaces"] = setOf({ifaceRef});
+  Json ref = ctx.txn().insert("Port", row, "create port " + name);
+  ctx.addedPort(name, ref);
+  return ctx.bridgeSetInsert(where->bridge, "ports", ref, "add port " + name + " to bridge " + where->bridge);
+}
+
+Status updatePort(TxnContext& ctx, const Step& step) {
+  const std::string& name = step.addr.name;
+  auto puuid = ctx.snap().portUuid(name);
+  if (!puuid) return err("port " + name + " no longer exists");
+  auto where = placement(ctx, step.after);
+  if (!where) return where.error();
+  ctx.guard("Port", *puuid, "port " + name);
+  auto ifaces = ctx.snap().interfacesOf(*puuid);
+  if (ifaces.size() != 1) return err("port " + name + " has " + std::to_string(ifaces.size()) + " interfaces (a bond vnetplan did not make)");
+  ctx.guard("Interface", ifaces[0], "interface " + name);
+  ctx.txn().update("Interface", ifaces[0], interfaceRow(ctx, step), "update interface " + name);
+  ctx.txn().update("Port", *puuid, portRow(ctx, step, *where), "update port " + name);
+  auto oldBridge = ctx.snap().bridgeOfPort(*puuid);
+  std::string oldName = oldBridge ? ctx.snap().nameOf("Bridge", *oldBridge) : "";
+  if (oldName != where->bridge) {
+    if (oldBridge)
+      if (Status s = ctx.bridgeSetDelete(oldName, "ports", uuidRef(*puuid), "move port " + name + " off bridge " + oldName); !s)
+        return s;
+    return ctx.bridgeSetInsert(where->bridge, "ports", uuidRef(*puuid), "move port " + name + " to bridge " + where->bridge);
+  }
+  return {};
+}
+
+Status deletePort(TxnContext& ctx, const Step& step) {
+  const std::string& name = step.addr.name;
+  auto puuid = ctx.snap().portUuid(name);
+  if (!puuid) return {};  // already gone
+  ctx.guard("Port", *puuid, "port " + name);
+  auto bridge = ctx.snap().bridgeOfPort(*puuid);
+  ctx.removedPort(name);
+  if (!bridge) return {};
+  // The Port and its Interface are not root rows: removing the reference deletes them.
+  return ctx.bridgeSetDelete(ctx.snap().nameOf("Bridge", *bridge), "ports", uuidRef(*puuid), "delete port " + name);
+}
+
+Status planPort(TxnContext& ctx, const Step& step) {
+  switch (step.action) {
+    case StepAction::Create: return createPort(ctx, step);
+    case StepAction::Update: return updatePort(ctx, step);
+    case StepAction::Delete: return deletePort(ctx, step);
+  }
+  return {};
+}
+
+}  // namespace
+
+const KindOps kPortOps{Kind::Port, observePorts, planPort};
+
+}  // namespace vnetplan::ovs

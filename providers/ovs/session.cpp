@@ -1,0 +1,207 @@
+#include "providers/ovs/session.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <set>
+#include <thread>
+
+#include "providers/ovs/kind.h"
+
+namespace vnetplan::ovs {
+
+namespace {
+
+constexpr const char* kDefaultDb = "unix:/var/run/openvswitch/db.sock";
+constexpr int kStaleRetries = 3;
+
+long envMs(const char* name, long fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  long n = std::strtol(v, &end, 10);
+  return (end && *end == '\0' && n >= 0) ? n : fallback;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<OvsSession>> OvsSession::connect(const Target& target) {
+  const std::string db = target.spec.getString("db").value_or(kDefaultDb);
+  auto remote = parseRemote(db);
+  if (!remote) return err("ovs: target " + target.name + ": db " + remote.error().message);
+  auto timeout = std::chrono::milliseconds(envMs("VNETPLAN_OVSDB_TIMEOUT_MS", 30000));
+  auto conn = Connection::open(*remote, timeout);
+  if (!conn) return err("ovs: target " + target.name + ": " + conn.error().message);
+  std::unique_ptr<OvsSession> s(new OvsSession());
+  s->target_ = target.name;
+  s->conn_ = std::move(*conn);
+  if (Status st = s->checkSchema(); !st) return err("ovs: target " + target.name + ": " + st.error().message);
+  return s;
+}
+
+Status OvsSession::checkSchema() {
+  auto schema = conn_->call("get_schema", Json::array({"Open_vSwitch"}));
+  if (!schema) return schema.error();
+  const Json& s = *schema;
+  const std::string where = "ovsdb " + conn_->remote().str();
+  if (!s.is_object() || s.value("name", Json()) != "Open_vSwitch" || !s.contains("tables") || !s["tables"].is_object())
+    return err(where + ": get_schema did not return the Open_vSwitch schema");
+  const Json version = s.value("version", Json());
+  std::string v = version.is_string() ? version.get<std::string>() : "";
+  int major = -1;
+  if (!v.empty() && v.find_first_not_of("0123456789.") == std::string::npos) major = std::atoi(v.c_str());
+  if (major != kSchemaMajor)
+    return err(where + ": unexpected Open_vSwitch schema version '" + (v.empty() ? version.dump() : v) +
+               "'; vnetplan speaks version " + std::to_string(kSchemaMajor) + ".x (Open vSwitch 2.13 and later)");
+  const Json& tables = s["tables"];
+  for (const auto& t : tableColumns()) {
+    if (!tables.contains(t.table) || !tables[t.table].is_object() || !tables[t.table].contains("columns"))
+      return err(where + ": the schema (version " + v + ") has no table " + t.table);
+    for (const auto& c : t.read)
+      if (!tables[t.table]["columns"].contains(c))
+        return err(where + ": the schema (version " + v + ") has no column " + t.table + "." + c);
+  }
+  return {};
+}
+
+Result<Snapshot> OvsSession::read() {
+  auto reply = conn_->call("transact", selectAll());
+  if (!reply) return reply.error();
+  auto snap = Snapshot::fromSelect(*reply);
+  if (!snap) return err("ovsdb " + conn_->remote().str() + ": " + snap.error().message);
+  return snap;
+}
+
+Result<Observation> OvsSession::observe() {
+  auto snap = read();
+  if (!snap) return err("ovs: target " + target_ + ": " + snap.error().message);
+  snap_ = std::move(*snap);
+  Observation obs;
+  for (const KindOps* k : allKindOps()) k->observe(*snap_, target_, obs);
+  lastObs_ = obs;
+  return obs;
+}
+
+Status OvsSession::apply(const Step& step) {
+  BatchResult r = applyAll({step}, nullptr);
+  return r.status;
+}
+
+bool OvsSession::stillApplies(const std::vector<Step>& steps, const Observation& now) const {
+  for (const auto& step : steps) {
+    auto it = now.objects.find(step.addr);
+    if (step.action == StepAction::Create) {
+      if (it != now.objects.end()) return false;
+    } else if (it == now.objects.end() || !(it->second.attrs == step.before)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+TargetSession::BatchResult OvsSession::applyAll(const std::vector<Step>& steps,
+                                                const std::function<void(size_t)>& done) {
+  const long failAt = failAt_;
+  failAt_ = -1;
+  if (steps.empty()) return {};
+  const std::string who = "ovs: target " + target_ + ": ";
+  for (int attempt = 1;; ++attempt) {
+    if (!snap_) {
+      auto obs = observe();
+      if (!obs) return {obs.error(), 0};
+    }
+    TxnContext ctx(*snap_, target_);
+    for (size_t i = 0; i < steps.size(); ++i) {
+      ctx.txn().setStep(static_cast<long>(i));
+      if (Status s = opsFor(steps[i].addr.kind) ? opsFor(steps[i].addr.kind)->plan(ctx, steps[i])
+                                                 : Status(err("the ovs provider cannot manage " + std::string(kindName(steps[i].addr.kind))));
+          !s)
+        return {err(who + s.error().message), i};
+      if (static_cast<long>(i) == failAt) ctx.txn().abort("injected failure at step " + std::to_string(i + 1));
+    }
+    ctx.txn().setStep(-1);
+    // Ask ovs-vswitchd to report when it has applied this configuration (as ovs-vsctl does).
+    ctx.txn().mutate("Open_vSwitch", snap_->rootUuid(), Json::array({Json::array({"next_cfg", "+=", 1})}),
+                     "request reconfiguration");
+    ctx.txn().select("Open_vSwitch", {"next_cfg"}, "read next_cfg");
+    Json params = ctx.txn().params();
+    spdlog::debug("ovs: target {}: one transaction of {} operations for {} steps", target_, ctx.txn().size(), steps.size());
+    auto reply = conn_->call("transact", params);
+    snap_.reset();  // whatever happened, the next step starts from fresh rows
+    if (!reply) return {err(who + reply.error().message + " (the transaction's outcome is unknown; it is re-observed)"), 0};
+    Txn::Outcome o = ctx.txn().interpret(*reply);
+    if (o.ok) {
+      int64_t nextCfg = -1;
+      if (!o.results.empty() && o.results.back().is_object() && o.results.back().contains("rows")) {
+        const Json& rows = o.results.back()["rows"];
+        if (rows.is_array() && !rows.empty() && rows[0].is_object() && rows[0].contains("next_cfg"))
+          nextCfg = intOf(rows[0]["next_cfg"]).value_or(-1);
+      }
+      BatchResult settled = settle(nextCfg, steps);
+      if (!settled.status) return settled;
+      if (done)
+        for (size_t i = 0; i < steps.size(); ++i) done(i);
+      return {};
+    }
+    size_t index = o.failedStep >= 0 ? static_cast<size_t>(o.failedStep) : 0;
+    if (!o.stale) return {err(who + "transaction failed, nothing was changed: " + o.message), index};
+    // A guard failed: something changed since the observe. Retry against fresh rows if what the steps touch is
+    // still as they expect; otherwise the plan is stale.
+    auto now = observe();
+    if (!now) return {now.error(), index};
+    if (attempt >= kStaleRetries || !stillApplies(steps, *now))
+      return {err(who + "stale: " + o.message + " failed; the target was changed by someone else since it was "
+                        "observed, nothing was changed. Run plan again."),
+              index};
+    spdlog::info("ovs: target {}: {} changed concurrently (not an object of this plan); retrying ({}/{})", target_,
+                 o.message, attempt, kStaleRetries);
+  }
+}
+
+TargetSession::BatchResult OvsSession::settle(int64_t nextCfg, const std::vector<Step>& steps) {
+  const long settleMs = envMs("VNETPLAN_OVS_SETTLE_MS", 10000);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(settleMs);
+  const Json query = Json::array({"Open_vSwitch",
+                                  Json{{"op", "select"}, {"table", "Open_vSwitch"}, {"where", Json::array()}, {"columns", {"cur_cfg"}}},
+                                  Json{{"op", "select"}, {"table", "Interface"}, {"where", Json::array()}, {"columns", {"name", "error"}}}});
+  if (nextCfg < 0 || settleMs == 0) return {};
+  for (;;) {
+    auto reply = conn_->call("transact", query);
+    if (!reply) return {err("ovs: target " + target_ + ": " + reply.error().message), 0};
+    const Json& r = *reply;
+    int64_t cur = -1;
+    if (r.is_array() && r.size() >= 2 && r[0].is_object() && r[0].contains("rows") && r[0]["rows"].is_array() &&
+        !r[0]["rows"].empty() && r[0]["rows"][0].is_object() && r[0]["rows"][0].contains("cur_cfg"))
+      cur = intOf(r[0]["rows"][0]["cur_cfg"]).value_or(-1);
+    if (cur >= nextCfg) {
+      // Applied: interfaces ovs-vswitchd could not set up fail the step that made them.
+      std::map<std::string, std::string> errors;
+      if (r[1].is_object() && r[1].contains("rows") && r[1]["rows"].is_array())
+        for (const auto& row : r[1]["rows"])
+          if (row.is_object() && row.contains("name") && row["name"].is_string() && row.contains("error"))
+            if (auto e = stringOf(row["error"]); e && !e->empty()) errors[row["name"].get<std::string>()] = *e;
+      for (size_t i = 0; i < steps.size(); ++i) {
+        const Step& s = steps[i];
+        if (s.action == StepAction::Delete) continue;
+        std::vector<std::string> names;
+        if (s.addr.kind == Kind::Port || s.addr.kind == Kind::Switch) names.push_back(s.addr.name);
+        if (s.addr.kind == Kind::Switch)
+          for (const auto& nic : s.after.getStrings("uplinks.nics")) names.push_back(nic);
+        for (const auto& n : names)
+          if (auto it = errors.find(n); it != errors.end())
+            return {err("ovs: target " + target_ + ": ovs-vswitchd could not set up interface " + n + ": " + it->second),
+                    i};
+      }
+      return {};
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      spdlog::warn("ovs: target {}: ovs-vswitchd has not applied the change within {} ms (is it running?); the "
+                   "database holds the new configuration",
+                   target_, settleMs);
+      return {};
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace vnetplan::ovs

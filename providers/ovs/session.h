@@ -1,0 +1,45 @@
+// TargetSession of the ovs provider: one OVSDB connection per target. Observe is one `transact` of selects;
+// an apply is one transaction holding every step, guarded by `wait` operations on the rows it read, so a
+// concurrent change by someone else fails it cleanly (stale) instead of being overwritten.
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "providers/ovs/db.h"
+#include "providers/ovs/ovsdb.h"
+#include "reconciler/provider.h"
+
+namespace vnetplan::ovs {
+
+class OvsSession : public TargetSession {
+ public:
+  // Connects and checks the server's schema (name, version, every table and column used).
+  static Result<std::unique_ptr<OvsSession>> connect(const Target& target);
+
+  Result<Observation> observe() override;
+  Status apply(const Step& step) override;
+  bool transactional() const override { return true; }
+  BatchResult applyAll(const std::vector<Step>& steps, const std::function<void(size_t)>& done) override;
+  // Test hook (VNETPLAN_FAIL_AT_STEP): the next transaction carries an `abort` after step `index`'s operations.
+  void injectFailure(long index) override { failAt_ = index; }
+
+ private:
+  OvsSession() = default;
+  Status checkSchema();
+  Result<Snapshot> read();
+  // After a commit: waits (bounded) until ovs-vswitchd has applied it, then reports interfaces it could not
+  // set up (Interface.error) as the failure of the step that made them.
+  BatchResult settle(int64_t nextCfg, const std::vector<Step>& steps);
+  // A wait failed: true if everything the steps touch is still as they expect, so the transaction can be
+  // rebuilt against fresh rows (someone changed something else, e.g. added another port to the bridge).
+  bool stillApplies(const std::vector<Step>& steps, const Observation& now) const;
+
+  std::string target_;
+  std::unique_ptr<Connection> conn_;
+  std::optional<Snapshot> snap_;
+  Observation lastObs_;
+  long failAt_ = -1;
+};
+
+}  // namespace vnetplan::ovs

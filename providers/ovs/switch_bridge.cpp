@@ -1,0 +1,302 @@
+// Switch = OVS Bridge, with its local (internal) port of the same name, optional NetFlow/sFlow rows and the
+// uplink Port (a bond when there are several NICs).
+#include <algorithm>
+
+#include "providers/ovs/kind.h"
+
+namespace vnetplan::ovs {
+
+namespace {
+
+// ---- teaming <-> bond columns
+
+struct BondColumns {
+  Json bondMode = setOf({});
+  Json lacp = setOf({});
+  std::map<std::string, std::string> otherConfig;
+  Json updelay = 0, downdelay = 0;
+  std::map<std::string, std::string> ids;  // vnetplan:teaming (the portable policy, where OVS merges two)
+};
+
+BondColumns bondColumns(const Attrs& a) {
+  BondColumns b;
+  std::string policy = a.getString("uplinks.teaming.policy").value_or("failover");
+  if (policy == "failover") {
+    b.bondMode = "active-backup";
+    auto active = a.getStrings("uplinks.teaming.active");
+    if (!active.empty()) b.otherConfig["bond-primary"] = active[0];
+  } else if (policy == "src-mac") {
+    b.bondMode = "balance-slb";
+  } else {  // ip-hash, lacp
+    b.bondMode = "balance-tcp";
+    b.lacp = a.getString("uplinks.teaming.lacp.mode").value_or("active");
+    if (auto rate = a.getString("uplinks.teaming.lacp.rate")) b.otherConfig["lacp-time"] = *rate;
+    b.ids["vnetplan:teaming"] = policy;
+  }
+  if (auto miimon = a.getInt("ovs.bond.miimonMs")) {
+    b.otherConfig["bond-detect-mode"] = "miimon";
+    b.otherConfig["bond-miimon-interval"] = std::to_string(*miimon);
+  }
+  b.updelay = a.getInt("ovs.bond.updelayMs").value_or(0);
+  b.downdelay = a.getInt("ovs.bond.downdelayMs").value_or(0);
+  return b;
+}
+
+void bondAttrs(const Json& port, Attrs& a) {
+  std::string mode = stringOf(port["bond_mode"]).value_or("");
+  auto oc = stringMap(port["other_config"]);
+  auto ids = stringMap(port["external_ids"]);
+  if (mode == "active-backup" || mode.empty()) {
+    a.set("uplinks.teaming.policy", "failover");
+    if (auto it = oc.find("bond-primary"); it != oc.end()) a.set("uplinks.teaming.active", Json::array({it->second}));
+  } else if (mode == "balance-slb") {
+    a.set("uplinks.teaming.policy", "src-mac");
+  } else if (mode == "balance-tcp") {
+    auto it = ids.find("vnetplan:teaming");
+    a.set("uplinks.teaming.policy", it != ids.end() && it->second == "ip-hash" ? "ip-hash" : "lacp");
+    if (auto lacp = stringOf(port["lacp"]); lacp && *lacp != "off") a.set("uplinks.teaming.lacp.mode", *lacp);
+    if (auto it2 = oc.find("lacp-time"); it2 != oc.end()) a.set("uplinks.teaming.lacp.rate", it2->second);
+  } else {
+    a.set("ovs.bond.mode", mode);  // not one vnetplan writes: shown as is
+  }
+  if (oc.count("bond-detect-mode") && oc["bond-detect-mode"] == "miimon") {
+    long ms = 100;  // OVS's default interval
+    if (auto it = oc.find("bond-miimon-interval"); it != oc.end()) ms = std::strtol(it->second.c_str(), nullptr, 10);
+    a.set("ovs.bond.miimonMs", static_cast<int64_t>(ms));
+  }
+  if (auto up = intOf(port["bond_updelay"]); up && *up) a.set("ovs.bond.updelayMs", *up);
+  if (auto down = intOf(port["bond_downdelay"]); down && *down) a.set("ovs.bond.downdelayMs", *down);
+}
+
+bool isUplinkPort(const Json& port) {
+  auto ids = stringMap(port["external_ids"]);
+  auto it = ids.find(kRoleKey);
+  return it != ids.end() && it->second == "uplink";
+}
+
+// ---- observe
+
+void observeSwitches(const Snapshot& snap, const std::string& target, Observation& obs) {
+  for (const auto& [buuid, br] : snap.rows("Bridge")) {
+    const std::string name = br["name"].get<std::string>();
+    ObservedObject o;
+    o.addr = Address{target, Kind::Switch, name};
+    o.taggedByVnetplan = ownedByVnetplan(br);
+    Attrs& a = o.attrs;
+    std::string dp = stringOf(br["datapath_type"]).value_or("");
+    a.set("ovs.datapathType", dp.empty() ? "system" : dp);
+    a.set("ovs.failMode", stringOf(br["fail_mode"]).value_or("standalone"));
+    a.set("stp", br["stp_enable"].is_boolean() && br["stp_enable"].get<bool>());
+    a.set("ovs.rstp", br["rstp_enable"].is_boolean() && br["rstp_enable"].get<bool>());
+    mapToAttrs(stringMap(br["other_config"]), "ovs.otherConfig", a);
+    auto ids = userKeys(br["external_ids"]);
+    mapToAttrs(ids, "ovs.externalIds", a);
+
+    for (const auto& p : setAtoms(br["ports"])) {
+      auto puuid = uuidOf(p);
+      const Json* port = puuid ? snap.row("Port", *puuid) : nullptr;
+      if (!port) continue;
+      const std::string pname = (*port)["name"].get<std::string>();
+      if (pname == name) {  // the bridge's local port: its MTU is the switch's
+        for (const auto& iu : snap.interfacesOf(*puuid))
+          if (const Json* iface = snap.row("Interface", iu))
+            if (auto mtu = intOf((*iface)["mtu_request"])) a.set("mtu", *mtu);
+      } else if (isUplinkPort(*port)) {
+        std::vector<std::string> nics;
+        for (const auto& iu : snap.interfacesOf(*puuid)) nics.push_back(snap.nameOf("Interface", iu));
+        std::sort(nics.begin(), nics.end());
+        a.set("uplinks.nics", Json(nics));
+        if (nics.size() > 1) bondAttrs(*port, a);
+      }
+    }
+    if (auto nf = uuidOf(br["netflow"]); nf) {
+      if (const Json* row = snap.row("NetFlow", *nf)) {
+        std::vector<std::string> targets;
+        for (const auto& t : setAtoms((*row)["targets"]))
+          if (t.is_string()) targets.push_back(t.get<std::string>());
+        std::sort(targets.begin(), targets.end());
+        a.set("ovs.netflow.targets", Json(targets));
+        if (auto at = intOf((*row)["active_timeout"]); at && *at != 0) a.set("ovs.netflow.activeTimeout", *at);
+      }
+    }
+    if (auto sf = uuidOf(br["sflow"]); sf) {
+      if (const Json* row = snap.row("sFlow", *sf)) {
+        std::vector<std::string> targets;
+        for (const auto& t : setAtoms((*row)["targets"]))
+          if (t.is_string()) targets.push_back(t.get<std::string>());
+        std::sort(targets.begin(), targets.end());
+        a.set("ovs.sflow.targets", Json(targets));
+        if (auto s = intOf((*row)["sampling"])) a.set("ovs.sflow.sampling", *s);
+        if (auto p = intOf((*row)["polling"])) a.set("ovs.sflow.polling", *p);
+      }
+    }
+    obs.objects[o.addr] = std::move(o);
+  }
+}
+
+// ---- rows
+
+Json netflowRow(const Attrs& a, const Json& ids) {
+  std::vector<Json> targets;
+  for (const auto& t : a.getStrings("ovs.netflow.targets")) targets.emplace_back(t);
+  return Json{{"targets", setOf(targets)},
+              {"active_timeout", a.getInt("ovs.netflow.activeTimeout").value_or(0)},
+              {"external_ids", ids}};
+}
+
+Json sflowRow(const Attrs& a, const Json& ids) {
+  std::vector<Json> targets;
+  for (const auto& t : a.getStrings("ovs.sflow.targets")) targets.emplace_back(t);
+  Json row{{"targets", setOf(targets)}, {"external_ids", ids}};
+  row["sampling"] = a.has("ovs.sflow.sampling") ? Json(*a.getInt("ovs.sflow.sampling")) : setOf({});
+  row["polling"] = a.has("ovs.sflow.polling") ? Json(*a.getInt("ovs.sflow.polling")) : setOf({});
+  return row;
+}
+
+Json bridgeColumns(const Attrs& a, const Json& ids) {
+  std::string dp = a.getString("ovs.datapathType").value_or("system");
+  std::string fail = a.getString("ovs.failMode").value_or("standalone");
+  return Json{{"datapath_type", dp == "system" ? "" : dp},
+              {"fail_mode", fail == "standalone" ? setOf({}) : Json(fail)},
+              {"stp_enable", a.getBool("stp").value_or(false)},
+              {"rstp_enable", a.getBool("ovs.rstp").value_or(false)},
+              {"other_config", mapOf(attrsToMap(a, "ovs.otherConfig"))},
+              {"external_ids", ids}};
+}
+
+// Inserts the uplink Port (and its Interfaces) for `a`; returns the port reference, or nullopt if none.
+std::optional<Json> insertUplink(TxnContext& ctx, const Address& addr, const Attrs& a) {
+  auto nics = a.getStrings("uplinks.nics");
+  if (nics.empty()) return std::nullopt;
+  std::vector<Json> ifaces;
+  for (const auto& nic : nics) {
+    ctx.guardAbsent("Interface", nic, "interface " + nic);
+    ifaces.push_back(ctx.txn().insert("Interface", Json{{"name", nic}, {"type", "system"}, {"external_ids", ctx.ownedIds(addr)}},
+                                      "create uplink interface " + nic));
+  }
+  const std::string pname = uplinkPortName(addr.name, nics);
+  std::map<std::string, std::string> extra{{kRoleKey, "uplink"}};
+  Json row{{"name", pname}, {"interfaces", setOf(ifaces)}};
+  if (nics.size() > 1) {
+    BondColumns b = bondColumns(a);
+    extra.insert(b.ids.begin(), b.ids.end());
+    row["bond_mode"] = b.bondMode;
+    row["lacp"] = b.lacp;
+    row["other_config"] = mapOf(b.otherConfig);
+    row["bond_updelay"] = b.updelay;
+    row["bond_downdelay"] = b.downdelay;
+  }
+  std::map<std::string, std::string> all = extra;
+  all[kOwnerKey] = ctx.target();
+  all[kAddressKey] = addr.str();
+  row["external_ids"] = mapOf(all);
+  ctx.guardAbsent("Port", pname, "port " + pname);
+  Json ref = ctx.txn().insert("Port", row, "create uplink port " + pname);
+  ctx.addedPort(pname, ref);
+  return ref;
+}
+
+// The bridge's uplink port uuid, if it has one.
+std::optional<std::string> uplinkOf(const Snapshot& snap, const std::string& bridgeUuid) {
+  const Json* br = snap.row("Bridge", bridgeUuid);
+  if (!br) return std::nullopt;
+  for (const auto& p : setAtoms((*br)["ports"]))
+    if (auto u = uuidOf(p))
+      if (const Json* port = snap.row("Port", *u); port && isUplinkPort(*port)) return *u;
+  return std::nullopt;
+}
+
+Status createSwitch(TxnContext& ctx, const Step& step) {
+  const std::string& name = step.addr.name;
+  const Attrs& a = step.after;
+  Json ids = ctx.ownedIds(step.addr, attrsToMap(a, "ovs.externalIds"));
+  ctx.guardAbsent("Bridge", name, "bridge " + name);
+  ctx.guardAbsent("Port", name, "port " + name);
+  ctx.guardAbsent("Interface", name, "interface " + name);
+  Json iface{{"name", name}, {"type", "internal"}, {"external_ids", ctx.ownedIds(step.addr)}};
+  if (auto mtu = a.getInt("mtu")) iface["mtu_request"] = *mtu;
+  Json ifaceRef = ctx.txn().insert("Interface", iface, "create interface " + name + " (the bridge's local port)");
+  Json portRef = ctx.txn().insert("Port", Json{{"name", name}, {"interfaces", setOf({ifaceRef})}, {"external_ids", ctx.ownedIds(step.addr)}},
+                                  "create port " + name + " (the bridge's local port)");
+  std::vector<Json> ports{portRef};
+  ctx.addedPort(name, portRef);
+  if (auto up = insertUplink(ctx, step.addr, a)) ports.push_back(*up);
+  Json row = bridgeColumns(a, ids);
+  row["name"] = name;
+  row["ports"] = setOf(ports);
+  if (a.has("ovs.netflow.targets")) row["netflow"] = ctx.txn().insert("NetFlow", netflowRow(a, ctx.ownedIds(step.addr)), "create NetFlow of " + name);
+  if (a.has("ovs.sflow.targets")) row["sflow"] = ctx.txn().insert("sFlow", sflowRow(a, ctx.ownedIds(step.addr)), "create sFlow of " + name);
+  Json ref = ctx.txn().insert("Bridge", row, "create bridge " + name);
+  ctx.addedBridge(name, ref);
+  ctx.txn().mutate("Open_vSwitch", ctx.snap().rootUuid(), Json::array({Json::array({"bridges", "insert", setOf({ref})})}),
+                   "add bridge " + name + " to the switch");
+  return {};
+}
+
+Status updateSwitch(TxnContext& ctx, const Step& step) {
+  const std::string& name = step.addr.name;
+  const Attrs& a = step.after;
+  auto buuid = ctx.snap().bridgeUuid(name);
+  if (!buuid) return err("bridge " + name + " no longer exists");
+  ctx.guard("Bridge", *buuid, "bridge " + name);
+  Json ids = ctx.ownedIds(step.addr, attrsToMap(a, "ovs.externalIds"));
+  // Keep the port group definitions (and other vnetplan keys of this bridge) as they are.
+  for (const auto& [k, v] : stringMap((*ctx.snap().row("Bridge", *buuid))["external_ids"]))
+    if (k.rfind(kGroupPrefix, 0) == 0) ids[1].push_back(Json::array({k, v}));
+  Json row = bridgeColumns(a, ids);
+  if (changed(step, "ovs.netflow")) {
+    row["netflow"] = a.has("ovs.netflow.targets") ? ctx.txn().insert("NetFlow", netflowRow(a, ctx.ownedIds(step.addr)), "create NetFlow of " + name)
+                                                  : setOf({});
+  }
+  if (changed(step, "ovs.sflow")) {
+    row["sflow"] = a.has("ovs.sflow.targets") ? ctx.txn().insert("sFlow", sflowRow(a, ctx.ownedIds(step.addr)), "create sFlow of " + name)
+                                              : setOf({});
+  }
+  ctx.txn().update("Bridge", *buuid, row, "update bridge " + name);
+  if (changed(step, "mtu")) {
+    auto iu = ctx.snap().interfaceUuid(name);
+    if (!iu) return err("bridge " + name + " has no local interface to set the MTU on");
+    ctx.guard("Interface", *iu, "interface " + name);
+    Json mtu = a.has("mtu") ? Json(*a.getInt("mtu")) : setOf({});
+    ctx.txn().update("Interface", *iu, Json{{"mtu_request", mtu}}, "set mtu_request of " + name);
+  }
+  if (changed(step, "uplinks") || changed(step, "ovs.bond")) {
+    // The uplink Port is rebuilt: its interfaces and bond settings change together.
+    if (auto old = uplinkOf(ctx.snap(), *buuid)) {
+      ctx.guard("Port", *old, "uplink port " + ctx.snap().nameOf("Port", *old));
+      ctx.txn().mutate("Bridge", *buuid, Json::array({Json::array({"ports", "delete", setOf({uuidRef(*old)})})}),
+                       "remove the old uplink port of " + name);
+      ctx.removedPort(ctx.snap().nameOf("Port", *old));
+    }
+    if (auto up = insertUplink(ctx, step.addr, a))
+      ctx.txn().mutate("Bridge", *buuid, Json::array({Json::array({"ports", "insert", setOf({*up})})}),
+                       "add the uplink port of " + name);
+  }
+  return {};
+}
+
+Status deleteSwitch(TxnContext& ctx, const Step& step) {
+  const std::string& name = step.addr.name;
+  auto buuid = ctx.snap().bridgeUuid(name);
+  if (!buuid) return {};  // already gone
+  ctx.guard("Bridge", *buuid, "bridge " + name);
+  // Ports, interfaces, mirrors and NetFlow/sFlow rows are not root rows: they go with the bridge.
+  ctx.txn().mutate("Open_vSwitch", ctx.snap().rootUuid(),
+                   Json::array({Json::array({"bridges", "delete", setOf({uuidRef(*buuid)})})}), "delete bridge " + name);
+  return {};
+}
+
+Status planSwitch(TxnContext& ctx, const Step& step) {
+  switch (step.action) {
+    case StepAction::Create: return createSwitch(ctx, step);
+    case StepAction::Update: return updateSwitch(ctx, step);
+    case StepAction::Delete: return deleteSwitch(ctx, step);
+  }
+  return {};
+}
+
+}  // namespace
+
+const KindOps kSwitchOps{Kind::Switch, observeSwitches, planSwitch};
+
+}  // namespace vnetplan::ovs
