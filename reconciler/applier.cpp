@@ -147,8 +147,19 @@ class TargetRun {
         return out_;
       }
       executed = err("verification failed:\n" + joinLines(problems));
+    } else if (untouched_) {
+      return abandoned(journal, executed.error().message);
     }
     return rollback(*live->session, journal, executed.error().message);
+  }
+
+  // A transaction that was not committed changed nothing: there is nothing to roll back, and reconciling
+  // toward the pre-image would overwrite whatever someone else changed meanwhile (a stale transaction).
+  TargetOutcome abandoned(const state::Journal& journal, const std::string& why) {
+    keep(store_.clearJournal(journal.target), "clearJournal");
+    out_.result = TargetResult::RolledBack;
+    out_.message = why + "\nNothing was changed: the transaction was not committed.";
+    return out_;
   }
 
   // Finish the rollback recorded in a journal (after a crash or a failed rollback).
@@ -316,6 +327,8 @@ class TargetRun {
     return {};
   }
 
+  bool untouched_ = false;  // the last execute failed without committing anything
+
   // A transactional backend: every step in one transaction, all or nothing. An injected failure at step k
   // becomes an operation inside the transaction that fails, so nothing of it is committed.
   Status executeAsOne(TargetSession& session, const std::string& target, const std::vector<Step>& steps) {
@@ -330,6 +343,7 @@ class TargetRun {
     auto r = session.applyAll(steps, [&](size_t i) {
       if (opts_.progress) opts_.progress->step(target, i + 1, steps.size(), provider_->describe(steps[i]));
     });
+    untouched_ = !r.status && r.notCommitted;
     if (!r.status) {
       size_t i = std::min(r.failedIndex, steps.size() - 1);
       return err("step " + std::to_string(i + 1) + "/" + std::to_string(steps.size()) + " (" +

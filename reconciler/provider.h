@@ -70,6 +70,7 @@ class TargetSession {
   struct BatchResult {
     Status status;
     size_t failedIndex = 0;
+    bool notCommitted = false;  // transactional: the failure left the target exactly as it was
   };
   virtual BatchResult applyAll(const std::vector<Step>& steps, const std::function<void(size_t)>& done);
   // Test hook (VNETPLAN_FAIL_AT_STEP) for transactional sessions: the next applyAll fails at step `index`

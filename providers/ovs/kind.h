@@ -34,7 +34,9 @@ class TxnContext {
   std::optional<Json> portRef(const std::string& name) const;
   void addedBridge(const std::string& name, Json ref) { newBridges_[name] = std::move(ref); }
   void addedPort(const std::string& name, Json ref) { newPorts_[name] = std::move(ref); }
-  void removedPort(const std::string& name) { newPorts_.erase(name), goneRows_.insert("Port/" + name); }
+  // A port (and its interfaces) this transaction removes: its name may be created again in the same
+  // transaction (a replace), so it is not guarded as absent.
+  void removedPort(const std::string& name);
   bool portGone(const std::string& name) const { return goneRows_.count("Port/" + name) > 0; }
 
   // Adds `ref` to (or removes it from) a set column of a bridge (ports, mirrors), whether the bridge exists

@@ -119,6 +119,11 @@ class OvsProvider final : public Provider {
                                 " needs OpenFlow rules, which vnetplan does not write yet");
         continue;
       }
+      if (under(path, "teaming")) {  // a PortGroup's or Port's teaming (inherited from the Switch's uplinks)
+        if (explicitly(path))
+          unsupported(path, "teaming is a property of the switch's uplink bond; OVS has no per-port-group failover order");
+        continue;
+      }
       if (path == "niocClass" || under(path, "nioc")) {
         unsupported(path, "NIOC on OVS (linux-htb QoS with a queue per class) is not implemented yet");
         continue;
@@ -145,10 +150,7 @@ class OvsProvider final : public Provider {
           if (path == "switch") break;
           if (path == "vlan" || path == "vlan.trunk") checkVlan(path, v, fail);
           else if (under(path, "shaping")) break;  // applied to every member port
-          else if (under(path, "teaming")) {
-            if (explicitly(path))
-              unsupported(path, "teaming is a property of the switch's uplink bond; OVS has no per-VLAN failover order");
-          } else unsupported(path, "not an ovs PortGroup field");
+          else unsupported(path, "not an ovs PortGroup field");
           break;
         case Kind::Port: checkPortField(r, type, path, v, fail, unsupported); break;
         case Kind::Mirror:

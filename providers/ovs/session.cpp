@@ -87,7 +87,13 @@ Status OvsSession::apply(const Step& step) {
   return r.status;
 }
 
-bool OvsSession::stillApplies(const std::vector<Step>& steps, const Observation& now) const {
+bool OvsSession::stillApplies(const std::vector<Step>& steps, const Observation& before, const Observation& now) const {
+  // Every object seen before must be as it was (a port group member re-tagged by someone else is not a step
+  // of this plan, but the plan was made from its old state); new objects nobody planned are fine.
+  for (const auto& [addr, obj] : before.objects) {
+    auto it = now.objects.find(addr);
+    if (it == now.objects.end() || !(it->second.attrs == obj.attrs)) return false;
+  }
   for (const auto& step : steps) {
     auto it = now.objects.find(step.addr);
     if (step.action == StepAction::Create) {
@@ -108,7 +114,7 @@ TargetSession::BatchResult OvsSession::applyAll(const std::vector<Step>& steps,
   for (int attempt = 1;; ++attempt) {
     if (!snap_) {
       auto obs = observe();
-      if (!obs) return {obs.error(), 0};
+      if (!obs) return {obs.error(), 0, true};
     }
     TxnContext ctx(*snap_, target_);
     for (size_t i = 0; i < steps.size(); ++i) {
@@ -116,7 +122,7 @@ TargetSession::BatchResult OvsSession::applyAll(const std::vector<Step>& steps,
       if (Status s = opsFor(steps[i].addr.kind) ? opsFor(steps[i].addr.kind)->plan(ctx, steps[i])
                                                  : Status(err("the ovs provider cannot manage " + std::string(kindName(steps[i].addr.kind))));
           !s)
-        return {err(who + s.error().message), i};
+        return {err(who + s.error().message), i, true};
       if (static_cast<long>(i) == failAt) ctx.txn().abort("injected failure at step " + std::to_string(i + 1));
     }
     ctx.txn().setStep(-1);
@@ -144,16 +150,17 @@ TargetSession::BatchResult OvsSession::applyAll(const std::vector<Step>& steps,
       return {};
     }
     size_t index = o.failedStep >= 0 ? static_cast<size_t>(o.failedStep) : 0;
-    if (!o.stale) return {err(who + "transaction failed, nothing was changed: " + o.message), index};
+    if (!o.stale) return {err(who + "transaction failed, nothing was changed: " + o.message), index, true};
     // A guard failed: something changed since the observe. Retry against fresh rows if what the steps touch is
     // still as they expect; otherwise the plan is stale.
+    const Observation before = lastObs_;
     auto now = observe();
-    if (!now) return {now.error(), index};
-    if (attempt >= kStaleRetries || !stillApplies(steps, *now))
+    if (!now) return {now.error(), index, true};
+    if (attempt >= kStaleRetries || !stillApplies(steps, before, *now))
       return {err(who + "stale: " + o.message + " failed; the target was changed by someone else since it was "
                         "observed, nothing was changed. Run plan again."),
-              index};
-    spdlog::info("ovs: target {}: {} changed concurrently (not an object of this plan); retrying ({}/{})", target_,
+              index, true};
+    spdlog::warn("ovs: target {}: {} changed concurrently (not an object of this plan); retrying ({}/{})", target_,
                  o.message, attempt, kStaleRetries);
   }
 }

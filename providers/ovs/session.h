@@ -33,7 +33,7 @@ class OvsSession : public TargetSession {
   BatchResult settle(int64_t nextCfg, const std::vector<Step>& steps);
   // A wait failed: true if everything the steps touch is still as they expect, so the transaction can be
   // rebuilt against fresh rows (someone changed something else, e.g. added another port to the bridge).
-  bool stillApplies(const std::vector<Step>& steps, const Observation& now) const;
+  bool stillApplies(const std::vector<Step>& steps, const Observation& before, const Observation& now) const;
 
   std::string target_;
   std::unique_ptr<Connection> conn_;

@@ -103,7 +103,15 @@ void TxnContext::guard(const std::string& table, const std::string& uuid, const 
   txn_.wait(table, whereUuid(uuid), cols, Json::array({expect}), what + " is unchanged since it was observed");
 }
 
+void TxnContext::removedPort(const std::string& name) {
+  newPorts_.erase(name);
+  goneRows_.insert("Port/" + name);
+  if (auto u = snap_.portUuid(name))
+    for (const auto& iu : snap_.interfacesOf(*u)) goneRows_.insert("Interface/" + snap_.nameOf("Interface", iu));
+}
+
 void TxnContext::guardAbsent(const std::string& table, const std::string& name, const std::string& what) {
+  if (goneRows_.count(table + "/" + name)) return;  // removed earlier in this transaction
   if (!guarded_.insert(table + "/name:" + name).second) return;
   txn_.wait(table, whereName(name), {"name"}, Json::array(), what + " still does not exist");
 }

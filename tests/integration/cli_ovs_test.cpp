@@ -1,0 +1,358 @@
+// End-to-end: the vnetplan binary against a real ovsdb-server + ovs-vswitchd (userspace netdev datapath),
+// started per test inside a network namespace the test creates (tests/integration/ovs_harness.h). Results
+// are checked independently with ovsdb-client reads of the database, not through vnetplan's own observe.
+#include "tests/integration/ovs_harness.h"
+
+using namespace vnptest;
+
+namespace {
+
+const char* kTarget = R"(apiVersion: vnetplan.io/v1
+kind: Target
+metadata: {name: hv1}
+spec: {provider: ovs, db: "OVSDB"}
+)";
+
+std::string doc(const std::string& kind, const std::string& name, const std::string& spec) {
+  return "---\napiVersion: vnetplan.io/v1\nkind: " + kind + "\nmetadata: {name: " + name + "}\nspec: {targets: [hv1], " +
+         spec + "}\n";
+}
+
+// Tag of a Port row as the database has it (0 = none).
+int64_t tagOf(const Json& port) {
+  if (port.is_null() || !port.contains("tag")) return -1;
+  const Json& t = port["tag"];
+  return t.is_number_integer() ? t.get<int64_t>() : 0;
+}
+
+}  // namespace
+
+class CliOvs : public OvsTest {
+ protected:
+  std::string base(const std::string& extra = "", int vlan = 10, const std::string& vm2Type = "internal") {
+    return kTarget + doc("Switch", "br0", "mtu: 1600, ovs: {datapathType: netdev, failMode: secure}") +
+           doc("PortGroup", "web", "switch: br0, vlan: " + std::to_string(vlan)) +
+           doc("Port", "vm1", "portGroup: web") + doc("Port", "vm2", "portGroup: web, type: " + vm2Type) +
+           doc("Port", "up1", "switch: br0, vlan: {trunk: [10, \"20-22\"]}") +
+           doc("Port", "vx1", "switch: br0, type: vxlan, remote: 192.0.2.1, vni: 5000") +
+           doc("Mirror", "span", "switch: br0, source: {ports: [vm1]}, destination: {port: up1}") + extra;
+  }
+  RunResult vnp(const std::string& args, const std::string& env = "") {
+    return runShell(env + " VNETPLAN_OVS_SETTLE_MS=5000 " + std::string(VNETPLAN_BINARY) + " --state file://" +
+                        (dir / "state").string() + " " + args,
+                    dir);
+  }
+  // Everything vnetplan manages, as the database holds it, for exact before/after comparisons.
+  std::string dbSnapshot() {
+    std::string out;
+    for (const char* t : {"Bridge", "Port", "Interface", "Mirror"}) {
+      std::vector<std::string> rows;
+      for (const auto& r : table(t)) {
+        Json keep = Json::object();
+        for (const char* c : {"name", "datapath_type", "fail_mode", "tag", "trunks", "vlan_mode", "type", "options",
+                              "mtu_request", "external_ids", "select_src_port", "select_dst_port", "_uuid"})
+          if (r.contains(c)) keep[c] = r[c];
+        rows.push_back(keep.dump());
+      }
+      std::sort(rows.begin(), rows.end());
+      for (const auto& r : rows) out += std::string(t) + " " + r + "\n";
+    }
+    return out;
+  }
+};
+
+TEST_F(CliOvs, CreateNoopUpdateReplacePrune) {
+  auto f = ovsManifest(base());
+  auto r = vnp("apply --auto-approve -f " + f);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  Json br = row("Bridge", "br0");
+  ASSERT_FALSE(br.is_null());
+  EXPECT_EQ(br["datapath_type"], "netdev");
+  EXPECT_EQ(br["fail_mode"], "secure");
+  EXPECT_EQ(br["external_ids"]["vnetplan:owner"], "hv1");
+  EXPECT_EQ(row("Interface", "br0")["mtu_request"], 1600);
+  EXPECT_EQ(tagOf(row("Port", "vm1")), 10);
+  EXPECT_EQ(row("Port", "vm1")["external_ids"]["vnetplan:portgroup"], "web");
+  EXPECT_EQ(row("Port", "up1")["trunks"], Json::array({10, 20, 21, 22}));
+  EXPECT_EQ(row("Interface", "vx1")["type"], "vxlan");
+  EXPECT_EQ(row("Interface", "vx1")["options"]["remote_ip"], "192.0.2.1");
+  EXPECT_EQ(row("Interface", "vx1")["options"]["key"], "5000");
+  EXPECT_EQ(row("Mirror", "span")["output_port"], row("Port", "up1")["_uuid"]);
+  // ovs-vswitchd made the internal ports as devices in the namespace.
+  EXPECT_TRUE(links().count("vm1"));
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + f).exitCode, 0) << "second plan is empty";
+
+  // Update in place: the group's VLAN reaches its members; the Port rows are the same rows.
+  const Json vm1Uuid = row("Port", "vm1")["_uuid"];
+  auto g = ovsManifest(base("", 20), "next.yaml");
+  auto plan = vnp("plan --detailed-exitcode -f " + g);
+  EXPECT_EQ(plan.exitCode, 2) << plan.out << plan.err;
+  EXPECT_NE(plan.out.find("vlan: 10 -> 20"), std::string::npos) << plan.out;
+  ASSERT_EQ(vnp("apply --auto-approve -f " + g).exitCode, 0);
+  EXPECT_EQ(tagOf(row("Port", "vm1")), 20);
+  EXPECT_EQ(tagOf(row("Port", "vm2")), 20);
+  EXPECT_EQ(row("Port", "vm1")["_uuid"], vm1Uuid);
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + g).exitCode, 0);
+
+  // Replace: a Port's type cannot change in place.
+  const Json vm2Uuid = row("Port", "vm2")["_uuid"];
+  auto h = ovsManifest(base("", 20, "tap"), "replace.yaml");
+  plan = vnp("plan -f " + h);
+  EXPECT_NE(plan.out.find("-/+"), std::string::npos) << plan.out;
+  ASSERT_EQ(vnp("apply --auto-approve -f " + h).exitCode, 0);
+  EXPECT_EQ(row("Interface", "vm2")["type"], "tap");
+  EXPECT_NE(row("Port", "vm2")["_uuid"], vm2Uuid);
+  EXPECT_EQ(tagOf(row("Port", "vm2")), 20);
+
+  // Prune: what leaves the manifests goes; then everything goes.
+  std::string without = kTarget + doc("Switch", "br0", "mtu: 1600, ovs: {datapathType: netdev, failMode: secure}");
+  ASSERT_EQ(vnp("apply --auto-approve -f " + ovsManifest(without, "prune.yaml")).exitCode, 0);
+  EXPECT_TRUE(row("Port", "vm1").is_null());
+  EXPECT_TRUE(row("Mirror", "span").is_null());
+  EXPECT_FALSE(row("Bridge", "br0").is_null());
+  EXPECT_EQ(row("Bridge", "br0")["external_ids"].count("vnetplan:portgroup:web"), 0u);
+  ASSERT_EQ(vnp("apply --auto-approve -f " + ovsManifest(kTarget, "empty.yaml")).exitCode, 0);
+  EXPECT_TRUE(table("Bridge").empty());
+  EXPECT_TRUE(table("Port").empty());
+}
+
+TEST_F(CliOvs, UnmanagedRowsAreNeverTouchedAndAdoptTakesOver) {
+  ASSERT_EQ(vsctl("add-br manual -- set bridge manual datapath_type=netdev").exitCode, 0);
+  auto f = ovsManifest(base());
+  ASSERT_EQ(vnp("apply --auto-approve -f " + f).exitCode, 0);
+  // Someone adds a port by hand to vnetplan's bridge.
+  ASSERT_EQ(vsctl("add-port br0 handmade -- set interface handmade type=internal").exitCode, 0);
+  // A manifest naming the unmanaged bridge is refused without adopt.
+  std::string claim = base(doc("Switch", "manual", "ovs: {datapathType: netdev}"));
+  auto r = vnp("plan -f " + ovsManifest(claim, "claim.yaml"));
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_NE(r.err.find("not managed by vnetplan"), std::string::npos) << r.err;
+  // Pruning everything leaves the unmanaged bridge and port alone.
+  ASSERT_EQ(vnp("apply --auto-approve -f " + ovsManifest(kTarget, "empty.yaml")).exitCode, 0);
+  EXPECT_FALSE(row("Bridge", "manual").is_null());
+  EXPECT_TRUE(row("Port", "vm1").is_null());
+  // Adopt: the manual bridge becomes vnetplan's, tagged as such.
+  std::string adopt = kTarget + doc("Switch", "manual", "adopt: true, ovs: {datapathType: netdev}");
+  r = vnp("apply --auto-approve -f " + ovsManifest(adopt, "adopt.yaml"));
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  // Adopted, it is vnetplan's: state records it, and leaving the manifests deletes it.
+  EXPECT_NE(vnp("state show hv1").out.find("hv1/Switch/manual"), std::string::npos);
+  ASSERT_EQ(vnp("apply --auto-approve -f " + ovsManifest(kTarget, "empty.yaml")).exitCode, 0);
+  EXPECT_TRUE(row("Bridge", "manual").is_null());
+}
+
+TEST_F(CliOvs, DriftAfterAnOvsVsctlChange) {
+  auto f = ovsManifest(base());
+  ASSERT_EQ(vnp("apply --auto-approve -f " + f).exitCode, 0);
+  ASSERT_EQ(vsctl("set port vm1 tag=99 -- set interface br0 mtu_request=1500 -- set bridge br0 other_config:x=y").exitCode, 0);
+  auto d = vnp("drift -f " + f);
+  EXPECT_EQ(d.exitCode, 2) << d.out << d.err;
+  EXPECT_NE(d.out.find("hv1/Port/vm1"), std::string::npos) << d.out;
+  EXPECT_NE(d.out.find("vlan"), std::string::npos) << d.out;
+  EXPECT_NE(d.out.find("mtu"), std::string::npos) << d.out;
+  EXPECT_NE(d.out.find("ovs.otherConfig.x"), std::string::npos) << d.out;
+  ASSERT_EQ(vnp("apply --auto-approve -f " + f).exitCode, 0);
+  EXPECT_EQ(tagOf(row("Port", "vm1")), 10);
+  EXPECT_EQ(row("Interface", "br0")["mtu_request"], 1600);
+  EXPECT_EQ(row("Bridge", "br0")["other_config"].count("x"), 0u);
+  EXPECT_EQ(vnp("drift -f " + f).exitCode, 0);
+}
+
+TEST_F(CliOvs, InjectedFailureInsideTheTransactionChangesNothing) {
+  auto f = ovsManifest(base());
+  ASSERT_EQ(vnp("apply --auto-approve -f " + f).exitCode, 0);
+  const std::string before = dbSnapshot();
+  // Six steps: delete vx1, update br0, update web, update vm1's... (whatever the plan holds), create vm3.
+  std::string next = kTarget + doc("Switch", "br0", "mtu: 1400, ovs: {datapathType: netdev, failMode: secure}") +
+                     doc("PortGroup", "web", "switch: br0, vlan: 30") + doc("Port", "vm1", "portGroup: web") +
+                     doc("Port", "vm2", "portGroup: web") + doc("Port", "up1", "switch: br0, vlan: 7") +
+                     doc("Port", "vm3", "switch: br0, vlan: 3") +
+                     doc("Mirror", "span", "switch: br0, source: {ports: [vm1, vm2]}, destination: {port: up1}");
+  auto g = ovsManifest(next, "next.yaml");
+  for (int k = 1; k <= 5; ++k) {
+    auto r = vnp("apply --auto-approve -f " + g, "VNETPLAN_FAIL_AT_STEP=" + std::to_string(k));
+    ASSERT_EQ(r.exitCode, 1) << "k=" << k << "\n" << r.out << r.err;
+    EXPECT_NE(r.err.find("injected failure at step " + std::to_string(k)), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("Nothing was changed"), std::string::npos) << r.err;
+    EXPECT_EQ(dbSnapshot(), before) << "k=" << k;
+    EXPECT_EQ(vnp("plan --detailed-exitcode -f " + f).exitCode, 0) << "k=" << k;
+  }
+  // A failure after the commit rolls back with a second transaction, to the exact pre-image (same rows).
+  auto r = vnp("apply --auto-approve -f " + g, "VNETPLAN_FAIL_AFTER_COMMIT=1");
+  ASSERT_EQ(r.exitCode, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("Rolled back"), std::string::npos) << r.err;
+  // Rows deleted and re-created get new uuids: compare without them.
+  auto strip = [](std::string s) {
+    std::string out;
+    std::vector<std::string> lines;
+    std::istringstream in(s);
+    for (std::string line; std::getline(in, line);) {
+      auto sp = line.find(' ');
+      Json j = Json::parse(line.substr(sp + 1));
+      j.erase("_uuid");
+      j.erase("select_src_port");
+      j.erase("select_dst_port");
+      lines.push_back(line.substr(0, sp) + " " + j.dump() + "\n");
+    }
+    std::sort(lines.begin(), lines.end());
+    for (const auto& l : lines) out += l;
+    return out;
+  };
+  EXPECT_EQ(strip(dbSnapshot()), strip(before));
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + f).exitCode, 0);
+  ASSERT_EQ(vnp("apply --auto-approve -f " + g).exitCode, 0);
+  EXPECT_EQ(tagOf(row("Port", "vm3")), 3);
+}
+
+TEST_F(CliOvs, ConcurrentChangeToAPlannedRowIsStaleAndKept) {
+  auto f = ovsManifest(base());
+  ASSERT_EQ(vnp("apply --auto-approve -f " + f).exitCode, 0);
+  auto g = ovsManifest(base("", 20), "next.yaml");
+  // The apply observes, then sleeps before sending its transaction; meanwhile someone re-tags vm1.
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    int rc = std::system(("ovs-vsctl --no-wait --db=" + remote() + " set port vm1 tag=42").c_str());
+    _exit(rc == 0 ? 0 : 1);
+  }
+  auto r = vnp("apply --auto-approve -f " + g, "VNETPLAN_SLOW_STEP_MS=2000");
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(r.exitCode, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("stale"), std::string::npos) << r.err;
+  EXPECT_EQ(tagOf(row("Port", "vm1")), 42) << "the other writer's change is not overwritten";
+  EXPECT_EQ(tagOf(row("Port", "vm2")), 10) << "nothing of the stale transaction was committed";
+
+  // A concurrent change to a row the plan does not touch (another port on the same bridge) is retried.
+  ASSERT_EQ(vnp("apply --auto-approve -f " + f).exitCode, 0);
+  pid = fork();
+  if (pid == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    int rc = std::system(("ovs-vsctl --no-wait --db=" + remote() + " add-port br0 other -- set interface other type=internal").c_str());
+    _exit(rc == 0 ? 0 : 1);
+  }
+  // The plan also updates br0, whose row guard fails when the port is added: rebuilt and retried.
+  std::string more = base(doc("Port", "vm9", "switch: br0, vlan: 9"));
+  more.replace(more.find("mtu: 1600"), 9, "mtu: 1500");
+  r = vnp("apply --auto-approve -f " + ovsManifest(more, "more.yaml"), "VNETPLAN_SLOW_STEP_MS=2000");
+  waitpid(pid, &status, 0);
+  EXPECT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("retrying"), std::string::npos) << r.err;
+  EXPECT_EQ(tagOf(row("Port", "vm9")), 9);
+  EXPECT_EQ(row("Interface", "br0")["mtu_request"], 1500);
+  EXPECT_FALSE(row("Port", "other").is_null());
+}
+
+TEST_F(CliOvs, InterfaceOvsVswitchdCannotSetUpIsRolledBack) {
+  auto f = ovsManifest(base());
+  ASSERT_EQ(vnp("apply --auto-approve -f " + f).exitCode, 0);
+  const Json before = table("Port").size();
+  // A system port naming a device that does not exist: the transaction commits, ovs-vswitchd reports the
+  // error in Interface.error, and the apply rolls back with a second transaction.
+  auto r = vnp("apply --auto-approve -f " + ovsManifest(base(doc("Port", "ghost0", "switch: br0, type: system")), "ghost.yaml"));
+  EXPECT_EQ(r.exitCode, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("could not set up interface ghost0"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("Rolled back"), std::string::npos) << r.err;
+  EXPECT_TRUE(row("Port", "ghost0").is_null());
+  EXPECT_EQ(Json(table("Port").size()), before);
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + f).exitCode, 0);
+}
+
+TEST_F(CliOvs, BondUplinkShapingAndPatchPorts) {
+  ip("link add nic1 type veth peer name nic1-p");
+  ip("link add nic2 type veth peer name nic2-p");
+  ip("link add nic3 type veth peer name nic3-p");
+  std::string m = kTarget +
+                  doc("Switch", "br0",
+                      "ovs: {datapathType: netdev, bond: {miimonMs: 100, updelayMs: 200}}, uplinks: {nics: [nic1, nic2], "
+                      "teaming: {policy: failover, active: [nic2], standby: [nic1]}}, shaping: {averageKbps: 10000, burstKiB: 100}") +
+                  doc("Switch", "br1", "ovs: {datapathType: netdev}") + doc("Port", "vm1", "switch: br0") +
+                  doc("Port", "p0", "switch: br0, type: patch, peer: p1") +
+                  doc("Port", "p1", "switch: br1, type: patch, peer: p0");
+  auto f = ovsManifest(m);
+  auto r = vnp("apply --auto-approve -f " + f);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  Json bond = row("Port", "br0-uplink");
+  ASSERT_FALSE(bond.is_null());
+  EXPECT_EQ(bond["bond_mode"], "active-backup");
+  EXPECT_EQ(bond["other_config"]["bond-primary"], "nic2");
+  EXPECT_EQ(bond["other_config"]["bond-detect-mode"], "miimon");
+  EXPECT_EQ(bond["bond_updelay"], 200);
+  // Shaping on the switch reaches its ports as ingress policing (kbps, and KiB -> kilobits).
+  EXPECT_EQ(row("Interface", "vm1")["ingress_policing_rate"], 10000);
+  EXPECT_EQ(row("Interface", "vm1")["ingress_policing_burst"], 819);
+  EXPECT_EQ(row("Interface", "p0")["options"]["peer"], "p1");
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + f).exitCode, 0);
+  auto plan = vnp("plan -f " + f + " --show-unchanged");
+  // Teaming: the bond becomes LACP (balance-tcp) with three NICs: the uplink port is rebuilt in place.
+  std::string lacp = kTarget +
+                     doc("Switch", "br0",
+                         "ovs: {datapathType: netdev}, uplinks: {nics: [nic1, nic2, nic3], teaming: {policy: lacp, lacp: {rate: fast}}}") +
+                     doc("Switch", "br1", "ovs: {datapathType: netdev}") + doc("Port", "vm1", "switch: br0") +
+                     doc("Port", "p0", "switch: br0, type: patch, peer: p1") +
+                     doc("Port", "p1", "switch: br1, type: patch, peer: p0");
+  auto g = ovsManifest(lacp, "lacp.yaml");
+  r = vnp("apply --auto-approve -f " + g);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  bond = row("Port", "br0-uplink");
+  EXPECT_EQ(bond["bond_mode"], "balance-tcp");
+  EXPECT_EQ(bond["lacp"], "active");
+  EXPECT_EQ(bond["other_config"]["lacp-time"], "fast");
+  EXPECT_EQ(bond["interfaces"].size(), 3u);
+  EXPECT_EQ(row("Interface", "vm1")["ingress_policing_rate"], 0);
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + g).exitCode, 0);
+}
+
+TEST_F(CliOvs, UnsupportedFieldsAreRejectedAtPlanTimeNamingTheReason) {
+  struct Case {
+    std::string resource, needle;
+  };
+  const std::vector<Case> cases{
+      {doc("Switch", "br0", "ovs: {datapathType: netdev}, security: {allowPromiscuous: true}, justification: lab"),
+       "security.allowPromiscuous"},
+      {doc("Switch", "br0", "ovs: {datapathType: netdev}, nioc: {enabled: true}"), "NIOC"},
+      {doc("Switch", "br0", "ovs: {datapathType: netdev}, uplinks: {nics: [a, b], teaming: {policy: src-port}}"),
+       "no OVS equivalent"},
+      {doc("Port", "vm1", "switch: br0, type: veth, peer: x"), "not 'veth'"},
+      {doc("Port", "vm1", "switch: br0, shaping: {averageKbps: 10, peakKbps: 20}"), "peak"},
+      {doc("Port", "vm1", "switch: br0, addresses: [10.0.0.1/24]"), "IP addresses"},
+      {doc("Port", "vm1", "switch: br0, vlan: 4095"), "ESXi only"},
+  };
+  for (const auto& c : cases) {
+    std::string m = kTarget + doc("Switch", "brx", "ovs: {datapathType: netdev}") + c.resource;
+    auto r = vnp("plan -f " + ovsManifest(m, "bad.yaml"));
+    EXPECT_EQ(r.exitCode, 1) << c.resource;
+    EXPECT_NE(r.err.find(c.needle), std::string::npos) << c.resource << "\n" << r.err;
+    EXPECT_NE(r.err.find("ovs:"), std::string::npos) << r.err;
+  }
+  EXPECT_TRUE(table("Bridge").empty()) << "plan never changes the target";
+}
+
+TEST_F(CliOvs, ExamplesValidateAndApply) {
+  const fs::path examples = fs::path(VNETPLAN_SOURCE_DIR) / "examples";
+  int applied = 0;
+  for (const auto& e : fs::recursive_directory_iterator(examples)) {
+    if (e.path().extension() != ".yaml") continue;
+    std::string text = readAll(e.path());
+    if (text.find("provider: ovs") == std::string::npos) continue;
+    // The example's db: line points at this test's sandbox.
+    std::string rewritten;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      auto p = line.find("db: ");
+      if (p != std::string::npos) line = line.substr(0, p) + "db: \"OVSDB\"";
+      rewritten += line + "\n";
+    }
+    // Uplink NICs the example names exist in the test namespace.
+    for (const char* nic : {"eth1", "eth2"}) ip(std::string("link add ") + nic + " type veth peer name " + nic + "-p");
+    auto f = ovsManifest(rewritten, e.path().filename().string());
+    auto v = vnp("validate -f " + f);
+    ASSERT_EQ(v.exitCode, 0) << e.path() << "\n" << v.out << v.err;
+    auto r = vnp("apply --auto-approve -f " + f);
+    ASSERT_EQ(r.exitCode, 0) << e.path() << "\n" << r.out << r.err;
+    EXPECT_EQ(vnp("plan --detailed-exitcode -f " + f).exitCode, 0) << e.path();
+    ++applied;
+  }
+  EXPECT_GT(applied, 0);
+}
