@@ -113,7 +113,27 @@ std::vector<int64_t> trunkIds(const Json& canonical);
 // The VLAN attributes of `a` (the keys "vlan", "vlan.trunk").
 Attrs vlanOnly(const Attrs& a);
 
-// Interface options of a tunnel/patch Port <-> attributes (port.cpp).
-std::map<std::string, std::string> interfaceOptions(const Attrs& a);
+// The settings a PortGroup keeps in its bridge's external_ids: its VLAN and NIOC class.
+Attrs groupSettings(const Attrs& a);
+inline constexpr const char* kNiocClassKey = "vnetplan:nioc-class";  // on a Port: its explicit NIOC class
+
+// ---- NIOC (nioc.cpp): a linux-htb QoS on the uplink port, one Queue per traffic class, and OpenFlow
+// set_queue flows classifying each member port's traffic.
+int niocQueueId(const std::string& cls);  // 1..10, 0 if unknown
+// Inserts the QoS and Queue rows for a Switch's `nioc.*` attributes; returns the QoS reference.
+Json insertNioc(TxnContext& ctx, const Address& addr, const Attrs& a);
+// Deletes a QoS row and its Queues if vnetplan owns them (both are root tables: nothing else removes them).
+void deleteNioc(TxnContext& ctx, const std::string& portUuid, const std::string& qosUuid);
+// Reads a QoS row back into `nioc.*` attributes (and the out-of-band differences of its rates).
+void niocAttrs(const Snapshot& snap, const std::string& qosUuid, Attrs& a);
+// Per port name: the queue flow the port should have (ports of bridges whose uplink has a vnetplan NIOC QoS).
+struct ExpectedFlow {
+  std::string bridge;
+  int64_t ofport = -1;  // -1: not assigned yet
+  uint32_t queue = 0;
+};
+std::map<std::string, ExpectedFlow> expectedNiocFlows(const Snapshot& snap);
+// Bridges whose uplink carries a vnetplan NIOC QoS.
+std::vector<std::string> niocBridges(const Snapshot& snap);
 
 }  // namespace vnetplan::ovs

@@ -124,8 +124,12 @@ class OvsProvider final : public Provider {
           unsupported(path, "teaming is a property of the switch's uplink bond; OVS has no per-port-group failover order");
         continue;
       }
-      if (path == "niocClass" || under(path, "nioc")) {
-        unsupported(path, "NIOC on OVS (linux-htb QoS with a queue per class) is not implemented yet");
+      if (path == "niocClass") {
+        if (r.addr.kind != Kind::Port && r.addr.kind != Kind::PortGroup) unsupported(path, "niocClass belongs on a Port or PortGroup");
+        continue;
+      }
+      if (under(path, "nioc")) {
+        if (r.addr.kind != Kind::Switch) unsupported(path, "nioc is configured on the Switch");
         continue;
       }
       if (path == "up") {
@@ -169,6 +173,29 @@ class OvsProvider final : public Provider {
       if (a.has("shaping.burstKiB") && !a.has("shaping.averageKbps"))
         fail(r.addr.str() + ": field shaping.burstKiB needs shaping.averageKbps (OVS polices a rate with a burst)");
     }
+    if (r.addr.kind == Kind::Switch && a.getBool("nioc.enabled") != false && !a.subtree("nioc.").empty()) {
+      // NIOC divides the uplink: a linux-htb QoS on the uplink port.
+      if (a.getStrings("uplinks.nics").empty())
+        fail(r.addr.str() + ": nioc needs uplinks.nics (the QoS that divides the bandwidth sits on the uplink)");
+      auto uplink = a.getInt("nioc.uplinkMbps");
+      if (!uplink) fail(r.addr.str() + ": nioc needs uplinkMbps (the capacity that shares and reservations divide)");
+      int64_t reserved = 0;
+      const Attrs classAttrs = a.subtree("nioc.classes.");
+      for (const auto& [path, v] : classAttrs.values()) {
+        if (path.size() > 16 && path.compare(path.size() - 16, 16, ".reservationMbps") == 0 && v.is_number_integer())
+          reserved += v.get<int64_t>();
+        if (path.size() > 10 && path.compare(path.size() - 10, 10, ".limitMbps") == 0 && v.is_number_integer()) {
+          std::string cls = path.substr(13, path.size() - 10 - 13);  // nioc.classes.CLS.limitMbps
+          auto res = a.getInt("nioc.classes." + cls + ".reservationMbps");
+          if (res && *res > v.get<int64_t>())
+            fail(r.addr.str() + ": nioc class " + cls + ": reservationMbps " + std::to_string(*res) + " exceeds limitMbps " +
+                 std::to_string(v.get<int64_t>()));
+        }
+      }
+      if (uplink && reserved > *uplink)
+        fail(r.addr.str() + ": nioc reservations add up to " + std::to_string(reserved) + " Mbit/s, more than uplinkMbps " +
+             std::to_string(*uplink));
+    }
     if (r.addr.kind == Kind::Switch && a.getBool("stp") == true && a.getBool("ovs.rstp") == true)
       fail(r.addr.str() + ": stp and ovs.rstp cannot both be enabled on one bridge");
     if (r.addr.kind == Kind::Mirror) {
@@ -181,7 +208,6 @@ class OvsProvider final : public Provider {
 
   void checkTogether(const Target& target, const std::vector<const Resource*>& resources,
                      Diagnostics& diags) const override {
-    (void)target;
     // Bridges' local ports, ports and uplink NICs share one namespace of port and interface names.
     std::map<std::string, const Resource*> taken;
     auto claim = [&](const std::string& name, const Resource* r, const std::string& what) {
@@ -192,6 +218,31 @@ class OvsProvider final : public Provider {
                       " (at " + it->second->loc.str() + "); OVS port and interface names are unique per switch daemon",
                   "provider/name-collision");
     };
+    // A NIOC class must be one its switch divides the uplink for, and classifying needs the host's OpenFlow socket.
+    std::map<std::string, const Resource*> switches, groups;
+    for (const Resource* r : resources) {
+      if (r->addr.kind == Kind::Switch) switches[r->addr.name] = r;
+      if (r->addr.kind == Kind::PortGroup) groups[r->addr.name] = r;
+    }
+    const bool unixDb = target.spec.getString("db").value_or("unix:").rfind("unix:", 0) == 0;
+    for (const Resource* r : resources) {
+      auto cls = r->attrs.getString("niocClass");
+      if (!cls) continue;
+      std::string sw = r->attrs.getString("switch").value_or("");
+      if (auto g = r->attrs.getString("portGroup"); g && groups.count(*g)) sw = groups[*g]->attrs.getString("switch").value_or("");
+      auto it = switches.find(sw);
+      if (it == switches.end() || it->second->attrs.getBool("nioc.enabled") == false ||
+          it->second->attrs.subtree("nioc.classes." + *cls + ".").empty())
+        diags.error(r->loc,
+                    "ovs: " + r->addr.str() + ": niocClass " + *cls + " is not a class of switch " + sw +
+                        "'s nioc (add nioc.classes." + *cls + " there)",
+                    "provider/invalid");
+      else if (!unixDb)
+        diags.error(r->loc,
+                    "ovs: " + r->addr.str() + ": niocClass needs OpenFlow flows written through ovs-vswitchd's "
+                    "management socket on the host; the Target's db must be a unix: socket",
+                    "provider/unsupported");
+    }
     for (const Resource* r : resources) {
       if (r->addr.kind == Kind::Switch || r->addr.kind == Kind::Port) claim(r->addr.name, r, "port name");
       if (r->addr.kind == Kind::Switch) {
@@ -203,6 +254,24 @@ class OvsProvider final : public Provider {
   }
 
   void normalize(Resource& r) const override {
+    if (r.addr.kind == Kind::Switch && !r.attrs.subtree("nioc.").empty()) {
+      // A nioc block is on unless it says enabled: false; off means no QoS at all.
+      if (r.attrs.getBool("nioc.enabled") == false) {
+        std::vector<std::string> off;
+        const Attrs nioc = r.attrs.subtree("nioc.");
+        for (const auto& [path, v] : nioc.values()) off.push_back(path);
+        for (const auto& p : off) r.attrs.erase(p);
+      } else {
+        r.attrs.set("nioc.enabled", true);
+        static const std::map<std::string, int64_t> named{{"low", 25}, {"normal", 50}, {"high", 100}};
+        std::vector<std::pair<std::string, int64_t>> shares;
+        for (const auto& [path, v] : r.attrs.values())
+          if (path.rfind("nioc.classes.", 0) == 0 && path.size() > 7 && path.compare(path.size() - 7, 7, ".shares") == 0 &&
+              v.is_string() && named.count(v.get<std::string>()))
+            shares.emplace_back(path, named.at(v.get<std::string>()));
+        for (const auto& [p, n] : shares) r.attrs.set(p, n);
+      }
+    }
     std::vector<std::string> drop;
     for (const auto& [path, v] : r.attrs.values()) {
       if (v.is_object() && v.empty()) drop.push_back(path);

@@ -283,8 +283,11 @@ std::vector<Json> setAtoms(const Json& datum) {
 std::map<std::string, Json> mapEntries(const Json& datum) {
   std::map<std::string, Json> out;
   if (!isTagged(datum, "map") || !datum[1].is_array()) return out;
-  for (const auto& pair : datum[1])
-    if (pair.is_array() && pair.size() == 2 && pair[0].is_string()) out[pair[0].get<std::string>()] = pair[1];
+  for (const auto& pair : datum[1]) {
+    if (!pair.is_array() || pair.size() != 2) continue;
+    if (pair[0].is_string()) out[pair[0].get<std::string>()] = pair[1];
+    else if (pair[0].is_number_integer()) out[std::to_string(pair[0].get<int64_t>())] = pair[1];  // e.g. QoS queues
+  }
   return out;
 }
 

@@ -55,6 +55,7 @@ class Connection {
   Result<Json> call(const std::string& method, Json params);
   const Remote& remote() const { return remote_; }
   void setTimeout(std::chrono::milliseconds t) { timeout_ = t; }
+  std::chrono::milliseconds remoteTimeout() const { return timeout_; }
 
  private:
   Connection(Remote r, int fd, std::chrono::milliseconds timeout) : remote_(std::move(r)), fd_(fd), timeout_(timeout) {}

@@ -66,6 +66,7 @@ void observePorts(const Snapshot& snap, const std::string& target, Observation& 
         a.set("switch", bridge);
         for (const auto& [k, v] : vlan.values()) a.set(k, v);
       }
+      if (auto c = pids.find(kNiocClassKey); c != pids.end()) a.set("niocClass", c->second);
       auto ifaces = snap.interfacesOf(*puuid);
       const Json* iface = ifaces.empty() ? nullptr : snap.row("Interface", ifaces[0]);
       if (iface) {
@@ -147,6 +148,7 @@ Json portRow(TxnContext& ctx, const Step& step, const Placement& where) {
   VlanColumns v = vlanColumns(where.vlan);
   std::map<std::string, std::string> extra;
   if (!where.group.empty()) extra[kPortGroupKey] = where.group;
+  if (auto cls = step.after.getString("niocClass")) extra[kNiocClassKey] = *cls;
   return Json{{"tag", v.tag}, {"trunks", v.trunks}, {"vlan_mode", v.vlanMode}, {"external_ids", ctx.ownedIds(step.addr, extra)}};
 }
 

@@ -5,6 +5,12 @@
 
 namespace vnetplan::ovs {
 
+Attrs groupSettings(const Attrs& a) {
+  Attrs out = vlanOnly(a);
+  if (auto c = a.getString("niocClass")) out.set("niocClass", *c);
+  return out;
+}
+
 namespace {
 
 void observeGroups(const Snapshot& snap, const std::string& target, Observation& obs) {
@@ -17,7 +23,7 @@ void observeGroups(const Snapshot& snap, const std::string& target, Observation&
       o.attrs.set("switch", br["name"].get<std::string>());
       Json settings = Json::parse(value, nullptr, false);
       if (settings.is_object()) {
-        Attrs v = vlanOnly(Attrs::fromJson(settings));
+        Attrs v = groupSettings(Attrs::fromJson(settings));
         for (const auto& [k, val] : v.values()) o.attrs.set(k, val);
       } else {
         o.attrs.set("ovs.invalidDefinition", value);  // someone edited it by hand: the plan rewrites it
@@ -66,11 +72,11 @@ Status planGroup(TxnContext& ctx, const Step& step) {
     if (Status s = dropFrom(step.before.getString("switch").value_or(bridge)); !s) return s;
   }
   Attrs vlan = vlanOnly(step.after);
-  std::map<std::string, std::string> entry{{key, vlan.toJson().dump()}};
+  std::map<std::string, std::string> entry{{key, groupSettings(step.after).toJson().dump()}};
   ctx.txn().mutateWhere("Bridge", Json::array({Json::array({"_uuid", "==", *b})}),
                         Json::array({Json::array({"external_ids", "insert", mapOf(entry)})}),
                         "define port group " + name + " on bridge " + bridge);
-  ctx.setGroup(name, TxnContext::Group{bridge, vlan});
+  ctx.setGroup(name, TxnContext::Group{bridge, groupSettings(step.after)});
   if (step.action == StepAction::Update) retagMembers(ctx, name, vlan);
   return {};
 }

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "providers/ovs/kind.h"
+#include "providers/ovs/openflow.h"
 
 namespace vnetplan::ovs {
 
@@ -21,6 +22,15 @@ long envMs(const char* name, long fallback) {
   char* end = nullptr;
   long n = std::strtol(v, &end, 10);
   return (end && *end == '\0' && n >= 0) ? n : fallback;
+}
+
+// A step that sets or clears a NIOC setting (the flows are synced after its transaction).
+bool touchesNioc(const std::vector<Step>& steps) {
+  for (const auto& s : steps)
+    for (const Attrs* a : {&s.before, &s.after})
+      for (const auto& [path, v] : a->values())
+        if (path == "niocClass" || path.rfind("nioc.", 0) == 0) return true;
+  return false;
 }
 
 }  // namespace
@@ -78,6 +88,7 @@ Result<Observation> OvsSession::observe() {
   snap_ = std::move(*snap);
   Observation obs;
   for (const KindOps* k : allKindOps()) k->observe(*snap_, target_, obs);
+  annotateFlows(obs);
   lastObs_ = obs;
   return obs;
 }
@@ -116,6 +127,7 @@ TargetSession::BatchResult OvsSession::applyAll(const std::vector<Step>& steps,
       auto obs = observe();
       if (!obs) return {obs.error(), 0, true};
     }
+    const std::vector<std::string> niocBefore = niocBridges(*snap_);
     TxnContext ctx(*snap_, target_);
     for (size_t i = 0; i < steps.size(); ++i) {
       ctx.txn().setStep(static_cast<long>(i));
@@ -145,6 +157,16 @@ TargetSession::BatchResult OvsSession::applyAll(const std::vector<Step>& steps,
       }
       BatchResult settled = settle(nextCfg, steps);
       if (!settled.status) return settled;
+      if (!niocBefore.empty() || touchesNioc(steps)) {
+        auto fresh = read();
+        if (!fresh) return {err(who + fresh.error().message), 0};
+        std::set<std::string> bridges(niocBefore.begin(), niocBefore.end());
+        for (const auto& b : niocBridges(*fresh)) bridges.insert(b);
+        snap_ = std::move(*fresh);
+        if (Status s = syncFlows(std::vector<std::string>(bridges.begin(), bridges.end())); !s)
+          return {err(who + s.error().message), 0};
+        snap_.reset();
+      }
       if (done)
         for (size_t i = 0; i < steps.size(); ++i) done(i);
       return {};
@@ -163,6 +185,75 @@ TargetSession::BatchResult OvsSession::applyAll(const std::vector<Step>& steps,
     spdlog::warn("ovs: target {}: {} changed concurrently (not an object of this plan); retrying ({}/{})", target_,
                  o.message, attempt, kStaleRetries);
   }
+}
+
+Result<std::string> OvsSession::mgmtSocket(const std::string& bridge) const {
+  const Remote& r = conn_->remote();
+  if (!r.unix)
+    return err("NIOC classification needs ovs-vswitchd's OpenFlow management socket, reachable only on the host: "
+               "use a unix: db remote");
+  std::string dir = r.path.substr(0, r.path.rfind('/') == std::string::npos ? 0 : r.path.rfind('/'));
+  return (dir.empty() ? std::string(".") : dir) + "/" + bridge + ".mgmt";
+}
+
+void OvsSession::annotateFlows(Observation& obs) {
+  auto bridges = niocBridges(*snap_);
+  if (bridges.empty()) return;
+  auto expected = expectedNiocFlows(*snap_);
+  // ofport -> port name, per bridge, for flows that should not be there.
+  for (const auto& bridge : bridges) {
+    auto sock = mgmtSocket(bridge);
+    auto ch = sock ? OpenFlowChannel::open(*sock, conn_->remoteTimeout()) : Result<std::unique_ptr<OpenFlowChannel>>(sock.error());
+    auto flows = ch ? (*ch)->queueFlows() : Result<std::vector<QueueFlow>>(ch.error());
+    if (!flows) {
+      spdlog::warn("ovs: target {}: cannot read the NIOC flows of bridge {}: {}", target_, bridge, flows.error().message);
+      continue;
+    }
+    std::map<uint32_t, uint32_t> actual;
+    for (const auto& f : *flows) actual[f.inPort] = f.queue;
+    std::map<int64_t, std::string> portAt;
+    for (const auto& [name, want] : expected) {
+      if (want.bridge != bridge || want.ofport < 0) continue;
+      portAt[want.ofport] = name;
+      auto it = actual.find(static_cast<uint32_t>(want.ofport));
+      auto obj = obs.objects.find(Address{target_, Kind::Port, name});
+      if (obj == obs.objects.end()) continue;
+      if (it == actual.end()) obj->second.attrs.set("ovs.niocFlow", "missing");
+      else if (it->second != want.queue) obj->second.attrs.set("ovs.niocFlow", "queue " + std::to_string(it->second));
+    }
+    for (const auto& [ofport, queue] : actual) {
+      if (portAt.count(ofport)) continue;
+      for (const auto& [iu, iface] : snap_->rows("Interface"))
+        if (intOf(iface["ofport"]) == static_cast<int64_t>(ofport)) {
+          auto obj = obs.objects.find(Address{target_, Kind::Port, iface["name"].get<std::string>()});
+          if (obj != obs.objects.end()) obj->second.attrs.set("ovs.niocFlow", "queue " + std::to_string(queue));
+        }
+    }
+  }
+}
+
+Status OvsSession::syncFlows(const std::vector<std::string>& bridges) {
+  auto expected = expectedNiocFlows(*snap_);
+  for (const auto& bridge : bridges) {
+    if (!snap_->bridgeUuid(bridge)) continue;  // deleted: its flows went with it
+    std::vector<QueueFlow> want;
+    for (const auto& [name, f] : expected) {
+      if (f.bridge != bridge) continue;
+      if (f.ofport < 0) return err("port " + name + " has no OpenFlow port number yet (is ovs-vswitchd running?)");
+      want.push_back(QueueFlow{static_cast<uint32_t>(f.ofport), f.queue});
+    }
+    std::sort(want.begin(), want.end());
+    auto sock = mgmtSocket(bridge);
+    if (!sock) return sock.error();
+    auto ch = OpenFlowChannel::open(*sock, conn_->remoteTimeout());
+    if (!ch) return ch.error();
+    auto have = (*ch)->queueFlows();
+    if (!have) return have.error();
+    if (*have == want) continue;
+    spdlog::debug("ovs: target {}: bridge {}: writing {} NIOC flow(s)", target_, bridge, want.size());
+    if (Status s = (*ch)->replaceQueueFlows(want); !s) return s;
+  }
+  return {};
 }
 
 TargetSession::BatchResult OvsSession::settle(int64_t nextCfg, const std::vector<Step>& steps) {

@@ -35,6 +35,12 @@ class OvsSession : public TargetSession {
   // rebuilt against fresh rows (someone changed something else, e.g. added another port to the bridge).
   bool stillApplies(const std::vector<Step>& steps, const Observation& before, const Observation& now) const;
 
+  // NIOC classification flows (OpenFlow): marks ports whose flow differs from what their class needs, and
+  // brings the flows of `bridges` in line with the rows after a commit.
+  void annotateFlows(Observation& obs);
+  Status syncFlows(const std::vector<std::string>& bridges);
+  Result<std::string> mgmtSocket(const std::string& bridge) const;
+
   std::string target_;
   std::unique_ptr<Connection> conn_;
   std::optional<Snapshot> snap_;

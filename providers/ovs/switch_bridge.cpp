@@ -107,6 +107,7 @@ void observeSwitches(const Snapshot& snap, const std::string& target, Observatio
         std::sort(nics.begin(), nics.end());
         a.set("uplinks.nics", Json(nics));
         if (nics.size() > 1) bondAttrs(*port, a);
+        if (auto q = uuidOf((*port)["qos"])) niocAttrs(snap, *q, a);
       }
     }
     if (auto nf = uuidOf(br["netflow"]); nf) {
@@ -190,6 +191,7 @@ std::optional<Json> insertUplink(TxnContext& ctx, const Address& addr, const Att
   all[kOwnerKey] = ctx.target();
   all[kAddressKey] = addr.str();
   row["external_ids"] = mapOf(all);
+  if (a.getBool("nioc.enabled") == true) row["qos"] = insertNioc(ctx, addr, a);
   ctx.guardAbsent("Port", pname, "port " + pname);
   Json ref = ctx.txn().insert("Port", row, "create uplink port " + pname);
   ctx.addedPort(pname, ref);
@@ -260,9 +262,19 @@ Status updateSwitch(TxnContext& ctx, const Step& step) {
     Json mtu = a.has("mtu") ? Json(*a.getInt("mtu")) : setOf({});
     ctx.txn().update("Interface", *iu, Json{{"mtu_request", mtu}}, "set mtu_request of " + name);
   }
-  if (changed(step, "uplinks") || changed(step, "ovs.bond")) {
+  auto oldUplink = uplinkOf(ctx.snap(), *buuid);
+  const bool rebuild = changed(step, "uplinks") || changed(step, "ovs.bond");
+  if ((rebuild || changed(step, "nioc") || changed(step, "ovs.niocRates") || changed(step, "ovs.uplinkQos")) && oldUplink)
+    if (auto q = uuidOf((*ctx.snap().row("Port", *oldUplink))["qos"])) deleteNioc(ctx, *oldUplink, *q);
+  if (!rebuild && oldUplink && (changed(step, "nioc") || changed(step, "ovs.niocRates") || changed(step, "ovs.uplinkQos"))) {
+    // Only the NIOC changed: new QoS rows on the same uplink port (the bond does not flap).
+    ctx.guard("Port", *oldUplink, "uplink port " + ctx.snap().nameOf("Port", *oldUplink));
+    Json qos = a.getBool("nioc.enabled") == true ? insertNioc(ctx, step.addr, a) : setOf({});
+    ctx.txn().update("Port", *oldUplink, Json{{"qos", qos}}, "set the NIOC QoS of " + name);
+  }
+  if (rebuild) {
     // The uplink Port is rebuilt: its interfaces and bond settings change together.
-    if (auto old = uplinkOf(ctx.snap(), *buuid)) {
+    if (auto old = oldUplink) {
       ctx.guard("Port", *old, "uplink port " + ctx.snap().nameOf("Port", *old));
       ctx.txn().mutate("Bridge", *buuid, Json::array({Json::array({"ports", "delete", setOf({uuidRef(*old)})})}),
                        "remove the old uplink port of " + name);
@@ -280,6 +292,9 @@ Status deleteSwitch(TxnContext& ctx, const Step& step) {
   auto buuid = ctx.snap().bridgeUuid(name);
   if (!buuid) return {};  // already gone
   ctx.guard("Bridge", *buuid, "bridge " + name);
+  // QoS and Queue are root tables: nothing removes them with the bridge.
+  if (auto up = uplinkOf(ctx.snap(), *buuid))
+    if (auto q = uuidOf((*ctx.snap().row("Port", *up))["qos"])) deleteNioc(ctx, *up, *q);
   // Ports, interfaces, mirrors and NetFlow/sFlow rows are not root rows: they go with the bridge.
   ctx.txn().mutate("Open_vSwitch", ctx.snap().rootUuid(),
                    Json::array({Json::array({"bridges", "delete", setOf({uuidRef(*buuid)})})}), "delete bridge " + name);

@@ -311,7 +311,8 @@ TEST_F(CliOvs, UnsupportedFieldsAreRejectedAtPlanTimeNamingTheReason) {
   const std::vector<Case> cases{
       {doc("Switch", "br0", "ovs: {datapathType: netdev}, security: {allowPromiscuous: true}, justification: lab"),
        "security.allowPromiscuous"},
-      {doc("Switch", "br0", "ovs: {datapathType: netdev}, nioc: {enabled: true}"), "NIOC"},
+      {doc("Switch", "br0", "ovs: {datapathType: netdev}, nioc: {enabled: true, uplinkMbps: 100}"), "needs uplinks.nics"},
+      {doc("Port", "vm1", "switch: brx, niocClass: vmotion"), "not a class of switch brx"},
       {doc("Switch", "br0", "ovs: {datapathType: netdev}, uplinks: {nics: [a, b], teaming: {policy: src-port}}"),
        "no OVS equivalent"},
       {doc("Port", "vm1", "switch: br0, type: veth, peer: x"), "not 'veth'"},
@@ -355,4 +356,100 @@ TEST_F(CliOvs, ExamplesValidateAndApply) {
     ++applied;
   }
   EXPECT_GT(applied, 0);
+}
+
+// NIOC: a linux-htb QoS on the uplink bond with a Queue per class (rates from shares and reservations), and
+// OpenFlow set_queue flows classifying each port (own niocClass or its port group's); read back independently
+// with ovsdb-client and ovs-ofctl.
+TEST_F(CliOvs, NiocQosQueuesAndClassificationFlows) {
+  ip("link add eth1 type veth peer name eth1-p");
+  ip("link add eth2 type veth peer name eth2-p");
+  auto sw = [](const std::string& nioc) {
+    return doc("Switch", "br0", "ovs: {datapathType: netdev}, uplinks: {nics: [eth1, eth2]}" + nioc);
+  };
+  const std::string nioc =
+      ", nioc: {uplinkMbps: 1000, classes: {virtualmachine: {shares: high, reservationMbps: 100}, "
+      "vmotion: {shares: normal, limitMbps: 400}}}";
+  std::string m = kTarget + sw(nioc) + doc("PortGroup", "vmotion", "switch: br0, vlan: 30, niocClass: vmotion") +
+                  doc("Port", "vmk1", "portGroup: vmotion") + doc("Port", "vm1", "switch: br0, niocClass: virtualmachine") +
+                  doc("Port", "vm2", "switch: br0");
+  auto f = ovsManifest(m);
+  auto r = vnp("apply --auto-approve -f " + f);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  Json bond = row("Port", "br0-uplink");
+  ASSERT_FALSE(bond.is_null());
+  Json qos = table("QoS");
+  ASSERT_EQ(qos.size(), 1u);
+  EXPECT_EQ(qos[0]["type"], "linux-htb");
+  EXPECT_EQ(qos[0]["other_config"]["max-rate"], "1000000000");
+  EXPECT_EQ(bond["qos"], qos[0]["_uuid"]);
+  // 100 reserved for VMs; the other 900 split 100:50 -> VMs 100+600, vMotion 300 (capped at 400).
+  std::map<std::string, Json> queues;
+  for (const auto& q : table("Queue")) queues[q["external_ids"]["vnetplan:nioc-class"]] = q["other_config"];
+  EXPECT_EQ(queues["virtualmachine"]["min-rate"], "700000000");
+  EXPECT_EQ(queues["virtualmachine"]["max-rate"], "1000000000");
+  EXPECT_EQ(queues["vmotion"]["min-rate"], "300000000");
+  EXPECT_EQ(queues["vmotion"]["max-rate"], "400000000");
+  auto flows = [&] {
+    auto d = runShell("ovs-ofctl -O OpenFlow13 dump-flows unix:" + (dir / "ovs" / "br0.mgmt").string(), dir);
+    std::map<int64_t, std::string> out;  // ofport -> set_queue
+    std::istringstream in(d.out);
+    for (std::string line; std::getline(in, line);) {
+      auto p = line.find("in_port="), q = line.find("set_queue:");
+      if (p == std::string::npos || q == std::string::npos) continue;
+      out[std::stoll(line.substr(p + 8))] = line.substr(q + 10, line.find(',', q) - q - 10);
+    }
+    return out;
+  };
+  auto ofport = [&](const std::string& name) { return row("Interface", name)["ofport"].get<int64_t>(); };
+  auto fl = flows();
+  EXPECT_EQ(fl.size(), 2u);
+  EXPECT_EQ(fl[ofport("vm1")], "1");   // virtualmachine = queue 1
+  EXPECT_EQ(fl[ofport("vmk1")], "2");  // vmotion via the port group = queue 2
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + f).exitCode, 0);
+
+  // Drift: a flow deleted and a queue rate changed by hand.
+  ASSERT_EQ(runShell("ovs-ofctl -O OpenFlow13 del-flows unix:" + (dir / "ovs" / "br0.mgmt").string() + " in_port=" +
+                         std::to_string(ofport("vm1")),
+                     dir)
+                .exitCode,
+            0);
+  std::string vmotionQueue;
+  for (const auto& q : table("Queue"))
+    if (q["external_ids"]["vnetplan:nioc-class"] == "vmotion") vmotionQueue = q["_uuid"];
+  ASSERT_EQ(vsctl("set queue " + vmotionQueue + " other_config:max-rate=5").exitCode, 0);
+  auto d = vnp("drift -f " + f);
+  EXPECT_EQ(d.exitCode, 2) << d.out << d.err;
+  EXPECT_NE(d.out.find("ovs.niocFlow"), std::string::npos) << d.out;
+  EXPECT_NE(d.out.find("ovs.niocRates.vmotion"), std::string::npos) << d.out;
+  ASSERT_EQ(vnp("apply --auto-approve -f " + f).exitCode, 0);
+  EXPECT_EQ(flows().size(), 2u);
+  EXPECT_EQ(vnp("drift -f " + f).exitCode, 0);
+
+  // Update: a port leaves its class; the switch's NIOC changes (new QoS rows, old ones deleted: root tables).
+  std::string next = kTarget + sw(", nioc: {uplinkMbps: 2000, classes: {vmotion: {shares: 100}}}") +
+                     doc("PortGroup", "vmotion", "switch: br0, vlan: 30, niocClass: vmotion") +
+                     doc("Port", "vmk1", "portGroup: vmotion") + doc("Port", "vm1", "switch: br0") + doc("Port", "vm2", "switch: br0");
+  auto g = ovsManifest(next, "next.yaml");
+  r = vnp("apply --auto-approve -f " + g);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(table("QoS").size(), 1u);
+  EXPECT_EQ(table("Queue").size(), 1u) << "the old queues are deleted";
+  fl = flows();
+  EXPECT_EQ(fl.size(), 1u);
+  EXPECT_EQ(fl[ofport("vmk1")], "2");
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + g).exitCode, 0);
+
+  // Rollback after the commit restores the rows and the flows of the pre-image.
+  r = vnp("apply --auto-approve -f " + f, "VNETPLAN_FAIL_AFTER_COMMIT=1");
+  ASSERT_EQ(r.exitCode, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("Rolled back"), std::string::npos) << r.err;
+  EXPECT_EQ(table("Queue").size(), 1u);
+  EXPECT_EQ(flows().size(), 1u);
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + g).exitCode, 0);
+
+  // Everything removed: no QoS or Queue row is left behind, no vnetplan flow either.
+  ASSERT_EQ(vnp("apply --auto-approve -f " + ovsManifest(kTarget, "empty.yaml")).exitCode, 0);
+  EXPECT_TRUE(table("QoS").empty());
+  EXPECT_TRUE(table("Queue").empty());
 }

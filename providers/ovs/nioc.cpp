@@ -1,0 +1,190 @@
+// NIOC on OVS: the Switch's `nioc` becomes a linux-htb QoS on its uplink port with one Queue per traffic class;
+// a port's class (its own niocClass, else its PortGroup's) becomes an OpenFlow flow `in_port=P ->
+// set_queue:Q, NORMAL` (openflow.cpp), since OVSDB cannot classify traffic.
+//
+// Shares become HTB guaranteed rates: every class first gets its reservation, and what is left of the uplink is
+// divided in proportion to the shares; HTB lends unused bandwidth in proportion to those rates, which is how
+// vSphere shares behave under contention. A limit is the class's ceiling (default: the whole uplink).
+#include <algorithm>
+
+#include "providers/ovs/kind.h"
+
+namespace vnetplan::ovs {
+
+namespace {
+
+const std::vector<std::string>& classes() {
+  static const std::vector<std::string> c{"virtualmachine", "vmotion", "management", "iscsi", "nfs",
+                                          "vsan",           "faulttolerance", "hbr", "vdp", "backupnfc"};
+  return c;
+}
+
+constexpr int64_t kMbps = 1000000;
+
+struct ClassRates {
+  int64_t min = 0, max = 0;
+};
+
+// The QoS max-rate and per-class queue rates for a Switch's nioc.* attributes (bits per second).
+std::map<std::string, ClassRates> rates(const Attrs& a, int64_t* uplinkBps) {
+  std::map<std::string, ClassRates> out;
+  const int64_t uplink = a.getInt("nioc.uplinkMbps").value_or(0) * kMbps;
+  *uplinkBps = uplink;
+  int64_t reserved = 0, shares = 0;
+  std::vector<std::string> configured;
+  for (const auto& c : classes()) {
+    const std::string p = "nioc.classes." + c + ".";
+    if (a.subtree(p).empty()) continue;
+    configured.push_back(c);
+    reserved += a.getInt(p + "reservationMbps").value_or(0) * kMbps;
+    shares += a.getInt(p + "shares").value_or(50);
+  }
+  const int64_t rest = std::max<int64_t>(0, uplink - reserved);
+  for (const auto& c : configured) {
+    const std::string p = "nioc.classes." + c + ".";
+    ClassRates r;
+    r.min = a.getInt(p + "reservationMbps").value_or(0) * kMbps +
+            (shares > 0 ? rest * a.getInt(p + "shares").value_or(50) / shares : 0);
+    r.max = a.has(p + "limitMbps") ? *a.getInt(p + "limitMbps") * kMbps : uplink;
+    r.min = std::min(r.min, r.max);
+    out[c] = r;
+  }
+  return out;
+}
+
+bool hasVnetplanNioc(const Json& qos) { return stringMap(qos["external_ids"]).count("vnetplan:nioc") > 0; }
+
+// The QoS row on a bridge's uplink port, if any.
+std::optional<std::string> uplinkQos(const Snapshot& snap, const Json& bridge) {
+  for (const auto& p : setAtoms(bridge["ports"])) {
+    auto pu = uuidOf(p);
+    const Json* port = pu ? snap.row("Port", *pu) : nullptr;
+    if (!port) continue;
+    auto ids = stringMap((*port)["external_ids"]);
+    if (ids[kRoleKey] != "uplink") continue;
+    if (auto q = uuidOf((*port)["qos"])) return *q;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int niocQueueId(const std::string& cls) {
+  const auto& c = classes();
+  auto it = std::find(c.begin(), c.end(), cls);
+  return it == c.end() ? 0 : static_cast<int>(it - c.begin()) + 1;
+}
+
+Json insertNioc(TxnContext& ctx, const Address& addr, const Attrs& a) {
+  int64_t uplink = 0;
+  auto r = rates(a, &uplink);
+  Json queues = Json::array();
+  for (const auto& [cls, rate] : r) {
+    std::map<std::string, std::string> oc{{"min-rate", std::to_string(rate.min)}, {"max-rate", std::to_string(rate.max)}};
+    Json q = ctx.txn().insert("Queue",
+                              Json{{"other_config", mapOf(oc)}, {"external_ids", ctx.ownedIds(addr, {{"vnetplan:nioc-class", cls}})}},
+                              "create NIOC queue " + cls + " of " + addr.name);
+    queues.push_back(Json::array({niocQueueId(cls), q}));
+  }
+  Json config = a.subtree("nioc.").toJson()["nioc"];
+  return ctx.txn().insert("QoS",
+                          Json{{"type", "linux-htb"},
+                               {"other_config", mapOf({{"max-rate", std::to_string(uplink)}})},
+                               {"queues", Json::array({"map", queues})},
+                               {"external_ids", ctx.ownedIds(addr, {{"vnetplan:nioc", config.dump()}})}},
+                          "create NIOC QoS of " + addr.name);
+}
+
+void deleteNioc(TxnContext& ctx, const std::string& portUuid, const std::string& qosUuid) {
+  const Json* qos = ctx.snap().row("QoS", qosUuid);
+  if (!qos || !ownedByVnetplan(*qos)) return;
+  // Referential integrity: the port lets go of the QoS first (even a port being removed still holds it here).
+  ctx.txn().update("Port", portUuid, Json{{"qos", setOf({})}}, "detach the NIOC QoS from the uplink port");
+  ctx.guard("QoS", qosUuid, "NIOC QoS " + qosUuid);
+  ctx.txn().remove("QoS", qosUuid, "delete NIOC QoS " + qosUuid);
+  for (const auto& [id, q] : mapEntries((*qos)["queues"])) {
+    auto qu = uuidOf(q);
+    const Json* queue = qu ? ctx.snap().row("Queue", *qu) : nullptr;
+    if (queue && ownedByVnetplan(*queue)) ctx.txn().remove("Queue", *qu, "delete NIOC queue " + id);
+  }
+}
+
+void niocAttrs(const Snapshot& snap, const std::string& qosUuid, Attrs& a) {
+  const Json* qos = snap.row("QoS", qosUuid);
+  if (!qos) return;
+  auto ids = stringMap((*qos)["external_ids"]);
+  auto it = ids.find("vnetplan:nioc");
+  Json config = it == ids.end() ? Json() : Json::parse(it->second, nullptr, false);
+  if (!config.is_object()) {  // a QoS vnetplan did not make (or a damaged one): visible, so the plan replaces it
+    a.set("ovs.uplinkQos", stringOf((*qos)["type"]).value_or("?"));
+    return;
+  }
+  Attrs declared = Attrs::fromJson(Json{{"nioc", config.contains("nioc") ? config["nioc"] : config}});
+  for (const auto& [k, v] : declared.values()) a.set(k, v);
+  // What the rows hold must still be what that configuration makes; anything else is drift.
+  int64_t uplink = 0;
+  auto want = rates(declared, &uplink);
+  auto oc = stringMap((*qos)["other_config"]);
+  if (stringOf((*qos)["type"]).value_or("") != "linux-htb" || oc["max-rate"] != std::to_string(uplink))
+    a.set("ovs.niocRates.qos", stringOf((*qos)["type"]).value_or("") + " max-rate=" + oc["max-rate"]);
+  auto queues = mapEntries((*qos)["queues"]);
+  for (const auto& [cls, rate] : want) {
+    auto q = queues.find(std::to_string(niocQueueId(cls)));
+    const Json* row = nullptr;
+    if (q != queues.end())
+      if (auto qu = uuidOf(q->second)) row = snap.row("Queue", *qu);
+    if (!row) {
+      a.set("ovs.niocRates." + cls, "queue missing");
+      continue;
+    }
+    auto qoc = stringMap((*row)["other_config"]);
+    if (qoc["min-rate"] != std::to_string(rate.min) || qoc["max-rate"] != std::to_string(rate.max))
+      a.set("ovs.niocRates." + cls, "min-rate=" + qoc["min-rate"] + " max-rate=" + qoc["max-rate"]);
+  }
+  if (queues.size() != want.size()) a.set("ovs.niocRates.queues", static_cast<int64_t>(queues.size()));
+}
+
+std::vector<std::string> niocBridges(const Snapshot& snap) {
+  std::vector<std::string> out;
+  for (const auto& [bu, br] : snap.rows("Bridge"))
+    if (auto q = uplinkQos(snap, br))
+      if (const Json* qos = snap.row("QoS", *q); qos && hasVnetplanNioc(*qos)) out.push_back(br["name"].get<std::string>());
+  return out;
+}
+
+std::map<std::string, ExpectedFlow> expectedNiocFlows(const Snapshot& snap) {
+  std::map<std::string, ExpectedFlow> out;
+  for (const auto& [bu, br] : snap.rows("Bridge")) {
+    auto q = uplinkQos(snap, br);
+    const Json* qos = q ? snap.row("QoS", *q) : nullptr;
+    if (!qos || !hasVnetplanNioc(*qos)) continue;
+    std::set<std::string> configured;
+    for (const auto& [id, ref] : mapEntries((*qos)["queues"]))
+      for (const auto& c : classes())
+        if (std::to_string(niocQueueId(c)) == id) configured.insert(c);
+    const std::string bridge = br["name"].get<std::string>();
+    auto brIds = stringMap(br["external_ids"]);
+    for (const auto& p : setAtoms(br["ports"])) {
+      auto pu = uuidOf(p);
+      const Json* port = pu ? snap.row("Port", *pu) : nullptr;
+      if (!port) continue;
+      auto ids = stringMap((*port)["external_ids"]);
+      std::string cls = ids[kNiocClassKey];
+      if (cls.empty() && ids.count(kPortGroupKey)) {
+        Json def = Json::parse(brIds[kGroupPrefix + ids[kPortGroupKey]], nullptr, false);
+        if (def.is_object() && def.contains("niocClass") && def["niocClass"].is_string()) cls = def["niocClass"];
+      }
+      if (cls.empty() || !configured.count(cls)) continue;
+      ExpectedFlow f;
+      f.bridge = bridge;
+      f.queue = static_cast<uint32_t>(niocQueueId(cls));
+      auto ifaces = snap.interfacesOf(*pu);
+      if (!ifaces.empty())
+        if (const Json* iface = snap.row("Interface", ifaces[0])) f.ofport = intOf((*iface)["ofport"]).value_or(-1);
+      out[(*port)["name"].get<std::string>()] = f;
+    }
+  }
+  return out;
+}
+
+}  // namespace vnetplan::ovs

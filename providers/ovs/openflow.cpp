@@ -1,0 +1,261 @@
+#include "providers/ovs/openflow.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace vnetplan::ovs {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr uint8_t kVersion = 4;  // OpenFlow 1.3
+enum : uint8_t {
+  kHello = 0,
+  kError = 1,
+  kEchoRequest = 2,
+  kEchoReply = 3,
+  kFlowMod = 14,
+  kMultipartRequest = 18,
+  kMultipartReply = 19,
+  kBarrierRequest = 20,
+  kBarrierReply = 21,
+};
+constexpr uint32_t kAny = 0xffffffff;     // OFPP_ANY, OFPG_ANY, OFP_NO_BUFFER
+constexpr uint32_t kNormal = 0xfffffffa;  // OFPP_NORMAL
+constexpr size_t kMaxMessage = 65535;
+
+void put8(std::string& s, uint8_t v) { s.push_back(static_cast<char>(v)); }
+void put16(std::string& s, uint16_t v) { put8(s, v >> 8), put8(s, v & 0xff); }
+void put32(std::string& s, uint32_t v) { put16(s, v >> 16), put16(s, v & 0xffff); }
+void put64(std::string& s, uint64_t v) { put32(s, v >> 32), put32(s, v & 0xffffffff); }
+void pad(std::string& s, size_t n) { s.append(n, '\0'); }
+uint16_t get16(const std::string& s, size_t o) {
+  return static_cast<uint16_t>((static_cast<uint8_t>(s[o]) << 8) | static_cast<uint8_t>(s[o + 1]));
+}
+uint32_t get32(const std::string& s, size_t o) { return (uint32_t{get16(s, o)} << 16) | get16(s, o + 2); }
+uint64_t get64(const std::string& s, size_t o) { return (uint64_t{get32(s, o)} << 32) | get32(s, o + 4); }
+
+std::string header(uint8_t type, uint32_t xid) {
+  std::string s;
+  put8(s, kVersion);
+  put8(s, type);
+  put16(s, 8);  // patched by finish()
+  put32(s, xid);
+  return s;
+}
+std::string finish(std::string s) {
+  s[2] = static_cast<char>(s.size() >> 8);
+  s[3] = static_cast<char>(s.size() & 0xff);
+  return s;
+}
+
+// An OXM match holding only in_port (or nothing), padded to 8 bytes.
+void putMatch(std::string& s, const uint32_t* inPort) {
+  size_t start = s.size();
+  put16(s, 1);  // OFPMT_OXM
+  put16(s, inPort ? 12 : 4);
+  if (inPort) {
+    put32(s, 0x80000004);  // OFPXMC_OPENFLOW_BASIC, OFPXMT_OFB_IN_PORT, 4 bytes
+    put32(s, *inPort);
+  }
+  pad(s, (8 - (s.size() - start) % 8) % 8);
+}
+
+std::string flowMod(uint32_t xid, uint8_t command, const QueueFlow* flow) {
+  std::string s = header(kFlowMod, xid);
+  put64(s, kFlowCookie);
+  put64(s, command == 0 ? 0 : ~uint64_t{0});  // delete: every flow with exactly this cookie
+  put8(s, command == 0 ? 0 : 0xff);            // table 0 / OFPTT_ALL
+  put8(s, command);
+  put16(s, 0), put16(s, 0);  // idle, hard timeout
+  put16(s, kQueueFlowPriority);
+  put32(s, kAny), put32(s, kAny), put32(s, kAny);  // buffer, out_port, out_group
+  put16(s, 0);                                      // flags
+  pad(s, 2);
+  putMatch(s, flow ? &flow->inPort : nullptr);
+  if (flow) {
+    put16(s, 4);   // OFPIT_APPLY_ACTIONS
+    put16(s, 32);  // 8 + set_queue (8) + output (16)
+    pad(s, 4);
+    put16(s, 21), put16(s, 8), put32(s, flow->queue);  // OFPAT_SET_QUEUE
+    put16(s, 0), put16(s, 16), put32(s, kNormal), put16(s, 0), pad(s, 6);  // OFPAT_OUTPUT NORMAL
+  }
+  return finish(s);
+}
+
+std::string errorText(uint16_t type, uint16_t code) {
+  static const char* types[] = {"hello failed", "bad request", "bad action", "bad instruction", "bad match",
+                                "flow mod failed", "group mod failed", "port mod failed", "table mod failed",
+                                "queue op failed", "switch config failed", "role request failed", "meter mod failed",
+                                "table features failed"};
+  std::string t = type < std::size(types) ? types[type] : "error type " + std::to_string(type);
+  return t + " (code " + std::to_string(code) + ")";
+}
+
+}  // namespace
+
+Error OpenFlowChannel::failure(const std::string& what) const { return err("openflow " + path_ + ": " + what); }
+
+Result<std::unique_ptr<OpenFlowChannel>> OpenFlowChannel::open(const std::string& socketPath,
+                                                               std::chrono::milliseconds timeout) {
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (socketPath.size() >= sizeof sa.sun_path) return err("openflow " + socketPath + ": socket path too long");
+  std::memcpy(sa.sun_path, socketPath.c_str(), socketPath.size());
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return err("openflow " + socketPath + ": socket: " + std::strerror(errno));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    int e = errno;
+    ::close(fd);
+    return err("openflow " + socketPath + ": cannot connect: " + std::strerror(e) +
+               " (is ovs-vswitchd running on this host?)");
+  }
+  std::unique_ptr<OpenFlowChannel> ch(new OpenFlowChannel(socketPath, fd, timeout));
+  if (Status s = ch->send(finish(header(kHello, ch->xid_++))); !s) return s.error();
+  auto deadline = Clock::now() + timeout;
+  auto hello = ch->receive(deadline);
+  if (!hello) return hello.error();
+  if (static_cast<uint8_t>((*hello)[1]) != kHello) return ch->failure("expected HELLO from the switch");
+  if (static_cast<uint8_t>((*hello)[0]) < kVersion)
+    return ch->failure("the switch speaks OpenFlow version " + std::to_string(static_cast<uint8_t>((*hello)[0])) +
+                       " only; vnetplan needs OpenFlow 1.3 (Bridge protocols)");
+  return ch;
+}
+
+OpenFlowChannel::~OpenFlowChannel() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status OpenFlowChannel::send(const std::string& msg) {
+  size_t off = 0;
+  while (off < msg.size()) {
+    ssize_t n = ::send(fd_, msg.data() + off, msg.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return failure(std::string("send: ") + std::strerror(errno));
+    off += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+Result<std::string> OpenFlowChannel::receive(Clock::time_point deadline) {
+  char chunk[65536];
+  for (;;) {
+    if (buf_.size() >= 8) {
+      if (static_cast<uint8_t>(buf_[0]) == 0 || static_cast<uint8_t>(buf_[0]) > 6)
+        return failure("the peer does not speak OpenFlow");
+      size_t len = get16(buf_, 2);
+      if (len < 8 || len > kMaxMessage) return failure("a message with an invalid length");
+      if (buf_.size() >= len) {
+        std::string msg = buf_.substr(0, len);
+        buf_.erase(0, len);
+        uint8_t type = static_cast<uint8_t>(msg[1]);
+        if (type == kEchoRequest) {
+          std::string reply = msg;
+          reply[0] = static_cast<char>(kVersion);
+          reply[1] = static_cast<char>(kEchoReply);
+          if (Status s = send(reply); !s) return s.error();
+          continue;
+        }
+        if (type == kError && msg.size() >= 12 && static_cast<uint8_t>(msg[0]) == kVersion)
+          return failure("the switch refused a request: " + errorText(get16(msg, 8), get16(msg, 10)));
+        return msg;
+      }
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    pollfd p{fd_, POLLIN, 0};
+    int r = ::poll(&p, 1, static_cast<int>(std::max<long long>(0, left)));
+    if (r == 0) return failure("no reply within " + std::to_string(timeout_.count()) + " ms");
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return failure(std::string("poll: ") + std::strerror(errno));
+    }
+    ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+    if (n == 0) return failure("the switch closed the connection");
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return failure(std::string("recv: ") + std::strerror(errno));
+    }
+    buf_.append(chunk, static_cast<size_t>(n));
+  }
+}
+
+Result<std::vector<QueueFlow>> OpenFlowChannel::queueFlows() {
+  const uint32_t xid = xid_++;
+  std::string req = header(kMultipartRequest, xid);
+  put16(req, 1);  // OFPMP_FLOW
+  put16(req, 0);
+  pad(req, 4);
+  put8(req, 0xff);  // all tables
+  pad(req, 3);
+  put32(req, kAny), put32(req, kAny);
+  pad(req, 4);
+  put64(req, kFlowCookie), put64(req, ~uint64_t{0});
+  putMatch(req, nullptr);
+  if (Status s = send(finish(req)); !s) return s.error();
+  std::vector<QueueFlow> out;
+  auto deadline = Clock::now() + timeout_;
+  for (;;) {
+    auto msg = receive(deadline);
+    if (!msg) return msg.error();
+    const std::string& m = *msg;
+    if (static_cast<uint8_t>(m[1]) != kMultipartReply || get32(m, 4) != xid) continue;
+    if (m.size() < 16) return failure("a truncated flow stats reply");
+    const bool more = get16(m, 10) & 1;
+    for (size_t o = 16; o + 56 <= m.size();) {
+      size_t len = get16(m, o);
+      if (len < 56 || o + len > m.size()) return failure("a malformed flow stats entry");
+      QueueFlow f;
+      bool haveQueue = false;
+      size_t mo = o + 48;  // the match
+      size_t mlen = get16(m, mo + 2);
+      if (mlen < 4 || mo + mlen > o + len) return failure("a malformed match");
+      for (size_t x = mo + 4; x + 4 <= mo + mlen;) {
+        uint32_t h = get32(m, x);
+        size_t flen = h & 0xff;
+        if (x + 4 + flen > mo + mlen) break;
+        if ((h >> 16) == 0x8000 && ((h >> 9) & 0x7f) == 0 && flen == 4) f.inPort = get32(m, x + 4);
+        x += 4 + flen;
+      }
+      for (size_t i = mo + (mlen + 7) / 8 * 8; i + 8 <= o + len;) {
+        uint16_t itype = get16(m, i), ilen = get16(m, i + 2);
+        if (ilen < 8 || i + ilen > o + len) break;
+        if (itype == 4)
+          for (size_t a = i + 8; a + 8 <= i + ilen;) {
+            uint16_t atype = get16(m, a), alen = get16(m, a + 2);
+            if (alen < 8 || a + alen > i + ilen) break;
+            if (atype == 21) f.queue = get32(m, a + 4), haveQueue = true;
+            a += alen;
+          }
+        i += ilen;
+      }
+      if (get64(m, o + 24) == kFlowCookie && haveQueue) out.push_back(f);
+      o += len;
+    }
+    if (!more) break;
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Status OpenFlowChannel::replaceQueueFlows(const std::vector<QueueFlow>& flows) {
+  if (Status s = send(flowMod(xid_++, 3, nullptr)); !s) return s;  // OFPFC_DELETE by cookie
+  for (const auto& f : flows)
+    if (Status s = send(flowMod(xid_++, 0, &f)); !s) return s;  // OFPFC_ADD
+  const uint32_t xid = xid_++;
+  if (Status s = send(finish(header(kBarrierRequest, xid))); !s) return s;
+  auto deadline = Clock::now() + timeout_;
+  for (;;) {
+    auto msg = receive(deadline);  // an error reply to any flow mod surfaces here
+    if (!msg) return msg.error();
+    if (static_cast<uint8_t>((*msg)[1]) == kBarrierReply && get32(*msg, 4) == xid) return {};
+  }
+}
+
+}  // namespace vnetplan::ovs
