@@ -267,9 +267,15 @@ TEST_F(CliOvs, BondUplinkShapingAndPatchPorts) {
                   doc("Switch", "br0",
                       "ovs: {datapathType: netdev, bond: {miimonMs: 100, updelayMs: 200}}, uplinks: {nics: [nic1, nic2], "
                       "teaming: {policy: failover, active: [nic2], standby: [nic1]}}, shaping: {averageKbps: 10000, burstKiB: 100}") +
-                  doc("Switch", "br1", "ovs: {datapathType: netdev}") + doc("Port", "vm1", "switch: br0") +
+                  doc("Switch", "br1",
+                      "ovs: {datapathType: netdev, rstp: true, otherConfig: {mac-table-size: \"4096\"}, "
+                      "netflow: {targets: [\"192.0.2.9:2055\"], activeTimeout: 60}, "
+                      "sflow: {targets: [\"192.0.2.9:6343\"], sampling: 64}}") +
+                  doc("Port", "vm1", "switch: br0") +
                   doc("Port", "p0", "switch: br0, type: patch, peer: p1") +
-                  doc("Port", "p1", "switch: br1, type: patch, peer: p0");
+                  doc("Port", "p1", "switch: br1, type: patch, peer: p0") +
+                  doc("Port", "vm2", "switch: br0, vlan: 5, mac: \"52:54:00:AA:00:02\", ovs: {ofport: 77, externalIds: {iface-id: vm2-uuid}}") +
+                  doc("Mirror", "m1", "switch: br0, source: {ports: [vm1], direction: ingress}, destination: {port: vm2}");
   auto f = ovsManifest(m);
   auto r = vnp("apply --auto-approve -f " + f);
   ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
@@ -283,7 +289,33 @@ TEST_F(CliOvs, BondUplinkShapingAndPatchPorts) {
   EXPECT_EQ(row("Interface", "vm1")["ingress_policing_rate"], 10000);
   EXPECT_EQ(row("Interface", "vm1")["ingress_policing_burst"], 819);
   EXPECT_EQ(row("Interface", "p0")["options"]["peer"], "p1");
+  Json br1 = row("Bridge", "br1");
+  EXPECT_EQ(br1["rstp_enable"], true);
+  EXPECT_EQ(br1["other_config"]["mac-table-size"], "4096");
+  Json nf = table("NetFlow"), sf = table("sFlow");
+  ASSERT_EQ(nf.size(), 1u);
+  EXPECT_EQ(nf[0]["targets"], "192.0.2.9:2055");
+  EXPECT_EQ(nf[0]["active_timeout"], 60);
+  ASSERT_EQ(sf.size(), 1u);
+  EXPECT_EQ(sf[0]["sampling"], 64);
+  Json vm2 = row("Interface", "vm2");
+  EXPECT_EQ(vm2["mac"], "52:54:00:aa:00:02");
+  EXPECT_EQ(vm2["ofport_request"], 77);
+  EXPECT_EQ(vm2["external_ids"]["iface-id"], "vm2-uuid");
+  Json m1 = row("Mirror", "m1");
+  EXPECT_EQ(m1["select_src_port"], row("Port", "vm1")["_uuid"]);
+  EXPECT_EQ(m1["select_dst_port"], Json::array());
   EXPECT_EQ(vnp("plan --detailed-exitcode -f " + f).exitCode, 0);
+  // Mirror direction and NetFlow collector updated in place.
+  std::string m2 = m;
+  m2.replace(m2.find("direction: ingress"), 18, "direction: both");
+  m2.replace(m2.find("192.0.2.9:2055"), 14, "192.0.2.7:2055");
+  auto f2 = ovsManifest(m2, "m2.yaml");
+  ASSERT_EQ(vnp("apply --auto-approve -f " + f2).exitCode, 0);
+  EXPECT_EQ(row("Mirror", "m1")["select_dst_port"], row("Port", "vm1")["_uuid"]);
+  EXPECT_EQ(table("NetFlow")[0]["targets"], "192.0.2.7:2055");
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + f2).exitCode, 0);
+  ASSERT_EQ(vnp("apply --auto-approve -f " + f).exitCode, 0);
   auto plan = vnp("plan -f " + f + " --show-unchanged");
   // Teaming: the bond becomes LACP (balance-tcp) with three NICs: the uplink port is rebuilt in place.
   std::string lacp = kTarget +
@@ -293,6 +325,7 @@ TEST_F(CliOvs, BondUplinkShapingAndPatchPorts) {
                      doc("Port", "p0", "switch: br0, type: patch, peer: p1") +
                      doc("Port", "p1", "switch: br1, type: patch, peer: p0");
   auto g = ovsManifest(lacp, "lacp.yaml");
+  // (br1 loses its NetFlow/sFlow/RSTP/other_config, vm2 and m1 go.)
   r = vnp("apply --auto-approve -f " + g);
   ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
   bond = row("Port", "br0-uplink");
@@ -301,6 +334,9 @@ TEST_F(CliOvs, BondUplinkShapingAndPatchPorts) {
   EXPECT_EQ(bond["other_config"]["lacp-time"], "fast");
   EXPECT_EQ(bond["interfaces"].size(), 3u);
   EXPECT_EQ(row("Interface", "vm1")["ingress_policing_rate"], 0);
+  EXPECT_TRUE(table("NetFlow").empty());
+  EXPECT_TRUE(table("sFlow").empty());
+  EXPECT_TRUE(row("Mirror", "m1").is_null());
   EXPECT_EQ(vnp("plan --detailed-exitcode -f " + g).exitCode, 0);
 }
 
