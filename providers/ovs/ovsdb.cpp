@@ -139,6 +139,14 @@ Status Connection::sendAll(const std::string& bytes, Clock::time_point deadline)
   return {};
 }
 
+std::string printable(const std::string& text, size_t max) {
+  std::string out = text.substr(0, max);
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  if (text.size() > max) out += "...";
+  return out;
+}
+
 std::optional<size_t> Framer::scan(const std::string& buf) {
   for (; pos_ < buf.size(); ++pos_) {
     char c = buf[pos_];
@@ -156,10 +164,12 @@ std::optional<size_t> Framer::scan(const std::string& buf) {
     if (c == '"') {
       inString_ = true;
     } else if (c == '{' || c == '[') {
-      ++depth_;
+      if (open_.size() >= kMaxDepth) return std::nullopt;
+      open_.push_back(c);
     } else if (c == '}' || c == ']') {
-      if (--depth_ == 0) return ++pos_;
-      if (depth_ < 0) return std::nullopt;
+      if (open_.empty() || open_.back() != (c == '}' ? '{' : '[')) return std::nullopt;
+      open_.pop_back();
+      if (open_.empty()) return ++pos_;
     }
   }
   return 0;
@@ -174,7 +184,8 @@ Result<Json> Connection::readMessage(Clock::time_point deadline) {
       std::string head = buf_.substr(0, 40);
       for (char& c : head)
         if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
-      return peerError("the peer sent something that is not a JSON-RPC message: '" + head + "'");
+      return peerError("the peer sent something that is not a JSON-RPC message (or one nested deeper than " +
+                       std::to_string(Framer::kMaxDepth) + " levels): '" + head + "'");
     }
     if (*end > 0) {
       Json msg = Json::parse(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(*end), nullptr, false);
@@ -239,12 +250,12 @@ Result<Json> Connection::call(const std::string& method, Json params) {
     if (!m.contains("id") || m["id"] != id) {
       if (m.contains("id") && m["id"].is_number_unsigned() && m["id"].get<uint64_t>() < id) continue;  // late reply
       broken_ = true;
-      return peerError("a reply with an unexpected id: " + m.value("id", Json()).dump());
+      return peerError("a reply with an unexpected id: " + printable(m.value("id", Json()).dump(), 60));
     }
     const Json errorField = m.value("error", Json());
     if (!errorField.is_null()) {
       std::string text = errorField.is_string() ? errorField.get<std::string>() : errorField.dump();
-      return peerError(method + " failed: " + text);
+      return peerError(method + " failed: " + printable(text));
     }
     if (!m.contains("result")) {
       broken_ = true;
@@ -399,10 +410,10 @@ Txn::Outcome Txn::interpret(const Json& reply) const {
       if (i < all.size()) {
         o.stale = all[i].json.value("op", "") == "wait" && error == "timed out";
         o.failedStep = all[i].step;
-        o.message = all[i].label + ": " + error + (details.empty() ? "" : " (" + details + ")");
+        o.message = printable(all[i].label) + ": " + printable(error) + (details.empty() ? "" : " (" + printable(details) + ")");
       } else {
         // An extra result after the operations: the commit itself failed (e.g. a constraint violation).
-        o.message = "commit: " + error + (details.empty() ? "" : " (" + details + ")");
+        o.message = "commit: " + printable(error) + (details.empty() ? "" : " (" + printable(details) + ")");
       }
       return o;
     }

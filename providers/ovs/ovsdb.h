@@ -35,14 +35,20 @@ class Framer {
   // Scans `buf` from where the last call stopped. Returns the offset one past the end of the first complete
   // object, 0 if it is not complete yet, or nullopt if the bytes cannot be a JSON-RPC message. After a
   // message is taken out of the buffer, call reset().
+  // Brackets must match by kind, and nesting deeper than kMaxDepth is refused (OVSDB's own messages nest
+  // fewer than ten levels; deeper input would only exhaust the stack of whatever copies it later).
   std::optional<size_t> scan(const std::string& buf);
   void reset() { *this = Framer(); }
+  static constexpr size_t kMaxDepth = 64;
 
  private:
   size_t pos_ = 0;
-  int depth_ = 0;
+  std::string open_;  // the kinds of the open brackets, innermost last
   bool started_ = false, inString_ = false, escaped_ = false;
 };
+
+// Text from a peer made safe to print: control characters become '?', and it is cut at `max` bytes.
+std::string printable(const std::string& text, size_t max = 400);
 
 class Connection {
  public:
@@ -54,6 +60,7 @@ class Connection {
   // Sends {"method", "params", "id"} and returns the reply's "result"; a JSON-RPC "error" becomes an Error.
   Result<Json> call(const std::string& method, Json params);
   const Remote& remote() const { return remote_; }
+  bool broken() const { return broken_; }
   void setTimeout(std::chrono::milliseconds t) { timeout_ = t; }
   std::chrono::milliseconds remoteTimeout() const { return timeout_; }
 

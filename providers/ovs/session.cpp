@@ -49,6 +49,18 @@ Result<std::unique_ptr<OvsSession>> OvsSession::connect(const Target& target) {
   return s;
 }
 
+Result<Json> OvsSession::call(const std::string& method, Json params) {
+  if (conn_->broken()) {
+    // After a protocol error or a lost connection the stream position is unknown: start a new connection (the
+    // outcome of whatever was in flight is learnt by observing again).
+    auto fresh = Connection::open(conn_->remote(), conn_->remoteTimeout());
+    if (!fresh) return fresh.error();
+    conn_ = std::move(*fresh);
+    if (Status s = checkSchema(); !s) return s.error();
+  }
+  return conn_->call(method, std::move(params));
+}
+
 Status OvsSession::checkSchema() {
   auto schema = conn_->call("get_schema", Json::array({"Open_vSwitch"}));
   if (!schema) return schema.error();
@@ -61,8 +73,9 @@ Status OvsSession::checkSchema() {
   int major = -1;
   if (!v.empty() && v.find_first_not_of("0123456789.") == std::string::npos) major = std::atoi(v.c_str());
   if (major != kSchemaMajor)
-    return err(where + ": unexpected Open_vSwitch schema version '" + (v.empty() ? version.dump() : v) +
-               "'; vnetplan speaks version " + std::to_string(kSchemaMajor) + ".x (Open vSwitch 2.13 and later)");
+    return err(where + ": unexpected Open_vSwitch schema version " +
+               (v.empty() ? printable(version.dump(), 60) + " (not a version string)" : "'" + printable(v, 60) + "'") +
+               "; vnetplan speaks version " + std::to_string(kSchemaMajor) + ".x (Open vSwitch 2.13 and later)");
   const Json& tables = s["tables"];
   for (const auto& t : tableColumns()) {
     if (!tables.contains(t.table) || !tables[t.table].is_object() || !tables[t.table].contains("columns"))
@@ -75,7 +88,7 @@ Status OvsSession::checkSchema() {
 }
 
 Result<Snapshot> OvsSession::read() {
-  auto reply = conn_->call("transact", selectAll());
+  auto reply = call("transact", selectAll());
   if (!reply) return reply.error();
   auto snap = Snapshot::fromSelect(*reply);
   if (!snap) return err("ovsdb " + conn_->remote().str() + ": " + snap.error().message);
@@ -144,7 +157,7 @@ TargetSession::BatchResult OvsSession::applyAll(const std::vector<Step>& steps,
     ctx.txn().select("Open_vSwitch", {"next_cfg"}, "read next_cfg");
     Json params = ctx.txn().params();
     spdlog::debug("ovs: target {}: one transaction of {} operations for {} steps", target_, ctx.txn().size(), steps.size());
-    auto reply = conn_->call("transact", params);
+    auto reply = call("transact", params);
     snap_.reset();  // whatever happened, the next step starts from fresh rows
     if (!reply) return {err(who + reply.error().message + " (the transaction's outcome is unknown; it is re-observed)"), 0};
     Txn::Outcome o = ctx.txn().interpret(*reply);
@@ -264,7 +277,7 @@ TargetSession::BatchResult OvsSession::settle(int64_t nextCfg, const std::vector
                                   Json{{"op", "select"}, {"table", "Interface"}, {"where", Json::array()}, {"columns", {"name", "error"}}}});
   if (nextCfg < 0 || settleMs == 0) return {};
   for (;;) {
-    auto reply = conn_->call("transact", query);
+    auto reply = call("transact", query);
     if (!reply) return {err("ovs: target " + target_ + ": " + reply.error().message), 0};
     const Json& r = *reply;
     int64_t cur = -1;
@@ -287,7 +300,8 @@ TargetSession::BatchResult OvsSession::settle(int64_t nextCfg, const std::vector
           for (const auto& nic : s.after.getStrings("uplinks.nics")) names.push_back(nic);
         for (const auto& n : names)
           if (auto it = errors.find(n); it != errors.end())
-            return {err("ovs: target " + target_ + ": ovs-vswitchd could not set up interface " + n + ": " + it->second),
+            return {err("ovs: target " + target_ + ": ovs-vswitchd could not set up interface " + printable(n) + ": " +
+                        printable(it->second)),
                     i};
       }
       return {};

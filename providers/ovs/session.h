@@ -27,6 +27,8 @@ class OvsSession : public TargetSession {
  private:
   OvsSession() = default;
   Status checkSchema();
+  // conn_->call, reconnecting first if an earlier error left the connection unusable.
+  Result<Json> call(const std::string& method, Json params);
   Result<Snapshot> read();
   // After a commit: waits (bounded) until ovs-vswitchd has applied it, then reports interfaces it could not
   // set up (Interface.error) as the failure of the step that made them.

@@ -30,11 +30,16 @@ TEST(OvsFraming, RejectsWhatCannotBeAMessage) {
   Framer g;
   std::string stray = "]{}";
   EXPECT_FALSE(g.scan(stray).has_value());
-  // Mismatched bracket kinds still frame (by depth); the JSON parser then refuses the message.
+  // Bracket kinds must match, and nesting is bounded (deeper input would exhaust a later copy's stack).
   Framer h;
   std::string mismatched = "{\"a\":1]}";
-  EXPECT_EQ(h.scan(mismatched), 7u);  // "{\"a\":1]" closes depth 1
-  EXPECT_TRUE(Json::parse(mismatched, nullptr, false).is_discarded());
+  EXPECT_FALSE(h.scan(mismatched).has_value());
+  Framer deep;
+  std::string nested = "{\"a\":" + std::string(Framer::kMaxDepth, '[') + std::string(Framer::kMaxDepth, ']') + "}";
+  EXPECT_FALSE(deep.scan(nested).has_value());
+  Framer ok;
+  std::string fine = "{\"a\":" + std::string(Framer::kMaxDepth - 1, '[') + std::string(Framer::kMaxDepth - 1, ']') + "}";
+  EXPECT_EQ(ok.scan(fine), fine.size());
 }
 
 TEST(OvsDatum, DecodesSetsMapsAndUuids) {
@@ -138,6 +143,11 @@ TEST(OvsSnapshot, RefusesMalformedSelectReplies) {
   auto ok = Snapshot::fromSelect(bad);
   ASSERT_TRUE(ok) << ok.error().message;
   EXPECT_EQ(ok->bridgeUuid("br0"), "b");
+}
+
+TEST(OvsText, PeerTextIsMadePrintable) {
+  EXPECT_EQ(printable("not leader\n\x1b]0;x\x07"), "not leader??]0;x?");
+  EXPECT_EQ(printable(std::string(500, 'a'), 10), "aaaaaaaaaa...");
 }
 
 TEST(OvsRemote, ParsesUnixAndTcpAndRejectsTheRest) {
