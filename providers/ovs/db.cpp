@@ -1,5 +1,7 @@
 #include "providers/ovs/db.h"
 
+#include <cstdlib>
+
 namespace vnetplan::ovs {
 
 bool isVnetplanKey(const std::string& key) { return key.rfind("vnetplan:", 0) == 0; }
@@ -76,6 +78,76 @@ Result<Snapshot> Snapshot::fromSelect(const Json& results) {
       out[*uuid] = row;
     }
   }
+  // Typed rows. A column of an unexpected type reads as empty (the plan then shows the difference); nothing
+  // a peer sends can make these throw.
+  auto str = [](const Json& d) { return stringOf(d).value_or(""); };
+  auto uuids = [](const Json& d) {
+    std::vector<std::string> out;
+    for (const auto& a : setAtoms(d))
+      if (auto u = uuidOf(a)) out.push_back(*u);
+    return out;
+  };
+  auto ref = [](const Json& d) -> std::optional<std::string> {
+    auto atoms = setAtoms(d);
+    return atoms.size() == 1 ? uuidOf(atoms[0]) : std::nullopt;
+  };
+  auto boolean = [](const Json& d) {
+    auto atoms = setAtoms(d);
+    return atoms.size() == 1 && atoms[0].is_boolean() && atoms[0].get<bool>();
+  };
+  auto strings = [](const Json& d) {
+    std::vector<std::string> out;
+    for (const auto& a : setAtoms(d))
+      if (a.is_string()) out.push_back(a.get<std::string>());
+    return out;
+  };
+  for (const auto& [u, r] : s.tables_["Bridge"]) {
+    BridgeRow b{u, str(r["name"]), str(r["datapath_type"]), stringOf(r["fail_mode"]), ref(r["netflow"]), ref(r["sflow"]),
+                boolean(r["stp_enable"]), boolean(r["rstp_enable"]), uuids(r["ports"]), uuids(r["mirrors"]),
+                stringMap(r["other_config"]), stringMap(r["external_ids"])};
+    s.bridgeRows_[u] = std::move(b);
+  }
+  for (const auto& [u, r] : s.tables_["Port"]) {
+    PortRow p;
+    p.uuid = u, p.name = str(r["name"]), p.interfaces = uuids(r["interfaces"]), p.tag = intOf(r["tag"]);
+    for (const auto& t : setAtoms(r["trunks"]))
+      if (t.is_number_integer()) p.trunks.push_back(t.get<int64_t>());
+    p.vlanMode = stringOf(r["vlan_mode"]), p.bondMode = stringOf(r["bond_mode"]), p.lacp = stringOf(r["lacp"]);
+    p.qos = ref(r["qos"]);
+    p.bondUpdelay = intOf(r["bond_updelay"]).value_or(0), p.bondDowndelay = intOf(r["bond_downdelay"]).value_or(0);
+    p.otherConfig = stringMap(r["other_config"]), p.externalIds = stringMap(r["external_ids"]);
+    s.portRows_[u] = std::move(p);
+  }
+  for (const auto& [u, r] : s.tables_["Interface"]) {
+    InterfaceRow i;
+    i.uuid = u, i.name = str(r["name"]), i.type = str(r["type"]);
+    i.options = stringMap(r["options"]), i.otherConfig = stringMap(r["other_config"]);
+    i.externalIds = stringMap(r["external_ids"]);
+    i.mtuRequest = intOf(r["mtu_request"]), i.ofportRequest = intOf(r["ofport_request"]), i.ofport = intOf(r["ofport"]);
+    i.mac = stringOf(r["mac"]), i.error = stringOf(r["error"]);
+    i.policingRate = intOf(r["ingress_policing_rate"]).value_or(0);
+    i.policingBurst = intOf(r["ingress_policing_burst"]).value_or(0);
+    s.ifaceRows_[u] = std::move(i);
+  }
+  for (const auto& [u, r] : s.tables_["Mirror"])
+    s.mirrorRows_[u] = MirrorRow{u, str(r["name"]), uuids(r["select_src_port"]), uuids(r["select_dst_port"]),
+                                 ref(r["output_port"]), boolean(r["select_all"]), stringMap(r["external_ids"])};
+  for (const auto& [u, r] : s.tables_["QoS"]) {
+    QosRow q{u, str(r["type"]), stringMap(r["other_config"]), stringMap(r["external_ids"]), {}};
+    for (const auto& [id, qu] : mapEntries(r["queues"])) {
+      char* end = nullptr;
+      long long n = std::strtoll(id.c_str(), &end, 10);
+      if (auto uu = uuidOf(qu); uu && end && *end == '\0') q.queues[n] = *uu;
+    }
+    s.qosRows_[u] = std::move(q);
+  }
+  for (const auto& [u, r] : s.tables_["Queue"])
+    s.queueRows_[u] = QueueRow{u, stringMap(r["other_config"]), stringMap(r["external_ids"])};
+  for (const auto& [u, r] : s.tables_["NetFlow"])
+    s.netflowRows_[u] = NetFlowRow{u, strings(r["targets"]), intOf(r["active_timeout"]).value_or(0)};
+  for (const auto& [u, r] : s.tables_["sFlow"])
+    s.sflowRows_[u] = SflowRow{u, strings(r["targets"]), intOf(r["sampling"]), intOf(r["polling"])};
+
   const auto& roots = s.tables_["Open_vSwitch"];
   if (roots.size() != 1)
     return err("the Open_vSwitch table has " + std::to_string(roots.size()) +
@@ -88,14 +160,26 @@ Result<Snapshot> Snapshot::fromSelect(const Json& results) {
   index("Port", s.ports_);
   index("Interface", s.interfaces_);
   index("Mirror", s.mirrors_);
-  for (const auto& [buuid, row] : s.tables_["Bridge"]) {
-    for (const auto& p : setAtoms(row["ports"]))
-      if (auto u = uuidOf(p)) s.portBridge_[*u] = buuid;
-    for (const auto& m : setAtoms(row["mirrors"]))
-      if (auto u = uuidOf(m)) s.mirrorBridge_[*u] = buuid;
+  for (const auto& [buuid, b] : s.bridgeRows_) {
+    for (const auto& p : b.ports) s.portBridge_[p] = buuid;
+    for (const auto& m : b.mirrors) s.mirrorBridge_[m] = buuid;
   }
   return s;
 }
+
+template <typename Row>
+static const Row* findRow(const std::map<std::string, Row>& m, const std::string& uuid) {
+  auto it = m.find(uuid);
+  return it == m.end() ? nullptr : &it->second;
+}
+const BridgeRow* Snapshot::bridge(const std::string& u) const { return findRow(bridgeRows_, u); }
+const PortRow* Snapshot::port(const std::string& u) const { return findRow(portRows_, u); }
+const InterfaceRow* Snapshot::interface(const std::string& u) const { return findRow(ifaceRows_, u); }
+const MirrorRow* Snapshot::mirror(const std::string& u) const { return findRow(mirrorRows_, u); }
+const QosRow* Snapshot::qos(const std::string& u) const { return findRow(qosRows_, u); }
+const QueueRow* Snapshot::queue(const std::string& u) const { return findRow(queueRows_, u); }
+const NetFlowRow* Snapshot::netflow(const std::string& u) const { return findRow(netflowRows_, u); }
+const SflowRow* Snapshot::sflow(const std::string& u) const { return findRow(sflowRows_, u); }
 
 const Json* Snapshot::row(const std::string& table, const std::string& uuid) const {
   auto t = tables_.find(table);
@@ -124,11 +208,8 @@ std::optional<std::string> Snapshot::bridgeOfPort(const std::string& u) const { 
 std::optional<std::string> Snapshot::bridgeOfMirror(const std::string& u) const { return lookup(mirrorBridge_, u); }
 
 std::vector<std::string> Snapshot::interfacesOf(const std::string& portUuid) const {
-  std::vector<std::string> out;
-  if (const Json* p = row("Port", portUuid))
-    for (const auto& i : setAtoms((*p)["interfaces"]))
-      if (auto u = uuidOf(i)) out.push_back(*u);
-  return out;
+  const PortRow* p = port(portUuid);
+  return p ? p->interfaces : std::vector<std::string>{};
 }
 
 std::string Snapshot::nameOf(const std::string& table, const std::string& uuid) const {

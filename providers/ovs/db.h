@@ -31,13 +31,78 @@ struct TableColumns {
 const std::vector<TableColumns>& tableColumns();
 const TableColumns& columnsOf(const std::string& table);
 
-// Rows of one observe: table -> uuid -> {column: datum}.
+using StrMap = std::map<std::string, std::string>;
+
+// Typed models of the rows vnetplan reads (the columns of tableColumns(); references are uuids).
+struct BridgeRow {
+  std::string uuid, name, datapathType;
+  std::optional<std::string> failMode, netflow, sflow;
+  bool stp = false, rstp = false;
+  std::vector<std::string> ports, mirrors;
+  StrMap otherConfig, externalIds;
+};
+struct PortRow {
+  std::string uuid, name;
+  std::vector<std::string> interfaces;
+  std::optional<int64_t> tag;
+  std::vector<int64_t> trunks;
+  std::optional<std::string> vlanMode, bondMode, lacp, qos;
+  int64_t bondUpdelay = 0, bondDowndelay = 0;
+  StrMap otherConfig, externalIds;
+};
+struct InterfaceRow {
+  std::string uuid, name, type;
+  StrMap options, otherConfig, externalIds;
+  std::optional<int64_t> mtuRequest, ofportRequest, ofport;
+  std::optional<std::string> mac, error;
+  int64_t policingRate = 0, policingBurst = 0;
+};
+struct MirrorRow {
+  std::string uuid, name;
+  std::vector<std::string> selectSrcPort, selectDstPort;
+  std::optional<std::string> outputPort;
+  bool selectAll = false;
+  StrMap externalIds;
+};
+struct QosRow {
+  std::string uuid, type;
+  StrMap otherConfig, externalIds;
+  std::map<int64_t, std::string> queues;  // queue id -> Queue uuid
+};
+struct QueueRow {
+  std::string uuid;
+  StrMap otherConfig, externalIds;
+};
+struct NetFlowRow {
+  std::string uuid;
+  std::vector<std::string> targets;
+  int64_t activeTimeout = 0;
+};
+struct SflowRow {
+  std::string uuid;
+  std::vector<std::string> targets;
+  std::optional<int64_t> sampling, polling;
+};
+
+// Rows of one observe, typed; the raw datums are kept for `wait` guards (compared exactly as read).
 class Snapshot {
  public:
   static Result<Snapshot> fromSelect(const Json& results);
 
-  const Json* row(const std::string& table, const std::string& uuid) const;
+  const Json* row(const std::string& table, const std::string& uuid) const;  // raw columns
   const std::map<std::string, Json>& rows(const std::string& table) const;
+
+  const std::map<std::string, BridgeRow>& bridges() const { return bridgeRows_; }
+  const std::map<std::string, PortRow>& ports() const { return portRows_; }
+  const std::map<std::string, InterfaceRow>& interfaces() const { return ifaceRows_; }
+  const BridgeRow* bridge(const std::string& uuid) const;
+  const PortRow* port(const std::string& uuid) const;
+  const InterfaceRow* interface(const std::string& uuid) const;
+  const MirrorRow* mirror(const std::string& uuid) const;
+  const QosRow* qos(const std::string& uuid) const;
+  const QueueRow* queue(const std::string& uuid) const;
+  const NetFlowRow* netflow(const std::string& uuid) const;
+  const SflowRow* sflow(const std::string& uuid) const;
   const std::string& rootUuid() const { return root_; }
   std::optional<std::string> bridgeUuid(const std::string& name) const;
   std::optional<std::string> portUuid(const std::string& name) const;
@@ -52,6 +117,14 @@ class Snapshot {
 
  private:
   std::map<std::string, std::map<std::string, Json>> tables_;
+  std::map<std::string, BridgeRow> bridgeRows_;
+  std::map<std::string, PortRow> portRows_;
+  std::map<std::string, InterfaceRow> ifaceRows_;
+  std::map<std::string, MirrorRow> mirrorRows_;
+  std::map<std::string, QosRow> qosRows_;
+  std::map<std::string, QueueRow> queueRows_;
+  std::map<std::string, NetFlowRow> netflowRows_;
+  std::map<std::string, SflowRow> sflowRows_;
   std::string root_;
   std::map<std::string, std::string> bridges_, ports_, interfaces_, mirrors_;  // name -> uuid
   std::map<std::string, std::string> portBridge_, mirrorBridge_;             // uuid -> bridge uuid

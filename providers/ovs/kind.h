@@ -87,9 +87,9 @@ const KindOps* opsFor(Kind kind);
 // ---- shared values (values.cpp)
 
 // The ownership marker of a row, from its external_ids.
-bool ownedByVnetplan(const Json& row);
-// The user's own keys of a map column (vnetplan:* keys removed).
-std::map<std::string, std::string> userKeys(const Json& datum);
+bool ownedByVnetplan(const StrMap& externalIds);
+// The user's own keys of external_ids (vnetplan:* keys removed).
+StrMap userKeys(const StrMap& externalIds);
 // Writes a map column's entries as attributes below `prefix` ("ovs.otherConfig").
 void mapToAttrs(const std::map<std::string, std::string>& m, const std::string& prefix, Attrs& a);
 // Collects the attributes below `prefix` as a string map.
@@ -106,7 +106,7 @@ struct VlanColumns {
 };
 VlanColumns vlanColumns(const Attrs& a);
 // Reads a Port row's VLAN columns into attributes ("vlan", "vlan.trunk", "ovs.vlanMode" when unusual).
-void vlanAttrs(const Json& portRow, Attrs& out);
+void vlanAttrs(const PortRow& port, Attrs& out);
 // Canonical trunk list: sorted ids and "a-b" ranges; nullopt (with `why`) if not a valid list of VLANs.
 std::optional<Json> canonicalTrunks(const Json& list, std::string* why);
 std::vector<int64_t> trunkIds(const Json& canonical);

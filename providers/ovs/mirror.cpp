@@ -9,27 +9,25 @@ namespace vnetplan::ovs {
 
 namespace {
 
-std::vector<std::string> portNames(const Snapshot& snap, const Json& datum) {
+std::vector<std::string> portNames(const Snapshot& snap, const std::vector<std::string>& uuids) {
   std::vector<std::string> out;
-  for (const auto& atom : setAtoms(datum))
-    if (auto u = uuidOf(atom)) out.push_back(snap.nameOf("Port", *u));
+  for (const auto& u : uuids) out.push_back(snap.nameOf("Port", u));
   std::sort(out.begin(), out.end());
   return out;
 }
 
 void observeMirrors(const Snapshot& snap, const std::string& target, Observation& obs) {
-  for (const auto& [buuid, br] : snap.rows("Bridge")) {
-    for (const auto& m : setAtoms(br["mirrors"])) {
-      auto muuid = uuidOf(m);
-      const Json* row = muuid ? snap.row("Mirror", *muuid) : nullptr;
+  for (const auto& [buuid, br] : snap.bridges()) {
+    for (const auto& muuid : br.mirrors) {
+      const MirrorRow* row = snap.mirror(muuid);
       if (!row) continue;
       ObservedObject o;
-      o.addr = Address{target, Kind::Mirror, (*row)["name"].get<std::string>()};
-      o.taggedByVnetplan = ownedByVnetplan(*row);
+      o.addr = Address{target, Kind::Mirror, row->name};
+      o.taggedByVnetplan = ownedByVnetplan(row->externalIds);
       Attrs& a = o.attrs;
-      a.set("switch", br["name"].get<std::string>());
-      auto src = portNames(snap, (*row)["select_src_port"]);
-      auto dst = portNames(snap, (*row)["select_dst_port"]);
+      a.set("switch", br.name);
+      auto src = portNames(snap, row->selectSrcPort);
+      auto dst = portNames(snap, row->selectDstPort);
       if (src == dst) {
         a.set("source.ports", Json(src));
         a.set("source.direction", "both");
@@ -43,8 +41,8 @@ void observeMirrors(const Snapshot& snap, const std::string& target, Observation
         a.set("ovs.selectSrcPorts", Json(src));
         a.set("ovs.selectDstPorts", Json(dst));
       }
-      if (auto out = uuidOf((*row)["output_port"])) a.set("destination.port", snap.nameOf("Port", *out));
-      if ((*row)["select_all"].is_boolean() && (*row)["select_all"].get<bool>()) a.set("ovs.selectAll", true);
+      if (row->outputPort) a.set("destination.port", snap.nameOf("Port", *row->outputPort));
+      if (row->selectAll) a.set("ovs.selectAll", true);
       obs.objects[o.addr] = std::move(o);
     }
   }

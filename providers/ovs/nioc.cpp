@@ -52,19 +52,20 @@ std::map<std::string, ClassRates> rates(const Attrs& a, int64_t* uplinkBps) {
   return out;
 }
 
-bool hasVnetplanNioc(const Json& qos) { return stringMap(qos["external_ids"]).count("vnetplan:nioc") > 0; }
+bool hasVnetplanNioc(const QosRow& qos) { return qos.externalIds.count("vnetplan:nioc") > 0; }
+
+std::string get(const StrMap& m, const std::string& k) {
+  auto it = m.find(k);
+  return it == m.end() ? "" : it->second;
+}
 
 // The QoS row on a bridge's uplink port, if any.
-std::optional<std::string> uplinkQos(const Snapshot& snap, const Json& bridge) {
-  for (const auto& p : setAtoms(bridge["ports"])) {
-    auto pu = uuidOf(p);
-    const Json* port = pu ? snap.row("Port", *pu) : nullptr;
-    if (!port) continue;
-    auto ids = stringMap((*port)["external_ids"]);
-    if (ids[kRoleKey] != "uplink") continue;
-    if (auto q = uuidOf((*port)["qos"])) return *q;
+const QosRow* uplinkQos(const Snapshot& snap, const BridgeRow& bridge) {
+  for (const auto& pu : bridge.ports) {
+    const PortRow* port = snap.port(pu);
+    if (port && get(port->externalIds, kRoleKey) == "uplink" && port->qos) return snap.qos(*port->qos);
   }
-  return std::nullopt;
+  return nullptr;
 }
 
 }  // namespace
@@ -96,92 +97,78 @@ Json insertNioc(TxnContext& ctx, const Address& addr, const Attrs& a) {
 }
 
 void deleteNioc(TxnContext& ctx, const std::string& portUuid, const std::string& qosUuid) {
-  const Json* qos = ctx.snap().row("QoS", qosUuid);
-  if (!qos || !ownedByVnetplan(*qos)) return;
+  const QosRow* qos = ctx.snap().qos(qosUuid);
+  if (!qos || !ownedByVnetplan(qos->externalIds)) return;
   // Referential integrity: the port lets go of the QoS first (even a port being removed still holds it here).
   ctx.txn().update("Port", portUuid, Json{{"qos", setOf({})}}, "detach the NIOC QoS from the uplink port");
   ctx.guard("QoS", qosUuid, "NIOC QoS " + qosUuid);
   ctx.txn().remove("QoS", qosUuid, "delete NIOC QoS " + qosUuid);
-  for (const auto& [id, q] : mapEntries((*qos)["queues"])) {
-    auto qu = uuidOf(q);
-    const Json* queue = qu ? ctx.snap().row("Queue", *qu) : nullptr;
-    if (queue && ownedByVnetplan(*queue)) ctx.txn().remove("Queue", *qu, "delete NIOC queue " + id);
+  for (const auto& [id, qu] : qos->queues) {
+    const QueueRow* queue = ctx.snap().queue(qu);
+    if (queue && ownedByVnetplan(queue->externalIds)) ctx.txn().remove("Queue", qu, "delete NIOC queue " + std::to_string(id));
   }
 }
 
 void niocAttrs(const Snapshot& snap, const std::string& qosUuid, Attrs& a) {
-  const Json* qos = snap.row("QoS", qosUuid);
+  const QosRow* qos = snap.qos(qosUuid);
   if (!qos) return;
-  auto ids = stringMap((*qos)["external_ids"]);
-  auto it = ids.find("vnetplan:nioc");
-  Json config = it == ids.end() ? Json() : Json::parse(it->second, nullptr, false);
+  auto it = qos->externalIds.find("vnetplan:nioc");
+  Json config = it == qos->externalIds.end() ? Json() : Json::parse(it->second, nullptr, false);
   if (!config.is_object()) {  // a QoS vnetplan did not make (or a damaged one): visible, so the plan replaces it
-    a.set("ovs.uplinkQos", stringOf((*qos)["type"]).value_or("?"));
+    a.set("ovs.uplinkQos", qos->type.empty() ? "?" : qos->type);
     return;
   }
-  Attrs declared = Attrs::fromJson(Json{{"nioc", config.contains("nioc") ? config["nioc"] : config}});
+  Attrs declared = Attrs::fromJson(Json{{"nioc", config}});
   for (const auto& [k, v] : declared.values()) a.set(k, v);
   // What the rows hold must still be what that configuration makes; anything else is drift.
   int64_t uplink = 0;
   auto want = rates(declared, &uplink);
-  auto oc = stringMap((*qos)["other_config"]);
-  if (stringOf((*qos)["type"]).value_or("") != "linux-htb" || oc["max-rate"] != std::to_string(uplink))
-    a.set("ovs.niocRates.qos", stringOf((*qos)["type"]).value_or("") + " max-rate=" + oc["max-rate"]);
-  auto queues = mapEntries((*qos)["queues"]);
+  if (qos->type != "linux-htb" || get(qos->otherConfig, "max-rate") != std::to_string(uplink))
+    a.set("ovs.niocRates.qos", qos->type + " max-rate=" + get(qos->otherConfig, "max-rate"));
   for (const auto& [cls, rate] : want) {
-    auto q = queues.find(std::to_string(niocQueueId(cls)));
-    const Json* row = nullptr;
-    if (q != queues.end())
-      if (auto qu = uuidOf(q->second)) row = snap.row("Queue", *qu);
+    auto q = qos->queues.find(niocQueueId(cls));
+    const QueueRow* row = q == qos->queues.end() ? nullptr : snap.queue(q->second);
     if (!row) {
       a.set("ovs.niocRates." + cls, "queue missing");
       continue;
     }
-    auto qoc = stringMap((*row)["other_config"]);
-    if (qoc["min-rate"] != std::to_string(rate.min) || qoc["max-rate"] != std::to_string(rate.max))
-      a.set("ovs.niocRates." + cls, "min-rate=" + qoc["min-rate"] + " max-rate=" + qoc["max-rate"]);
+    const std::string min = get(row->otherConfig, "min-rate"), max = get(row->otherConfig, "max-rate");
+    if (min != std::to_string(rate.min) || max != std::to_string(rate.max))
+      a.set("ovs.niocRates." + cls, "min-rate=" + min + " max-rate=" + max);
   }
-  if (queues.size() != want.size()) a.set("ovs.niocRates.queues", static_cast<int64_t>(queues.size()));
+  if (qos->queues.size() != want.size()) a.set("ovs.niocRates.queues", static_cast<int64_t>(qos->queues.size()));
 }
 
 std::vector<std::string> niocBridges(const Snapshot& snap) {
   std::vector<std::string> out;
-  for (const auto& [bu, br] : snap.rows("Bridge"))
-    if (auto q = uplinkQos(snap, br))
-      if (const Json* qos = snap.row("QoS", *q); qos && hasVnetplanNioc(*qos)) out.push_back(br["name"].get<std::string>());
+  for (const auto& [bu, br] : snap.bridges())
+    if (const QosRow* qos = uplinkQos(snap, br); qos && hasVnetplanNioc(*qos)) out.push_back(br.name);
   return out;
 }
 
 std::map<std::string, ExpectedFlow> expectedNiocFlows(const Snapshot& snap) {
   std::map<std::string, ExpectedFlow> out;
-  for (const auto& [bu, br] : snap.rows("Bridge")) {
-    auto q = uplinkQos(snap, br);
-    const Json* qos = q ? snap.row("QoS", *q) : nullptr;
+  for (const auto& [bu, br] : snap.bridges()) {
+    const QosRow* qos = uplinkQos(snap, br);
     if (!qos || !hasVnetplanNioc(*qos)) continue;
     std::set<std::string> configured;
-    for (const auto& [id, ref] : mapEntries((*qos)["queues"]))
-      for (const auto& c : classes())
-        if (std::to_string(niocQueueId(c)) == id) configured.insert(c);
-    const std::string bridge = br["name"].get<std::string>();
-    auto brIds = stringMap(br["external_ids"]);
-    for (const auto& p : setAtoms(br["ports"])) {
-      auto pu = uuidOf(p);
-      const Json* port = pu ? snap.row("Port", *pu) : nullptr;
+    for (const auto& c : classes())
+      if (qos->queues.count(niocQueueId(c))) configured.insert(c);
+    for (const auto& pu : br.ports) {
+      const PortRow* port = snap.port(pu);
       if (!port) continue;
-      auto ids = stringMap((*port)["external_ids"]);
-      std::string cls = ids[kNiocClassKey];
-      if (cls.empty() && ids.count(kPortGroupKey)) {
-        Json def = Json::parse(brIds[kGroupPrefix + ids[kPortGroupKey]], nullptr, false);
+      std::string cls = get(port->externalIds, kNiocClassKey);
+      if (std::string group = get(port->externalIds, kPortGroupKey); cls.empty() && !group.empty()) {
+        Json def = Json::parse(get(br.externalIds, kGroupPrefix + group), nullptr, false);
         if (def.is_object() && def.contains("niocClass") && def["niocClass"].is_string()) cls = def["niocClass"];
       }
       if (cls.empty() || !configured.count(cls)) continue;
       ExpectedFlow f;
-      f.bridge = bridge;
+      f.bridge = br.name;
       f.queue = static_cast<uint32_t>(niocQueueId(cls));
-      auto ifaces = snap.interfacesOf(*pu);
-      if (!ifaces.empty())
-        if (const Json* iface = snap.row("Interface", ifaces[0])) f.ofport = intOf((*iface)["ofport"]).value_or(-1);
-      out[(*port)["name"].get<std::string>()] = f;
+      if (!port->interfaces.empty())
+        if (const InterfaceRow* iface = snap.interface(port->interfaces[0])) f.ofport = iface->ofport.value_or(-1);
+      out[port->name] = f;
     }
   }
   return out;

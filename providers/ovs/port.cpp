@@ -24,58 +24,46 @@ const OptionField kOptions[] = {
 int64_t kibToKb(int64_t kib) { return std::llround(static_cast<double>(kib) * 8.192); }
 int64_t kbToKib(int64_t kb) { return std::llround(static_cast<double>(kb) / 8.192); }
 
-std::string portType(const Json& iface) {
-  std::string t = stringOf(iface["type"]).value_or("");
-  return t.empty() ? "system" : t;
-}
-
-bool isUplink(const Json& port) {
-  auto ids = stringMap(port["external_ids"]);
-  auto it = ids.find(kRoleKey);
-  return it != ids.end() && it->second == "uplink";
+bool isUplink(const PortRow& port) {
+  auto it = port.externalIds.find(kRoleKey);
+  return it != port.externalIds.end() && it->second == "uplink";
 }
 
 void observePorts(const Snapshot& snap, const std::string& target, Observation& obs) {
-  for (const auto& [buuid, br] : snap.rows("Bridge")) {
-    const std::string bridge = br["name"].get<std::string>();
-    auto groups = stringMap(br["external_ids"]);
-    for (const auto& p : setAtoms(br["ports"])) {
-      auto puuid = uuidOf(p);
-      const Json* port = puuid ? snap.row("Port", *puuid) : nullptr;
-      if (!port) continue;
-      const std::string name = (*port)["name"].get<std::string>();
-      if (name == bridge || isUplink(*port)) continue;  // part of the Switch
+  for (const auto& [buuid, br] : snap.bridges()) {
+    for (const auto& puuid : br.ports) {
+      const PortRow* port = snap.port(puuid);
+      if (!port || port->name == br.name || isUplink(*port)) continue;  // the local and uplink ports are the Switch's
       ObservedObject o;
-      o.addr = Address{target, Kind::Port, name};
-      o.taggedByVnetplan = ownedByVnetplan(*port);
+      o.addr = Address{target, Kind::Port, port->name};
+      o.taggedByVnetplan = ownedByVnetplan(port->externalIds);
       Attrs& a = o.attrs;
-      auto pids = stringMap((*port)["external_ids"]);
+      const StrMap& pids = port->externalIds;
       Attrs vlan;
       vlanAttrs(*port, vlan);
       if (auto g = pids.find(kPortGroupKey); g != pids.end()) {
         a.set("portGroup", g->second);
         // The VLAN comes from the group: shown only when the port's own columns disagree with it.
         Attrs groupVlan;
-        if (auto def = groups.find(kGroupPrefix + g->second); def != groups.end()) {
+        if (auto def = br.externalIds.find(kGroupPrefix + g->second); def != br.externalIds.end()) {
           Json settings = Json::parse(def->second, nullptr, false);
           if (settings.is_object()) groupVlan = vlanOnly(Attrs::fromJson(settings));
         }
         if (!(vlan == groupVlan))
           for (const auto& [k, v] : vlan.values()) a.set(k, v);
       } else {
-        a.set("switch", bridge);
+        a.set("switch", br.name);
         for (const auto& [k, v] : vlan.values()) a.set(k, v);
       }
       if (auto c = pids.find(kNiocClassKey); c != pids.end()) a.set("niocClass", c->second);
-      auto ifaces = snap.interfacesOf(*puuid);
-      const Json* iface = ifaces.empty() ? nullptr : snap.row("Interface", ifaces[0]);
+      const InterfaceRow* iface = port->interfaces.empty() ? nullptr : snap.interface(port->interfaces[0]);
       if (iface) {
-        const Json& i = *iface;
-        a.set("type", portType(i));
-        if (auto mtu = intOf(i["mtu_request"])) a.set("mtu", *mtu);
-        if (auto mac = stringOf(i["mac"])) a.set("mac", *mac);
-        if (auto of = intOf(i["ofport_request"])) a.set("ovs.ofport", *of);
-        auto options = stringMap(i["options"]);
+        const InterfaceRow& i = *iface;
+        a.set("type", i.type.empty() ? "system" : i.type);
+        if (i.mtuRequest) a.set("mtu", *i.mtuRequest);
+        if (i.mac) a.set("mac", *i.mac);
+        if (i.ofportRequest) a.set("ovs.ofport", *i.ofportRequest);
+        StrMap options = i.options;
         for (const auto& f : kOptions) {
           auto it = options.find(f.option);
           if (it == options.end()) continue;
@@ -86,15 +74,14 @@ void observePorts(const Snapshot& snap, const std::string& target, Observation& 
           options.erase(it);
         }
         mapToAttrs(options, "ovs.options", a);  // options vnetplan does not write: shown so drift is visible
-        mapToAttrs(stringMap(i["other_config"]), "ovs.otherConfig", a);
-        mapToAttrs(userKeys(i["external_ids"]), "ovs.externalIds", a);
-        if (auto rate = intOf(i["ingress_policing_rate"]); rate && *rate > 0) a.set("shaping.averageKbps", *rate);
-        if (auto burst = intOf(i["ingress_policing_burst"]); burst && *burst > 0)
-          a.set("shaping.burstKiB", kbToKib(*burst));
+        mapToAttrs(i.otherConfig, "ovs.otherConfig", a);
+        mapToAttrs(userKeys(i.externalIds), "ovs.externalIds", a);
+        if (i.policingRate > 0) a.set("shaping.averageKbps", i.policingRate);
+        if (i.policingBurst > 0) a.set("shaping.burstKiB", kbToKib(i.policingBurst));
       }
-      if (ifaces.size() > 1) {
+      if (port->interfaces.size() > 1) {
         std::vector<std::string> names;
-        for (const auto& iu : ifaces) names.push_back(snap.nameOf("Interface", iu));
+        for (const auto& iu : port->interfaces) names.push_back(snap.nameOf("Interface", iu));
         a.set("ovs.bondInterfaces", Json(names));  // a bond vnetplan did not make: visible, never changed
       }
       obs.objects[o.addr] = std::move(o);

@@ -14,13 +14,13 @@ Attrs groupSettings(const Attrs& a) {
 namespace {
 
 void observeGroups(const Snapshot& snap, const std::string& target, Observation& obs) {
-  for (const auto& [buuid, br] : snap.rows("Bridge")) {
-    for (const auto& [key, value] : stringMap(br["external_ids"])) {
+  for (const auto& [buuid, br] : snap.bridges()) {
+    for (const auto& [key, value] : br.externalIds) {
       if (key.rfind(kGroupPrefix, 0) != 0 || key.size() == std::string(kGroupPrefix).size()) continue;
       ObservedObject o;
       o.addr = Address{target, Kind::PortGroup, key.substr(std::string(kGroupPrefix).size())};
       o.taggedByVnetplan = true;
-      o.attrs.set("switch", br["name"].get<std::string>());
+      o.attrs.set("switch", br.name);
       Json settings = Json::parse(value, nullptr, false);
       if (settings.is_object()) {
         Attrs v = groupSettings(Attrs::fromJson(settings));
@@ -38,11 +38,10 @@ Json keySet(const std::string& key) { return setOf({Json(key)}); }
 // Re-tags the group's existing member ports (ports created in this transaction take the group's VLAN then).
 void retagMembers(TxnContext& ctx, const std::string& group, const Attrs& vlan) {
   VlanColumns v = vlanColumns(vlan);
-  for (const auto& [puuid, port] : ctx.snap().rows("Port")) {
-    auto ids = stringMap(port["external_ids"]);
-    auto it = ids.find(kPortGroupKey);
-    if (it == ids.end() || it->second != group) continue;
-    const std::string name = port["name"].get<std::string>();
+  for (const auto& [puuid, port] : ctx.snap().ports()) {
+    auto it = port.externalIds.find(kPortGroupKey);
+    if (it == port.externalIds.end() || it->second != group) continue;
+    const std::string& name = port.name;
     if (ctx.portGone(name)) continue;
     ctx.guard("Port", puuid, "port " + name);
     ctx.txn().update("Port", puuid, Json{{"tag", v.tag}, {"trunks", v.trunks}, {"vlan_mode", v.vlanMode}},

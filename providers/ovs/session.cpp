@@ -236,9 +236,9 @@ void OvsSession::annotateFlows(Observation& obs) {
     }
     for (const auto& [ofport, queue] : actual) {
       if (portAt.count(ofport)) continue;
-      for (const auto& [iu, iface] : snap_->rows("Interface"))
-        if (intOf(iface["ofport"]) == static_cast<int64_t>(ofport)) {
-          auto obj = obs.objects.find(Address{target_, Kind::Port, iface["name"].get<std::string>()});
+      for (const auto& [iu, iface] : snap_->interfaces())
+        if (iface.ofport == static_cast<int64_t>(ofport)) {
+          auto obj = obs.objects.find(Address{target_, Kind::Port, iface.name});
           if (obj != obs.objects.end()) obj->second.attrs.set("ovs.niocFlow", "queue " + std::to_string(queue));
         }
     }

@@ -42,94 +42,81 @@ BondColumns bondColumns(const Attrs& a) {
   return b;
 }
 
-void bondAttrs(const Json& port, Attrs& a) {
-  std::string mode = stringOf(port["bond_mode"]).value_or("");
-  auto oc = stringMap(port["other_config"]);
-  auto ids = stringMap(port["external_ids"]);
+void bondAttrs(const PortRow& port, Attrs& a) {
+  const std::string mode = port.bondMode.value_or("");
+  const StrMap& oc = port.otherConfig;
+  auto get = [](const StrMap& m, const char* k) -> std::optional<std::string> {
+    auto it = m.find(k);
+    if (it == m.end()) return std::nullopt;
+    return it->second;
+  };
   if (mode == "active-backup" || mode.empty()) {
     a.set("uplinks.teaming.policy", "failover");
-    if (auto it = oc.find("bond-primary"); it != oc.end()) a.set("uplinks.teaming.active", Json::array({it->second}));
+    if (auto primary = get(oc, "bond-primary")) a.set("uplinks.teaming.active", Json::array({*primary}));
   } else if (mode == "balance-slb") {
     a.set("uplinks.teaming.policy", "src-mac");
   } else if (mode == "balance-tcp") {
-    auto it = ids.find("vnetplan:teaming");
-    a.set("uplinks.teaming.policy", it != ids.end() && it->second == "ip-hash" ? "ip-hash" : "lacp");
-    if (auto lacp = stringOf(port["lacp"]); lacp && *lacp != "off") a.set("uplinks.teaming.lacp.mode", *lacp);
-    if (auto it2 = oc.find("lacp-time"); it2 != oc.end()) a.set("uplinks.teaming.lacp.rate", it2->second);
+    a.set("uplinks.teaming.policy", get(port.externalIds, "vnetplan:teaming") == "ip-hash" ? "ip-hash" : "lacp");
+    if (port.lacp && *port.lacp != "off") a.set("uplinks.teaming.lacp.mode", *port.lacp);
+    if (auto rate = get(oc, "lacp-time")) a.set("uplinks.teaming.lacp.rate", *rate);
   } else {
     a.set("ovs.bond.mode", mode);  // not one vnetplan writes: shown as is
   }
-  if (oc.count("bond-detect-mode") && oc["bond-detect-mode"] == "miimon") {
+  if (get(oc, "bond-detect-mode") == "miimon") {
     long ms = 100;  // OVS's default interval
-    if (auto it = oc.find("bond-miimon-interval"); it != oc.end()) ms = std::strtol(it->second.c_str(), nullptr, 10);
+    if (auto v = get(oc, "bond-miimon-interval")) ms = std::strtol(v->c_str(), nullptr, 10);
     a.set("ovs.bond.miimonMs", static_cast<int64_t>(ms));
   }
-  if (auto up = intOf(port["bond_updelay"]); up && *up) a.set("ovs.bond.updelayMs", *up);
-  if (auto down = intOf(port["bond_downdelay"]); down && *down) a.set("ovs.bond.downdelayMs", *down);
+  if (port.bondUpdelay) a.set("ovs.bond.updelayMs", port.bondUpdelay);
+  if (port.bondDowndelay) a.set("ovs.bond.downdelayMs", port.bondDowndelay);
 }
 
-bool isUplinkPort(const Json& port) {
-  auto ids = stringMap(port["external_ids"]);
-  auto it = ids.find(kRoleKey);
-  return it != ids.end() && it->second == "uplink";
+bool isUplinkPort(const PortRow& port) {
+  auto it = port.externalIds.find(kRoleKey);
+  return it != port.externalIds.end() && it->second == "uplink";
 }
 
 // ---- observe
 
 void observeSwitches(const Snapshot& snap, const std::string& target, Observation& obs) {
-  for (const auto& [buuid, br] : snap.rows("Bridge")) {
-    const std::string name = br["name"].get<std::string>();
+  for (const auto& [buuid, br] : snap.bridges()) {
     ObservedObject o;
-    o.addr = Address{target, Kind::Switch, name};
-    o.taggedByVnetplan = ownedByVnetplan(br);
+    o.addr = Address{target, Kind::Switch, br.name};
+    o.taggedByVnetplan = ownedByVnetplan(br.externalIds);
     Attrs& a = o.attrs;
-    std::string dp = stringOf(br["datapath_type"]).value_or("");
-    a.set("ovs.datapathType", dp.empty() ? "system" : dp);
-    a.set("ovs.failMode", stringOf(br["fail_mode"]).value_or("standalone"));
-    a.set("stp", br["stp_enable"].is_boolean() && br["stp_enable"].get<bool>());
-    a.set("ovs.rstp", br["rstp_enable"].is_boolean() && br["rstp_enable"].get<bool>());
-    mapToAttrs(stringMap(br["other_config"]), "ovs.otherConfig", a);
-    auto ids = userKeys(br["external_ids"]);
-    mapToAttrs(ids, "ovs.externalIds", a);
-
-    for (const auto& p : setAtoms(br["ports"])) {
-      auto puuid = uuidOf(p);
-      const Json* port = puuid ? snap.row("Port", *puuid) : nullptr;
+    a.set("ovs.datapathType", br.datapathType.empty() ? "system" : br.datapathType);
+    a.set("ovs.failMode", br.failMode.value_or("standalone"));
+    a.set("stp", br.stp);
+    a.set("ovs.rstp", br.rstp);
+    mapToAttrs(br.otherConfig, "ovs.otherConfig", a);
+    mapToAttrs(userKeys(br.externalIds), "ovs.externalIds", a);
+    for (const auto& puuid : br.ports) {
+      const PortRow* port = snap.port(puuid);
       if (!port) continue;
-      const std::string pname = (*port)["name"].get<std::string>();
-      if (pname == name) {  // the bridge's local port: its MTU is the switch's
-        for (const auto& iu : snap.interfacesOf(*puuid))
-          if (const Json* iface = snap.row("Interface", iu))
-            if (auto mtu = intOf((*iface)["mtu_request"])) a.set("mtu", *mtu);
+      if (port->name == br.name) {  // the bridge's local port: its MTU is the switch's
+        for (const auto& iu : port->interfaces)
+          if (const InterfaceRow* iface = snap.interface(iu); iface && iface->mtuRequest) a.set("mtu", *iface->mtuRequest);
       } else if (isUplinkPort(*port)) {
         std::vector<std::string> nics;
-        for (const auto& iu : snap.interfacesOf(*puuid)) nics.push_back(snap.nameOf("Interface", iu));
+        for (const auto& iu : port->interfaces) nics.push_back(snap.nameOf("Interface", iu));
         std::sort(nics.begin(), nics.end());
         a.set("uplinks.nics", Json(nics));
         if (nics.size() > 1) bondAttrs(*port, a);
-        if (auto q = uuidOf((*port)["qos"])) niocAttrs(snap, *q, a);
+        if (port->qos) niocAttrs(snap, *port->qos, a);
       }
     }
-    if (auto nf = uuidOf(br["netflow"]); nf) {
-      if (const Json* row = snap.row("NetFlow", *nf)) {
-        std::vector<std::string> targets;
-        for (const auto& t : setAtoms((*row)["targets"]))
-          if (t.is_string()) targets.push_back(t.get<std::string>());
-        std::sort(targets.begin(), targets.end());
-        a.set("ovs.netflow.targets", Json(targets));
-        if (auto at = intOf((*row)["active_timeout"]); at && *at != 0) a.set("ovs.netflow.activeTimeout", *at);
-      }
+    if (const NetFlowRow* nf = br.netflow ? snap.netflow(*br.netflow) : nullptr) {
+      std::vector<std::string> targets = nf->targets;
+      std::sort(targets.begin(), targets.end());
+      a.set("ovs.netflow.targets", Json(targets));
+      if (nf->activeTimeout != 0) a.set("ovs.netflow.activeTimeout", nf->activeTimeout);
     }
-    if (auto sf = uuidOf(br["sflow"]); sf) {
-      if (const Json* row = snap.row("sFlow", *sf)) {
-        std::vector<std::string> targets;
-        for (const auto& t : setAtoms((*row)["targets"]))
-          if (t.is_string()) targets.push_back(t.get<std::string>());
-        std::sort(targets.begin(), targets.end());
-        a.set("ovs.sflow.targets", Json(targets));
-        if (auto s = intOf((*row)["sampling"])) a.set("ovs.sflow.sampling", *s);
-        if (auto p = intOf((*row)["polling"])) a.set("ovs.sflow.polling", *p);
-      }
+    if (const SflowRow* sf = br.sflow ? snap.sflow(*br.sflow) : nullptr) {
+      std::vector<std::string> targets = sf->targets;
+      std::sort(targets.begin(), targets.end());
+      a.set("ovs.sflow.targets", Json(targets));
+      if (sf->sampling) a.set("ovs.sflow.sampling", *sf->sampling);
+      if (sf->polling) a.set("ovs.sflow.polling", *sf->polling);
     }
     obs.objects[o.addr] = std::move(o);
   }
@@ -200,11 +187,10 @@ std::optional<Json> insertUplink(TxnContext& ctx, const Address& addr, const Att
 
 // The bridge's uplink port uuid, if it has one.
 std::optional<std::string> uplinkOf(const Snapshot& snap, const std::string& bridgeUuid) {
-  const Json* br = snap.row("Bridge", bridgeUuid);
+  const BridgeRow* br = snap.bridge(bridgeUuid);
   if (!br) return std::nullopt;
-  for (const auto& p : setAtoms((*br)["ports"]))
-    if (auto u = uuidOf(p))
-      if (const Json* port = snap.row("Port", *u); port && isUplinkPort(*port)) return *u;
+  for (const auto& u : br->ports)
+    if (const PortRow* port = snap.port(u); port && isUplinkPort(*port)) return u;
   return std::nullopt;
 }
 
@@ -243,7 +229,7 @@ Status updateSwitch(TxnContext& ctx, const Step& step) {
   ctx.guard("Bridge", *buuid, "bridge " + name);
   Json ids = ctx.ownedIds(step.addr, attrsToMap(a, "ovs.externalIds"));
   // Keep the port group definitions (and other vnetplan keys of this bridge) as they are.
-  for (const auto& [k, v] : stringMap((*ctx.snap().row("Bridge", *buuid))["external_ids"]))
+  for (const auto& [k, v] : ctx.snap().bridge(*buuid)->externalIds)
     if (k.rfind(kGroupPrefix, 0) == 0) ids[1].push_back(Json::array({k, v}));
   Json row = bridgeColumns(a, ids);
   if (changed(step, "ovs.netflow")) {
@@ -265,7 +251,7 @@ Status updateSwitch(TxnContext& ctx, const Step& step) {
   auto oldUplink = uplinkOf(ctx.snap(), *buuid);
   const bool rebuild = changed(step, "uplinks") || changed(step, "ovs.bond");
   if ((rebuild || changed(step, "nioc") || changed(step, "ovs.niocRates") || changed(step, "ovs.uplinkQos")) && oldUplink)
-    if (auto q = uuidOf((*ctx.snap().row("Port", *oldUplink))["qos"])) deleteNioc(ctx, *oldUplink, *q);
+    if (auto q = ctx.snap().port(*oldUplink)->qos) deleteNioc(ctx, *oldUplink, *q);
   if (!rebuild && oldUplink && (changed(step, "nioc") || changed(step, "ovs.niocRates") || changed(step, "ovs.uplinkQos"))) {
     // Only the NIOC changed: new QoS rows on the same uplink port (the bond does not flap).
     ctx.guard("Port", *oldUplink, "uplink port " + ctx.snap().nameOf("Port", *oldUplink));
@@ -294,7 +280,7 @@ Status deleteSwitch(TxnContext& ctx, const Step& step) {
   ctx.guard("Bridge", *buuid, "bridge " + name);
   // QoS and Queue are root tables: nothing removes them with the bridge.
   if (auto up = uplinkOf(ctx.snap(), *buuid))
-    if (auto q = uuidOf((*ctx.snap().row("Port", *up))["qos"])) deleteNioc(ctx, *up, *q);
+    if (auto q = ctx.snap().port(*up)->qos) deleteNioc(ctx, *up, *q);
   // Ports, interfaces, mirrors and NetFlow/sFlow rows are not root rows: they go with the bridge.
   ctx.txn().mutate("Open_vSwitch", ctx.snap().rootUuid(),
                    Json::array({Json::array({"bridges", "delete", setOf({uuidRef(*buuid)})})}), "delete bridge " + name);

@@ -5,13 +5,10 @@
 
 namespace vnetplan::ovs {
 
-bool ownedByVnetplan(const Json& row) {
-  if (!row.contains("external_ids")) return false;
-  return stringMap(row["external_ids"]).count(kOwnerKey) > 0;
-}
+bool ownedByVnetplan(const StrMap& externalIds) { return externalIds.count(kOwnerKey) > 0; }
 
-std::map<std::string, std::string> userKeys(const Json& datum) {
-  auto m = stringMap(datum);
+std::map<std::string, std::string> userKeys(const StrMap& externalIds) {
+  auto m = externalIds;
   for (auto it = m.begin(); it != m.end();) it = isVnetplanKey(it->first) ? m.erase(it) : std::next(it);
   return m;
 }
@@ -118,13 +115,12 @@ void TxnContext::guardAbsent(const std::string& table, const std::string& name, 
 
 std::optional<TxnContext::Group> TxnContext::group(const std::string& name) const {
   if (auto it = groups_.find(name); it != groups_.end()) return it->second;
-  for (const auto& [uuid, row] : snap_.rows("Bridge")) {
-    auto ids = stringMap(row["external_ids"]);
-    auto it = ids.find(kGroupPrefix + name);
-    if (it == ids.end()) continue;
+  for (const auto& [uuid, br] : snap_.bridges()) {
+    auto it = br.externalIds.find(kGroupPrefix + name);
+    if (it == br.externalIds.end()) continue;
     Json settings = Json::parse(it->second, nullptr, false);
     Group g;
-    g.bridge = row["name"].get<std::string>();
+    g.bridge = br.name;
     if (settings.is_object()) g.attrs = Attrs::fromJson(settings);
     return g;
   }

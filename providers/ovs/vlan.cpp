@@ -93,12 +93,10 @@ VlanColumns vlanColumns(const Attrs& a) {
   return c;
 }
 
-void vlanAttrs(const Json& port, Attrs& out) {
-  auto tag = intOf(port["tag"]);
-  std::vector<int64_t> trunks;
-  for (const auto& t : setAtoms(port["trunks"]))
-    if (t.is_number_integer()) trunks.push_back(t.get<int64_t>());
-  std::string mode = stringOf(port["vlan_mode"]).value_or("");
+void vlanAttrs(const PortRow& port, Attrs& out) {
+  const auto& tag = port.tag;
+  const std::vector<int64_t>& trunks = port.trunks;
+  std::string mode = port.vlanMode.value_or("");
   if (tag && trunks.empty() && (mode.empty() || mode == "access")) {
     out.set("vlan", *tag);
     return;

@@ -102,12 +102,15 @@ TEST(OvsVlan, TrunksHaveOneCanonicalForm) {
   EXPECT_EQ(v.vlanMode, "trunk");
   EXPECT_EQ(setAtoms(v.trunks).size(), 4u);
   // Read back from a Port row: the same canonical attributes.
-  Json port{{"tag", setOf({})}, {"trunks", v.trunks}, {"vlan_mode", "trunk"}};
+  PortRow port;
+  for (const auto& t : setAtoms(v.trunks)) port.trunks.push_back(t.get<int64_t>());
+  port.vlanMode = "trunk";
   Attrs back;
   vlanAttrs(port, back);
   EXPECT_EQ(back, vlanOnly(a));
   // A native VLAN mode vnetplan never writes shows up as such.
-  Json native{{"tag", 5}, {"trunks", setOf({Json(7)})}, {"vlan_mode", "native-untagged"}};
+  PortRow native;
+  native.tag = 5, native.trunks = {7}, native.vlanMode = "native-untagged";
   Attrs odd;
   vlanAttrs(native, odd);
   EXPECT_EQ(odd.getString("ovs.vlanMode"), "native-untagged");
@@ -143,6 +146,9 @@ TEST(OvsSnapshot, RefusesMalformedSelectReplies) {
   auto ok = Snapshot::fromSelect(bad);
   ASSERT_TRUE(ok) << ok.error().message;
   EXPECT_EQ(ok->bridgeUuid("br0"), "b");
+  ASSERT_TRUE(ok->bridge("b"));
+  EXPECT_EQ(ok->bridge("b")->name, "br0");
+  EXPECT_TRUE(ok->bridge("b")->ports.empty());
 }
 
 TEST(OvsText, PeerTextIsMadePrintable) {
