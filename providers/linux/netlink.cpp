@@ -1,5 +1,6 @@
 #include "providers/linux/netlink.h"
 
+#include <algorithm>
 #include <netlink/attr.h>
 #include <netlink/errno.h>
 #include <netlink/handlers.h>
@@ -166,11 +167,13 @@ NlOutcome NlSocket::exchange(nl_msg* msg, const Handler& onReply, bool* interrup
 NlOutcome NlSocket::request(nl_msg* msg, const Handler& onReply) { return exchange(msg, onReply, nullptr); }
 
 NlOutcome NlSocket::dump(nl_msg* msg, const Handler& onMsg, const std::function<void()>& reset) {
-  constexpr int kAttempts = 6;
+  // Right after links are made the kernel keeps changing the address table for a while (IPv6 DAD moves
+  // addresses from tentative to permanent), so a dump can be interrupted many times in a row.
+  constexpr int kAttempts = 12;
   NlOutcome out;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     if (attempt > 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5 << attempt));  // 10, 20, ... 160 ms
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(5 << attempt, 250)));  // 10 ... 250 ms
       if (reset) reset();
       nlmsg_hdr(msg)->nlmsg_seq = NL_AUTO_SEQ;  // resend as a new request
     }
