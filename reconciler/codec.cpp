@@ -88,9 +88,11 @@ std::string sha256Hex(const std::string& bytes) {
   return out;
 }
 
-std::string fingerprint(const std::optional<Attrs>& live) {
+std::string fingerprint(const Attrs* live) {
   if (!live) return "absent";
   return sha256Hex(flatJson(*live).dump());
 }
+
+std::string fingerprint(const std::optional<Attrs>& live) { return fingerprint(live ? &*live : nullptr); }
 
 }  // namespace vnetplan

@@ -20,5 +20,6 @@ Attrs attrsFromFlatJson(const Json& j);
 std::string sha256Hex(const std::string& bytes);
 // Stable fingerprint of live attributes ("absent" when the object does not exist).
 std::string fingerprint(const std::optional<Attrs>& live);
+std::string fingerprint(const Attrs* live);  // nullptr = absent
 
 }  // namespace vnetplan

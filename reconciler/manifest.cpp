@@ -477,8 +477,8 @@ std::optional<std::string> readBounded(const std::string& f, size_t limit, Diagn
   return data;
 }
 
-std::vector<Document> loadManifests(const std::vector<std::string>& paths, Diagnostics& diags,
-                                    const LoadLimits& limits) {
+std::vector<ManifestSource> readManifestSources(const std::vector<std::string>& paths, Diagnostics& diags,
+                                                const LoadLimits& limits) {
   std::vector<std::string> files;
   for (const auto& p : paths) {
     std::error_code ec;
@@ -507,26 +507,38 @@ std::vector<Document> loadManifests(const std::vector<std::string>& paths, Diagn
       files.push_back(p);
     }
   }
-  std::vector<Document> docs;
+  std::vector<ManifestSource> sources;
   std::set<std::string> seen;
-  size_t filesRead = 0;
   for (const auto& f : files) {
     std::error_code ec;
     auto canonical = fs::weakly_canonical(f, ec);
     if (!ec && !seen.insert(canonical.string()).second) continue;  // same file named twice
     auto text = readBounded(f, limits.maxFileBytes, diags);
     if (!text) continue;
-    ++filesRead;
+    sources.push_back({f, std::move(*text)});
+  }
+  return sources;
+}
+
+std::vector<Document> parseManifestSources(const std::vector<ManifestSource>& sources, Diagnostics& diags,
+                                           const LoadLimits& limits) {
+  std::vector<Document> docs;
+  for (const auto& src : sources) {
     const size_t errorsBefore = diags.errorCount();
-    auto parsed = parseText(*text, f, diags, limits);
+    auto parsed = parseText(src.text, src.file, diags, limits);
     if (parsed.empty() && diags.errorCount() == errorsBefore)
-      diags.warning(SourceLoc{f, 0, 0}, "holds no documents", "manifest-empty");
+      diags.warning(SourceLoc{src.file, 0, 0}, "holds no documents", "manifest-empty");
     for (auto& d : parsed) docs.push_back(std::move(d));
   }
-  if (docs.empty() && filesRead > 0 && !diags.hasErrors())
-    diags.error(SourceLoc{files.front(), 0, 0}, "no documents in the manifests: nothing to validate or plan",
+  if (docs.empty() && !sources.empty() && !diags.hasErrors())
+    diags.error(SourceLoc{sources.front().file, 0, 0}, "no documents in the manifests: nothing to validate or plan",
                 "manifest-empty");
   return docs;
+}
+
+std::vector<Document> loadManifests(const std::vector<std::string>& paths, Diagnostics& diags,
+                                    const LoadLimits& limits) {
+  return parseManifestSources(readManifestSources(paths, diags, limits), diags, limits);
 }
 
 }  // namespace vnetplan

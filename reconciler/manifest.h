@@ -32,6 +32,19 @@ struct LoadLimits {
   size_t maxDepth = 64;
 };
 
+// One manifest file's bytes, as read.
+struct ManifestSource {
+  std::string file;
+  std::string text;
+};
+// Reads every path (a file, or a directory: every *.yaml / *.yml below it, sorted; a file named twice is read
+// once). Problems are added to diags.
+std::vector<ManifestSource> readManifestSources(const std::vector<std::string>& paths, Diagnostics& diags,
+                                                const LoadLimits& limits = {});
+// Parses what readManifestSources read.
+std::vector<Document> parseManifestSources(const std::vector<ManifestSource>& sources, Diagnostics& diags,
+                                           const LoadLimits& limits = {});
+
 // Reads every path (a file, or a directory: every *.yaml / *.yml below it, sorted). Problems are added to
 // diags (each with file:line:col); the documents that could be read are returned.
 std::vector<Document> loadManifests(const std::vector<std::string>& paths, Diagnostics& diags,

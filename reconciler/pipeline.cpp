@@ -1,5 +1,7 @@
 #include "reconciler/pipeline.h"
 
+#include "reconciler/frontcache.h"
+
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -17,19 +19,19 @@ namespace vnetplan {
 
 namespace {
 
-std::string digestOf(const std::vector<Document>& docs, const std::vector<std::string>& files,
+// sha256 over the manifests' paths and bytes (of the files that held documents), or over the inline text.
+std::string digestOf(const std::vector<ManifestSource>& sources, const std::vector<std::string>& files,
                      const std::string& inlineText) {
+  if (files.empty()) return sha256Hex(inlineText);
+  std::map<std::string, const std::string*> text;
+  for (const auto& s : sources) text[s.file] = &s.text;
   std::string all;
   for (const auto& f : files) {
-    std::ifstream in(f, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    all += f + '\0' + ss.str() + '\0';
+    auto it = text.find(f);
+    all += f + '\0' + (it == text.end() ? std::string() : *it->second) + '\0';
   }
-  if (files.empty() && !docs.empty()) all = inlineText;
   return sha256Hex(all);
 }
-
 
 // Schema validation of every document, on every core for large inputs; diagnostics keep document order.
 std::vector<Document> validateAll(std::vector<Document> docs, Diagnostics& diags) {
@@ -69,31 +71,38 @@ class PhaseTimer {
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
 
-DesiredState finish(std::vector<Document> docs, const std::string& inlineText, const ProviderRegistry& providers,
-                    Diagnostics& diags, PhaseTimer& timer, Prefetch* prefetch) {
+// Starts observing the Targets (if they are valid and pass their provider's checks).
+void startPrefetch(const std::vector<Target>& targets, const ProviderRegistry& providers, Prefetch* prefetch,
+                   bool invalid) {
+  if (!prefetch || invalid) return;
+  Diagnostics scratch;
+  for (const auto& t : targets)
+    if (Provider* p = providers.find(t.provider)) p->checkTarget(t, scratch);
+  if (!scratch.hasErrors()) prefetch->start(targets);
+}
+
+// The front end after parsing: schema validation, the builder, the digest and lint. With a prefetch, the
+// Targets are validated first and observing them starts while the rest is validated.
+DesiredState front(std::vector<Document> docs, const std::vector<ManifestSource>& sources, const std::string& inlineText,
+                   const ProviderRegistry& providers, Diagnostics& diags, PhaseTimer& timer, Prefetch* prefetch) {
   std::vector<Document> valid;
   if (prefetch) {
-    // Targets first: once they are valid and checked, observing them starts while the rest is validated.
     std::vector<Document> targetDocs, others;
     for (auto& d : docs) (d.body.value("kind", Json()) == "Target" ? targetDocs : others).push_back(std::move(d));
     valid = validateAll(std::move(targetDocs), diags);
     Diagnostics scratch;
     DesiredState early = buildDesiredState(valid, scratch);
-    for (const auto& t : early.targets)
-      if (Provider* p = providers.find(t.provider)) p->checkTarget(t, scratch);
-    if (!scratch.hasErrors() && !diags.hasErrors()) prefetch->start(early.targets);
+    startPrefetch(early.targets, providers, prefetch, diags.hasErrors() || scratch.hasErrors());
     for (auto& d : validateAll(std::move(others), diags)) valid.push_back(std::move(d));
   } else {
     valid = validateAll(std::move(docs), diags);
   }
   timer.done("schema");
   DesiredState desired = buildDesiredState(valid, diags);
-  desired.digest = digestOf(valid, desired.files, inlineText);
+  desired.digest = digestOf(sources, desired.files, inlineText);
   if (!inlineText.empty()) desired.files.clear();
   timer.done("build");
   lint(desired, diags);
-  checkWithProviders(desired, providers, diags);
-  timer.done("lint+check");
   return desired;
 }
 
@@ -139,9 +148,34 @@ void checkWithProviders(DesiredState& desired, const ProviderRegistry& providers
 DesiredState loadDesired(const std::vector<std::string>& paths, const ProviderRegistry& providers,
                          Diagnostics& diags, Prefetch* prefetch) {
   PhaseTimer timer;
-  auto docs = loadManifests(paths, diags);
-  timer.done("load");
-  return finish(std::move(docs), "", providers, diags, timer, prefetch);
+  auto sources = readManifestSources(paths, diags);
+  // Unchanged manifests (same bytes, same binary) reuse the cached front end; see frontcache.h.
+  const std::string key = diags.hasErrors() ? "" : frontcache::keyOf(sources);
+  DesiredState desired;
+  bool prefetching = false;
+  auto hit = frontcache::load(key, [&](const std::vector<Target>& targets) {
+    startPrefetch(targets, providers, prefetch, false);  // observe while the resources are decoded
+    prefetching = true;
+  });
+  if (hit) {
+    for (auto& w : hit->warnings) diags.add(std::move(w));
+    desired = std::move(hit->desired);
+    spdlog::debug("front-end cache hit: {}", key);
+    timer.done("load (front end from the cache)");
+  } else {
+    // (A damaged entry may have started the prefetch: Prefetch::take re-checks each target's spec.)
+    if (prefetching) prefetch = nullptr;
+    Diagnostics frontDiags;
+    auto docs = parseManifestSources(sources, frontDiags);
+    timer.done("load");
+    desired = front(std::move(docs), sources, "", providers, frontDiags, timer, prefetch);
+    if (!frontDiags.hasErrors() && !diags.hasErrors()) frontcache::store(key, desired, frontDiags.items());
+    spdlog::debug("front-end cache {}: {}", key.empty() ? "off" : "miss", key.empty() ? frontcache::directory() : key);
+    diags.append(frontDiags);
+  }
+  checkWithProviders(desired, providers, diags);
+  timer.done("lint+check");
+  return desired;
 }
 
 DesiredState loadDesiredText(const std::string& text, const std::string& name, const ProviderRegistry& providers,
@@ -149,7 +183,10 @@ DesiredState loadDesiredText(const std::string& text, const std::string& name, c
   PhaseTimer timer;
   auto docs = loadManifestText(text, name, diags);
   timer.done("load");
-  return finish(std::move(docs), text, providers, diags, timer, nullptr);
+  DesiredState desired = front(std::move(docs), {}, text, providers, diags, timer, nullptr);
+  checkWithProviders(desired, providers, diags);
+  timer.done("lint+check");
+  return desired;
 }
 
 Result<LiveTarget> connectAndObserve(const Target& target, const ProviderRegistry& providers) {

@@ -203,9 +203,8 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
   for (const auto& c : plan.changes) {
     if (c.addr.target != view.target->name) continue;
     auto liveIt = view.observed->objects.find(c.addr);
-    std::optional<Attrs> live;
-    if (liveIt != view.observed->objects.end()) live = liveIt->second.attrs;
-    plan.liveFingerprints[c.addr.str()] = fingerprint(live);
+    plan.liveFingerprints[c.addr.str()] =
+        fingerprint(liveIt == view.observed->objects.end() ? nullptr : &liveIt->second.attrs);
   }
 }
 
