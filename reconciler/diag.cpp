@@ -72,9 +72,16 @@ static size_t editDistance(const std::string& a, const std::string& b) {
 
 std::string closestMatch(const std::string& word, const std::vector<std::string>& candidates) {
   std::string best;
-  size_t bestDist = std::max<size_t>(2, word.size() / 3) + 1;
+  // Short words get one edit, or swapped letters ("mut" -> "mtu"): "<<" (a YAML merge key) is not "up".
+  const bool shortWord = word.size() <= 3;
+  size_t bestDist = (shortWord ? 2 : std::max<size_t>(2, word.size() / 3)) + 1;
+  auto sorted = [](std::string s) {
+    std::sort(s.begin(), s.end());
+    return s;
+  };
   for (const auto& c : candidates) {
     size_t d = editDistance(word, c);
+    if (shortWord && d > 1 && sorted(word) != sorted(c)) continue;
     if (d < bestDist) {
       bestDist = d;
       best = c;

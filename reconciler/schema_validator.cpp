@@ -1349,9 +1349,10 @@ static bool validUtf8(const std::string& s) {
   return true;
 }
 
-// Strings valijson and JSON output can handle: valid UTF-8; names at most 253 characters (the schema's
-// metadata.name); no other string over 4096.
-static bool rejectOverlongStrings(const Document& doc, const Json& v, const std::string& pointer, Diagnostics& diags) {
+// What valijson can validate in reasonable time and memory, checked first: strings are valid UTF-8, names at
+// most 253 characters (the schema's metadata.name), other strings at most 4096, lists at most 4096 items
+// (uniqueItems compares every pair).
+static bool rejectUnvalidatable(const Document& doc, const Json& v, const std::string& pointer, Diagnostics& diags) {
   constexpr size_t kMaxString = 4096, kMaxName = 253;
   bool found = false;
   if (v.is_string() && !validUtf8(v.get_ref<const std::string&>())) {
@@ -1387,7 +1388,7 @@ static bool rejectOverlongStrings(const Document& doc, const Json& v, const std:
         found = true;
         continue;
       }
-      found |= rejectOverlongStrings(doc, it.value(), pointer + "/" + pointerEscape(it.key()), diags);
+      found |= rejectUnvalidatable(doc, it.value(), pointer + "/" + pointerEscape(it.key()), diags);
     }
   } else if (v.is_array()) {
     // valijson's uniqueItems compares every pair: a huge list would take hours. No manifest list needs this many.
@@ -1401,7 +1402,7 @@ static bool rejectOverlongStrings(const Document& doc, const Json& v, const std:
                   "schema");
       return true;
     }
-    for (size_t i = 0; i < v.size(); ++i) found |= rejectOverlongStrings(doc, v[i], pointer + "/" + std::to_string(i), diags);
+    for (size_t i = 0; i < v.size(); ++i) found |= rejectUnvalidatable(doc, v[i], pointer + "/" + std::to_string(i), diags);
   }
   return found;
 }
@@ -1450,7 +1451,7 @@ bool SchemaValidator::validate(const Document& doc, Diagnostics& diags) const {
   }
 
   // Over-long strings never reach valijson: its pattern checks use std::regex, which recurses per character.
-  if (rejectOverlongStrings(doc, body, "", diags)) return false;
+  if (rejectUnvalidatable(doc, body, "", diags)) return false;
 
   std::vector<Finding> findings;
   impl_->walk(doc, {&impl_->schema.at("definitions").at(kind)}, body, "", findings);

@@ -258,3 +258,12 @@ TEST(NetAddr, ParseCanonicalOverlap) {
   EXPECT_FALSE(parsePrefix("10.0.0.1/2a"));
   EXPECT_FALSE(parsePrefix("nonsense/24"));
 }
+
+TEST(ClosestMatch, ShortWordsNeedACloseCandidate) {
+  const std::vector<std::string> keys{"up", "mtu", "mac", "switch", "addresses"};
+  EXPECT_EQ(vnetplan::closestMatch("<<", keys), "");
+  EXPECT_EQ(vnetplan::closestMatch("mu", keys), "mtu");
+  EXPECT_EQ(vnetplan::closestMatch("swtich", keys), "switch");
+  EXPECT_EQ(vnetplan::closestMatch("adresses", keys), "addresses");
+  EXPECT_EQ(vnetplan::closestMatch("zzzzzz", keys), "");
+}
