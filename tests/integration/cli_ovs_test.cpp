@@ -144,14 +144,22 @@ TEST_F(CliOvs, UnmanagedRowsAreNeverTouchedAndAdoptTakesOver) {
 TEST_F(CliOvs, DriftAfterAnOvsVsctlChange) {
   auto f = ovsManifest(base());
   ASSERT_EQ(vnp("apply --auto-approve -f " + f).exitCode, 0);
-  ASSERT_EQ(vsctl("set port vm1 tag=99 -- set interface br0 mtu_request=1500 -- set bridge br0 other_config:x=y").exitCode, 0);
+  ASSERT_EQ(vsctl("set port vm1 tag=99 -- set interface br0 mtu_request=1500 -- set bridge br0 other_config:x=y "
+                  "-- clear mirror span select_dst_port -- set interface vx1 options:key=7")
+                .exitCode,
+            0);
   auto d = vnp("drift -f " + f);
   EXPECT_EQ(d.exitCode, 2) << d.out << d.err;
   EXPECT_NE(d.out.find("hv1/Port/vm1"), std::string::npos) << d.out;
   EXPECT_NE(d.out.find("vlan"), std::string::npos) << d.out;
   EXPECT_NE(d.out.find("mtu"), std::string::npos) << d.out;
   EXPECT_NE(d.out.find("ovs.otherConfig.x"), std::string::npos) << d.out;
+  EXPECT_NE(d.out.find("hv1/Mirror/span"), std::string::npos) << d.out;
+  EXPECT_NE(d.out.find("source.direction"), std::string::npos) << d.out;
+  EXPECT_NE(d.out.find("vni"), std::string::npos) << d.out;
   ASSERT_EQ(vnp("apply --auto-approve -f " + f).exitCode, 0);
+  EXPECT_EQ(row("Mirror", "span")["select_dst_port"], row("Port", "vm1")["_uuid"]);
+  EXPECT_EQ(row("Interface", "vx1")["options"]["key"], "5000");
   EXPECT_EQ(tagOf(row("Port", "vm1")), 10);
   EXPECT_EQ(row("Interface", "br0")["mtu_request"], 1600);
   EXPECT_EQ(row("Bridge", "br0")["other_config"].count("x"), 0u);
