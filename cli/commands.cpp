@@ -217,10 +217,8 @@ int cmdPlan(const GlobalOptions& g, const PlanArgs& a) {
     plan = planDesired(*desired, toSet(a.targets), **store, ProviderRegistry::builtin(), diags, &*prefetch);
   }
   if (!plan) return fail(plan.error().message);
-  if (diags.hasErrors()) {
-    printDiagnostics(g, diags);
-    return 1;
-  }
+  if (!diags.items().empty()) printDiagnostics(g, diags);
+  if (diags.hasErrors()) return 1;
   if (a.observed.empty()) warnPendingJournals(**store, *plan);
   std::cout << renderPlan(g, *plan, a.format, a.showUnchanged);
   if (!a.out.empty()) {
@@ -274,10 +272,8 @@ int cmdApply(const GlobalOptions& g, const ApplyArgs& a) {
     Diagnostics diags;
     auto p = planDesired(*desired, toSet(a.targets), **store, ProviderRegistry::builtin(), diags);
     if (!p) return fail(p.error().message);
-    if (diags.hasErrors()) {
-      printDiagnostics(g, diags);
-      return 1;
-    }
+    if (!diags.items().empty()) printDiagnostics(g, diags);
+    if (diags.hasErrors()) return 1;
     plan = std::move(*p);
   }
   std::cout << renderPlan(g, plan, a.format, false);
@@ -342,6 +338,8 @@ int cmdDrift(const GlobalOptions& g, const DriftArgs& a) {
   Diagnostics diags;
   auto plan = planDesired(*desired, toSet(a.targets), **store, ProviderRegistry::builtin(), diags, &prefetch);
   if (!plan) return fail(plan.error().message);
+  if (!diags.items().empty()) printDiagnostics(g, diags);
+  if (diags.hasErrors()) return 1;
   if (a.format == "json") std::cout << renderDriftJson(*plan);
   else if (a.format == "junit") std::cout << renderDriftJunit(*plan);
   else if (a.format == "prometheus") std::cout << renderDriftPrometheus(*plan);

@@ -278,6 +278,25 @@ std::optional<Prefetch::Fetched> Prefetch::take(const Target& target) {
   return std::nullopt;
 }
 
+// A Target removed from the manifests while vnetplan still owns objects on it: without its connection spec
+// nothing can be planned there, so say so instead of leaving the objects behind silently.
+void warnAboutForgottenTargets(const DesiredState& desired, const std::set<std::string>& onlyTargets,
+                               state::Store& store, Diagnostics& diags) {
+  if (!onlyTargets.empty() || desired.files.empty()) return;
+  auto names = store.targets();
+  if (!names) return;
+  for (const auto& name : *names) {
+    if (desired.findTarget(name)) continue;
+    auto st = store.load(name);
+    if (!st || st->owned.empty()) continue;
+    diags.warning(SourceLoc{desired.files.front(), 0, 0},
+                  "Target " + name + " is not in the manifests, but vnetplan still owns " +
+                      std::to_string(st->owned.size()) + " object(s) there (state: 'vnetplan state show " + name +
+                      "'); declare the Target again with no resources to delete them",
+                  "forgotten-target");
+  }
+}
+
 Result<Plan> planDesired(const DesiredState& desired, const std::set<std::string>& onlyTargets,
                          state::Store& store, const ProviderRegistry& providers, Diagnostics& diags,
                          Prefetch* prefetch) {
@@ -297,6 +316,7 @@ Result<Plan> planDesired(const DesiredState& desired, const std::set<std::string
   }
   auto plan = planAgainst(desired, onlyTargets, snapshots, providers, diags);
   timer.done("diff");
+  warnAboutForgottenTargets(desired, onlyTargets, store, diags);
   return plan;
 }
 

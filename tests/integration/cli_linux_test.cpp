@@ -472,3 +472,23 @@ TEST_F(CliLinux, PlanAgainstASnapshotNeedsNoConnection) {
   EXPECT_EQ(bad.exitCode, 1);
   EXPECT_NE(bad.err.find("not JSON"), std::string::npos) << bad.err;
 }
+
+TEST_F(CliLinux, ATargetLeftOutOfTheManifestsIsReportedNotForgotten) {
+  ASSERT_EQ(vnetplan("apply --auto-approve -f " + manifest(base())).exitCode, 0);
+  // Another repository's manifests, sharing the state store, without t1.
+  auto other = manifest("apiVersion: vnetplan.io/v1\nkind: Target\nmetadata: {name: t9}\nspec: {provider: linux, netns: NETNS}\n",
+                        "other.yaml");
+  for (const char* cmd : {"plan -f ", "drift -f "}) {
+    auto r = vnetplan(cmd + other);
+    EXPECT_EQ(r.exitCode, 0) << r.out << r.err;
+    EXPECT_NE(r.err.find("Target t1 is not in the manifests, but vnetplan still owns 3 object(s) there"),
+              std::string::npos)
+        << cmd << r.err;
+  }
+  EXPECT_TRUE(links().count("br0")) << "nothing is deleted without its Target";
+  // Declared again with no resources: its objects are deleted, and the warning goes.
+  auto empty = manifest(kTarget, "empty.yaml");
+  ASSERT_EQ(vnetplan("apply --auto-approve -f " + empty).exitCode, 0);
+  EXPECT_FALSE(links().count("br0"));
+  EXPECT_EQ(vnetplan("plan -f " + other).err.find("still owns"), std::string::npos);
+}
