@@ -77,6 +77,7 @@ if [ -z "${VNETPLAN:-}" ] || [ ! -x "$VNETPLAN" ]; then
 fi
 
 TMP=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/vnp-bench-ovs.XXXXXX")
+export VNETPLAN_CACHE_DIR="$TMP/cache"  # a private front-end cache (reconciler/frontcache.h), removed with $TMP
 # A unix socket path must fit in sockaddr_un (108 bytes): DIR/db.sock with DIR = $TMP/<tag>.
 ((${#TMP} < 80)) || { rm -rf "$TMP"; die "BENCH_TMPDIR gives too long a path for the database socket: $TMP"; }
 SANDBOXES=()
