@@ -38,14 +38,14 @@ bool touchesNioc(const std::vector<Step>& steps) {
 Result<std::unique_ptr<OvsSession>> OvsSession::connect(const Target& target) {
   const std::string db = target.spec.getString("db").value_or(kDefaultDb);
   auto remote = parseRemote(db);
-  if (!remote) return err("ovs: target " + target.name + ": db " + remote.error().message);
+  if (!remote) return err("ovs: db " + remote.error().message);
   auto timeout = std::chrono::milliseconds(envMs("VNETPLAN_OVSDB_TIMEOUT_MS", 30000));
   auto conn = Connection::open(*remote, timeout);
-  if (!conn) return err("ovs: target " + target.name + ": " + conn.error().message);
+  if (!conn) return err("ovs: " + conn.error().message);
   std::unique_ptr<OvsSession> s(new OvsSession());
   s->target_ = target.name;
   s->conn_ = std::move(*conn);
-  if (Status st = s->checkSchema(); !st) return err("ovs: target " + target.name + ": " + st.error().message);
+  if (Status st = s->checkSchema(); !st) return err("ovs: " + st.error().message);
   return s;
 }
 
@@ -97,7 +97,7 @@ Result<Snapshot> OvsSession::read() {
 
 Result<Observation> OvsSession::observe() {
   auto snap = read();
-  if (!snap) return err("ovs: target " + target_ + ": " + snap.error().message);
+  if (!snap) return err("ovs: " + snap.error().message);
   snap_ = std::move(*snap);
   Observation obs;
   for (const KindOps* k : allKindOps()) k->observe(*snap_, target_, obs);
@@ -134,7 +134,7 @@ TargetSession::BatchResult OvsSession::applyAll(const std::vector<Step>& steps,
   const long failAt = failAt_;
   failAt_ = -1;
   if (steps.empty()) return {};
-  const std::string who = "ovs: target " + target_ + ": ";
+  const std::string who = "ovs: ";
   for (int attempt = 1;; ++attempt) {
     if (!snap_) {
       auto obs = observe();
@@ -278,7 +278,7 @@ TargetSession::BatchResult OvsSession::settle(int64_t nextCfg, const std::vector
   if (nextCfg < 0 || settleMs == 0) return {};
   for (;;) {
     auto reply = call("transact", query);
-    if (!reply) return {err("ovs: target " + target_ + ": " + reply.error().message), 0};
+    if (!reply) return {err("ovs: " + reply.error().message), 0};
     const Json& r = *reply;
     int64_t cur = -1;
     if (r.is_array() && r.size() >= 2 && r[0].is_object() && r[0].contains("rows") && r[0]["rows"].is_array() &&
@@ -300,7 +300,7 @@ TargetSession::BatchResult OvsSession::settle(int64_t nextCfg, const std::vector
           for (const auto& nic : s.after.getStrings("uplinks.nics")) names.push_back(nic);
         for (const auto& n : names)
           if (auto it = errors.find(n); it != errors.end())
-            return {err("ovs: target " + target_ + ": ovs-vswitchd could not set up interface " + printable(n) + ": " +
+            return {err("ovs: ovs-vswitchd could not set up interface " + printable(n) + ": " +
                         printable(it->second)),
                     i};
       }
