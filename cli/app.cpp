@@ -32,6 +32,10 @@ Exit codes:
 Environment:
   NO_COLOR              disable colored output
   VNETPLAN_STATE        default for --state
+  VNETPLAN_CACHE_DIR    where parsed manifests are cached (default $XDG_CACHE_HOME/vnetplan or
+                          ~/.cache/vnetplan); VNETPLAN_CACHE=off disables the cache
+  VNETPLAN_OVSDB_TIMEOUT_MS  bound on every OVSDB request (default 30000)
+  VNETPLAN_OVS_SETTLE_MS     how long apply waits for ovs-vswitchd to take a change (default 10000)
 )";
 
 std::optional<std::chrono::milliseconds> parseDuration(const std::string& s) {
