@@ -71,7 +71,7 @@ std::string keyOf(const std::vector<ManifestSource>& sources) {
   return sha256Hex(all);
 }
 
-std::string encode(const DesiredState& d, const std::vector<Diagnostic>& warnings) {
+std::string encode(const std::string& key, const DesiredState& d, const std::vector<Diagnostic>& warnings) {
   Json targets = Json::array();
   for (const auto& t : d.targets) {
     Json j = toJson(t);
@@ -97,7 +97,7 @@ std::string encode(const DesiredState& d, const std::vector<Diagnostic>& warning
   Json warns = Json::array();
   for (const auto& w : warnings) warns.push_back(Json{{"loc", locJson(w.loc)}, {"m", w.message}, {"c", w.code}});
   // Two parts: the Targets first (small, so a reader can start observing them at once), then the rest.
-  auto head = Json::to_msgpack(Json{{"format", kFormat}, {"targets", std::move(targets)}});
+  auto head = Json::to_msgpack(Json{{"format", kFormat}, {"key", key}, {"targets", std::move(targets)}});
   auto body = Json::to_msgpack(Json{{"resources", std::move(resources)},
                                     {"files", d.files},
                                     {"digest", d.digest},
@@ -110,7 +110,20 @@ std::string encode(const DesiredState& d, const std::vector<Diagnostic>& warning
   return out;
 }
 
+static std::optional<Entry> decodeOrThrow(const std::string& bytes,
+                                          const std::function<void(const std::vector<Target>&)>& onTargets);
+
 std::optional<Entry> decode(const std::string& bytes, const std::function<void(const std::vector<Target>&)>& onTargets) {
+  // Any entry that is not exactly what encode() wrote is a miss, never an error.
+  try {
+    return decodeOrThrow(bytes, onTargets);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+static std::optional<Entry> decodeOrThrow(const std::string& bytes,
+                                          const std::function<void(const std::vector<Target>&)>& onTargets) {
   if (bytes.size() < 4) return std::nullopt;
   uint32_t n = 0;
   for (int i = 0; i < 4; ++i) n = (n << 8) | static_cast<unsigned char>(bytes[static_cast<size_t>(i)]);
@@ -118,6 +131,7 @@ std::optional<Entry> decode(const std::string& bytes, const std::function<void(c
   Json head = Json::from_msgpack(bytes.begin() + 4, bytes.begin() + 4 + n, true, false);
   if (head.is_discarded() || !head.is_object() || head.value("format", 0) != kFormat) return std::nullopt;
   Entry e;
+  e.key = head.value("key", std::string());
   for (const auto& t : head.value("targets", Json::array())) {
     auto target = targetFromJson(t);
     auto loc = t.is_object() && t.contains("loc") ? locFrom(t["loc"]) : std::nullopt;
@@ -168,7 +182,11 @@ std::optional<Entry> decode(const std::string& bytes, const std::function<void(c
 
 std::optional<Entry> load(const std::string& key, const std::function<void(const std::vector<Target>&)>& onTargets) {
   if (key.empty()) return std::nullopt;
-  const std::string path = directory() + "/" + key + ".msgpack";
+  const std::string dir = directory();
+  struct stat ds {};
+  if (::stat(dir.c_str(), &ds) != 0 || !S_ISDIR(ds.st_mode) || ds.st_uid != ::geteuid() || (ds.st_mode & 022) != 0)
+    return std::nullopt;  // a directory others can write to is not trusted
+  const std::string path = dir + "/" + key + ".msgpack";
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return std::nullopt;
   struct stat st {};
@@ -187,6 +205,7 @@ std::optional<Entry> load(const std::string& key, const std::function<void(const
   ::close(fd);
   if (off != bytes.size()) return std::nullopt;
   auto e = decode(bytes, onTargets);
+  if (e && e->key != key) return std::nullopt;  // an entry saved under another name
   if (e) ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // recently used: pruned last
   return e;
 }
@@ -203,7 +222,7 @@ void store(const std::string& key, const DesiredState& desired, const std::vecto
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return;
-  const std::string bytes = encode(desired, warnings);
+  const std::string bytes = encode(key, desired, warnings);
   size_t off = 0;
   while (off < bytes.size()) {
     ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);

@@ -25,6 +25,7 @@ namespace vnetplan::frontcache {
 inline constexpr size_t kMaxEntries = 16;
 
 struct Entry {
+  std::string key;  // the key it was stored under (checked on load)
   DesiredState desired;
   std::vector<Diagnostic> warnings;
 };
@@ -41,7 +42,7 @@ std::optional<Entry> load(const std::string& key,
 void store(const std::string& key, const DesiredState& desired, const std::vector<Diagnostic>& warnings);
 
 // Encoding, exposed for tests.
-std::string encode(const DesiredState& desired, const std::vector<Diagnostic>& warnings);
+std::string encode(const std::string& key, const DesiredState& desired, const std::vector<Diagnostic>& warnings);
 std::optional<Entry> decode(const std::string& bytes,
                            const std::function<void(const std::vector<Target>&)>& onTargets = nullptr);
 

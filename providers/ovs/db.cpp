@@ -159,7 +159,12 @@ Result<Snapshot> Snapshot::fromSelect(const Json& results) {
   index("Bridge", s.bridges_);
   index("Port", s.ports_);
   index("Interface", s.interfaces_);
-  index("Mirror", s.mirrors_);
+  // Mirror names are not unique in the schema: vnetplan's own row wins over a user's of the same name.
+  for (const auto& [u, m] : s.mirrorRows_) {
+    auto it = s.mirrors_.find(m.name);
+    if (it == s.mirrors_.end() || (!s.mirrorRows_[it->second].externalIds.count(kOwnerKey) && m.externalIds.count(kOwnerKey)))
+      s.mirrors_[m.name] = u;
+  }
   for (const auto& [buuid, b] : s.bridgeRows_) {
     for (const auto& p : b.ports) s.portBridge_[p] = buuid;
     for (const auto& m : b.mirrors) s.mirrorBridge_[m] = buuid;

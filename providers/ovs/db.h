@@ -95,6 +95,7 @@ class Snapshot {
   const std::map<std::string, BridgeRow>& bridges() const { return bridgeRows_; }
   const std::map<std::string, PortRow>& ports() const { return portRows_; }
   const std::map<std::string, InterfaceRow>& interfaces() const { return ifaceRows_; }
+  const std::map<std::string, MirrorRow>& mirrors() const { return mirrorRows_; }
   const BridgeRow* bridge(const std::string& uuid) const;
   const PortRow* port(const std::string& uuid) const;
   const InterfaceRow* interface(const std::string& uuid) const;

@@ -3,6 +3,7 @@
 // snapshot of one observe into objects, and turns one plan step into OVSDB operations added to the target's
 // single transaction (TxnContext).
 #pragma once
+#include <array>
 #include <map>
 #include <optional>
 #include <set>
@@ -37,6 +38,9 @@ class TxnContext {
   // A port (and its interfaces) this transaction removes: its name may be created again in the same
   // transaction (a replace), so it is not guarded as absent.
   void removedPort(const std::string& name);
+  // A bridge this transaction deletes: its name, its ports and their interfaces are free again.
+  void removedBridge(const std::string& name);
+  void removedMirror(const std::string& name) { goneRows_.insert("Mirror/" + name); }
   bool portGone(const std::string& name) const { return goneRows_.count("Port/" + name) > 0; }
 
   // Adds `ref` to (or removes it from) a set column of a bridge (ports, mirrors), whether the bridge exists
@@ -47,8 +51,10 @@ class TxnContext {
   // Guards an existing row: the transaction fails (stale) unless its managed columns still hold what the
   // observe saw. Each row is guarded once.
   void guard(const std::string& table, const std::string& uuid, const std::string& what);
-  // Guards that no row named `name` exists in `table` (nobody created it since the observe).
+  // Guards that no row named `name` exists in `table` (nobody created it since the observe). The waits are
+  // emitted by finish(), once every step is in, so a name freed by any step of the transaction is not guarded.
   void guardAbsent(const std::string& table, const std::string& name, const std::string& what);
+  void finish();
 
   // Port group VLAN settings as this transaction leaves them: from a PortGroup step of this transaction,
   // else from the bridge's external_ids. nullopt = group unknown.
@@ -66,6 +72,7 @@ class TxnContext {
   std::map<std::string, Json> newBridges_, newPorts_;
   std::set<std::string> goneRows_;
   std::set<std::string> guarded_;
+  std::vector<std::array<std::string, 3>> absent_;  // table, name, what
   std::map<std::string, std::optional<Group>> groups_;
 };
 
@@ -115,6 +122,9 @@ Attrs vlanOnly(const Attrs& a);
 
 // The settings a PortGroup keeps in its bridge's external_ids: its VLAN and NIOC class.
 Attrs groupSettings(const Attrs& a);
+// Settings JSON read back from external_ids (a port group's, NIOC's): bounded in size and depth, since anyone
+// with access to the database can write these keys; anything else reads as empty.
+Attrs parseSettings(const std::string& text);
 inline constexpr const char* kNiocClassKey = "vnetplan:nioc-class";  // on a Port: its explicit NIOC class
 
 // ---- NIOC (nioc.cpp): a linux-htb QoS on the uplink port, one Queue per traffic class, and OpenFlow

@@ -20,7 +20,8 @@ void observeMirrors(const Snapshot& snap, const std::string& target, Observation
   for (const auto& [buuid, br] : snap.bridges()) {
     for (const auto& muuid : br.mirrors) {
       const MirrorRow* row = snap.mirror(muuid);
-      if (!row) continue;
+      // Of two mirrors with one name, the one the snapshot indexes (vnetplan's own, if any) is the object.
+      if (!row || snap.mirrorUuid(row->name) != muuid) continue;
       ObservedObject o;
       o.addr = Address{target, Kind::Mirror, row->name};
       o.taggedByVnetplan = ownedByVnetplan(row->externalIds);
@@ -73,6 +74,7 @@ Status planMirror(TxnContext& ctx, const Step& step) {
   if (step.action == StepAction::Delete) {
     if (!muuid) return {};
     ctx.guard("Mirror", *muuid, "mirror " + name);
+    ctx.removedMirror(name);
     auto bridge = ctx.snap().bridgeOfMirror(*muuid);
     if (!bridge) return {};
     return ctx.bridgeSetDelete(ctx.snap().nameOf("Bridge", *bridge), "mirrors", uuidRef(*muuid), "delete mirror " + name);

@@ -20,6 +20,7 @@ const std::vector<std::string>& classes() {
 }
 
 constexpr int64_t kMbps = 1000000;
+constexpr int64_t kMaxMbps = 10000000;  // 10 Tbit/s
 
 struct ClassRates {
   int64_t min = 0, max = 0;
@@ -28,7 +29,12 @@ struct ClassRates {
 // The QoS max-rate and per-class queue rates for a Switch's nioc.* attributes (bits per second).
 std::map<std::string, ClassRates> rates(const Attrs& a, int64_t* uplinkBps) {
   std::map<std::string, ClassRates> out;
-  const int64_t uplink = a.getInt("nioc.uplinkMbps").value_or(0) * kMbps;
+  // Inputs are clamped (10 Tbit/s, shares 1..100) so the arithmetic cannot overflow, whatever was stored.
+  auto mbps = [&](const std::string& path, int64_t fallback) {
+    return std::clamp<int64_t>(a.getInt(path).value_or(fallback), 0, kMaxMbps) * kMbps;
+  };
+  auto sharesOf = [&](const std::string& p) { return std::clamp<int64_t>(a.getInt(p + "shares").value_or(50), 1, 100); };
+  const int64_t uplink = mbps("nioc.uplinkMbps", 0);
   *uplinkBps = uplink;
   int64_t reserved = 0, shares = 0;
   std::vector<std::string> configured;
@@ -36,16 +42,15 @@ std::map<std::string, ClassRates> rates(const Attrs& a, int64_t* uplinkBps) {
     const std::string p = "nioc.classes." + c + ".";
     if (a.subtree(p).empty()) continue;
     configured.push_back(c);
-    reserved += a.getInt(p + "reservationMbps").value_or(0) * kMbps;
-    shares += a.getInt(p + "shares").value_or(50);
+    reserved += mbps(p + "reservationMbps", 0);
+    shares += sharesOf(p);
   }
   const int64_t rest = std::max<int64_t>(0, uplink - reserved);
   for (const auto& c : configured) {
     const std::string p = "nioc.classes." + c + ".";
     ClassRates r;
-    r.min = a.getInt(p + "reservationMbps").value_or(0) * kMbps +
-            (shares > 0 ? rest * a.getInt(p + "shares").value_or(50) / shares : 0);
-    r.max = a.has(p + "limitMbps") ? *a.getInt(p + "limitMbps") * kMbps : uplink;
+    r.min = mbps(p + "reservationMbps", 0) + (shares > 0 ? rest / shares * sharesOf(p) + rest % shares * sharesOf(p) / shares : 0);
+    r.max = a.has(p + "limitMbps") ? mbps(p + "limitMbps", 0) : uplink;
     r.min = std::min(r.min, r.max);
     out[c] = r;
   }
@@ -113,12 +118,13 @@ void niocAttrs(const Snapshot& snap, const std::string& qosUuid, Attrs& a) {
   const QosRow* qos = snap.qos(qosUuid);
   if (!qos) return;
   auto it = qos->externalIds.find("vnetplan:nioc");
-  Json config = it == qos->externalIds.end() ? Json() : Json::parse(it->second, nullptr, false);
-  if (!config.is_object()) {  // a QoS vnetplan did not make (or a damaged one): visible, so the plan replaces it
-    a.set("ovs.uplinkQos", qos->type.empty() ? "?" : qos->type);
+  Attrs config = it == qos->externalIds.end() ? Attrs() : parseSettings(it->second);
+  if (config.empty()) {  // a QoS vnetplan did not make (or a damaged one): visible, so the plan replaces it
+    a.set("ovs.uplinkQos", qos->type.empty() ? "?" : printable(qos->type, 40));
     return;
   }
-  Attrs declared = Attrs::fromJson(Json{{"nioc", config}});
+  Attrs declared;
+  for (const auto& [k, v] : config.values()) declared.set("nioc." + k, v);
   for (const auto& [k, v] : declared.values()) a.set(k, v);
   // What the rows hold must still be what that configuration makes; anything else is drift.
   int64_t uplink = 0;
@@ -159,8 +165,7 @@ std::map<std::string, ExpectedFlow> expectedNiocFlows(const Snapshot& snap) {
       if (!port) continue;
       std::string cls = get(port->externalIds, kNiocClassKey);
       if (std::string group = get(port->externalIds, kPortGroupKey); cls.empty() && !group.empty()) {
-        Json def = Json::parse(get(br.externalIds, kGroupPrefix + group), nullptr, false);
-        if (def.is_object() && def.contains("niocClass") && def["niocClass"].is_string()) cls = def["niocClass"];
+        cls = parseSettings(get(br.externalIds, kGroupPrefix + group)).getString("niocClass").value_or("");
       }
       if (cls.empty() || !configured.count(cls)) continue;
       ExpectedFlow f;

@@ -196,6 +196,8 @@ class OvsProvider final : public Provider {
         fail(r.addr.str() + ": nioc reservations add up to " + std::to_string(reserved) + " Mbit/s, more than uplinkMbps " +
              std::to_string(*uplink));
     }
+    if (r.addr.kind == Kind::Switch && !a.subtree("ovs.bond.").empty() && a.getStrings("uplinks.nics").size() < 2)
+      fail(r.addr.str() + ": ovs.bond applies to a bond, which needs two or more uplinks.nics", "provider/unsupported");
     if (r.addr.kind == Kind::Switch && a.getBool("stp") == true && a.getBool("ovs.rstp") == true)
       fail(r.addr.str() + ": stp and ovs.rstp cannot both be enabled on one bridge");
     if (r.addr.kind == Kind::Mirror) {

@@ -1,6 +1,7 @@
 // Port = an OVS Port with one Interface of the same name: internal, system (an existing host device), tap,
 // vxlan/gre/geneve tunnels and patch ports. VLAN from `vlan` or from the Port's PortGroup; shaping as
 // ingress policing.
+#include <algorithm>
 #include <cmath>
 
 #include "providers/ovs/kind.h"
@@ -30,6 +31,12 @@ bool isUplink(const PortRow& port) {
 }
 
 void observePorts(const Snapshot& snap, const std::string& target, Observation& obs) {
+  // Port group definitions: group -> (its bridge, its VLAN).
+  std::map<std::string, std::pair<std::string, Attrs>> groups;
+  for (const auto& [buuid, br] : snap.bridges())
+    for (const auto& [key, value] : br.externalIds)
+      if (key.rfind(kGroupPrefix, 0) == 0)
+        groups[key.substr(std::string(kGroupPrefix).size())] = {br.name, vlanOnly(groupSettings(parseSettings(value)))};
   for (const auto& [buuid, br] : snap.bridges()) {
     for (const auto& puuid : br.ports) {
       const PortRow* port = snap.port(puuid);
@@ -43,14 +50,12 @@ void observePorts(const Snapshot& snap, const std::string& target, Observation& 
       vlanAttrs(*port, vlan);
       if (auto g = pids.find(kPortGroupKey); g != pids.end()) {
         a.set("portGroup", g->second);
-        // The VLAN comes from the group: shown only when the port's own columns disagree with it.
-        Attrs groupVlan;
-        if (auto def = br.externalIds.find(kGroupPrefix + g->second); def != br.externalIds.end()) {
-          Json settings = Json::parse(def->second, nullptr, false);
-          if (settings.is_object()) groupVlan = vlanOnly(Attrs::fromJson(settings));
-        }
+        // The VLAN and the bridge come from the group: shown only when the port's own disagree with it.
+        auto def = groups.find(g->second);
+        Attrs groupVlan = def == groups.end() ? Attrs() : def->second.second;
         if (!(vlan == groupVlan))
           for (const auto& [k, v] : vlan.values()) a.set(k, v);
+        if (def != groups.end() && def->second.first != br.name) a.set("ovs.bridge", br.name);
       } else {
         a.set("switch", br.name);
         for (const auto& [k, v] : vlan.values()) a.set(k, v);
@@ -153,6 +158,19 @@ Status createPort(TxnContext& ctx, const Step& step) {
   row["name"] = name;
   row["interfaces"] = setOf({ifaceRef});
   Json ref = ctx.txn().insert("Port", row, "create port " + name);
+  // A replace (the old row was removed above): mirrors hold weak references, so the old row's place in every
+  // mirror would silently vanish; the new row takes it.
+  if (auto old = ctx.portGone(name) ? ctx.snap().portUuid(name) : std::nullopt)
+    for (const auto& [mu, m] : ctx.snap().mirrors()) {
+      Json mutations = Json::array();
+      for (const auto& [column, refs] : {std::pair<const char*, const std::vector<std::string>*>{"select_src_port", &m.selectSrcPort},
+                                         {"select_dst_port", &m.selectDstPort}})
+        if (std::find(refs->begin(), refs->end(), *old) != refs->end())
+          mutations.push_back(Json::array({column, "insert", setOf({ref})}));
+      if (!mutations.empty()) ctx.txn().mutate("Mirror", mu, mutations, "keep port " + name + " in mirror " + m.name);
+      if (m.outputPort == *old)
+        ctx.txn().update("Mirror", mu, Json{{"output_port", ref}}, "keep port " + name + " as the output of mirror " + m.name);
+    }
   ctx.addedPort(name, ref);
   return ctx.bridgeSetInsert(where->bridge, "ports", ref, "add port " + name + " to bridge " + where->bridge);
 }

@@ -21,12 +21,12 @@ void observeGroups(const Snapshot& snap, const std::string& target, Observation&
       o.addr = Address{target, Kind::PortGroup, key.substr(std::string(kGroupPrefix).size())};
       o.taggedByVnetplan = true;
       o.attrs.set("switch", br.name);
-      Json settings = Json::parse(value, nullptr, false);
-      if (settings.is_object()) {
-        Attrs v = groupSettings(Attrs::fromJson(settings));
-        for (const auto& [k, val] : v.values()) o.attrs.set(k, val);
+      Attrs settings = parseSettings(value);
+      if (!settings.empty() || value == "{}") {
+        const Attrs known = groupSettings(settings);
+        for (const auto& [k, val] : known.values()) o.attrs.set(k, val);
       } else {
-        o.attrs.set("ovs.invalidDefinition", value);  // someone edited it by hand: the plan rewrites it
+        o.attrs.set("ovs.invalidDefinition", printable(value, 80));  // edited by hand: the plan rewrites it
       }
       obs.objects[o.addr] = std::move(o);
     }
@@ -35,18 +35,28 @@ void observeGroups(const Snapshot& snap, const std::string& target, Observation&
 
 Json keySet(const std::string& key) { return setOf({Json(key)}); }
 
-// Re-tags the group's existing member ports (ports created in this transaction take the group's VLAN then).
-void retagMembers(TxnContext& ctx, const std::string& group, const Attrs& vlan) {
+// Brings the group's existing member ports (vnetplan's own) to the group's bridge and VLAN; ports created in
+// this transaction take both from the group then.
+Status placeMembers(TxnContext& ctx, const std::string& group, const std::string& bridge, const Attrs& vlan) {
   VlanColumns v = vlanColumns(vlan);
   for (const auto& [puuid, port] : ctx.snap().ports()) {
     auto it = port.externalIds.find(kPortGroupKey);
-    if (it == port.externalIds.end() || it->second != group) continue;
+    if (it == port.externalIds.end() || it->second != group || !ownedByVnetplan(port.externalIds)) continue;
     const std::string& name = port.name;
     if (ctx.portGone(name)) continue;
     ctx.guard("Port", puuid, "port " + name);
     ctx.txn().update("Port", puuid, Json{{"tag", v.tag}, {"trunks", v.trunks}, {"vlan_mode", v.vlanMode}},
                      "apply port group " + group + " VLAN to port " + name);
+    auto on = ctx.snap().bridgeOfPort(puuid);
+    const std::string current = on ? ctx.snap().nameOf("Bridge", *on) : "";
+    if (current == bridge) continue;
+    if (!current.empty())
+      if (Status s = ctx.bridgeSetDelete(current, "ports", uuidRef(puuid), "move port " + name + " off bridge " + current); !s)
+        return s;
+    if (Status s = ctx.bridgeSetInsert(bridge, "ports", uuidRef(puuid), "move port " + name + " to bridge " + bridge); !s)
+      return s;
   }
+  return {};
 }
 
 Status planGroup(TxnContext& ctx, const Step& step) {
@@ -76,8 +86,7 @@ Status planGroup(TxnContext& ctx, const Step& step) {
                         Json::array({Json::array({"external_ids", "insert", mapOf(entry)})}),
                         "define port group " + name + " on bridge " + bridge);
   ctx.setGroup(name, TxnContext::Group{bridge, groupSettings(step.after)});
-  if (step.action == StepAction::Update) retagMembers(ctx, name, vlan);
-  return {};
+  return placeMembers(ctx, name, bridge, vlan);
 }
 
 }  // namespace

@@ -118,6 +118,11 @@ bool OvsSession::stillApplies(const std::vector<Step>& steps, const Observation&
     auto it = now.objects.find(addr);
     if (it == now.objects.end() || !(it->second.attrs == obj.attrs)) return false;
   }
+  // Deleting a bridge deletes whatever is on it: then no new object at all may have appeared meanwhile (a VM
+  // port added after the plan would go with the bridge without ever having been in a plan).
+  for (const auto& step : steps)
+    if (step.action == StepAction::Delete && step.addr.kind == Kind::Switch && now.objects.size() != before.objects.size())
+      return false;
   for (const auto& step : steps) {
     auto it = now.objects.find(step.addr);
     if (step.action == StepAction::Create) {
@@ -151,6 +156,7 @@ TargetSession::BatchResult OvsSession::applyAll(const std::vector<Step>& steps,
       if (static_cast<long>(i) == failAt) ctx.txn().abort("injected failure at step " + std::to_string(i + 1));
     }
     ctx.txn().setStep(-1);
+    ctx.finish();
     // Ask ovs-vswitchd to report when it has applied this configuration (as ovs-vsctl does).
     ctx.txn().mutate("Open_vSwitch", snap_->rootUuid(), Json::array({Json::array({"next_cfg", "+=", 1})}),
                      "request reconfiguration");
@@ -234,13 +240,17 @@ void OvsSession::annotateFlows(Observation& obs) {
       if (it == actual.end()) obj->second.attrs.set("ovs.niocFlow", "missing");
       else if (it->second != want.queue) obj->second.attrs.set("ovs.niocFlow", "queue " + std::to_string(it->second));
     }
+    // A flow for a port that should have none (OpenFlow port numbers are per bridge: only this bridge's ports).
+    const BridgeRow* br = snap_->bridgeUuid(bridge) ? snap_->bridge(*snap_->bridgeUuid(bridge)) : nullptr;
     for (const auto& [ofport, queue] : actual) {
-      if (portAt.count(ofport)) continue;
-      for (const auto& [iu, iface] : snap_->interfaces())
-        if (iface.ofport == static_cast<int64_t>(ofport)) {
-          auto obj = obs.objects.find(Address{target_, Kind::Port, iface.name});
-          if (obj != obs.objects.end()) obj->second.attrs.set("ovs.niocFlow", "queue " + std::to_string(queue));
-        }
+      if (portAt.count(ofport) || !br) continue;
+      for (const auto& pu : br->ports) {
+        const PortRow* port = snap_->port(pu);
+        const InterfaceRow* iface = port && !port->interfaces.empty() ? snap_->interface(port->interfaces[0]) : nullptr;
+        if (!iface || iface->ofport != static_cast<int64_t>(ofport)) continue;
+        auto obj = obs.objects.find(Address{target_, Kind::Port, port->name});
+        if (obj != obs.objects.end()) obj->second.attrs.set("ovs.niocFlow", "queue " + std::to_string(queue));
+      }
     }
   }
 }

@@ -227,11 +227,17 @@ Status updateSwitch(TxnContext& ctx, const Step& step) {
   auto buuid = ctx.snap().bridgeUuid(name);
   if (!buuid) return err("bridge " + name + " no longer exists");
   ctx.guard("Bridge", *buuid, "bridge " + name);
-  Json ids = ctx.ownedIds(step.addr, attrsToMap(a, "ovs.externalIds"));
-  // Keep the port group definitions (and other vnetplan keys of this bridge) as they are.
+  // external_ids also hold the port groups' definitions, which PortGroup steps of this transaction may change:
+  // only the bridge's own keys are replaced, by a mutation, never the whole column.
+  std::vector<Json> oldKeys;
   for (const auto& [k, v] : ctx.snap().bridge(*buuid)->externalIds)
-    if (k.rfind(kGroupPrefix, 0) == 0) ids[1].push_back(Json::array({k, v}));
-  Json row = bridgeColumns(a, ids);
+    if (k.rfind(kGroupPrefix, 0) != 0) oldKeys.emplace_back(k);
+  Json row = bridgeColumns(a, Json());
+  row.erase("external_ids");
+  ctx.txn().mutate("Bridge", *buuid,
+                   Json::array({Json::array({"external_ids", "delete", setOf(oldKeys)}),
+                                Json::array({"external_ids", "insert", ctx.ownedIds(step.addr, attrsToMap(a, "ovs.externalIds"))})}),
+                   "set the external_ids of bridge " + name);
   if (changed(step, "ovs.netflow")) {
     row["netflow"] = a.has("ovs.netflow.targets") ? ctx.txn().insert("NetFlow", netflowRow(a, ctx.ownedIds(step.addr)), "create NetFlow of " + name)
                                                   : setOf({});
@@ -278,6 +284,7 @@ Status deleteSwitch(TxnContext& ctx, const Step& step) {
   auto buuid = ctx.snap().bridgeUuid(name);
   if (!buuid) return {};  // already gone
   ctx.guard("Bridge", *buuid, "bridge " + name);
+  ctx.removedBridge(name);
   // QoS and Queue are root tables: nothing removes them with the bridge.
   if (auto up = uplinkOf(ctx.snap(), *buuid))
     if (auto q = ctx.snap().port(*up)->qos) deleteNioc(ctx, *up, *q);

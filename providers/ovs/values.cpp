@@ -25,6 +25,21 @@ std::map<std::string, std::string> attrsToMap(const Attrs& a, const std::string&
   return out;
 }
 
+static bool shallow(const Json& j, int depth) {
+  if (!j.is_structured()) return true;
+  if (depth == 0) return false;
+  for (const auto& e : j)
+    if (!shallow(e, depth - 1)) return false;
+  return true;
+}
+
+Attrs parseSettings(const std::string& text) {
+  if (text.size() > 65536) return {};
+  Json j = Json::parse(text, nullptr, false);
+  if (!j.is_object() || !shallow(j, 4)) return {};
+  return Attrs::fromJson(j);
+}
+
 bool changed(const Step& step, const std::string& path) {
   return std::any_of(step.changed.begin(), step.changed.end(), [&](const std::string& c) {
     return c == path || c.rfind(path + ".", 0) == 0;
@@ -107,10 +122,26 @@ void TxnContext::removedPort(const std::string& name) {
     for (const auto& iu : snap_.interfacesOf(*u)) goneRows_.insert("Interface/" + snap_.nameOf("Interface", iu));
 }
 
+void TxnContext::removedBridge(const std::string& name) {
+  goneRows_.insert("Bridge/" + name);
+  auto b = snap_.bridgeUuid(name);
+  const BridgeRow* br = b ? snap_.bridge(*b) : nullptr;
+  if (!br) return;
+  for (const auto& pu : br->ports) removedPort(snap_.nameOf("Port", pu));
+  for (const auto& mu : br->mirrors) removedMirror(snap_.nameOf("Mirror", mu));
+}
+
 void TxnContext::guardAbsent(const std::string& table, const std::string& name, const std::string& what) {
-  if (goneRows_.count(table + "/" + name)) return;  // removed earlier in this transaction
-  if (!guarded_.insert(table + "/name:" + name).second) return;
-  txn_.wait(table, whereName(name), {"name"}, Json::array(), what + " still does not exist");
+  absent_.push_back({table, name, what});
+}
+
+void TxnContext::finish() {
+  for (const auto& [table, name, what] : absent_) {
+    if (goneRows_.count(table + "/" + name)) continue;  // removed by this transaction
+    if (!guarded_.insert(table + "/name:" + name).second) continue;
+    txn_.wait(table, whereName(name), {"name"}, Json::array(), what + " still does not exist");
+  }
+  absent_.clear();
 }
 
 std::optional<TxnContext::Group> TxnContext::group(const std::string& name) const {
@@ -118,10 +149,9 @@ std::optional<TxnContext::Group> TxnContext::group(const std::string& name) cons
   for (const auto& [uuid, br] : snap_.bridges()) {
     auto it = br.externalIds.find(kGroupPrefix + name);
     if (it == br.externalIds.end()) continue;
-    Json settings = Json::parse(it->second, nullptr, false);
     Group g;
     g.bridge = br.name;
-    if (settings.is_object()) g.attrs = Attrs::fromJson(settings);
+    g.attrs = groupSettings(parseSettings(it->second));
     return g;
   }
   return std::nullopt;

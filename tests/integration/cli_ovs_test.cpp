@@ -363,6 +363,8 @@ TEST_F(CliOvs, UnsupportedFieldsAreRejectedAtPlanTimeNamingTheReason) {
       {doc("Port", "vm1", "switch: br0, shaping: {averageKbps: 10, peakKbps: 20}"), "peak"},
       {doc("Port", "vm1", "switch: br0, addresses: [10.0.0.1/24]"), "IP addresses"},
       {doc("Port", "vm1", "switch: br0, vlan: 4095"), "ESXi only"},
+      {doc("Switch", "br0", "ovs: {datapathType: netdev, bond: {miimonMs: 100}}, uplinks: {nics: [eth9]}"),
+       "two or more uplinks.nics"},
   };
   for (const auto& c : cases) {
     std::string m = kTarget + doc("Switch", "brx", "ovs: {datapathType: netdev}") + c.resource;
@@ -496,4 +498,53 @@ TEST_F(CliOvs, NiocQosQueuesAndClassificationFlows) {
   ASSERT_EQ(vnp("apply --auto-approve -f " + ovsManifest(kTarget, "empty.yaml")).exitCode, 0);
   EXPECT_TRUE(table("QoS").empty());
   EXPECT_TRUE(table("Queue").empty());
+}
+
+// Plans whose steps interact inside one transaction (found in review): each applies, verifies, and leaves an
+// empty second plan.
+TEST_F(CliOvs, StepsThatInteractInOneTransaction) {
+  ip("link add eth1 type veth peer name eth1-p");
+  auto manifestOf = [&](const std::string& brMtu, const std::string& webSwitch, const std::string& vm1Type,
+                        bool oldGroup, bool mirror) {
+    return kTarget + doc("Switch", "br0", "mtu: " + brMtu + ", ovs: {datapathType: netdev}") +
+           doc("Switch", "br1", "ovs: {datapathType: netdev}") +
+           doc("PortGroup", "web", "switch: " + webSwitch + ", vlan: 10") +
+           (oldGroup ? doc("PortGroup", "old", "switch: br0, vlan: 99") : "") +
+           doc("Port", "vm1", "portGroup: web, type: " + vm1Type) + doc("Port", "vm2", "portGroup: web") +
+           doc("Port", "up1", "switch: br0, vlan: 7") +
+           (mirror ? doc("Mirror", "span", "switch: br0, source: {ports: [up1]}, destination: {port: vm1}") : "");
+  };
+  auto applyAndCheck = [&](const std::string& yaml, const std::string& file) {
+    auto m = ovsManifest(yaml, file);
+    auto r = vnp("apply --auto-approve -f " + m);
+    EXPECT_EQ(r.exitCode, 0) << file << "\n" << r.out << r.err;
+    auto p = vnp("plan --detailed-exitcode -f " + m);
+    EXPECT_EQ(p.exitCode, 0) << file << "\n" << p.out << p.err;
+  };
+  applyAndCheck(manifestOf("1600", "br0", "internal", true, true), "start.yaml");
+  // A PortGroup removed while its bridge's own settings change: the group stays removed.
+  applyAndCheck(manifestOf("1500", "br0", "internal", false, true), "a.yaml");
+  EXPECT_EQ(row("Bridge", "br0")["external_ids"].count("vnetplan:portgroup:old"), 0u);
+  // The mirror's output port replaced (new type): the mirror keeps it.
+  applyAndCheck(manifestOf("1500", "br0", "tap", false, true), "b.yaml");
+  EXPECT_EQ(row("Interface", "vm1")["type"], "tap");
+  EXPECT_EQ(row("Mirror", "span")["output_port"], row("Port", "vm1")["_uuid"]);
+  // The port group moves to br1: its members move with it.
+  applyAndCheck(manifestOf("1500", "br1", "tap", false, false), "c.yaml");
+  auto on = [&](const std::string& bridge, const std::string& port) {
+    Json ports = row("Bridge", bridge)["ports"];
+    Json u = row("Port", port)["_uuid"];
+    if (!ports.is_array()) return ports == u;
+    return std::find(ports.begin(), ports.end(), u) != ports.end();
+  };
+  EXPECT_TRUE(on("br1", "vm1"));
+  EXPECT_TRUE(on("br1", "vm2"));
+  EXPECT_FALSE(on("br0", "vm1"));
+  EXPECT_EQ(tagOf(row("Port", "vm1")), 10);
+  // A switch renamed that keeps its uplink NIC, in one transaction.
+  applyAndCheck(kTarget + doc("Switch", "bry", "ovs: {datapathType: netdev}, uplinks: {nics: [eth1]}"), "d1.yaml");
+  applyAndCheck(kTarget + doc("Switch", "brz", "ovs: {datapathType: netdev}, uplinks: {nics: [eth1]}"), "d2.yaml");
+  EXPECT_TRUE(row("Bridge", "bry").is_null());
+  EXPECT_FALSE(row("Bridge", "brz").is_null());
+  EXPECT_FALSE(row("Interface", "eth1").is_null());
 }

@@ -136,6 +136,15 @@ TEST_F(FrontCache, DamagedOrForeignEntriesAreMisses) {
   // Writable by others: ignored.
   ::chmod(entry.c_str(), 0666);
   EXPECT_FALSE(frontcache::load(entry.stem().string()));
+  // An entry of the right shape with a wrong type inside, or saved under another key: a miss, not an error.
+  auto head = vnetplan::Json::to_msgpack(vnetplan::Json{{"format", "x"}, {"targets", vnetplan::Json::array()}});
+  std::string wrongType(4, '\0');
+  wrongType[3] = static_cast<char>(head.size());
+  wrongType.append(head.begin(), head.end());
+  EXPECT_FALSE(frontcache::decode(wrongType));
+  ::chmod(entry.c_str(), 0600);
+  fs::copy_file(entry, dir / "cache" / (std::string(64, 'a') + ".msgpack"));
+  EXPECT_FALSE(frontcache::load(std::string(64, 'a'))) << "the entry names its own key";
   // Garbage bytes never crash the decoder.
   for (const std::string& bytes : {std::string(), std::string("\x00\x00\x00\x05garbage", 11),
                                   std::string("\xff\xff\xff\xff", 4), std::string(100, '\x91')})
