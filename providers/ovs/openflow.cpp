@@ -77,7 +77,8 @@ std::string flowMod(uint32_t xid, uint8_t command, const QueueFlow* flow) {
   put16(s, 0), put16(s, 0);  // idle, hard timeout
   put16(s, kQueueFlowPriority);
   put32(s, kAny), put32(s, kAny), put32(s, kAny);  // buffer, out_port, out_group
-  put16(s, 0);                                      // flags
+  // An add checks for overlap: a user's flow with the same match and priority is refused, never replaced.
+  put16(s, command == 0 ? 0x0002 : 0);  // OFPFF_CHECK_OVERLAP
   pad(s, 2);
   putMatch(s, flow ? &flow->inPort : nullptr);
   if (flow) {
@@ -186,7 +187,11 @@ Result<std::string> OpenFlowChannel::receive(Clock::time_point deadline) {
   }
 }
 
-Result<std::vector<QueueFlow>> OpenFlowChannel::queueFlows() {
+Result<std::vector<QueueFlow>> OpenFlowChannel::queueFlows() { return flows(true); }
+
+// Flow stats of table 0..N: with `ours`, the queue flows carrying vnetplan's cookie; otherwise the in_port of
+// every other flow at vnetplan's priority whose only match is in_port (what an add of ours would replace).
+Result<std::vector<QueueFlow>> OpenFlowChannel::flows(bool ours) {
   const uint32_t xid = xid_++;
   std::string req = header(kMultipartRequest, xid);
   put16(req, 1);  // OFPMP_FLOW
@@ -196,7 +201,7 @@ Result<std::vector<QueueFlow>> OpenFlowChannel::queueFlows() {
   pad(req, 3);
   put32(req, kAny), put32(req, kAny);
   pad(req, 4);
-  put64(req, kFlowCookie), put64(req, ~uint64_t{0});
+  put64(req, ours ? kFlowCookie : 0), put64(req, ours ? ~uint64_t{0} : 0);
   putMatch(req, nullptr);
   if (Status s = send(finish(req)); !s) return s.error();
   std::vector<QueueFlow> out;
@@ -213,6 +218,7 @@ Result<std::vector<QueueFlow>> OpenFlowChannel::queueFlows() {
       if (len < 56 || o + len > m.size()) return failure("a malformed flow stats entry");
       QueueFlow f;
       bool haveQueue = false;
+      int fields = 0;
       size_t mo = o + 48;  // the match
       size_t mlen = get16(m, mo + 2);
       if (mlen < 4 || mo + mlen > o + len) return failure("a malformed match");
@@ -221,6 +227,7 @@ Result<std::vector<QueueFlow>> OpenFlowChannel::queueFlows() {
         size_t flen = h & 0xff;
         if (x + 4 + flen > mo + mlen) break;
         if ((h >> 16) == 0x8000 && ((h >> 9) & 0x7f) == 0 && flen == 4) f.inPort = get32(m, x + 4);
+        ++fields;
         x += 4 + flen;
       }
       for (size_t i = mo + (mlen + 7) / 8 * 8; i + 8 <= o + len;) {
@@ -235,7 +242,9 @@ Result<std::vector<QueueFlow>> OpenFlowChannel::queueFlows() {
           }
         i += ilen;
       }
-      if (get64(m, o + 24) == kFlowCookie && haveQueue) out.push_back(f);
+      const bool mine = get64(m, o + 24) == kFlowCookie;
+      if (ours && mine && haveQueue) out.push_back(f);
+      if (!ours && !mine && get16(m, o + 12) == kQueueFlowPriority && fields == 1 && f.inPort) out.push_back(f);
       o += len;
     }
     if (!more) break;
@@ -244,7 +253,16 @@ Result<std::vector<QueueFlow>> OpenFlowChannel::queueFlows() {
   return out;
 }
 
-Status OpenFlowChannel::replaceQueueFlows(const std::vector<QueueFlow>& flows) {
+Status OpenFlowChannel::replaceQueueFlows(const std::vector<QueueFlow>& want) {
+  // An add replaces a flow with the same match and priority whoever made it: refuse instead.
+  auto foreign = flows(false);
+  if (!foreign) return foreign.error();
+  for (const auto& f : *foreign)
+    for (const auto& w : want)
+      if (w.inPort == f.inPort)
+        return failure("a flow vnetplan did not make already matches in_port=" + std::to_string(f.inPort) +
+                       " at priority " + std::to_string(kQueueFlowPriority) + "; vnetplan will not replace it");
+  const std::vector<QueueFlow>& flows = want;
   if (Status s = send(flowMod(xid_++, 3, nullptr)); !s) return s;  // OFPFC_DELETE by cookie
   for (const auto& f : flows)
     if (Status s = send(flowMod(xid_++, 0, &f)); !s) return s;  // OFPFC_ADD

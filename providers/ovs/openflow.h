@@ -33,8 +33,9 @@ class OpenFlowChannel {
 
   // The queue flows with vnetplan's cookie, sorted.
   Result<std::vector<QueueFlow>> queueFlows();
-  // Replaces every flow with vnetplan's cookie by `flows` (delete by cookie, add, barrier).
-  Status replaceQueueFlows(const std::vector<QueueFlow>& flows);
+  // Replaces every flow with vnetplan's cookie by `want` (delete by cookie, add, barrier). Refuses when a flow
+  // someone else made has the same match and priority as one of `want` (an add would replace it).
+  Status replaceQueueFlows(const std::vector<QueueFlow>& want);
 
  private:
   OpenFlowChannel(std::string path, int fd, std::chrono::milliseconds timeout)
@@ -43,6 +44,7 @@ class OpenFlowChannel {
   // Reads the next message (answering echo requests); an OpenFlow error becomes an Error.
   Result<std::string> receive(std::chrono::steady_clock::time_point deadline);
   Error failure(const std::string& what) const;
+  Result<std::vector<QueueFlow>> flows(bool ours);
 
   std::string path_;
   int fd_ = -1;

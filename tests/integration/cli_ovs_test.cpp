@@ -454,6 +454,27 @@ TEST_F(CliOvs, NiocQosQueuesAndClassificationFlows) {
   EXPECT_EQ(fl[ofport("vmk1")], "2");  // vmotion via the port group = queue 2
   EXPECT_EQ(vnp("plan --detailed-exitcode -f " + f).exitCode, 0);
 
+  // A flow someone else made for vm2 at vnetplan's priority: giving vm2 a class is refused, not overwritten.
+  const std::string mgmt = "unix:" + (dir / "ovs" / "br0.mgmt").string();
+  ASSERT_EQ(runShell("ovs-ofctl -O OpenFlow13 add-flow " + mgmt + " priority=1000,in_port=" + std::to_string(ofport("vm2")) +
+                         ",actions=drop",
+                     dir)
+                .exitCode,
+            0);
+  std::string withVm2 = m;
+  const size_t vm2 = withVm2.find("switch: br0}", withVm2.find("name: vm2}"));
+  withVm2.replace(vm2, 12, "switch: br0, niocClass: vmotion}");
+  auto refused = vnp("apply --auto-approve -f " + ovsManifest(withVm2, "vm2.yaml"));
+  EXPECT_EQ(refused.exitCode, 1) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("a flow vnetplan did not make already matches"), std::string::npos) << refused.err;
+  EXPECT_NE(runShell("ovs-ofctl -O OpenFlow13 dump-flows " + mgmt, dir).out.find("actions=drop"), std::string::npos);
+  ASSERT_EQ(runShell("ovs-ofctl -O OpenFlow13 del-flows --strict " + mgmt + " priority=1000,in_port=" +
+                         std::to_string(ofport("vm2")),
+                     dir)
+                .exitCode,
+            0);
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + f).exitCode, 0);
+
   // Drift: a flow deleted and a queue rate changed by hand.
   ASSERT_EQ(runShell("ovs-ofctl -O OpenFlow13 del-flows unix:" + (dir / "ovs" / "br0.mgmt").string() + " in_port=" +
                          std::to_string(ofport("vm1")),
