@@ -96,6 +96,8 @@ class Snapshot {
   const std::map<std::string, PortRow>& ports() const { return portRows_; }
   const std::map<std::string, InterfaceRow>& interfaces() const { return ifaceRows_; }
   const std::map<std::string, MirrorRow>& mirrors() const { return mirrorRows_; }
+  const std::map<std::string, QosRow>& qosRows() const { return qosRows_; }
+  const std::map<std::string, QueueRow>& queueRows() const { return queueRows_; }
   const BridgeRow* bridge(const std::string& uuid) const;
   const PortRow* port(const std::string& uuid) const;
   const InterfaceRow* interface(const std::string& uuid) const;

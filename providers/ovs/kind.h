@@ -143,6 +143,9 @@ struct ExpectedFlow {
   uint32_t queue = 0;
 };
 std::map<std::string, ExpectedFlow> expectedNiocFlows(const Snapshot& snap);
+// Deletes this target's own QoS and Queue rows that nothing references any more (root tables are not
+// garbage-collected: an uplink port or bridge removed by hand would leave them forever).
+void sweepNioc(TxnContext& ctx);
 // Bridges whose uplink carries a vnetplan NIOC QoS.
 std::vector<std::string> niocBridges(const Snapshot& snap);
 

@@ -145,6 +145,27 @@ void niocAttrs(const Snapshot& snap, const std::string& qosUuid, Attrs& a) {
   if (qos->queues.size() != want.size()) a.set("ovs.niocRates.queues", static_cast<int64_t>(qos->queues.size()));
 }
 
+void sweepNioc(TxnContext& ctx) {
+  std::set<std::string> usedQos, usedQueues;
+  for (const auto& [pu, port] : ctx.snap().ports())
+    if (port.qos) usedQos.insert(*port.qos);
+  for (const auto& [qu, qos] : ctx.snap().qosRows())
+    for (const auto& [id, queue] : qos.queues) usedQueues.insert(queue);
+  auto ours = [&](const StrMap& ids) {
+    auto it = ids.find(kOwnerKey);
+    return it != ids.end() && it->second == ctx.target();
+  };
+  for (const auto& [qu, qos] : ctx.snap().qosRows()) {
+    if (usedQos.count(qu) || !ours(qos.externalIds)) continue;
+    ctx.guard("QoS", qu, "NIOC QoS " + qu);
+    ctx.txn().remove("QoS", qu, "delete an orphaned NIOC QoS of this target");
+    for (const auto& [id, queue] : qos.queues) usedQueues.erase(queue);  // its queues go too, below
+  }
+  for (const auto& [qu, queue] : ctx.snap().queueRows())
+    if (!usedQueues.count(qu) && ours(queue.externalIds))
+      ctx.txn().remove("Queue", qu, "delete an orphaned NIOC queue of this target");
+}
+
 std::vector<std::string> niocBridges(const Snapshot& snap) {
   std::vector<std::string> out;
   for (const auto& [bu, br] : snap.bridges())

@@ -156,6 +156,7 @@ TargetSession::BatchResult OvsSession::applyAll(const std::vector<Step>& steps,
       if (static_cast<long>(i) == failAt) ctx.txn().abort("injected failure at step " + std::to_string(i + 1));
     }
     ctx.txn().setStep(-1);
+    sweepNioc(ctx);
     ctx.finish();
     // Ask ovs-vswitchd to report when it has applied this configuration (as ovs-vsctl does).
     ctx.txn().mutate("Open_vSwitch", snap_->rootUuid(), Json::array({Json::array({"next_cfg", "+=", 1})}),

@@ -515,6 +515,16 @@ TEST_F(CliOvs, NiocQosQueuesAndClassificationFlows) {
   EXPECT_EQ(flows().size(), 1u);
   EXPECT_EQ(vnp("plan --detailed-exitcode -f " + g).exitCode, 0);
 
+  // The uplink bond removed by hand orphans its QoS and Queue (root tables): the next apply re-creates the
+  // uplink and deletes the orphans.
+  ASSERT_EQ(vsctl("del-port br0 br0-uplink").exitCode, 0);
+  EXPECT_EQ(table("QoS").size(), 1u);
+  r = vnp("apply --auto-approve -f " + g);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(table("QoS").size(), 1u);
+  EXPECT_EQ(table("Queue").size(), 1u);
+  EXPECT_EQ(row("Port", "br0-uplink")["qos"], table("QoS")[0]["_uuid"]);
+
   // Everything removed: no QoS or Queue row is left behind, no vnetplan flow either.
   ASSERT_EQ(vnp("apply --auto-approve -f " + ovsManifest(kTarget, "empty.yaml")).exitCode, 0);
   EXPECT_TRUE(table("QoS").empty());
