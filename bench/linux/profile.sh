@@ -16,6 +16,8 @@ die() { echo "bench/linux/profile: $*" >&2; exit 1; }
 command -v perf >/dev/null || die "needs perf (apt-get install linux-perf)"
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=bench/linux/workload.sh
+. "$ROOT/bench/linux/workload.sh"
 if [ -z "${VNETPLAN:-}" ]; then
   for c in "$ROOT/build-bench/vnetplan" "$ROOT/build/vnetplan"; do
     [ -x "$c" ] && { VNETPLAN=$c; break; }
@@ -85,17 +87,7 @@ phases() {
     { printf "  %9.1f %10.1f %6d  %s\n", $1, $2, $3, $4 }'
 }
 
-awk -v n="$N" -v ns="$NS" 'BEGIN {
-  printf "apiVersion: vnetplan.io/v1\nkind: Target\nmetadata: {name: bench}\nspec: {provider: linux, netns: %s}\n", ns
-  for (i = 0; i < n; i++) {
-    printf "---\napiVersion: vnetplan.io/v1\nkind: Switch\nmetadata: {name: br%d}\nspec: {targets: [bench]}\n", i
-    for (s = 0; s < 2; s++) {
-      p = "v" i (s ? "b" : "a")
-      printf "---\napiVersion: vnetplan.io/v1\nkind: Port\nmetadata: {name: %s}\n", p
-      printf "spec: {targets: [bench], switch: br%d, type: veth, peer: %sp}\n", i, p
-    }
-  }
-}' >"$TMP/m.yaml"
+{ bench_target "$NS"; bench_body "$N"; } >"$TMP/m.yaml"
 
 ip netns add "$NS"
 echo "== apply $N bridges x 2 veth from empty ($(wc -c <"$TMP/m.yaml") bytes of manifest, $((3 * N)) resources)"

@@ -36,6 +36,11 @@ command -v ip >/dev/null || die "needs ip (iproute2)"
 [ -x /usr/bin/time ] || die "needs /usr/bin/time for peak RSS (apt-get install time)"
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BENCH=bench/linux HAVE_TIME=1
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+# shellcheck source=bench/linux/workload.sh
+. "$ROOT/bench/linux/workload.sh"
 if [ -z "${VNETPLAN:-}" ]; then
   for c in "$ROOT/build-bench/vnetplan" "$ROOT/build/vnetplan"; do
     [ -x "$c" ] && { VNETPLAN=$c; break; }
@@ -117,54 +122,14 @@ signature() {
 
 # --- timing -----------------------------------------------------------------------------------------------------
 
-# run_timed TAG CMD...: runs CMD under /usr/bin/time (both sides alike), stdout to $OUT (default $TMP/TAG.out),
-# stderr to $TMP/TAG.err; sets ELAPSED (seconds, wall), CPU (user+sys seconds, 10 ms resolution), RSS (peak kB)
-# and RC. CPU is printed beside the wall-clock ratios: on a busy machine it is the steadier of the two.
-run_timed() {
-  local tag=$1 t0 t1 stats
-  shift
-  t0=$EPOCHREALTIME
-  set +e
-  /usr/bin/time -f '%M %U %S' -o "$TMP/$tag.time" "$@" >"${OUT:-$TMP/$tag.out}" 2>"$TMP/$tag.err"
-  RC=$?
-  set -e
-  t1=$EPOCHREALTIME
-  ELAPSED=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
-  stats=$(tail -n 1 "$TMP/$tag.time")
-  RSS=${stats%% *}
-  CPU=$(awk '{ printf "%.2f", $2 + $3 }' <<<"$stats")
-}
-
-fail_run() {  # fail_run TAG WHAT
-  echo "bench/linux: $2 failed (exit $RC); last output:" >&2
-  tail -n 20 "$TMP/$1.out" "$TMP/$1.err" >&2 || true
-  exit 1
-}
-
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-maxof() { printf '%s\n' "$@" | sort -g | tail -n 1; }
-fmt_s() { awk -v x="$1" 'BEGIN { printf "%.3fs", x }'; }
-fmt_mb() { awk -v x="$1" 'BEGIN { printf "%.1f MB", x / 1024 }'; }
-list_s() { local out="" x; for x in "$@"; do out+="$(fmt_s "$x") "; done; echo "${out% }"; }
-
 # --- inputs -----------------------------------------------------------------------------------------------------
 
-# The manifest: one Target (its netns differs per measurement, so it is written per namespace) + N Switches
-# brI + 2N veth Ports vIa/vIb with peers vIap/vIbp. Names stay far below IFNAMSIZ-1 (15) for any N accepted.
-awk -v n="$N" 'BEGIN {
-  for (i = 0; i < n; i++) {
-    printf "---\napiVersion: vnetplan.io/v1\nkind: Switch\nmetadata: {name: br%d}\nspec: {targets: [bench]}\n", i
-    for (s = 0; s < 2; s++) {
-      p = "v" i (s ? "b" : "a")
-      printf "---\napiVersion: vnetplan.io/v1\nkind: Port\nmetadata: {name: %s}\n", p
-      printf "spec: {targets: [bench], switch: br%d, type: veth, peer: %sp}\n", i, p
-    }
-  }
-}' >"$TMP/body.yaml"
+# The manifest: one Target (its netns differs per measurement, so it is written per namespace) + the workload
+# of bench/linux/workload.sh.
+bench_body "$N" >"$TMP/body.yaml"
 
 manifest_for() {  # manifest_for NS FILE
-  printf 'apiVersion: vnetplan.io/v1\nkind: Target\nmetadata: {name: bench}\nspec: {provider: linux, netns: %s}\n' \
-    "$1" >"$2"
+  bench_target "$1" >"$2"
   cat "$TMP/body.yaml" >>"$2"
 }
 

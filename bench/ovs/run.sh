@@ -66,6 +66,9 @@ SANDBOX="$ROOT/scripts/ovs-sandbox.sh"
 bash "$SANDBOX" check || die "needs Open vSwitch (ovsdb-server, ovs-vsctl, ovsdb-client, ...)"
 HAVE_TIME=0
 [ -x /usr/bin/time ] && HAVE_TIME=1
+BENCH=bench/ovs
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 if [ -z "${VNETPLAN:-}" ]; then
   # The newer of the two: a build-bench that predates the ovs provider would reject the manifest.
   for c in "$ROOT/build-bench/vnetplan" "$ROOT/build/vnetplan"; do
@@ -135,43 +138,6 @@ check_state() {  # check_state WHAT: the database of $SOCK has br0 with p1..pN, 
 
 # --- timing -----------------------------------------------------------------------------------------------------
 
-# run_timed TAG CMD...: runs CMD (under /usr/bin/time when present: both sides alike), stdout to $OUT (default
-# $TMP/TAG.out), stderr to $TMP/TAG.err; sets ELAPSED (seconds, wall), CPU (user+sys seconds, 10 ms resolution),
-# RSS (peak kB) and RC. CPU is printed beside the wall-clock ratios: on a busy machine it is the steadier of the two.
-run_timed() {
-  local tag=$1 t0 t1 stats
-  shift
-  t0=$EPOCHREALTIME
-  set +e
-  if ((HAVE_TIME)); then
-    /usr/bin/time -f '%M %U %S' -o "$TMP/$tag.time" "$@" >"${OUT:-$TMP/$tag.out}" 2>"$TMP/$tag.err"
-  else
-    "$@" >"${OUT:-$TMP/$tag.out}" 2>"$TMP/$tag.err"
-  fi
-  RC=$?
-  set -e
-  t1=$EPOCHREALTIME
-  ELAPSED=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
-  if ((HAVE_TIME)); then
-    stats=$(tail -n 1 "$TMP/$tag.time")
-    RSS=${stats%% *}
-    CPU=$(awk '{ printf "%.2f", $2 + $3 }' <<<"$stats")
-  else
-    RSS=0 CPU=0
-  fi
-}
-
-fail_run() {  # fail_run TAG WHAT
-  echo "bench/ovs: $2 failed (exit $RC); last output:" >&2
-  tail -n 20 "$TMP/$1.out" "$TMP/$1.err" >&2 || true
-  exit 1
-}
-
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-maxof() { printf '%s\n' "$@" | sort -g | tail -n 1; }
-fmt_s() { awk -v x="$1" 'BEGIN { printf "%.3fs", x }'; }
-fmt_mb() { awk -v x="$1" 'BEGIN { if (x > 0) printf "%.1f MB", x / 1024; else printf "n/a" }'; }
-list_s() { local out="" x; for x in "$@"; do out+="$(fmt_s "$x") "; done; echo "${out% }"; }
 tag_of() { echo $((($1 % 4094) + 1)); }
 
 # --- inputs -----------------------------------------------------------------------------------------------------
