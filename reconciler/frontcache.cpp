@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "reconciler/codec.h"
+#include "reconciler/fileio.h"
 
 namespace vnetplan::frontcache {
 
@@ -195,16 +196,10 @@ std::optional<Entry> load(const std::string& key, const std::function<void(const
     ::close(fd);
     return std::nullopt;
   }
-  std::string bytes(static_cast<size_t>(st.st_size), '\0');
-  size_t off = 0;
-  while (off < bytes.size()) {
-    ssize_t n = ::read(fd, bytes.data() + off, bytes.size() - off);
-    if (n <= 0) break;
-    off += static_cast<size_t>(n);
-  }
+  auto bytes = readAll(fd);
   ::close(fd);
-  if (off != bytes.size()) return std::nullopt;
-  auto e = decode(bytes, onTargets);
+  if (!bytes) return std::nullopt;
+  auto e = decode(*bytes, onTargets);
   if (e && e->key != key) return std::nullopt;  // an entry saved under another name
   if (e) ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // recently used: pruned last
   return e;
@@ -222,15 +217,9 @@ void store(const std::string& key, const DesiredState& desired, const std::vecto
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return;
-  const std::string bytes = encode(key, desired, warnings);
-  size_t off = 0;
-  while (off < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
-    if (n <= 0) break;
-    off += static_cast<size_t>(n);
-  }
+  const bool written = writeAll(fd, encode(key, desired, warnings)).ok();
   ::close(fd);
-  if (off != bytes.size() || ::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (!written || ::rename(tmp.c_str(), path.c_str()) != 0) {
     ::unlink(tmp.c_str());
     return;
   }

@@ -32,6 +32,7 @@
 #include <utility>
 
 #include "reconciler/codec.h"
+#include "reconciler/fileio.h"
 #include "state/percent.h"
 #include "state/store.h"
 
@@ -118,34 +119,6 @@ Result<std::vector<std::string>> keyPath(const std::string& key) {
 }
 
 // ---- low-level file operations -------------------------------------------------------------------------
-
-Status writeAll(int fd, const std::string& bytes) {
-  size_t off = 0;
-  while (off < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return err(errnoText(errno));
-    }
-    off += static_cast<size_t>(n);
-  }
-  return {};
-}
-
-Result<std::string> readAll(int fd) {
-  std::string out;
-  char buf[65536];
-  while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return err(errnoText(errno));
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
 
 std::string randomHex(size_t bytes) {
   static const char* hex = "0123456789abcdef";
