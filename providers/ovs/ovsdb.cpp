@@ -380,11 +380,7 @@ void Txn::select(const std::string& table, std::vector<std::string> columns, con
 
 void Txn::abort(const std::string& label) { add(ops_, Json{{"op", "abort"}}, label); }
 
-std::vector<Op> Txn::ordered() const {
-  std::vector<Op> all = waits_;
-  all.insert(all.end(), ops_.begin(), ops_.end());
-  return all;
-}
+const Op& Txn::at(size_t i) const { return i < waits_.size() ? waits_[i] : ops_[i - waits_.size()]; }
 
 Json Txn::params() const {
   Json p = Json::array({db_});
@@ -394,7 +390,6 @@ Json Txn::params() const {
 }
 
 Txn::Outcome Txn::interpret(const Json& reply) const {
-  const std::vector<Op> all = ordered();
   Outcome o;
   if (!reply.is_array()) {
     o.ok = false;
@@ -407,10 +402,10 @@ Txn::Outcome Txn::interpret(const Json& reply) const {
       o.ok = false;
       std::string error = r["error"].is_string() ? r["error"].get<std::string>() : r["error"].dump();
       std::string details = r.value("details", Json("")).is_string() ? r.value("details", std::string()) : "";
-      if (i < all.size()) {
-        o.stale = all[i].json.value("op", "") == "wait" && error == "timed out";
-        o.failedStep = all[i].step;
-        o.message = printable(all[i].label) + ": " + printable(error) + (details.empty() ? "" : " (" + printable(details) + ")");
+      if (i < size()) {
+        o.stale = at(i).json.value("op", "") == "wait" && error == "timed out";
+        o.failedStep = at(i).step;
+        o.message = printable(at(i).label) + ": " + printable(error) + (details.empty() ? "" : " (" + printable(details) + ")");
       } else {
         // An extra result after the operations: the commit itself failed (e.g. a constraint violation).
         o.message = "commit: " + printable(error) + (details.empty() ? "" : " (" + printable(details) + ")");
@@ -419,10 +414,10 @@ Txn::Outcome Txn::interpret(const Json& reply) const {
     }
     o.results.push_back(r);
   }
-  if (reply.size() < all.size()) {
+  if (reply.size() < size()) {
     o.ok = false;
     o.message = "the transaction reply has " + std::to_string(reply.size()) + " results for " +
-                std::to_string(all.size()) + " operations";
+                std::to_string(size()) + " operations";
   }
   return o;
 }

@@ -124,9 +124,9 @@ class Txn {
   void abort(const std::string& label);  // test hook: an operation that always fails
   size_t size() const { return waits_.size() + ops_.size(); }
   bool empty() const { return ops_.empty(); }
-  // In the order sent: every `wait` first (so a guard sees the rows as observed, before this transaction's
-  // own changes), then the changes in the order they were added.
-  std::vector<Op> ordered() const;
+  // The i-th operation in the order sent: every `wait` first (so a guard sees the rows as observed, before this
+  // transaction's own changes), then the changes in the order they were added.
+  const Op& at(size_t i) const;
   Json params() const;  // ["Open_vSwitch", op, op, ...]
 
   // Outcome of a reply: ok, or the first failing operation's label with the server's error and details.
