@@ -102,6 +102,8 @@ void mapToAttrs(const std::map<std::string, std::string>& m, const std::string& 
 // Collects the attributes below `prefix` as a string map.
 std::map<std::string, std::string> attrsToMap(const Attrs& a, const std::string& prefix);
 bool changed(const Step& step, const std::string& path);  // exact path or anything below it
+// The Port carrying a Switch's uplinks (external_ids vnetplan:role=uplink): part of the Switch, not a Port.
+bool isUplinkPort(const PortRow& port);
 // The name of the Port that carries a Switch's uplinks (a bond when there are several NICs).
 std::string uplinkPortName(const std::string& switchName, const std::vector<std::string>& nics);
 

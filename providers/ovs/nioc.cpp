@@ -68,7 +68,7 @@ std::string get(const StrMap& m, const std::string& k) {
 const QosRow* uplinkQos(const Snapshot& snap, const BridgeRow& bridge) {
   for (const auto& pu : bridge.ports) {
     const PortRow* port = snap.port(pu);
-    if (port && get(port->externalIds, kRoleKey) == "uplink" && port->qos) return snap.qos(*port->qos);
+    if (port && isUplinkPort(*port) && port->qos) return snap.qos(*port->qos);
   }
   return nullptr;
 }

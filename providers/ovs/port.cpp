@@ -25,11 +25,6 @@ const OptionField kOptions[] = {
 int64_t kibToKb(int64_t kib) { return std::llround(static_cast<double>(kib) * 8.192); }
 int64_t kbToKib(int64_t kb) { return std::llround(static_cast<double>(kb) / 8.192); }
 
-bool isUplink(const PortRow& port) {
-  auto it = port.externalIds.find(kRoleKey);
-  return it != port.externalIds.end() && it->second == "uplink";
-}
-
 void observePorts(const Snapshot& snap, const std::string& target, Observation& obs) {
   // Port group definitions: group -> (its bridge, its VLAN).
   std::map<std::string, std::pair<std::string, Attrs>> groups;
@@ -40,7 +35,7 @@ void observePorts(const Snapshot& snap, const std::string& target, Observation& 
   for (const auto& [buuid, br] : snap.bridges()) {
     for (const auto& puuid : br.ports) {
       const PortRow* port = snap.port(puuid);
-      if (!port || port->name == br.name || isUplink(*port)) continue;  // the local and uplink ports are the Switch's
+      if (!port || port->name == br.name || isUplinkPort(*port)) continue;  // the local and uplink ports are the Switch's
       ObservedObject o;
       o.addr = Address{target, Kind::Port, port->name};
       o.taggedByVnetplan = ownedByVnetplan(port->externalIds);

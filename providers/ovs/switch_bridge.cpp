@@ -71,11 +71,6 @@ void bondAttrs(const PortRow& port, Attrs& a) {
   if (port.bondDowndelay) a.set("ovs.bond.downdelayMs", port.bondDowndelay);
 }
 
-bool isUplinkPort(const PortRow& port) {
-  auto it = port.externalIds.find(kRoleKey);
-  return it != port.externalIds.end() && it->second == "uplink";
-}
-
 // ---- observe
 
 void observeSwitches(const Snapshot& snap, const std::string& target, Observation& obs) {
@@ -174,10 +169,7 @@ std::optional<Json> insertUplink(TxnContext& ctx, const Address& addr, const Att
     row["bond_updelay"] = b.updelay;
     row["bond_downdelay"] = b.downdelay;
   }
-  std::map<std::string, std::string> all = extra;
-  all[kOwnerKey] = ctx.target();
-  all[kAddressKey] = addr.str();
-  row["external_ids"] = mapOf(all);
+  row["external_ids"] = ctx.ownedIds(addr, extra);
   if (a.getBool("nioc.enabled") == true) row["qos"] = insertNioc(ctx, addr, a);
   ctx.guardAbsent("Port", pname, "port " + pname);
   Json ref = ctx.txn().insert("Port", row, "create uplink port " + pname);

@@ -46,6 +46,11 @@ bool changed(const Step& step, const std::string& path) {
   });
 }
 
+bool isUplinkPort(const PortRow& port) {
+  auto it = port.externalIds.find(kRoleKey);
+  return it != port.externalIds.end() && it->second == "uplink";
+}
+
 std::string uplinkPortName(const std::string& switchName, const std::vector<std::string>& nics) {
   if (nics.size() == 1) return nics[0];
   return switchName + "-uplink";
