@@ -4,17 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(
-  # toolchain
-  g++ cmake ninja-build pkg-config git clang libclang-rt-14-dev
-  # libraries
-  libyaml-cpp-dev libnl-3-dev libnl-route-3-dev libnftables-dev libcpp-httplib-dev libssl-dev
-  libspdlog-dev libfmt-dev nlohmann-json3-dev libvalijson-dev libcli11-dev libssh-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
-  # the real peers tests and benchmarks run against
-  iproute2 procps time
-  openvswitch-switch  # only its binaries: tests run a private OVS with scripts/ovs-sandbox.sh, never the service
-)
+# One list per area in scripts/packages/*.list (comments with #); every list is installed.
+PACKAGES=()
+for list in scripts/packages/*.list; do
+  PACKAGES+=($(sed -e 's/#.*//' "$list"))
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -23,15 +17,16 @@ done
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  # Installing openvswitch-switch would start the system's Open vSwitch service (load the kernel module, run
-  # ovs-vswitchd on the host's network). The tests need only the binaries, so while apt runs a policy-rc.d that
+  # Installing openvswitch-switch (or etcd-server, neutron-server, ...) would start its system service (for OVS:
+  # load the kernel module, run ovs-vswitchd on the host's network). The tests need only the binaries and run
+  # private daemons, so while apt runs a policy-rc.d that
   # exits 101 ("action forbidden") stops invoke-rc.d/deb-systemd-invoke from starting any service. One that exists
   # already (containers ship one) is left alone; ours is removed afterwards, by the trap also if apt fails or is
   # interrupted.
   POLICY_RC_D=/usr/sbin/policy-rc.d
   our_policy_rc_d=false
   remove_policy_rc_d() { $SUDO rm -f "$POLICY_RC_D"; }
-  if [[ " ${missing[*]} " == *" openvswitch-switch "* ]] && [ ! -e "$POLICY_RC_D" ]; then
+  if [ ! -e "$POLICY_RC_D" ]; then
     our_policy_rc_d=true
     trap remove_policy_rc_d EXIT
     trap 'exit 130' INT TERM HUP  # exit, so that the EXIT trap runs
@@ -46,6 +41,12 @@ if ((${#missing[@]})); then
     trap - EXIT INT TERM HUP
   fi
 fi
+
+# Areas that need more than apt (e.g. a kernel image unpacked for the VM lane) have a hook next to their list.
+for hook in scripts/packages/*.sh; do
+  [ -e "$hook" ] || continue
+  bash "$hook"
+done
 
 BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" >/dev/null
