@@ -9,7 +9,8 @@
 #include <random>
 #include <thread>
 
-#include "reconciler/codec.h"
+#include "base/random.h"
+#include "model/codec.h"
 #include "reconciler/pipeline.h"
 #include "reconciler/planner.h"
 
@@ -25,14 +26,6 @@ int ApplyOutcome::exitCode() const {
 }
 
 namespace {
-
-std::string randomId() {
-  std::random_device rd;
-  std::uniform_int_distribution<int> d(0, 15);
-  std::string id;
-  for (int i = 0; i < 16; ++i) id += "0123456789abcdef"[d(rd)];
-  return id;
-}
 
 std::string joinLines(const std::vector<std::string>& lines, const std::string& indent = "  ") {
   std::string out;
@@ -111,7 +104,7 @@ class TargetRun {
     }
 
     state::Journal journal;
-    journal.id = randomId();
+    journal.id = randomHex(8);
     journal.target = target.name;
     journal.targetSpec = target;
     journal.provider = target.provider;
@@ -199,7 +192,7 @@ class TargetRun {
     slice.changes = changes;
     std::vector<Step> steps = slice.steps();
     state::Journal journal;
-    journal.id = randomId();
+    journal.id = randomHex(8);
     journal.target = target.name;
     journal.targetSpec = target;
     journal.provider = target.provider;

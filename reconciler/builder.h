@@ -3,9 +3,9 @@
 #pragma once
 #include <vector>
 
-#include "reconciler/diag.h"
+#include "model/diag.h"
 #include "reconciler/manifest.h"
-#include "reconciler/model.h"
+#include "model/model.h"
 
 namespace vnetplan {
 

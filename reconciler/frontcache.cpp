@@ -10,8 +10,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "reconciler/codec.h"
-#include "reconciler/fileio.h"
+#include "base/fd.h"
+#include "base/fileio.h"
+#include "base/sha256.h"
+#include "model/codec.h"
 
 namespace vnetplan::frontcache {
 
@@ -181,15 +183,33 @@ static std::optional<Entry> decodeOrThrow(const std::string& bytes,
   return e;
 }
 
+// The cache directory, opened without following a symlink (a planted link could point anywhere), and only if it
+// is ours and nobody else can write to it. Created 0700 when missing.
+static UniqueFd openCacheDir(bool create) {
+  const std::string dir = directory();
+  if (create) {
+    std::error_code ec;
+    fs::path parent = fs::path(dir).parent_path();
+    if (!parent.empty()) fs::create_directories(parent, ec);
+    ::mkdir(dir.c_str(), 0700);
+  }
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return fd;
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) return UniqueFd();
+  if (!create && (st.st_mode & 022) != 0) return UniqueFd();  // others could have planted entries
+  if ((st.st_mode & 077) != 0 && ::fchmod(fd.get(), 0700) != 0) return UniqueFd();
+  return fd;
+}
+
 std::optional<Entry> load(const std::string& key, const std::function<void(const std::vector<Target>&)>& onTargets) {
   if (key.empty()) return std::nullopt;
-  const std::string dir = directory();
-  struct stat ds {};
-  if (::stat(dir.c_str(), &ds) != 0 || !S_ISDIR(ds.st_mode) || ds.st_uid != ::geteuid() || (ds.st_mode & 022) != 0)
-    return std::nullopt;  // a directory others can write to is not trusted
-  const std::string path = dir + "/" + key + ".msgpack";
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return std::nullopt;
+  UniqueFd dirfd = openCacheDir(false);  // a symlink, or a directory others can write to, is not trusted
+  if (!dirfd) return std::nullopt;
+  const std::string name = key + ".msgpack";
+  auto opened = openRegularForRead(dirfd.get(), name);
+  if (!opened) return std::nullopt;
+  int fd = *opened;
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 022) != 0 ||
       st.st_size > (256 << 20)) {
@@ -201,28 +221,18 @@ std::optional<Entry> load(const std::string& key, const std::function<void(const
   if (!bytes) return std::nullopt;
   auto e = decode(*bytes, onTargets);
   if (e && e->key != key) return std::nullopt;  // an entry saved under another name
-  if (e) ::utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // recently used: pruned last
+  if (e) ::utimensat(dirfd.get(), name.c_str(), nullptr, 0);  // recently used: pruned last
   return e;
 }
 
 void store(const std::string& key, const DesiredState& desired, const std::vector<Diagnostic>& warnings) {
   if (key.empty()) return;
+  UniqueFd dirfd = openCacheDir(true);
+  if (!dirfd) return;
+  removeStaleTemps(dirfd.get());
+  if (!atomicWriteAt(dirfd.get(), key + ".msgpack", encode(key, desired, warnings))) return;
   const std::string dir = directory();
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) return;
-  ::chmod(dir.c_str(), 0700);
-  const std::string path = dir + "/" + key + ".msgpack";
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return;
-  const bool written = writeAll(fd, encode(key, desired, warnings)).ok();
-  ::close(fd);
-  if (!written || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    return;
-  }
   // Keep the newest entries only.
   std::vector<std::pair<fs::file_time_type, fs::path>> entries;
   for (const auto& e : fs::directory_iterator(dir, ec))

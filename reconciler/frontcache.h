@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "reconciler/diag.h"
+#include "model/diag.h"
 #include "reconciler/manifest.h"
-#include "reconciler/model.h"
+#include "model/model.h"
 
 namespace vnetplan::frontcache {
 

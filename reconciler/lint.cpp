@@ -3,7 +3,7 @@
 #include <map>
 #include <set>
 
-#include "reconciler/netaddr.h"
+#include "base/netaddr.h"
 
 namespace vnetplan {
 

@@ -1,7 +1,7 @@
 // Lint: field knowledge that needs no live state (DESIGN §8). Each rule is one small function in a table.
 #pragma once
-#include "reconciler/diag.h"
-#include "reconciler/model.h"
+#include "model/diag.h"
+#include "model/model.h"
 
 namespace vnetplan {
 

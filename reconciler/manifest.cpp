@@ -15,6 +15,8 @@
 #include <string_view>
 #include <thread>
 
+#include "base/fd.h"
+
 namespace vnetplan {
 
 namespace fs = std::filesystem;
@@ -461,7 +463,7 @@ std::optional<std::string> readBounded(const std::string& f, size_t limit, Diagn
   }
   std::ifstream in(f, std::ios::binary);
   if (!in) {
-    diags.error(SourceLoc{f, 0, 0}, std::string("cannot open: ") + std::strerror(errno), "manifest-path");
+    diags.error(SourceLoc{f, 0, 0}, std::string("cannot open: ") + errnoText(errno), "manifest-path");
     return std::nullopt;
   }
   std::string data;

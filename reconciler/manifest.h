@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "reconciler/diag.h"
-#include "reconciler/model.h"
+#include "model/diag.h"
+#include "model/model.h"
 
 namespace vnetplan {
 

@@ -9,8 +9,9 @@
 #include <sstream>
 #include <thread>
 
+#include "base/sha256.h"
+#include "model/codec.h"
 #include "reconciler/builder.h"
-#include "reconciler/codec.h"
 #include "reconciler/lint.h"
 #include "reconciler/manifest.h"
 #include "reconciler/schema_validator.h"

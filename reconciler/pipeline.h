@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "reconciler/diag.h"
-#include "reconciler/model.h"
+#include "model/diag.h"
+#include "model/model.h"
 #include "reconciler/plan.h"
 #include "reconciler/planner.h"
 #include "reconciler/provider.h"

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "reconciler/codec.h"
+#include "model/codec.h"
 
 namespace vnetplan {
 

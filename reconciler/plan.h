@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "reconciler/model.h"
+#include "model/model.h"
 #include "reconciler/provider.h"
 
 namespace vnetplan {

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <set>
 
-#include "reconciler/codec.h"
+#include "model/codec.h"
 
 namespace vnetplan {
 

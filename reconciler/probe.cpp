@@ -12,6 +12,9 @@
 #include <cstring>
 #include <memory>
 
+#include "base/fd.h"
+#include "base/socket.h"
+
 namespace vnetplan {
 
 Result<Probe> parseProbe(const std::string& spec) {
@@ -42,13 +45,6 @@ Result<Probe> parseProbe(const std::string& spec) {
 
 namespace {
 
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
 struct AddrInfo {
   addrinfo* ai = nullptr;
   ~AddrInfo() {
@@ -56,29 +52,9 @@ struct AddrInfo {
   }
 };
 
-Status waitFor(int fd, short events, std::chrono::milliseconds timeout) {
-  pollfd pfd{fd, events, 0};
-  int n = ::poll(&pfd, 1, static_cast<int>(timeout.count()));
-  if (n == 0) return err("timed out");
-  if (n < 0) return err(std::strerror(errno));
-  return {};
-}
-
 Status tcpProbe(const Probe& p, std::chrono::milliseconds timeout) {
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  AddrInfo res;
-  int rc = getaddrinfo(p.host.c_str(), std::to_string(p.port).c_str(), &hints, &res.ai);
-  if (rc != 0) return err(gai_strerror(rc));
-  Fd s;
-  s.fd = ::socket(res.ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (s.fd < 0) return err(std::strerror(errno));
-  if (::connect(s.fd, res.ai->ai_addr, res.ai->ai_addrlen) != 0 && errno != EINPROGRESS) return err(std::strerror(errno));
-  if (Status w = waitFor(s.fd, POLLOUT, timeout); !w) return w;
-  int soerr = 0;
-  socklen_t len = sizeof soerr;
-  getsockopt(s.fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
-  if (soerr != 0) return err(std::strerror(soerr));
+  auto sock = StreamSocket::connectTcp(p.host, p.port, SteadyClock::now() + timeout);
+  if (!sock) return sock.error();
   return {};
 }
 
@@ -96,27 +72,24 @@ Status icmpProbe(const Probe& p, std::chrono::milliseconds timeout) {
   AddrInfo res;
   int rc = getaddrinfo(p.host.c_str(), nullptr, &hints, &res.ai);
   if (rc != 0) return err(std::string(gai_strerror(rc)) + " (icmp probes are IPv4)");
-  Fd s;
   // Unprivileged ICMP sockets when allowed, raw ones as root.
-  s.fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMP);
+  UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMP));
   bool raw = false;
-  if (s.fd < 0) {
-    s.fd = ::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
+  if (!s) {
+    s.reset(::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP));
     raw = true;
   }
-  if (s.fd < 0) return err(std::string("cannot open an ICMP socket: ") + std::strerror(errno));
+  if (!s) return err("cannot open an ICMP socket: " + errnoText(errno));
   unsigned char pkt[16] = {8, 0, 0, 0, 0x76, 0x6e, 0, 1, 'v', 'n', 'e', 't', 'p', 'l', 'a', 'n'};
   uint16_t c = checksum(pkt, sizeof pkt);
   pkt[2] = static_cast<unsigned char>(c >> 8);
   pkt[3] = static_cast<unsigned char>(c & 0xff);
-  if (::sendto(s.fd, pkt, sizeof pkt, 0, res.ai->ai_addr, res.ai->ai_addrlen) < 0) return err(std::strerror(errno));
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (::sendto(s.get(), pkt, sizeof pkt, 0, res.ai->ai_addr, res.ai->ai_addrlen) < 0) return err(errnoText(errno));
+  const Deadline deadline = SteadyClock::now() + timeout;
   while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return err("no echo reply");
-    if (Status w = waitFor(s.fd, POLLIN, left); !w) return err("no echo reply");
+    if (Status w = waitReady(s.get(), POLLIN, deadline); !w) return err("no echo reply");
     unsigned char buf[1500];
-    ssize_t n = ::recv(s.fd, buf, sizeof buf, 0);
+    ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
     if (n <= 0) continue;
     size_t off = raw ? static_cast<size_t>((buf[0] & 0x0f) * 4) : 0;
     if (static_cast<size_t>(n) > off && buf[off] == 0) return {};  // echo reply

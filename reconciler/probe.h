@@ -4,7 +4,7 @@
 #include <chrono>
 #include <string>
 
-#include "reconciler/result.h"
+#include "base/result.h"
 
 namespace vnetplan {
 

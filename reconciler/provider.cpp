@@ -3,19 +3,8 @@
 #include <cstdlib>
 #include <sstream>
 
-#include "providers/linux/linux_provider.h"
-#include "providers/ovs/ovs_provider.h"
 
 namespace vnetplan {
-
-const char* stepActionName(StepAction a) {
-  switch (a) {
-    case StepAction::Create: return "create";
-    case StepAction::Update: return "update";
-    case StepAction::Delete: return "delete";
-  }
-  return "?";
-}
 
 TargetSession::BatchResult TargetSession::applyAll(const std::vector<Step>& steps,
                                                    const std::function<void(size_t)>& done) {
@@ -36,17 +25,6 @@ std::string Provider::describe(const Step& step) const {
     out << ")";
   }
   return out.str();
-}
-
-ProviderRegistry& ProviderRegistry::builtin() {
-  // Built once, never mutated afterwards.
-  static ProviderRegistry registry = [] {
-    ProviderRegistry r;
-    r.add(makeLinuxProvider());
-    r.add(makeOvsProvider());
-    return r;
-  }();
-  return registry;
 }
 
 void ProviderRegistry::add(std::unique_ptr<Provider> p) { providers_.push_back(std::move(p)); }

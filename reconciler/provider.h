@@ -13,9 +13,10 @@
 #include <string_view>
 #include <vector>
 
-#include "reconciler/diag.h"
-#include "reconciler/model.h"
-#include "reconciler/result.h"
+#include "model/diag.h"
+#include "model/model.h"
+#include "model/step.h"
+#include "base/result.h"
 
 namespace vnetplan {
 
@@ -32,29 +33,6 @@ struct KindTraits {
   // The provider observes only attributes it manages, so a live attribute the manifest leaves out is a
   // difference too (the plan removes it). Otherwise only the manifest's attributes are compared.
   bool exhaustive = false;
-};
-
-// One live object as the provider sees it.
-struct ObservedObject {
-  Address addr;
-  Attrs attrs;
-  bool taggedByVnetplan = false;  // provider-side ownership marker (OVS external_ids, Neutron tags), if any
-};
-
-struct Observation {
-  std::map<Address, ObservedObject> objects;  // only kinds this provider manages
-};
-
-enum class StepAction { Create, Update, Delete };
-const char* stepActionName(StepAction a);
-
-// One executable change to one object. A plan's `replace` becomes Delete + Create.
-struct Step {
-  Address addr;
-  StepAction action = StepAction::Create;
-  Attrs before;  // live attributes (Update, Delete)
-  Attrs after;   // desired attributes (Create, Update)
-  std::vector<std::string> changed;  // Update: the attribute paths to change
 };
 
 // A live connection to one target (a netns, an OVSDB socket, an SSH session, a cloud endpoint).
@@ -107,10 +85,10 @@ class Provider {
   virtual std::string describe(const Step& step) const;
 };
 
-// Providers are registered once by name; the core looks them up here.
+// Providers by name. The binary builds one (cli/providers.h) and hands it to the core, which never names a
+// provider itself.
 class ProviderRegistry {
  public:
-  static ProviderRegistry& builtin();  // linux (and later ovs, esxi, vpc)
   void add(std::unique_ptr<Provider> p);
   Provider* find(std::string_view name) const;
   std::vector<std::string> names() const;

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "reconciler/diag.h"
+#include "model/diag.h"
 #include "reconciler/manifest.h"
 
 namespace vnetplan {

@@ -26,13 +26,15 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <random>
 #include <system_error>
 #include <thread>
 #include <utility>
 
-#include "reconciler/codec.h"
-#include "reconciler/fileio.h"
+#include "base/fd.h"
+#include "base/fileio.h"
+#include "base/random.h"
+#include "base/sha256.h"
+#include "model/codec.h"
 #include "state/percent.h"
 #include "state/store.h"
 
@@ -44,35 +46,7 @@ namespace fs = std::filesystem;
 constexpr const char* kLockDir = ".locks";
 constexpr size_t kMaxNameBytes = 255;  // NAME_MAX on Linux filesystems
 
-std::string errnoText(int e) { return std::error_code(e, std::generic_category()).message(); }
-
-// An owned file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_ = -1;
-};
+using Fd = UniqueFd;
 
 // ---- names ---------------------------------------------------------------------------------------------
 
@@ -119,36 +93,6 @@ Result<std::vector<std::string>> keyPath(const std::string& key) {
 }
 
 // ---- low-level file operations -------------------------------------------------------------------------
-
-std::string randomHex(size_t bytes) {
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  unsigned char buf[32];
-  bool got = false;
-  if (bytes <= sizeof buf) {
-    int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      size_t off = 0;
-      while (off < bytes) {
-        ssize_t n = ::read(fd, buf + off, bytes - off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        off += static_cast<size_t>(n);
-      }
-      got = off == bytes;
-      ::close(fd);
-    }
-  }
-  if (!got) {
-    std::random_device rd;
-    for (size_t i = 0; i < bytes && i < sizeof buf; ++i) buf[i] = static_cast<unsigned char>(rd());
-  }
-  for (size_t i = 0; i < bytes && i < sizeof buf; ++i) {
-    out.push_back(hex[buf[i] >> 4]);
-    out.push_back(hex[buf[i] & 0xF]);
-  }
-  return out;
-}
 
 std::string currentOwner() {
   std::string user;
@@ -471,22 +415,8 @@ class FileBackend : public Backend {
 
   // Atomic + durable: temp file in the same directory, fsync, rename over, fsync the directory.
   Status writeAt(int dirfd, const std::string& name, const std::string& bytes, const std::string& key) {
-    std::string tmp = ".tmp." + std::to_string(::getpid()) + "." + randomHex(6);
-    Fd fd(::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!fd.valid()) return err("cannot write " + displayPath(key) + ": " + errnoText(errno));
-    auto fail = [&](const std::string& what, int e) -> Status {
-      ::unlinkat(dirfd, tmp.c_str(), 0);
-      return err("cannot write " + displayPath(key) + ": " + what + ": " + errnoText(e));
-    };
-    if (auto st = writeAll(fd.get(), bytes); !st) {
-      ::unlinkat(dirfd, tmp.c_str(), 0);
+    if (Status st = atomicWriteAt(dirfd, name, bytes); !st)
       return err("cannot write " + displayPath(key) + ": " + st.error().message);
-    }
-    if (::fsync(fd.get()) != 0) return fail("fsync", errno);
-    if (::close(fd.release()) != 0) return fail("close", errno);
-    if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) != 0) return fail("rename", errno);
-    if (::fsync(dirfd) != 0)
-      return err("cannot write " + displayPath(key) + ": fsync of directory: " + errnoText(errno));
     return {};
   }
 

@@ -15,7 +15,7 @@
 #include <cstdio>
 #include <set>
 
-#include "reconciler/codec.h"
+#include "model/codec.h"
 #include "state/percent.h"
 
 namespace vnetplan::state {

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "reconciler/model.h"
-#include "reconciler/provider.h"
-#include "reconciler/result.h"
+#include "base/result.h"
+#include "model/model.h"
+#include "model/step.h"
 
 namespace vnetplan::state {
 

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <set>
 
+#include "base/netaddr.h"
 #include "providers/linux/kind.h"
 #include "providers/linux/session.h"
 
@@ -25,7 +26,7 @@ using AddrPtr = std::unique_ptr<rtnl_addr, AddrFree>;
 // An rtnl_addr for `cidr` on `ifindex`.
 Result<AddrPtr> makeAddr(int ifindex, const std::string& cidr) {
   std::string why;
-  auto c = parseCidr(cidr, &why);
+  auto c = parsePrefix(cidr, &why);
   if (!c) return err("invalid address '" + cidr + "': " + why);
   AddrPtr addr(rtnl_addr_alloc());
   nl_addr* local = nl_addr_build(c->family, c->addr.data(), c->addrLen());
@@ -33,7 +34,7 @@ Result<AddrPtr> makeAddr(int ifindex, const std::string& cidr) {
     if (local) nl_addr_put(local);
     return err("out of memory");
   }
-  nl_addr_set_prefixlen(local, c->prefix);
+  nl_addr_set_prefixlen(local, c->prefixLen);
   rtnl_addr_set_ifindex(addr.get(), ifindex);
   rtnl_addr_set_family(addr.get(), c->family);
   int rc = rtnl_addr_set_local(addr.get(), local);  // also sets the prefix length
@@ -54,10 +55,10 @@ void collectAddress(const nlmsghdr* h, std::map<int, std::vector<std::string>>& 
   nlattr* a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
   size_t len = ifa->ifa_family == AF_INET ? 4 : 16;
   if (!a || static_cast<size_t>(nla_len(a)) < len) return;
-  Cidr c;
+  IpPrefix c;
   c.family = ifa->ifa_family;
   std::memcpy(c.addr.data(), nla_data(a), len);
-  c.prefix = ifa->ifa_prefixlen;
+  c.prefixLen = ifa->ifa_prefixlen;
   uint32_t flags = tb[IFA_FLAGS] && nla_len(tb[IFA_FLAGS]) >= 4 ? nla_get_u32(tb[IFA_FLAGS]) : ifa->ifa_flags;
   // Addresses the kernel made itself are not the user's to manage.
   if (tb[IFA_PROTO] && nla_len(tb[IFA_PROTO]) >= 1) {
@@ -65,10 +66,10 @@ void collectAddress(const nlmsghdr* h, std::map<int, std::vector<std::string>>& 
     if (proto == IFAPROT_KERNEL_LO || proto == IFAPROT_KERNEL_RA || proto == IFAPROT_KERNEL_LL) return;
   }
   if (c.family == AF_INET6) {
-    if (isIpv6LinkLocal(c)) return;                 // addrconf's fe80::/64 (check() rejects declaring one)
+    if (c.isIpv6LinkLocal()) return;                 // addrconf's fe80::/64 (check() rejects declaring one)
     if (!(flags & IFA_F_PERMANENT)) return;  // SLAAC / privacy addresses learned from router adverts
   }
-  out[ifa->ifa_index].push_back(formatCidr(c));
+  out[ifa->ifa_index].push_back(c.str());
 }
 
 Status addAddresses(LinuxSession& s, const KindOps& ops, const std::string& name, int ifindex,
@@ -93,8 +94,8 @@ Status syncAddresses(LinuxSession& s, const KindOps& ops, const std::string& nam
   auto canonical = [](const std::vector<std::string>& in) {
     std::set<std::string> out;
     for (const auto& text : in) {
-      auto c = parseCidr(text, nullptr);
-      out.insert(c ? formatCidr(*c) : text);
+      auto c = parsePrefix(text, nullptr);
+      out.insert(c ? c->str() : text);
     }
     return out;
   };

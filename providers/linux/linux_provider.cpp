@@ -6,6 +6,7 @@
 #include <mutex>
 #include <set>
 
+#include "base/netaddr.h"
 #include "providers/linux/kind.h"
 #include "providers/linux/session.h"
 #include "providers/linux/values.h"
@@ -196,16 +197,16 @@ class LinuxProvider final : public Provider {
           continue;
         }
         std::string why;
-        auto c = lnx::parseCidr(e.get<std::string>(), &why);
+        auto c = parsePrefix(e.get<std::string>(), &why);
         if (!c) {
           fail("field " + path + ": invalid address '" + e.get<std::string>() + "': " + why);
           continue;
         }
-        if (lnx::isIpv6LinkLocal(*c))
+        if (c->isIpv6LinkLocal())
           fail("field " + path + ": " + e.get<std::string>() +
                " is an IPv6 link-local address; the kernel manages those itself");
-        if (!seen.insert(lnx::formatCidr(*c)).second)
-          fail("field " + path + " lists " + lnx::formatCidr(*c) + " more than once");
+        if (!seen.insert(c->str()).second)
+          fail("field " + path + " lists " + c->str() + " more than once");
       }
     };
 
@@ -318,12 +319,12 @@ class LinuxProvider final : public Provider {
       std::set<std::string> out;
       bool valid = true;
       for (const auto& e : *v) {
-        auto c = e.is_string() ? lnx::parseCidr(e.get<std::string>(), nullptr) : std::nullopt;
+        auto c = e.is_string() ? parsePrefix(e.get<std::string>(), nullptr) : std::nullopt;
         if (!c) {
           valid = false;
           break;
         }
-        out.insert(lnx::formatCidr(*c));
+        out.insert(c->str());
       }
       if (valid) r.attrs.set("addresses", Json(std::vector<std::string>(out.begin(), out.end())));
     }

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <thread>
 
+#include "base/fd.h"
 #include "providers/linux/netns.h"
 
 #ifndef SOL_NETLINK
@@ -93,7 +94,7 @@ int onError(sockaddr_nl*, nlmsgerr* e, void* arg) {
 }
 
 std::string describeErrno(int errnum, const std::string& extack) {
-  std::string msg = std::strerror(errnum);
+  std::string msg = errnoText(errnum);
   if (!extack.empty()) msg += " (kernel: " + extack + ")";
   return msg;
 }

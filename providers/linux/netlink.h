@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "reconciler/result.h"
+#include "base/result.h"
 
 namespace vnetplan::lnx {
 

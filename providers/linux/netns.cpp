@@ -14,17 +14,6 @@
 
 namespace vnetplan::lnx {
 
-Fd& Fd::operator=(Fd&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = o.release();
-  }
-  return *this;
-}
-
-Fd::~Fd() {
-  if (fd_ >= 0) ::close(fd_);
-}
 
 std::string netnsPath(const std::string& name) { return std::string(kNetnsRunDir) + "/" + name; }
 
@@ -41,7 +30,7 @@ Result<Fd> openNetns(const std::string& name, int* errnum) {
     int e = errno;
     if (errnum) *errnum = e;
     if (e == ENOENT) return err("netns " + name + " does not exist (" + path + ")");
-    return err("cannot open netns " + name + " (" + path + "): " + std::strerror(e));
+    return err("cannot open netns " + name + " (" + path + "): " + errnoText(e));
   }
   int type = ::ioctl(fd.get(), NS_GET_NSTYPE);
   if (type != CLONE_NEWNET) {
@@ -57,14 +46,14 @@ namespace {
 // namespace (what `ip netns add` does).
 Status shareRunDir() {
   if (::mkdir(kNetnsRunDir, 0755) != 0 && errno != EEXIST)
-    return err(std::string("cannot create ") + kNetnsRunDir + ": " + std::strerror(errno));
+    return err(std::string("cannot create ") + kNetnsRunDir + ": " + errnoText(errno));
   bool bound = false;
   while (::mount("", kNetnsRunDir, "none", MS_SHARED | MS_REC, nullptr) != 0) {
     if (errno != EINVAL || bound)
-      return err(std::string("cannot make ") + kNetnsRunDir + " a shared mount: " + std::strerror(errno));
+      return err(std::string("cannot make ") + kNetnsRunDir + " a shared mount: " + errnoText(errno));
     // Not a mount point yet: bind it onto itself first.
     if (::mount(kNetnsRunDir, kNetnsRunDir, "none", MS_BIND | MS_REC, nullptr) != 0)
-      return err(std::string("cannot bind-mount ") + kNetnsRunDir + ": " + std::strerror(errno));
+      return err(std::string("cannot bind-mount ") + kNetnsRunDir + ": " + errnoText(errno));
     bound = true;
   }
   return {};
@@ -79,15 +68,15 @@ Status createNetns(const std::string& name) {
     Fd file(::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0));
     if (!file.valid()) {
       int e = errno;
-      return err("cannot create netns " + name + " (" + path + "): " + std::strerror(e));
+      return err("cannot create netns " + name + " (" + path + "): " + errnoText(e));
     }
   }
   // unshare() on a dedicated thread: only that thread moves to the new namespace, and it exits afterwards.
   Status st = runInNetns(-1, [&]() -> Status {
     if (::unshare(CLONE_NEWNET) != 0)
-      return err("cannot create netns " + name + ": unshare: " + std::strerror(errno));
+      return err("cannot create netns " + name + ": unshare: " + errnoText(errno));
     if (::mount("/proc/thread-self/ns/net", path.c_str(), "none", MS_BIND, nullptr) != 0)
-      return err("cannot create netns " + name + ": bind-mount on " + path + ": " + std::strerror(errno));
+      return err("cannot create netns " + name + ": bind-mount on " + path + ": " + errnoText(errno));
     return {};
   });
   if (!st.ok()) ::unlink(path.c_str());
@@ -98,7 +87,7 @@ Status runInNetns(int nsFd, const std::function<Status()>& fn) {
   Status result;
   std::thread worker([&] {
     if (nsFd >= 0 && ::setns(nsFd, CLONE_NEWNET) != 0) {
-      result = err(std::string("cannot enter network namespace: setns: ") + std::strerror(errno));
+      result = err(std::string("cannot enter network namespace: setns: ") + errnoText(errno));
       return;
     }
     result = fn();

@@ -8,31 +8,12 @@
 #include <functional>
 #include <string>
 
-#include "reconciler/result.h"
+#include "base/fd.h"
+#include "base/result.h"
 
 namespace vnetplan::lnx {
 
-// A move-only owned file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.release()) {}
-  Fd& operator=(Fd&& o) noexcept;
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd();
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  int release() {
-    int f = fd_;
-    fd_ = -1;
-    return f;
-  }
-
- private:
-  int fd_ = -1;
-};
+using Fd = UniqueFd;
 
 inline constexpr const char* kNetnsRunDir = "/run/netns";
 std::string netnsPath(const std::string& name);

@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/fd.h"
 #include "providers/linux/kind.h"
 #include "providers/linux/session.h"
 
@@ -55,7 +56,7 @@ Status tunIoctls(LinuxSession& s, const std::string& name, const Attrs& a, short
                  const std::vector<std::string>& which, bool persist, int* index) {
   return runInNetns(s.nsFd(), [&]() -> Status {
     Fd fd(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
-    if (!fd.valid()) return err(std::string("open /dev/net/tun: ") + std::strerror(errno));
+    if (!fd.valid()) return err(std::string("open /dev/net/tun: ") + errnoText(errno));
     ifreq ifr{};
     ifr.ifr_flags = flags;
     std::memcpy(ifr.ifr_name, name.data(), std::min(name.size(), sizeof ifr.ifr_name - 1));
@@ -63,7 +64,7 @@ Status tunIoctls(LinuxSession& s, const std::string& name, const Attrs& a, short
       int e = errno;
       if (e == EBUSY && (flags & IFF_TUN_EXCL)) return err(std::strerror(EEXIST));
       if (e == EBUSY) return err("the tap is in use by another process (EBUSY)");
-      return err(std::string("TUNSETIFF: ") + std::strerror(e));
+      return err(std::string("TUNSETIFF: ") + errnoText(e));
     }
     for (const auto& path : which) {
       unsigned long request = path == "linux.owner" ? TUNSETOWNER : TUNSETGROUP;
@@ -73,11 +74,11 @@ Status tunIoctls(LinuxSession& s, const std::string& name, const Attrs& a, short
       if (!v->is_number_integer()) return err(path + " '" + v->dump() + "' is not a known user or group id");
       long id = v->get<long>();
       if (::ioctl(fd.get(), request, id) < 0)
-        return err(std::string(path == "linux.owner" ? "TUNSETOWNER: " : "TUNSETGROUP: ") + std::strerror(errno));
+        return err(std::string(path == "linux.owner" ? "TUNSETOWNER: " : "TUNSETGROUP: ") + errnoText(errno));
     }
     // Until TUNSETPERSIST succeeds a new device vanishes with the fd, so a failure leaves nothing behind.
     if (persist && ::ioctl(fd.get(), TUNSETPERSIST, 1) < 0)
-      return err(std::string("TUNSETPERSIST: ") + std::strerror(errno));
+      return err(std::string("TUNSETPERSIST: ") + errnoText(errno));
     if (index) *index = static_cast<int>(::if_nametoindex(name.c_str()));
     return {};
   });

@@ -40,46 +40,6 @@ std::string ifnameProblem(std::string_view name) { return nameProblem(name, 15);
 
 std::string netnsNameProblem(std::string_view name) { return nameProblem(name, 255); }
 
-std::optional<Cidr> parseCidr(std::string_view text, std::string* why) {
-  auto fail = [&](std::string msg) -> std::optional<Cidr> {
-    if (why) *why = std::move(msg);
-    return std::nullopt;
-  };
-  size_t slash = text.find('/');
-  if (slash == std::string_view::npos) return fail("it has no prefix length (write e.g. 10.0.0.1/24)");
-  std::string host(text.substr(0, slash));
-  std::string_view len = text.substr(slash + 1);
-  Cidr c;
-  if (inet_pton(AF_INET, host.c_str(), c.addr.data()) == 1) {
-    c.family = AF_INET;
-  } else if (inet_pton(AF_INET6, host.c_str(), c.addr.data()) == 1) {
-    c.family = AF_INET6;
-  } else {
-    return fail("'" + host + "' is not an IPv4 or IPv6 address");
-  }
-  if (len.empty() || len.size() > 3) return fail("'" + std::string(len) + "' is not a prefix length");
-  int prefix = 0;
-  for (char ch : len) {
-    if (ch < '0' || ch > '9') return fail("'" + std::string(len) + "' is not a prefix length");
-    prefix = prefix * 10 + (ch - '0');
-  }
-  int max = c.family == AF_INET ? 32 : 128;
-  if (prefix > max) return fail("prefix length " + std::to_string(prefix) + " is above " + std::to_string(max));
-  c.prefix = prefix;
-  return c;
-}
-
-std::string formatCidr(int family, const void* addr, int prefix) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (!inet_ntop(family, addr, buf, sizeof buf)) return "?";
-  return std::string(buf) + "/" + std::to_string(prefix);
-}
-
-std::string formatCidr(const Cidr& c) { return formatCidr(c.family, c.addr.data(), c.prefix); }
-
-bool isIpv6LinkLocal(const Cidr& c) {
-  return c.family == AF_INET6 && c.addr[0] == 0xfe && (c.addr[1] & 0xc0) == 0x80;
-}
 
 std::optional<Mac> parseMac(std::string_view text, std::string* why) {
   auto fail = [&](std::string msg) -> std::optional<Mac> {

@@ -21,21 +21,6 @@ std::string ifnameProblem(std::string_view name);
 // or "..", printable ASCII without '/', ':' or whitespace.
 std::string netnsNameProblem(std::string_view name);
 
-struct Cidr {
-  int family = 0;  // AF_INET | AF_INET6
-  std::array<uint8_t, 16> addr{};
-  int prefix = 0;
-  size_t addrLen() const { return family == AF_INET ? 4 : 16; }
-};
-
-// Parses "ADDR/PREFIX"; on failure returns nullopt and sets *why.
-std::optional<Cidr> parseCidr(std::string_view text, std::string* why);
-// Canonical text: "10.0.0.1/24", "2001:db8::1/64".
-std::string formatCidr(const Cidr& c);
-std::string formatCidr(int family, const void* addr, int prefix);
-// True for IPv6 link-local (fe80::/10): the kernel owns those.
-bool isIpv6LinkLocal(const Cidr& c);
-
 using Mac = std::array<uint8_t, 6>;
 // Parses "aa:bb:cc:dd:ee:ff" (either case); rejects multicast and all-zero addresses.
 std::optional<Mac> parseMac(std::string_view text, std::string* why);

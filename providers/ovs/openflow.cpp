@@ -106,19 +106,11 @@ Error OpenFlowChannel::failure(const std::string& what) const { return err("open
 
 Result<std::unique_ptr<OpenFlowChannel>> OpenFlowChannel::open(const std::string& socketPath,
                                                                std::chrono::milliseconds timeout) {
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  if (socketPath.size() >= sizeof sa.sun_path) return err("openflow " + socketPath + ": socket path too long");
-  std::memcpy(sa.sun_path, socketPath.c_str(), socketPath.size());
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return err("openflow " + socketPath + ": socket: " + std::strerror(errno));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-    int e = errno;
-    ::close(fd);
-    return err("openflow " + socketPath + ": cannot connect: " + std::strerror(e) +
+  auto sock = StreamSocket::connectUnix(socketPath, Clock::now() + timeout);
+  if (!sock)
+    return err("openflow " + socketPath + ": cannot connect: " + sock.error().message +
                " (is ovs-vswitchd running on this host?)");
-  }
-  std::unique_ptr<OpenFlowChannel> ch(new OpenFlowChannel(socketPath, fd, timeout));
+  std::unique_ptr<OpenFlowChannel> ch(new OpenFlowChannel(socketPath, std::move(*sock), timeout));
   if (Status s = ch->send(finish(header(kHello, ch->xid_++))); !s) return s.error();
   auto deadline = Clock::now() + timeout;
   auto hello = ch->receive(deadline);
@@ -130,18 +122,8 @@ Result<std::unique_ptr<OpenFlowChannel>> OpenFlowChannel::open(const std::string
   return ch;
 }
 
-OpenFlowChannel::~OpenFlowChannel() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 Status OpenFlowChannel::send(const std::string& msg) {
-  size_t off = 0;
-  while (off < msg.size()) {
-    ssize_t n = ::send(fd_, msg.data() + off, msg.size() - off, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return failure(std::string("send: ") + std::strerror(errno));
-    off += static_cast<size_t>(n);
-  }
+  if (Status st = sock_.sendAll(msg, Clock::now() + timeout_); !st) return failure("send: " + st.error().message);
   return {};
 }
 
@@ -169,21 +151,13 @@ Result<std::string> OpenFlowChannel::receive(Clock::time_point deadline) {
         return msg;
       }
     }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    pollfd p{fd_, POLLIN, 0};
-    int r = ::poll(&p, 1, static_cast<int>(std::max<long long>(0, left)));
-    if (r == 0) return failure("no reply within " + std::to_string(timeout_.count()) + " ms");
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return failure(std::string("poll: ") + std::strerror(errno));
+    auto n = sock_.recvSome(chunk, sizeof chunk, deadline);
+    if (!n) {
+      if (n.error().message == "timed out") return failure("no reply within " + std::to_string(timeout_.count()) + " ms");
+      return failure("recv: " + n.error().message);
     }
-    ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
-    if (n == 0) return failure("the switch closed the connection");
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return failure(std::string("recv: ") + std::strerror(errno));
-    }
-    buf_.append(chunk, static_cast<size_t>(n));
+    if (*n == 0) return failure("the switch closed the connection");
+    buf_.append(chunk, *n);
   }
 }
 

@@ -8,7 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "reconciler/result.h"
+#include "base/result.h"
+#include "base/socket.h"
 
 namespace vnetplan::ovs {
 
@@ -27,7 +28,6 @@ class OpenFlowChannel {
  public:
   // Connects to a unix socket and negotiates OpenFlow 1.3.
   static Result<std::unique_ptr<OpenFlowChannel>> open(const std::string& socketPath, std::chrono::milliseconds timeout);
-  ~OpenFlowChannel();
   OpenFlowChannel(const OpenFlowChannel&) = delete;
   OpenFlowChannel& operator=(const OpenFlowChannel&) = delete;
 
@@ -38,8 +38,8 @@ class OpenFlowChannel {
   Status replaceQueueFlows(const std::vector<QueueFlow>& want);
 
  private:
-  OpenFlowChannel(std::string path, int fd, std::chrono::milliseconds timeout)
-      : path_(std::move(path)), fd_(fd), timeout_(timeout) {}
+  OpenFlowChannel(std::string path, StreamSocket sock, std::chrono::milliseconds timeout)
+      : path_(std::move(path)), sock_(std::move(sock)), timeout_(timeout) {}
   Status send(const std::string& msg);
   // Reads the next message (answering echo requests); an OpenFlow error becomes an Error.
   Result<std::string> receive(std::chrono::steady_clock::time_point deadline);
@@ -47,7 +47,7 @@ class OpenFlowChannel {
   Result<std::vector<QueueFlow>> flows(bool ours);
 
   std::string path_;
-  int fd_ = -1;
+  StreamSocket sock_;
   std::chrono::milliseconds timeout_;
   std::string buf_;
   uint32_t xid_ = 1;

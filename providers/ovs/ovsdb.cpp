@@ -20,39 +20,6 @@ constexpr size_t kMaxMessage = 256u << 20;
 
 using Clock = std::chrono::steady_clock;
 
-int remainingMs(Clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  return left <= 0 ? 0 : static_cast<int>(std::min<long long>(left, 1 << 30));
-}
-
-std::string errnoText(int e) { return std::strerror(e); }
-
-// Connects a non-blocking socket with a deadline.
-Result<int> connectWithin(int family, const sockaddr* addr, socklen_t len, Clock::time_point deadline) {
-  int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return err("socket: " + errnoText(errno));
-  if (::connect(fd, addr, len) == 0) return fd;
-  if (errno != EINPROGRESS && errno != EAGAIN) {
-    int e = errno;
-    ::close(fd);
-    return err(errnoText(e));
-  }
-  pollfd p{fd, POLLOUT, 0};
-  int n = ::poll(&p, 1, remainingMs(deadline));
-  if (n <= 0) {
-    ::close(fd);
-    return err(n == 0 ? "connection timed out" : errnoText(errno));
-  }
-  int soerr = 0;
-  socklen_t sl = sizeof soerr;
-  ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-  if (soerr != 0) {
-    ::close(fd);
-    return err(errnoText(soerr));
-  }
-  return fd;
-}
-
 }  // namespace
 
 std::string Remote::str() const { return unix ? "unix:" + path : "tcp:" + host + ":" + std::to_string(port); }
@@ -88,54 +55,17 @@ Result<Remote> parseRemote(const std::string& spec) {
 
 Result<std::unique_ptr<Connection>> Connection::open(const Remote& remote, std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
-  Result<int> fd = err("");
-  if (remote.unix) {
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    std::memcpy(sa.sun_path, remote.path.c_str(), remote.path.size());
-    fd = connectWithin(AF_UNIX, reinterpret_cast<sockaddr*>(&sa), sizeof sa, deadline);
-  } else {
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    addrinfo* res = nullptr;
-    std::string port = std::to_string(remote.port);
-    if (int rc = ::getaddrinfo(remote.host.c_str(), port.c_str(), &hints, &res); rc != 0)
-      return err("ovsdb " + remote.str() + ": cannot resolve " + remote.host + ": " + gai_strerror(rc));
-    for (addrinfo* ai = res; ai; ai = ai->ai_next) {
-      fd = connectWithin(ai->ai_family, ai->ai_addr, ai->ai_addrlen, deadline);
-      if (fd.ok()) break;
-    }
-    ::freeaddrinfo(res);
-  }
-  if (!fd.ok()) return err("ovsdb " + remote.str() + ": cannot connect: " + fd.error().message);
-  return std::unique_ptr<Connection>(new Connection(remote, *fd, timeout));
-}
-
-Connection::~Connection() {
-  if (fd_ >= 0) ::close(fd_);
+  auto sock = remote.unix ? StreamSocket::connectUnix(remote.path, deadline)
+                          : StreamSocket::connectTcp(remote.host, remote.port, deadline);
+  if (!sock) return err("ovsdb " + remote.str() + ": cannot connect: " + sock.error().message);
+  return std::unique_ptr<Connection>(new Connection(remote, std::move(*sock), timeout));
 }
 
 Error Connection::peerError(const std::string& what) const { return err("ovsdb " + remote_.str() + ": " + what); }
 
 Status Connection::sendAll(const std::string& bytes, Clock::time_point deadline) {
-  size_t off = 0;
-  while (off < bytes.size()) {
-    ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
-    if (n > 0) {
-      off += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      pollfd p{fd_, POLLOUT, 0};
-      int r = ::poll(&p, 1, remainingMs(deadline));
-      if (r == 0) return peerError("timed out sending a request");
-      if (r < 0 && errno != EINTR) return peerError("poll: " + errnoText(errno));
-      continue;
-    }
-    return peerError("connection lost while sending: " + errnoText(errno));
-  }
+  if (Status st = sock_.sendAll(bytes, deadline); !st)
+    return peerError(st.error().message == "timed out" ? "timed out sending a request" : st.error().message);
   return {};
 }
 
@@ -201,28 +131,18 @@ Result<Json> Connection::readMessage(Clock::time_point deadline) {
       broken_ = true;
       return peerError("a message from the peer exceeds " + std::to_string(kMaxMessage >> 20) + " MiB");
     }
-    pollfd p{fd_, POLLIN, 0};
-    int r = ::poll(&p, 1, remainingMs(deadline));
-    if (r == 0) {
+    auto n = sock_.recvSome(chunk, sizeof chunk, deadline);
+    if (!n) {
       broken_ = true;
-      return peerError("no reply within " + std::to_string(timeout_.count()) + " ms");
+      if (n.error().message == "timed out")
+        return peerError("no reply within " + std::to_string(timeout_.count()) + " ms");
+      return peerError(n.error().message);
     }
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      broken_ = true;
-      return peerError("poll: " + errnoText(errno));
-    }
-    ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
-    if (n == 0) {
+    if (*n == 0) {
       broken_ = true;
       return peerError(buf_.empty() ? "the peer closed the connection" : "the peer closed the connection mid-message");
     }
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
-      broken_ = true;
-      return peerError("connection lost: " + errnoText(errno));
-    }
-    buf_.append(chunk, static_cast<size_t>(n));
+    buf_.append(chunk, *n);
   }
 }
 

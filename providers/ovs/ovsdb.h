@@ -13,8 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "reconciler/model.h"
-#include "reconciler/result.h"
+#include "model/model.h"
+#include "base/result.h"
+#include "base/socket.h"
 
 namespace vnetplan::ovs {
 
@@ -53,7 +54,6 @@ std::string printable(const std::string& text, size_t max = 400);
 class Connection {
  public:
   static Result<std::unique_ptr<Connection>> open(const Remote& remote, std::chrono::milliseconds timeout);
-  ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
@@ -65,13 +65,14 @@ class Connection {
   std::chrono::milliseconds remoteTimeout() const { return timeout_; }
 
  private:
-  Connection(Remote r, int fd, std::chrono::milliseconds timeout) : remote_(std::move(r)), fd_(fd), timeout_(timeout) {}
+  Connection(Remote r, StreamSocket sock, std::chrono::milliseconds timeout)
+      : remote_(std::move(r)), sock_(std::move(sock)), timeout_(timeout) {}
   Status sendAll(const std::string& bytes, std::chrono::steady_clock::time_point deadline);
   Result<Json> readMessage(std::chrono::steady_clock::time_point deadline);
   Error peerError(const std::string& what) const;
 
   Remote remote_;
-  int fd_ = -1;
+  StreamSocket sock_;
   std::chrono::milliseconds timeout_;
   std::string buf_;
   Framer framer_;

@@ -14,8 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "cli/providers.h"
+#include "model/diag.h"
 #include "reconciler/builder.h"
-#include "reconciler/diag.h"
 #include "reconciler/lint.h"
 #include "reconciler/manifest.h"
 #include "reconciler/pipeline.h"
@@ -48,7 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Diagnostics diags;
 
   if (fullPipeline) {
-    DesiredState desired = loadDesiredText(text, "fuzz.yaml", ProviderRegistry::builtin(), diags);
+    DesiredState desired = loadDesiredText(text, "fuzz.yaml", builtinProviders(), diags);
     (void)desired;
     checkDiagnostics(diags);
     return 0;
@@ -69,7 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   DesiredState desired = buildDesiredState(valid, diags);
   lint(desired, diags);
-  checkWithProviders(desired, ProviderRegistry::builtin(), diags);
+  checkWithProviders(desired, builtinProviders(), diags);
   checkDiagnostics(diags);
   return 0;
 }

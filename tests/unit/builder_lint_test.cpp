@@ -3,7 +3,7 @@
 #include "reconciler/builder.h"
 #include "reconciler/lint.h"
 #include "reconciler/manifest.h"
-#include "reconciler/netaddr.h"
+#include "base/netaddr.h"
 #include "reconciler/schema_validator.h"
 
 using namespace vnetplan;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cli/providers.h"
 #include "reconciler/frontcache.h"
 #include "reconciler/pipeline.h"
 #include "reconciler/provider.h"
@@ -66,10 +67,10 @@ size_t entries(const fs::path& d) {
 TEST_F(FrontCache, CachedLoadEqualsUncachedLoad) {
   auto f = write("m.yaml", kManifest);
   Diagnostics d1;
-  DesiredState first = loadDesired({f}, ProviderRegistry::builtin(), d1);
+  DesiredState first = loadDesired({f}, builtinProviders(), d1);
   ASSERT_EQ(entries(dir / "cache"), 1u) << "the front end had no errors (the linux provider's come after)";
   Diagnostics d2;
-  DesiredState second = loadDesired({f}, ProviderRegistry::builtin(), d2);
+  DesiredState second = loadDesired({f}, builtinProviders(), d2);
   // The lint warning (promiscuous without justification) is reported again; the provider pass runs again.
   EXPECT_EQ(d1.render(), d2.render());
   EXPECT_EQ(d1.warningCount(), 1u);
@@ -96,12 +97,12 @@ TEST_F(FrontCache, CachedLoadEqualsUncachedLoad) {
 TEST_F(FrontCache, AnyChangedByteIsAMissAndErrorsAreNeverCached) {
   auto f = write("m.yaml", kManifest);
   Diagnostics d;
-  (void)loadDesired({f}, ProviderRegistry::builtin(), d);
+  (void)loadDesired({f}, builtinProviders(), d);
   std::string changed = kManifest;
   changed.replace(changed.find("mtu: 9000,"), 10, "mtu: 9001,");  // the Switch's
   write("m.yaml", changed);
   Diagnostics d2;
-  DesiredState s = loadDesired({f}, ProviderRegistry::builtin(), d2);
+  DesiredState s = loadDesired({f}, builtinProviders(), d2);
   EXPECT_EQ(entries(dir / "cache"), 2u);
   const Resource* br = nullptr;
   for (const auto& r : s.resources)
@@ -111,25 +112,25 @@ TEST_F(FrontCache, AnyChangedByteIsAMissAndErrorsAreNeverCached) {
   // A manifest with a front-end error (the port's MTU above its switch's): reported, not stored.
   write("m.yaml", std::string(kManifest).replace(std::string(kManifest).find("mtu: 9000}"), 10, "mtu: 9100}"));
   Diagnostics d3;
-  (void)loadDesired({f}, ProviderRegistry::builtin(), d3);
+  (void)loadDesired({f}, builtinProviders(), d3);
   EXPECT_TRUE(d3.hasErrors());
   EXPECT_EQ(entries(dir / "cache"), 2u);
   Diagnostics d4;
-  (void)loadDesired({f}, ProviderRegistry::builtin(), d4);
+  (void)loadDesired({f}, builtinProviders(), d4);
   EXPECT_EQ(d3.render(), d4.render());
 }
 
 TEST_F(FrontCache, DamagedOrForeignEntriesAreMisses) {
   auto f = write("m.yaml", kManifest);
   Diagnostics d;
-  DesiredState good = loadDesired({f}, ProviderRegistry::builtin(), d);
+  DesiredState good = loadDesired({f}, builtinProviders(), d);
   fs::path entry;
   for (const auto& e : fs::directory_iterator(dir / "cache")) entry = e.path();
   // Truncated: a miss, and the next load rewrites it.
   fs::resize_file(entry, 10);
   EXPECT_FALSE(frontcache::load(entry.stem().string()));
   Diagnostics d2;
-  DesiredState again = loadDesired({f}, ProviderRegistry::builtin(), d2);
+  DesiredState again = loadDesired({f}, builtinProviders(), d2);
   EXPECT_EQ(d2.render(), d.render());
   EXPECT_EQ(again.resources.size(), good.resources.size());
   EXPECT_TRUE(frontcache::load(entry.stem().string()));
@@ -155,7 +156,7 @@ TEST_F(FrontCache, OffMeansNoKeyAndNoFiles) {
   setenv("VNETPLAN_CACHE", "off", 1);
   auto f = write("m.yaml", kManifest);
   Diagnostics d;
-  (void)loadDesired({f}, ProviderRegistry::builtin(), d);
+  (void)loadDesired({f}, builtinProviders(), d);
   EXPECT_FALSE(fs::exists(dir / "cache"));
   EXPECT_EQ(frontcache::keyOf({{f, kManifest}}), "");
   unsetenv("VNETPLAN_CACHE");

@@ -10,7 +10,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "reconciler/codec.h"
+#include "cli/providers.h"
+#include "model/codec.h"
 #include "reconciler/pipeline.h"
 #include "reconciler/render.h"
 #include "reconciler/snapshot.h"
@@ -43,13 +44,13 @@ TEST_P(Golden, PlanMatches) {
   const fs::path dir = fs::path(VNETPLAN_SOURCE_DIR) / "tests/golden" / GetParam();
   Diagnostics diags;
   DesiredState desired =
-      loadDesiredText(readFile(dir / "desired.yaml"), "desired.yaml", ProviderRegistry::builtin(), diags);
+      loadDesiredText(readFile(dir / "desired.yaml"), "desired.yaml", builtinProviders(), diags);
   std::string actual;
   if (!diags.hasErrors()) {
     Json observed = Json::parse(readFile(dir / "observed.json"));
     auto snapshots = snapshotFromJson(observed);
     ASSERT_TRUE(snapshots.ok()) << snapshots.error().message;
-    auto plan = planAgainst(desired, {}, *snapshots, ProviderRegistry::builtin(), diags);
+    auto plan = planAgainst(desired, {}, *snapshots, builtinProviders(), diags);
     ASSERT_TRUE(plan.ok()) << plan.error().message;
     actual = renderPlanText(*plan);
     // The saved form must round-trip to the same plan.

@@ -9,6 +9,7 @@ namespace vnetplan {
 
 struct Error {
   std::string message;
+  int sysErrno = 0;  // the errno behind it, when a system call failed (0 otherwise)
 };
 
 template <typename T>

@@ -1,4 +1,5 @@
-#include "reconciler/model.h"
+#include "model/model.h"
+#include "model/step.h"
 
 #include <array>
 
@@ -135,6 +136,15 @@ const Target* DesiredState::findTarget(const std::string& name) const {
   for (const auto& t : targets)
     if (t.name == name) return &t;
   return nullptr;
+}
+
+const char* stepActionName(StepAction a) {
+  switch (a) {
+    case StepAction::Create: return "create";
+    case StepAction::Update: return "update";
+    case StepAction::Delete: return "delete";
+  }
+  return "?";
 }
 
 }  // namespace vnetplan

@@ -1,8 +1,9 @@
-#include "reconciler/codec.h"
+#include "model/codec.h"
 
-#include <openssl/evp.h>
 
 #include <cstdio>
+
+#include "base/sha256.h"
 
 namespace vnetplan {
 
@@ -73,19 +74,6 @@ Result<Step> stepFromJson(const Json& j) {
     for (const auto& c : j["changed"])
       if (c.is_string()) s.changed.push_back(c.get<std::string>());
   return s;
-}
-
-std::string sha256Hex(const std::string& bytes) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(len * 2, '0');
-  for (unsigned int i = 0; i < len; ++i) {
-    out[2 * i] = kHex[md[i] >> 4];
-    out[2 * i + 1] = kHex[md[i] & 0x0f];
-  }
-  return out;
 }
 
 std::string fingerprint(const Attrs* live) {

@@ -1,8 +1,8 @@
 // JSON encoding of the model's plain values, shared by saved plans, the journal and the state store.
 #pragma once
-#include "reconciler/model.h"
-#include "reconciler/provider.h"
-#include "reconciler/result.h"
+#include "base/result.h"
+#include "model/model.h"
+#include "model/step.h"
 
 namespace vnetplan {
 
@@ -16,8 +16,6 @@ Result<Step> stepFromJson(const Json& j);
 Json flatJson(const Attrs& a);
 Attrs attrsFromFlatJson(const Json& j);
 
-// sha256 hex digest.
-std::string sha256Hex(const std::string& bytes);
 // Stable fingerprint of live attributes ("absent" when the object does not exist).
 std::string fingerprint(const std::optional<Attrs>& live);
 std::string fingerprint(const Attrs* live);  // nullptr = absent

@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "reconciler/diag.h"
+#include "model/diag.h"
 
 namespace vnetplan {
 

@@ -1,4 +1,4 @@
-#include "reconciler/diag.h"
+#include "model/diag.h"
 
 #include <algorithm>
 #include <sstream>

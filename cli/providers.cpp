@@ -1,0 +1,18 @@
+#include "cli/providers.h"
+
+#include "providers/linux/linux_provider.h"
+#include "providers/ovs/ovs_provider.h"
+
+namespace vnetplan {
+
+const ProviderRegistry& builtinProviders() {
+  static const ProviderRegistry registry = [] {
+    ProviderRegistry r;
+    r.add(makeLinuxProvider());
+    r.add(makeOvsProvider());
+    return r;
+  }();
+  return registry;
+}
+
+}  // namespace vnetplan
