@@ -59,6 +59,7 @@ class TargetRun {
   // Apply this target's slice of the plan.
   TargetOutcome apply(const Plan& plan, const Target& target) {
     out_.target = target.name;
+    target_ = target;
     std::unique_ptr<state::Lock> lock;
     if (!opts_.locksHeld) {
       auto l = store_.lockTarget(target.name, "apply", opts_.lockTimeout);
@@ -158,6 +159,7 @@ class TargetRun {
   // Finish the rollback recorded in a journal (after a crash or a failed rollback).
   TargetOutcome recover(const state::Journal& journal) {
     out_.target = journal.target;
+    target_ = journal.targetSpec;
     auto lock = store_.lockTarget(journal.target, "rollback", opts_.lockTimeout);
     if (!lock) return refuse(lock.error().message);
     provider_ = providers_.find(journal.targetSpec.provider);
@@ -177,6 +179,7 @@ class TargetRun {
   TargetOutcome reconcileTo(const Target& target, const std::map<Address, std::optional<Attrs>>& expected,
                             int64_t generation) {
     out_.target = target.name;
+    target_ = target;
     auto lock = store_.lockTarget(target.name, "rollback", opts_.lockTimeout);
     if (!lock) return refuse(lock.error().message);
     if (auto pending = pendingJournalMessage(store_, target.name)) return refuse(*pending);
@@ -187,7 +190,7 @@ class TargetRun {
     if (!stOr) return refuse("state: " + stOr.error().message);
     state::TargetState st = std::move(*stOr);
 
-    auto changes = planTowards(expected, live->observed, *provider_);
+    auto changes = planTowards(expected, live->observed, *provider_, target_);
     Plan slice;
     slice.changes = changes;
     std::vector<Step> steps = slice.steps();
@@ -304,18 +307,18 @@ class TargetRun {
   }
 
   Status execute(TargetSession& session, const std::string& target, const std::vector<Step>& steps) {
-    if (session.transactional()) return executeAsOne(session, target, steps);
+    if (session.mode() == TargetSession::Mode::Atomic) return executeAsOne(session, target, steps);
     for (size_t i = 0; i < steps.size(); ++i) {
       if (opts_.interrupted && opts_.interrupted->load())
         return err("interrupted before step " + std::to_string(i + 1) + " of " + std::to_string(steps.size()));
       if (opts_.faults.slowStepMs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opts_.faults.slowStepMs));
       long n = ++counter_.executed;
       if (opts_.faults.failAtStep > 0 && n == opts_.faults.failAtStep)
-        return err("injected failure at step " + std::to_string(n) + " (" + provider_->describe(steps[i]) + ")");
+        return err("injected failure at step " + std::to_string(n) + " (" + provider_->describe(steps[i], target_) + ")");
       if (Status s = session.apply(steps[i]); !s)
         return err("step " + std::to_string(i + 1) + "/" + std::to_string(steps.size()) + " (" +
-                   provider_->describe(steps[i]) + "): " + s.error().message);
-      if (opts_.progress) opts_.progress->step(target, i + 1, steps.size(), provider_->describe(steps[i]));
+                   provider_->describe(steps[i], target_) + "): " + s.error().message);
+      if (opts_.progress) opts_.progress->step(target, i + 1, steps.size(), provider_->describe(steps[i], target_));
     }
     return {};
   }
@@ -333,14 +336,14 @@ class TargetRun {
     const long k = opts_.faults.failAtStep;
     if (k >= first && k <= counter_.executed) session.injectFailure(k - first);
     if (opts_.progress) opts_.progress->note(target, "sending " + std::to_string(steps.size()) + " step(s) as one transaction");
-    auto r = session.applyAll(steps, [&](size_t i) {
-      if (opts_.progress) opts_.progress->step(target, i + 1, steps.size(), provider_->describe(steps[i]));
+    auto r = session.applyBatch(steps, [&](size_t i) {
+      if (opts_.progress) opts_.progress->step(target, i + 1, steps.size(), provider_->describe(steps[i], target_));
     });
     untouched_ = !r.status && r.notCommitted;
     if (!r.status) {
       size_t i = std::min(r.failedIndex, steps.size() - 1);
       return err("step " + std::to_string(i + 1) + "/" + std::to_string(steps.size()) + " (" +
-                 provider_->describe(steps[i]) + "): " + r.status.error().message);
+                 provider_->describe(steps[i], target_) + "): " + r.status.error().message);
     }
     if (opts_.faults.failAfterCommit) return err("injected failure after the transaction committed");
     return {};
@@ -379,20 +382,20 @@ class TargetRun {
     if (!obs) {
       problems = {"cannot observe the target to roll back: " + obs.error().message};
     } else {
-      auto changes = planTowards(journal.preImage, *obs, *provider_);
+      auto changes = planTowards(journal.preImage, *obs, *provider_, target_);
       Plan slice;
       slice.changes = changes;
       std::vector<Step> steps = slice.steps();
       std::vector<std::string> stepErrors;
-      if (session.transactional()) {
+      if (session.mode() == TargetSession::Mode::Atomic) {
         // A second transaction, back to the pre-image.
-        if (auto r = session.applyAll(steps, nullptr); !r.status)
+        if (auto r = session.applyBatch(steps, nullptr); !r.status)
           stepErrors.push_back("the rollback transaction failed: " + r.status.error().message);
       } else {
         // Best effort: keep going past a failing step so as much as possible is restored.
         for (const auto& step : steps) {
           if (Status s = session.apply(step); !s)
-            stepErrors.push_back(provider_->describe(step) + ": " + s.error().message);
+            stepErrors.push_back(provider_->describe(step, target_) + ": " + s.error().message);
         }
       }
       problems = verify(session, journal.target, journal.preImage);
@@ -483,6 +486,7 @@ class TargetRun {
   const ApplyOptions& opts_;
   StepCounter& counter_;
   Provider* provider_ = nullptr;
+  Target target_;
   TargetOutcome out_;
 };
 

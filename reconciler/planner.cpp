@@ -87,16 +87,16 @@ static std::string changeSummary(const std::vector<std::string>& paths, const At
   return out;
 }
 
-static std::string describeChange(const Provider& provider, const ResourceChange& c) {
+static std::string describeChange(const Provider& provider, const Target& target, const ResourceChange& c) {
   Step s{c.addr, StepAction::Create, c.before.value_or(Attrs{}), c.after.value_or(Attrs{}), c.changedPaths};
   if (c.action == Action::Delete) s.action = StepAction::Delete;
   if (c.action == Action::Update) s.action = StepAction::Update;
-  return provider.describe(s);
+  return provider.describe(s, target);
 }
 
 // Fills action, changed paths, disruptive and description for one address.
 static ResourceChange diffOne(const Address& addr, const std::optional<Attrs>& desired,
-                              const std::optional<Attrs>& live, const Provider& provider) {
+                              const std::optional<Attrs>& live, const Provider& provider, const Target& target) {
   ResourceChange c;
   c.addr = addr;
   c.provider = std::string(provider.name());
@@ -121,7 +121,7 @@ static ResourceChange diffOne(const Address& addr, const std::optional<Attrs>& d
       c.disruptive = matchesAny(c.changedPaths, tr.disruptiveOn);
     }
   }
-  if (c.action != Action::NoOp) c.description = describeChange(provider, c);
+  if (c.action != Action::NoOp) c.description = describeChange(provider, target, c);
   return c;
 }
 
@@ -143,7 +143,7 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
                   "unmanaged-collision");
       continue;
     }
-    ResourceChange c = diffOne(r->addr, r->attrs, live, provider);
+    ResourceChange c = diffOne(r->addr, r->attrs, live, provider, *view.target);
     c.origins = r->origins;
     c.adopt = live && !owned;
     switch (c.action) {
@@ -178,7 +178,7 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
       c.before = liveIt->second.attrs;
       c.disruptive = true;
       c.reason = "removed from manifests; owned by vnetplan";
-      c.description = describeChange(provider, c);
+      c.description = describeChange(provider, *view.target, c);
     } else {
       c.reason = "removed from manifests and already gone from the target; forgetting it";
     }
@@ -209,13 +209,13 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
 }
 
 std::vector<ResourceChange> planTowards(const std::map<Address, std::optional<Attrs>>& preImage,
-                                        const Observation& live, const Provider& provider) {
+                                        const Observation& live, const Provider& provider, const Target& target) {
   std::vector<ResourceChange> changes;
   for (const auto& [addr, want] : preImage) {
     auto it = live.objects.find(addr);
     std::optional<Attrs> have;
     if (it != live.objects.end()) have = it->second.attrs;
-    ResourceChange c = diffOne(addr, want, have, provider);
+    ResourceChange c = diffOne(addr, want, have, provider, target);
     c.reason = "rollback to the state before the apply";
     changes.push_back(std::move(c));
   }

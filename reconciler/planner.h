@@ -40,7 +40,7 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
 
 // Rollback: the changes that bring live state back to a pre-image (nullopt = must not exist).
 std::vector<ResourceChange> planTowards(const std::map<Address, std::optional<Attrs>>& preImage,
-                                        const Observation& live, const Provider& provider);
+                                        const Observation& live, const Provider& provider, const Target& target);
 
 // Sorts changes into execution order (by target, then kind rank, then name).
 void sortChanges(std::vector<ResourceChange>& changes);

@@ -6,7 +6,7 @@
 
 namespace vnetplan {
 
-TargetSession::BatchResult TargetSession::applyAll(const std::vector<Step>& steps,
+TargetSession::BatchResult TargetSession::applyBatch(const std::vector<Step>& steps,
                                                    const std::function<void(size_t)>& done) {
   for (size_t i = 0; i < steps.size(); ++i) {
     Status st = apply(steps[i]);
@@ -16,7 +16,7 @@ TargetSession::BatchResult TargetSession::applyAll(const std::vector<Step>& step
   return {};
 }
 
-std::string Provider::describe(const Step& step) const {
+std::string Provider::describe(const Step& step, const Target& target) const {
   std::ostringstream out;
   out << stepActionName(step.action) << " " << step.addr.str();
   if (step.action == StepAction::Update && !step.changed.empty()) {
@@ -24,6 +24,7 @@ std::string Provider::describe(const Step& step) const {
     for (size_t i = 0; i < step.changed.size(); ++i) out << (i ? ", " : "") << step.changed[i];
     out << ")";
   }
+  out << " on target " << target.name;
   return out.str();
 }
 

@@ -6,6 +6,7 @@
 // target, observes live state through it, and executes plan steps through it one at a time (or as one
 // transaction where the backend is transactional).
 #pragma once
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -20,6 +21,14 @@
 
 namespace vnetplan {
 
+// How verification waits for a kind to settle after a change (nmstate's per-interface retries): the target is
+// re-observed up to `attempts` times, `firstBackoff` apart at first and doubling. A kind that settles slowly (a
+// bond's carrier, a daemon's cur_cfg, a cloud's port status) asks for more.
+struct VerifyPolicy {
+  int attempts = 5;
+  std::chrono::milliseconds firstBackoff{50};
+};
+
 struct KindTraits {
   Kind kind;
   // Attribute paths (exact, or prefix ending in '.') whose change cannot be made in place: delete + create.
@@ -33,6 +42,7 @@ struct KindTraits {
   // The provider observes only attributes it manages, so a live attribute the manifest leaves out is a
   // difference too (the plan removes it). Otherwise only the manifest's attributes are compared.
   bool exhaustive = false;
+  VerifyPolicy verify;
 };
 
 // A live connection to one target (a netns, an OVSDB socket, an SSH session, a cloud endpoint).
@@ -40,19 +50,29 @@ class TargetSession {
  public:
   virtual ~TargetSession() = default;
   virtual Result<Observation> observe() = 0;
+
+  // How a target's steps are executed, which decides what a failure leaves behind:
+  //   StepByStep: one apply(step) at a time (netlink); after a failure, the steps before it are done.
+  //   Batched:    several steps per round trip (esxcli commands in one SSH exec) through applyBatch, which
+  //               reports per step; after a failure, exactly the steps it reported done are done.
+  //   Atomic:     every step of the target in one transaction (OVSDB, an nftables batch) through applyBatch;
+  //               a failure with `notCommitted` left the target exactly as it was.
+  enum class Mode { StepByStep, Batched, Atomic };
+  virtual Mode mode() const { return Mode::StepByStep; }
   virtual Status apply(const Step& step) = 0;
-  // Transactional backends (OVSDB, nftables batches) override both to run all steps as one transaction.
-  virtual bool transactional() const { return false; }
-  // Runs steps in order; stops at the first failure. `done(i)` is called after step i succeeded.
-  // Returns the index of the failing step with its error, or ok.
   struct BatchResult {
     Status status;
-    size_t failedIndex = 0;
-    bool notCommitted = false;  // transactional: the failure left the target exactly as it was
+    size_t failedIndex = 0;     // the step that failed (its predecessors are done, unless notCommitted)
+    bool notCommitted = false;  // Atomic: the failure left the target exactly as it was
   };
-  virtual BatchResult applyAll(const std::vector<Step>& steps, const std::function<void(size_t)>& done);
-  // Test hook (VNETPLAN_FAIL_AT_STEP) for transactional sessions: the next applyAll fails at step `index`
-  // (0-based) inside the transaction, so nothing of it is committed.
+  // Runs `steps` in order and stops at the first failure; `done(i)` is called once step i is known to be
+  // done. The default runs apply() per step; Batched and Atomic sessions override it.
+  virtual BatchResult applyBatch(const std::vector<Step>& steps, const std::function<void(size_t)>& done);
+  // Batched: how many steps one applyBatch call should get (the applier cuts the plan into batches this size,
+  // recording progress in the journal between them). Atomic sessions get every step at once.
+  virtual size_t batchSize() const { return 1; }
+  // Test hook (VNETPLAN_FAIL_AT_STEP) for Atomic and Batched sessions: the next applyBatch fails at step
+  // `index` (0-based) the way the backend fails (Atomic: inside the transaction, so nothing commits).
   virtual void injectFailure(long index) { (void)index; }
 };
 
@@ -81,8 +101,8 @@ class Provider {
     (void)target;
     return {};
   }
-  // Human description of a step, e.g. "create bridge br-prod in netns demo (mtu 9000)".
-  virtual std::string describe(const Step& step) const;
+  // Human description of a step on `target`, e.g. "create bridge br-prod (mtu 9000) in netns demo".
+  virtual std::string describe(const Step& step, const Target& target) const;
 };
 
 // Providers by name. The binary builds one (cli/providers.h) and hands it to the core, which never names a

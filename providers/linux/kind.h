@@ -1,7 +1,5 @@
-// The per-kind hook table of the linux provider (in the spirit of systemd-networkd's netdev vtable): every
-// object kind the provider manages (bridge = Switch, veth and tap = Port) is one KindOps, and the session
-// dispatches observe/create/update/remove to it. Helpers shared by the kinds (link changes, addresses) are
-// declared here too.
+// The kinds of the linux provider as rows of the shared hook table (reconciler/kind_table.h), and the helpers
+// the kinds share (link dumps, link changes, addresses).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -11,6 +9,7 @@
 
 #include "providers/linux/netlink.h"
 #include "providers/linux/values.h"
+#include "reconciler/kind_table.h"
 #include "reconciler/provider.h"
 
 struct nlmsghdr;
@@ -40,27 +39,26 @@ struct LinkInfo {
 // Parses one RTM_NEWLINK message.
 std::optional<LinkInfo> parseLink(const nlmsghdr* h);
 
-struct KindOps {
-  const char* label;     // "bridge", "veth", "tap": used in messages
-  Kind kind;             // Kind::Switch or Kind::Port
-  const char* portType;  // Port.spec.type; nullptr for the Switch
-  bool (*matches)(const LinkInfo&);
-  // Adds the kind-specific attributes; the session fills the common ones (mtu, up, addresses, mac, switch).
-  void (*observe)(LinuxSession&, const LinkInfo&, Attrs&);
-  Status (*create)(LinuxSession&, const Step&);
-  Status (*update)(LinuxSession&, const Step&);
-  Status (*remove)(LinuxSession&, const Step&);
-  // Kind-specific creation details for describe() ("stp on", "peer v0p in netns other").
-  void (*summarize)(const Attrs&, std::vector<std::string>&);
-};
+// The kinds of the linux provider, one row each (reconciler/kind_table.h): bridge = Switch; veth and tap =
+// Port (selected by `type`). Observe and apply both run on the session.
+using KindOps = KindHooks<LinuxSession, LinuxSession>;
+using LinuxKinds = KindTable<LinuxSession, LinuxSession>;
 
 extern const KindOps kBridgeOps;
 extern const KindOps kVethOps;
 extern const KindOps kTapOps;
-const std::vector<const KindOps*>& allKindOps();
-// The hooks for a kind (and Port type); nullptr when the provider cannot express it.
-const KindOps* opsFor(Kind kind, const std::string& portType);
-const KindOps* opsForStep(const Step& step);
+// The provider's table: every row above.
+const LinuxKinds& linuxKinds();
+
+// The traits every Port row shares (the engine plans per kind, not per type).
+extern const KindTraits kPortTraits;
+// Fields every Switch / Port accepts, and the ones every Port accepts (link_common.cpp).
+const std::vector<FieldRule>& commonLinkFields();
+const std::vector<FieldRule>& commonPortFields();
+// A field naming another interface of this namespace (switch, peer): a valid name, not the resource itself.
+void checkInterfaceNameField(const FieldCheck& fc);
+// The largest MTU a link of this row accepts.
+int64_t maxMtuFor(const Resource& r);
 
 // Bridge options: attribute path <-> IFLA_BR_* (switch_bridge.cpp), used by check, normalize and apply.
 struct BridgeOption {

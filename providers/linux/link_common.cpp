@@ -4,7 +4,9 @@
 #include <netlink/route/link.h>
 
 #include <algorithm>
+#include <set>
 
+#include "base/netaddr.h"
 #include "providers/linux/kind.h"
 #include "providers/linux/session.h"
 
@@ -19,25 +21,93 @@ using LinkPtr = std::unique_ptr<rtnl_link, LinkFree>;
 
 }  // namespace
 
-const std::vector<const KindOps*>& allKindOps() {
-  static const std::vector<const KindOps*> ops{&kBridgeOps, &kVethOps, &kTapOps};
-  return ops;
+const LinuxKinds& linuxKinds() {
+  static const LinuxKinds table({&kBridgeOps, &kVethOps, &kTapOps});
+  return table;
 }
 
-const KindOps* opsFor(Kind kind, const std::string& portType) {
-  for (const KindOps* ops : allKindOps()) {
-    if (ops->kind != kind) continue;
-    if (kind == Kind::Port && portType != ops->portType) continue;
-    return ops;
+namespace {
+
+KindTraits makePortTraits() {
+  KindTraits t;
+  t.kind = Kind::Port;
+  // A tap's multi-queue and vnet_hdr modes are fixed when it is made.
+  t.replaceOn = {"type", "peer", "peerNetns", "linux.multiQueue", "linux.vnetHdr"};
+  t.disruptiveOn = {"switch", "up", "mtu"};  // a vNIC's MTU change drops frames until the guest follows
+  t.unorderedLists = {"addresses"};
+  // Left out of a manifest: the port is up, has no addresses and is not attached to a bridge.
+  t.defaults = {{"up", true}, {"addresses", Json::array()}, {"switch", nullptr}};
+  return t;
+}
+
+constexpr int64_t kMinMtu = 68;
+
+void checkMtu(const FieldCheck& fc) { fc.requireInt(kMinMtu, maxMtuFor(fc.resource), "bytes"); }
+void checkBool(const FieldCheck& fc) { fc.requireBool(); }
+void checkTxQueueLen(const FieldCheck& fc) { fc.requireInt(0, 4294967295LL); }
+
+void checkAddresses(const FieldCheck& fc) {
+  if (!fc.value.is_array()) return fc.fail("field " + fc.path + " must be a list of CIDR addresses");
+  std::set<std::string> seen;
+  for (const auto& e : fc.value) {
+    if (!e.is_string()) {
+      fc.fail("field " + fc.path + ": " + e.dump() + " is not a CIDR address");
+      continue;
+    }
+    std::string why;
+    auto c = parsePrefix(e.get<std::string>(), &why);
+    if (!c) {
+      fc.fail("field " + fc.path + ": invalid address '" + e.get<std::string>() + "': " + why);
+      continue;
+    }
+    if (c->isIpv6LinkLocal())
+      fc.fail("field " + fc.path + ": " + e.get<std::string>() +
+              " is an IPv6 link-local address; the kernel manages those itself");
+    if (!seen.insert(c->str()).second) fc.fail("field " + fc.path + " lists " + c->str() + " more than once");
   }
-  return nullptr;
 }
 
-const KindOps* opsForStep(const Step& step) {
-  const Attrs& attrs = step.action == StepAction::Delete ? step.before : step.after;
-  std::string type = attrs.getString("type").value_or("");
-  if (type.empty() && step.action == StepAction::Update) type = step.before.getString("type").value_or("");
-  return opsFor(step.addr.kind, type);
+void checkMac(const FieldCheck& fc) {
+  std::string why;
+  if (!fc.value.is_string()) return fc.fail("field " + fc.path + " must be a string like 52:54:00:12:34:56");
+  if (!parseMac(fc.value.get<std::string>(), &why))
+    fc.fail("invalid " + (fc.path == "mac" ? std::string("mac") : fc.path) + " '" + fc.value.get<std::string>() +
+            "': " + why);
+}
+
+}  // namespace
+
+const KindTraits kPortTraits = makePortTraits();
+
+int64_t maxMtuFor(const Resource& r) {
+  constexpr int64_t kMaxMtu = 65535;     // bridge, veth
+  constexpr int64_t kMaxTapMtu = 65521;  // tun/tap
+  return r.attrs.getString("type") == "tap" ? kMaxTapMtu : kMaxMtu;
+}
+
+void checkInterfaceNameField(const FieldCheck& fc) {
+  if (!fc.value.is_string()) return fc.fail("field " + fc.path + " must be an interface name");
+  std::string n = fc.value.get<std::string>();
+  if (std::string why = ifnameProblem(n); !why.empty())
+    fc.fail("invalid interface name '" + n + "' in field " + fc.path + ": " + why);
+  else if (n == fc.resource.addr.name)
+    fc.fail("field " + fc.path + " names the " + std::string(kindName(fc.resource.addr.kind)) + " itself (" + n + ")");
+}
+
+const std::vector<FieldRule>& commonLinkFields() {
+  static const std::vector<FieldRule> fields{{"mtu", checkMtu}, {"up", checkBool}, {"addresses", checkAddresses}};
+  return fields;
+}
+
+const std::vector<FieldRule>& commonPortFields() {
+  static const std::vector<FieldRule> fields{{"mtu", checkMtu},
+                                             {"up", checkBool},
+                                             {"addresses", checkAddresses},
+                                             {"type", nullptr},  // chose the row
+                                             {"switch", checkInterfaceNameField},
+                                             {"mac", checkMac},
+                                             {"linux.txQueueLen", checkTxQueueLen}};
+  return fields;
 }
 
 bool changes(const Step& step, const std::string& path) {

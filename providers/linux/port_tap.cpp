@@ -31,7 +31,7 @@ bool tapMatches(const LinkInfo& l) {
   return l.type == ARPHRD_ETHER;  // kernels without IFLA_TUN_TYPE: a tap is an Ethernet device
 }
 
-void tapObserve(LinuxSession&, const LinkInfo& l, Attrs& a) {
+void tapAttrs(LinuxSession&, const LinkInfo& l, Attrs& a) {
   auto get = [&](int t) -> std::optional<uint64_t> {
     auto it = l.tun.find(t);
     return it == l.tun.end() ? std::nullopt : std::optional<uint64_t>(it->second);
@@ -154,15 +154,55 @@ Status tapUpdate(LinuxSession& s, const Step& step) {
 
 Status tapRemove(LinuxSession& s, const Step& step) { return deleteLink(s, kTapOps, step.addr.name); }
 
-void tapSummarize(const Attrs& a, std::vector<std::string>& parts) {
+void tapObserve(LinuxSession& s, Observation& obs) { s.observeLinks(obs, kTapOps, tapMatches, tapAttrs); }
+
+void tapDescribe(const Step& step, const Target&, std::vector<std::string>& parts) {
+  if (step.action != StepAction::Create) return;
+  const Attrs& a = step.after;
   if (a.getBool("linux.multiQueue").value_or(false)) parts.push_back("multi-queue");
   if (a.getBool("linux.vnetHdr").value_or(false)) parts.push_back("vnet_hdr");
   if (const Json* v = a.find("linux.owner")) parts.push_back("owner " + (v->is_string() ? v->get<std::string>() : v->dump()));
   if (const Json* v = a.find("linux.group")) parts.push_back("group " + (v->is_string() ? v->get<std::string>() : v->dump()));
 }
 
+void checkOwnerOrGroup(const FieldCheck& fc) {
+  const bool user = fc.path == "linux.owner";
+  if (fc.value.is_number_integer()) {
+    fc.requireInt(0, 4294967294LL);
+  } else if (!fc.value.is_string()) {
+    fc.fail("field " + fc.path + " must be a " + (user ? "user" : "group") + " name or id");
+  } else if (!(user ? lookupUserId(fc.value.get<std::string>()) : lookupGroupId(fc.value.get<std::string>()))) {
+    fc.fail("field " + fc.path + ": no " + (user ? "user" : "group") + " named '" + fc.value.get<std::string>() +
+            "' on this host");
+  }
+}
+
+void checkFlag(const FieldCheck& fc) { fc.requireBool(); }
+
+// Owner and group by id, as the kernel reports them.
+void tapNormalize(Resource& r) {
+  if (auto user = r.attrs.getString("linux.owner"))
+    if (auto id = lookupUserId(*user)) r.attrs.set("linux.owner", *id);
+  if (auto group = r.attrs.getString("linux.group"))
+    if (auto id = lookupGroupId(*group)) r.attrs.set("linux.group", *id);
+}
+
 }  // namespace
 
-const KindOps kTapOps{"tap", Kind::Port, "tap", tapMatches, tapObserve, tapCreate, tapUpdate, tapRemove, tapSummarize};
+const KindOps kTapOps{.kind = Kind::Port,
+                      .variant = "tap",
+                      .label = "tap",
+                      .traits = &kPortTraits,
+                      .fields = {{"linux.multiQueue", checkFlag},
+                                 {"linux.vnetHdr", checkFlag},
+                                 {"linux.owner", checkOwnerOrGroup},
+                                 {"linux.group", checkOwnerOrGroup}},
+                      .check = nullptr,
+                      .normalize = tapNormalize,
+                      .describe = tapDescribe,
+                      .observe = tapObserve,
+                      .create = tapCreate,
+                      .update = tapUpdate,
+                      .remove = tapRemove};
 
 }  // namespace vnetplan::lnx

@@ -15,7 +15,7 @@ namespace {
 
 bool vethMatches(const LinkInfo& l) { return l.kind == "veth"; }
 
-void vethObserve(LinuxSession& s, const LinkInfo& l, Attrs& a) {
+void vethAttrs(LinuxSession& s, const LinkInfo& l, Attrs& a) {
   const LinkInfo* peer = nullptr;
   if (l.linkNetnsid) {
     auto remote = s.remoteLink(*l.linkNetnsid, l.link);
@@ -172,18 +172,66 @@ Status vethRemove(LinuxSession& s, const Step& step) {
   return st;
 }
 
-void vethSummarize(const Attrs& a, std::vector<std::string>& parts) {
-  if (auto peer = a.getString("peer")) {
-    std::string p = "peer " + *peer;
-    if (auto ns = a.getString("peerNetns")) p += " in netns " + *ns;
-    if (auto mac = a.getString("linux.peerMac")) p += " mac " + *mac;
-    parts.push_back(p);
+void vethObserve(LinuxSession& s, Observation& obs) { s.observeLinks(obs, kVethOps, vethMatches, vethAttrs); }
+
+void vethDescribe(const Step& step, const Target&, std::vector<std::string>& parts) {
+  if (step.action == StepAction::Create) {
+    if (auto peer = step.after.getString("peer")) {
+      std::string p = "peer " + *peer;
+      if (auto ns = step.after.getString("peerNetns")) p += " in netns " + *ns;
+      if (auto mac = step.after.getString("linux.peerMac")) p += " mac " + *mac;
+      parts.push_back(p);
+    }
+  } else if (step.action == StepAction::Delete) {
+    if (auto peer = step.before.getString("peer")) {
+      std::string p = "and its peer " + *peer;
+      if (auto ns = step.before.getString("peerNetns")) p += " in netns " + *ns;
+      parts.push_back(p);
+    }
   }
+}
+
+void checkPeerNetns(const FieldCheck& fc) {
+  if (!fc.value.is_string()) return fc.fail("field peerNetns must be a netns name");
+  std::string ns = fc.value.get<std::string>();
+  if (std::string why = netnsNameProblem(ns); !why.empty())
+    fc.fail("invalid netns name '" + ns + "' in field peerNetns: " + why);
+  else if (ns == fc.target.spec.getString("netns").value_or(""))
+    fc.fail("field peerNetns '" + ns + "' is the port's own netns; leave peerNetns out for a same-netns peer");
+}
+
+void checkPeerMac(const FieldCheck& fc) {
+  std::string why;
+  if (!fc.value.is_string()) return fc.fail("field linux.peerMac must be a string like 52:54:00:12:34:56");
+  if (!parseMac(fc.value.get<std::string>(), &why))
+    fc.fail("invalid linux.peerMac '" + fc.value.get<std::string>() + "': " + why);
+}
+
+void vethCheck(const Resource& r, const Target&, Diagnostics& diags) {
+  if (!r.attrs.has("peer"))
+    diags.error(r.loc, "linux: field peer is required for a veth Port (the name of the other end)", "provider/invalid");
+}
+
+void vethNormalize(Resource& r) {
+  if (auto mac = r.attrs.getString("linux.peerMac"))
+    if (auto m = parseMac(*mac, nullptr)) r.attrs.set("linux.peerMac", formatMac(m->data(), m->size()));
 }
 
 }  // namespace
 
-const KindOps kVethOps{"veth",     Kind::Port, "veth",     vethMatches, vethObserve,
-                       vethCreate, vethUpdate, vethRemove, vethSummarize};
+const KindOps kVethOps{.kind = Kind::Port,
+                       .variant = "veth",
+                       .label = "veth",
+                       .traits = &kPortTraits,
+                       .fields = {{"peer", checkInterfaceNameField},
+                                  {"peerNetns", checkPeerNetns},
+                                  {"linux.peerMac", checkPeerMac}},
+                       .check = vethCheck,
+                       .normalize = vethNormalize,
+                       .describe = vethDescribe,
+                       .observe = vethObserve,
+                       .create = vethCreate,
+                       .update = vethUpdate,
+                       .remove = vethRemove};
 
 }  // namespace vnetplan::lnx

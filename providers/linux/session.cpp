@@ -171,50 +171,48 @@ Result<Observation> LinuxSession::observe() {
 
   index_.clear();
   for (const auto& [index, link] : links_) index_[link.name] = index;
-
-  for (const auto& [index, link] : links_) {
-    for (const KindOps* ops : allKindOps()) {
-      if (!ops->matches(link)) continue;
-      ObservedObject obj;
-      obj.addr = Address{target_, ops->kind, link.name};
-      Attrs& a = obj.attrs;
-      a.set("mtu", static_cast<int64_t>(link.mtu));
-      a.set("up", (link.flags & IFF_UP) != 0);
-      std::vector<std::string> list;
-      if (auto it = addrs.find(index); it != addrs.end()) list = it->second;
-      std::sort(list.begin(), list.end());
-      list.erase(std::unique(list.begin(), list.end()), list.end());
-      a.set("addresses", Json(list));
-      if (ops->kind == Kind::Port) {
-        a.set("type", ops->portType);
-        if (!link.mac.empty()) a.set("mac", link.mac);
-        a.set("linux.txQueueLen", static_cast<int64_t>(link.txqlen));
-        if (link.master != 0)
-          if (const LinkInfo* master = linkAt(link.master)) a.set("switch", master->name);
-      }
-      ops->observe(*this, link, a);
-      obs.objects.emplace(obj.addr, std::move(obj));
-      break;
-    }
-  }
+  addrs_ = std::move(addrs);
+  linuxKinds().observe(*this, obs);
+  addrs_.clear();
   return obs;
 }
 
+void LinuxSession::observeLinks(Observation& obs, const KindOps& row, bool (*matches)(const LinkInfo&),
+                                void (*kindAttrs)(LinuxSession&, const LinkInfo&, Attrs&)) {
+  for (const auto& [index, link] : links_) {
+    if (!matches(link)) continue;
+    ObservedObject obj;
+    obj.addr = Address{target_, row.kind, link.name};
+    Attrs& a = obj.attrs;
+    a.set("mtu", static_cast<int64_t>(link.mtu));
+    a.set("up", (link.flags & IFF_UP) != 0);
+    std::vector<std::string> list;
+    if (auto it = addrs_.find(index); it != addrs_.end()) list = it->second;
+    std::sort(list.begin(), list.end());
+    list.erase(std::unique(list.begin(), list.end()), list.end());
+    a.set("addresses", Json(list));
+    if (row.kind == Kind::Port) {
+      a.set("type", row.variant);
+      if (!link.mac.empty()) a.set("mac", link.mac);
+      a.set("linux.txQueueLen", static_cast<int64_t>(link.txqlen));
+      if (link.master != 0)
+        if (const LinkInfo* master = linkAt(link.master)) a.set("switch", master->name);
+    }
+    kindAttrs(*this, link, a);
+    obs.objects.emplace(obj.addr, std::move(obj));
+  }
+}
+
 Status LinuxSession::apply(const Step& step) {
-  const KindOps* ops = opsForStep(step);
-  if (!ops) {
+  if (!linuxKinds().row(step)) {
     std::string type = (step.action == StepAction::Delete ? step.before : step.after).getString("type").value_or("");
     return err("linux: " + step.addr.str() + ": " + kindName(step.addr.kind) +
                (type.empty() ? "" : " type '" + type + "'") + " is not supported by the linux provider");
   }
   if (step.action == StepAction::Delete && createPending_ && !netnsExists(netns_)) return {};  // nothing there
   if (Status st = ensureNamespace(); !st.ok()) return st;
-  switch (step.action) {
-    case StepAction::Create: return ops->create(*this, step);
-    case StepAction::Update: return step.changed.empty() ? Status{} : ops->update(*this, step);
-    case StepAction::Delete: return ops->remove(*this, step);
-  }
-  return err("linux: unknown step action");
+  if (step.action == StepAction::Update && step.changed.empty()) return {};
+  return linuxKinds().apply(*this, step);
 }
 
 Result<int> LinuxSession::ifindex(const std::string& name) {

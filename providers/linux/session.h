@@ -45,6 +45,10 @@ class LinuxSession : public TargetSession {
   // A netlink socket inside another named namespace (kept for the session), e.g. to update a veth peer.
   Result<NlSocket*> socketIn(const std::string& netnsName);
 
+  // During observe: adds an object of `row`'s kind for every link `matches` accepts, with the attributes every
+  // link has (mtu, up, addresses; for a Port type, mac, linux.txQueueLen, switch) and then `kindAttrs`.
+  void observeLinks(Observation& obs, const KindOps& row, bool (*matches)(const LinkInfo&),
+                    void (*kindAttrs)(LinuxSession&, const LinkInfo&, Attrs&));
   // During observe: a link of this namespace by ifindex.
   const LinkInfo* linkAt(int index) const;
   // During observe: a link in the namespace known here as `nsid`. The netns name is "nsid:N" when no
@@ -70,6 +74,7 @@ class LinuxSession : public TargetSession {
 
   // Per-observe state.
   std::unordered_map<int, LinkInfo> links_;
+  std::map<int, std::vector<std::string>> addrs_;
   std::optional<std::map<int32_t, std::string>> nsidNames_;
   std::map<int32_t, std::unordered_map<int, LinkInfo>> remoteLinks_;
 };

@@ -65,7 +65,7 @@ int putLinkInfo(nl_msg* m, const Attrs& a, Pick pick) {
 
 bool bridgeMatches(const LinkInfo& l) { return l.kind == "bridge"; }
 
-void bridgeObserve(LinuxSession&, const LinkInfo& l, Attrs& a) {
+void bridgeAttrs(LinuxSession&, const LinkInfo& l, Attrs& a) {
   for (const auto& opt : bridgeOptions()) {
     auto it = l.bridge.find(opt.ifla);
     if (it == l.bridge.end()) continue;
@@ -177,9 +177,12 @@ Status bridgeUpdate(LinuxSession& s, const Step& step) {
 
 Status bridgeRemove(LinuxSession& s, const Step& step) { return deleteLink(s, kBridgeOps, step.addr.name); }
 
-void bridgeSummarize(const Attrs& a, std::vector<std::string>& parts) {
+void bridgeObserve(LinuxSession& s, Observation& obs) { s.observeLinks(obs, kBridgeOps, bridgeMatches, bridgeAttrs); }
+
+void bridgeDescribe(const Step& step, const Target&, std::vector<std::string>& parts) {
+  if (step.action != StepAction::Create) return;
   for (const auto& opt : bridgeOptions()) {
-    const Json* v = a.find(opt.path);
+    const Json* v = step.after.find(opt.path);
     if (!v) continue;
     std::string label = opt.path;
     if (auto dot = label.rfind('.'); dot != std::string::npos) label = label.substr(dot + 1);
@@ -190,9 +193,64 @@ void bridgeSummarize(const Attrs& a, std::vector<std::string>& parts) {
   }
 }
 
+const BridgeOption* bridgeOption(const std::string& path) {
+  for (const auto& opt : bridgeOptions())
+    if (path == opt.path) return &opt;
+  return nullptr;
+}
+
+void checkBridgeOption(const FieldCheck& fc) {
+  const BridgeOption* opt = bridgeOption(fc.path);
+  if (opt->boolean)
+    fc.requireBool();
+  else
+    fc.requireInt(opt->min, opt->max, opt->seconds ? "seconds" : "");
+}
+
+void bridgeNormalize(Resource& r) {
+  for (const auto& opt : bridgeOptions()) {
+    if (opt.boolean) continue;
+    const Json* v = r.attrs.find(opt.path);
+    if (!v || v->is_number_integer()) continue;
+    if (v->is_number_float() && v->get<double>() == static_cast<double>(static_cast<int64_t>(v->get<double>())))
+      r.attrs.set(opt.path, static_cast<int64_t>(v->get<double>()));
+    else if (v->is_string() && !v->get<std::string>().empty() && v->get<std::string>().size() <= 18 &&
+             v->get<std::string>().find_first_not_of("0123456789") == std::string::npos)
+      r.attrs.set(opt.path, std::stoll(v->get<std::string>()));
+  }
+}
+
+std::vector<FieldRule> bridgeFields() {
+  std::vector<FieldRule> fields;
+  for (const auto& opt : bridgeOptions()) fields.push_back({opt.path, checkBridgeOption});
+  return fields;
+}
+
+KindTraits bridgeTraits() {
+  KindTraits t;
+  t.kind = Kind::Switch;
+  t.disruptiveOn = {"up", "stp"};  // enabling STP sends every port through listening/learning
+  t.unorderedLists = {"addresses"};
+  // Left out of a manifest: the bridge is up and has no host addresses.
+  t.defaults = {{"up", true}, {"addresses", Json::array()}};
+  return t;
+}
+
+const KindTraits kBridgeTraits = bridgeTraits();
+
 }  // namespace
 
-const KindOps kBridgeOps{"bridge",     Kind::Switch, nullptr,      bridgeMatches, bridgeObserve,
-                         bridgeCreate, bridgeUpdate, bridgeRemove, bridgeSummarize};
+const KindOps kBridgeOps{.kind = Kind::Switch,
+                         .variant = "",
+                         .label = "bridge",
+                         .traits = &kBridgeTraits,
+                         .fields = bridgeFields(),
+                         .check = nullptr,
+                         .normalize = bridgeNormalize,
+                         .describe = bridgeDescribe,
+                         .observe = bridgeObserve,
+                         .create = bridgeCreate,
+                         .update = bridgeUpdate,
+                         .remove = bridgeRemove};
 
 }  // namespace vnetplan::lnx

@@ -12,6 +12,7 @@
 
 #include "providers/ovs/db.h"
 #include "providers/ovs/ovsdb.h"
+#include "reconciler/kind_table.h"
 #include "reconciler/provider.h"
 
 namespace vnetplan::ovs {
@@ -76,20 +77,31 @@ class TxnContext {
   std::map<std::string, std::optional<Group>> groups_;
 };
 
-struct KindOps {
-  Kind kind;
-  // Adds this kind's objects found in the snapshot.
-  void (*observe)(const Snapshot&, const std::string& target, Observation&);
-  // Adds the operations of one step to the transaction.
-  Status (*plan)(TxnContext&, const Step&);
+// The kinds of the ovs provider, one row each (reconciler/kind_table.h): observe reads the target's snapshot,
+// and a step becomes operations added to the target's single transaction.
+struct OvsLive {
+  const Snapshot& snap;
+  const std::string& target;
 };
+using KindOps = KindHooks<const OvsLive, TxnContext>;
+using OvsKinds = KindTable<const OvsLive, TxnContext>;
 
 extern const KindOps kSwitchOps;
 extern const KindOps kPortOps;
 extern const KindOps kPortGroupOps;
 extern const KindOps kMirrorOps;
-const std::vector<const KindOps*>& allKindOps();
-const KindOps* opsFor(Kind kind);
+const OvsKinds& ovsKinds();
+
+// ---- plan-time field checks shared by the kinds (fields.cpp)
+
+// "ovs: ADDR: field PATH is not supported by the ovs provider: WHY".
+void unsupported(const FieldCheck& fc, const std::string& why);
+// Fields every ovs kind accepts: policies with their OVS meaning (security, teaming), ovs.externalIds.
+const std::vector<FieldRule>& commonOvsFields();
+// vlan / vlan.trunk.
+void checkVlanField(const FieldCheck& fc);
+// What an OVS object name must not contain ("" when fine).
+std::string ovsNameProblem(const std::string& n);
 
 // ---- shared values (values.cpp)
 

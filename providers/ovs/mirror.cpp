@@ -16,7 +16,9 @@ std::vector<std::string> portNames(const Snapshot& snap, const std::vector<std::
   return out;
 }
 
-void observeMirrors(const Snapshot& snap, const std::string& target, Observation& obs) {
+void observeMirrors(const OvsLive& live, Observation& obs) {
+  const Snapshot& snap = live.snap;
+  const std::string& target = live.target;
   for (const auto& [buuid, br] : snap.bridges()) {
     for (const auto& muuid : br.mirrors) {
       const MirrorRow* row = snap.mirror(muuid);
@@ -94,8 +96,38 @@ Status planMirror(TxnContext& ctx, const Step& step) {
   return {};
 }
 
+void mirrorCheck(const Resource& r, const Target&, Diagnostics& diags) {
+  auto dest = r.attrs.getString("destination.port");
+  auto src = r.attrs.getStrings("source.ports");
+  if (dest && std::find(src.begin(), src.end(), *dest) != src.end())
+    diags.error(r.loc, "ovs: " + r.addr.str() + ": destination.port " + *dest + " is also a source port", "provider/invalid");
+}
+
+KindTraits mirrorTraits() {
+  KindTraits t;
+  t.kind = Kind::Mirror;
+  t.replaceOn = {"switch"};
+  t.unorderedLists = {"source.ports"};
+  t.defaults = {{"source.direction", "both"}};
+  t.exhaustive = true;  // observe reports exactly what vnetplan manages
+  return t;
+}
+
+const KindTraits kMirrorTraits = mirrorTraits();
+
 }  // namespace
 
-const KindOps kMirrorOps{Kind::Mirror, observeMirrors, planMirror};
+const KindOps kMirrorOps{.kind = Kind::Mirror,
+                         .variant = "",
+                         .label = "mirror",
+                         .traits = &kMirrorTraits,
+                         .fields = {{"switch"}, {"source.ports"}, {"source.direction"}, {"destination.port"}},
+                         .check = mirrorCheck,
+                         .normalize = nullptr,
+                         .describe = nullptr,
+                         .observe = observeMirrors,
+                         .create = planMirror,
+                         .update = planMirror,
+                         .remove = planMirror};
 
 }  // namespace vnetplan::ovs

@@ -3,6 +3,7 @@
 // ingress policing.
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "providers/ovs/kind.h"
 
@@ -25,7 +26,9 @@ const OptionField kOptions[] = {
 int64_t kibToKb(int64_t kib) { return std::llround(static_cast<double>(kib) * 8.192); }
 int64_t kbToKib(int64_t kb) { return std::llround(static_cast<double>(kb) / 8.192); }
 
-void observePorts(const Snapshot& snap, const std::string& target, Observation& obs) {
+void observePorts(const OvsLive& live, Observation& obs) {
+  const Snapshot& snap = live.snap;
+  const std::string& target = live.target;
   // Port group definitions: group -> (its bridge, its VLAN).
   std::map<std::string, std::pair<std::string, Attrs>> groups;
   for (const auto& [buuid, br] : snap.bridges())
@@ -205,17 +208,112 @@ Status deletePort(TxnContext& ctx, const Step& step) {
   return ctx.bridgeSetDelete(ctx.snap().nameOf("Bridge", *bridge), "ports", uuidRef(*puuid), "delete port " + name);
 }
 
-Status planPort(TxnContext& ctx, const Step& step) {
-  switch (step.action) {
-    case StepAction::Create: return createPort(ctx, step);
-    case StepAction::Update: return updatePort(ctx, step);
-    case StepAction::Delete: return deletePort(ctx, step);
-  }
-  return {};
+// ---- plan time
+
+const std::set<std::string> kPortTypes{"internal", "system", "tap", "vxlan", "gre", "geneve", "patch"};
+const std::set<std::string> kTunnelTypes{"vxlan", "gre", "geneve"};
+
+std::string typeOf(const Resource& r) { return r.attrs.getString("type").value_or("internal"); }
+
+void checkType(const FieldCheck& fc) {
+  const std::string type = typeOf(fc.resource);
+  if (!kPortTypes.count(type))
+    unsupported(fc, "OVS ports are internal, system, tap, vxlan, gre, geneve or patch, not '" + type + "'");
 }
+
+void checkMac(const FieldCheck& fc) {
+  if (typeOf(fc.resource) != "internal") unsupported(fc, "OVS sets the MAC address of internal ports only");
+}
+
+void checkPeer(const FieldCheck& fc) {
+  if (typeOf(fc.resource) != "patch") unsupported(fc, "peer on OVS is the other end of a patch port (type patch)");
+}
+
+void checkTunnelEndpoint(const FieldCheck& fc) {
+  if (!kTunnelTypes.count(typeOf(fc.resource))) unsupported(fc, "tunnel endpoints apply to vxlan, gre and geneve ports");
+}
+
+void checkVni(const FieldCheck& fc) {
+  if (!kTunnelTypes.count(typeOf(fc.resource)))
+    unsupported(fc, "a tunnel key applies to vxlan, geneve (VNI) and gre (key) ports");
+}
+
+void checkDstPort(const FieldCheck& fc) {
+  const std::string type = typeOf(fc.resource);
+  if (type != "vxlan" && type != "geneve") unsupported(fc, "a UDP destination port applies to vxlan and geneve");
+}
+
+void checkPeak(const FieldCheck& fc) {
+  unsupported(fc, "OVS ingress policing has one rate (averageKbps) and a burst; a peak rate needs an egress QoS, "
+                  "which vnetplan does not write yet");
+}
+
+void portCheck(const Resource& r, const Target&, Diagnostics& diags) {
+  const Attrs& a = r.attrs;
+  const std::string type = typeOf(r);
+  auto fail = [&](const std::string& msg) { diags.error(r.loc, "ovs: " + r.addr.str() + ": " + msg, "provider/invalid"); };
+  if (!a.has("switch") && !a.has("portGroup")) fail("a Port needs switch or portGroup");
+  if (a.has("portGroup") && (a.has("vlan") || a.has("vlan.trunk")))
+    fail("field vlan: the VLAN of a Port in a port group comes from the group; set it there");
+  if (kTunnelTypes.count(type) && !a.has("remote")) fail("a " + type + " Port needs remote");
+  if (type == "patch" && !a.has("peer")) fail("a patch Port needs peer (the other patch port)");
+  if (a.has("shaping.burstKiB") && !a.has("shaping.averageKbps"))
+    fail("field shaping.burstKiB needs shaping.averageKbps (OVS polices a rate with a burst)");
+}
+
+void portDescribe(const Step& step, const Target&, std::vector<std::string>& parts) {
+  if (step.action != StepAction::Create) return;
+  const Attrs& a = step.after;
+  parts.push_back(a.getString("type").value_or("internal"));
+  if (auto g = a.getString("portGroup")) parts.push_back("in port group " + *g);
+  else if (auto sw = a.getString("switch")) parts.push_back("on bridge " + *sw);
+  if (auto vlan = a.getInt("vlan")) parts.push_back("vlan " + std::to_string(*vlan));
+  if (const Json* t = a.find("vlan.trunk")) parts.push_back("trunk " + t->dump());
+  if (auto remote = a.getString("remote")) parts.push_back("remote " + *remote);
+}
+
+KindTraits portTraits() {
+  KindTraits t;
+  t.kind = Kind::Port;
+  t.replaceOn = {"type"};
+  t.disruptiveOn = {"switch", "portGroup", "vlan", "vlan.", "mtu", "remote", "local", "vni", "dstPort", "peer"};
+  t.defaults = {{"type", "internal"}};
+  t.exhaustive = true;  // observe reports exactly the columns vnetplan manages
+  return t;
+}
+
+const KindTraits kPortTraits = portTraits();
 
 }  // namespace
 
-const KindOps kPortOps{Kind::Port, observePorts, planPort};
+const KindOps kPortOps{.kind = Kind::Port,
+                       .variant = "",
+                       .label = "port",
+                       .traits = &kPortTraits,
+                       .fields = {{"type", checkType},
+                                  {"switch"},
+                                  {"portGroup"},
+                                  {"mtu"},
+                                  {"niocClass"},
+                                  {"ovs.ofport"},
+                                  {"ovs.otherConfig."},
+                                  {"shaping.averageKbps"},
+                                  {"shaping.burstKiB"},
+                                  {"shaping.peakKbps", checkPeak},
+                                  {"vlan", checkVlanField},
+                                  {"vlan.trunk", checkVlanField},
+                                  {"mac", checkMac},
+                                  {"peer", checkPeer},
+                                  {"remote", checkTunnelEndpoint},
+                                  {"local", checkTunnelEndpoint},
+                                  {"vni", checkVni},
+                                  {"dstPort", checkDstPort}},
+                       .check = portCheck,
+                       .normalize = nullptr,
+                       .describe = portDescribe,
+                       .observe = observePorts,
+                       .create = createPort,
+                       .update = updatePort,
+                       .remove = deletePort};
 
 }  // namespace vnetplan::ovs

@@ -13,7 +13,9 @@ Attrs groupSettings(const Attrs& a) {
 
 namespace {
 
-void observeGroups(const Snapshot& snap, const std::string& target, Observation& obs) {
+void observeGroups(const OvsLive& live, Observation& obs) {
+  const Snapshot& snap = live.snap;
+  const std::string& target = live.target;
   for (const auto& [buuid, br] : snap.bridges()) {
     for (const auto& [key, value] : br.externalIds) {
       if (key.rfind(kGroupPrefix, 0) != 0 || key.size() == std::string(kGroupPrefix).size()) continue;
@@ -89,8 +91,42 @@ Status planGroup(TxnContext& ctx, const Step& step) {
   return placeMembers(ctx, name, bridge, vlan);
 }
 
+void groupDescribe(const Step& step, const Target&, std::vector<std::string>& parts) {
+  if (step.action != StepAction::Create) return;
+  const Attrs& a = step.after;
+  if (auto sw = a.getString("switch")) parts.push_back("on bridge " + *sw);
+  if (auto vlan = a.getInt("vlan")) parts.push_back("vlan " + std::to_string(*vlan));
+  if (const Json* t = a.find("vlan.trunk")) parts.push_back("trunk " + t->dump());
+}
+
+KindTraits groupTraits() {
+  KindTraits t;
+  t.kind = Kind::PortGroup;
+  t.replaceOn = {"switch"};
+  t.disruptiveOn = {"vlan", "vlan."};
+  t.exhaustive = true;  // observe reports exactly what vnetplan manages
+  return t;
+}
+
+const KindTraits kGroupTraits = groupTraits();
+
 }  // namespace
 
-const KindOps kPortGroupOps{Kind::PortGroup, observeGroups, planGroup};
+const KindOps kPortGroupOps{.kind = Kind::PortGroup,
+                            .variant = "",
+                            .label = "port group",
+                            .traits = &kGroupTraits,
+                            .fields = {{"switch"},
+                                       {"vlan", checkVlanField},
+                                       {"vlan.trunk", checkVlanField},
+                                       {"shaping."},  // applied to every member port
+                                       {"niocClass"}},
+                            .check = nullptr,
+                            .normalize = nullptr,
+                            .describe = groupDescribe,
+                            .observe = observeGroups,
+                            .create = planGroup,
+                            .update = planGroup,
+                            .remove = planGroup};
 
 }  // namespace vnetplan::ovs

@@ -100,14 +100,15 @@ Result<Observation> OvsSession::observe() {
   if (!snap) return err("ovs: " + snap.error().message);
   snap_ = std::move(*snap);
   Observation obs;
-  for (const KindOps* k : allKindOps()) k->observe(*snap_, target_, obs);
+  const OvsLive live{*snap_, target_};
+  ovsKinds().observe(live, obs);
   annotateFlows(obs);
   lastObs_ = obs;
   return obs;
 }
 
 Status OvsSession::apply(const Step& step) {
-  BatchResult r = applyAll({step}, nullptr);
+  BatchResult r = applyBatch({step}, nullptr);
   return r.status;
 }
 
@@ -134,7 +135,7 @@ bool OvsSession::stillApplies(const std::vector<Step>& steps, const Observation&
   return true;
 }
 
-TargetSession::BatchResult OvsSession::applyAll(const std::vector<Step>& steps,
+TargetSession::BatchResult OvsSession::applyBatch(const std::vector<Step>& steps,
                                                 const std::function<void(size_t)>& done) {
   const long failAt = failAt_;
   failAt_ = -1;
@@ -149,9 +150,7 @@ TargetSession::BatchResult OvsSession::applyAll(const std::vector<Step>& steps,
     TxnContext ctx(*snap_, target_);
     for (size_t i = 0; i < steps.size(); ++i) {
       ctx.txn().setStep(static_cast<long>(i));
-      if (Status s = opsFor(steps[i].addr.kind) ? opsFor(steps[i].addr.kind)->plan(ctx, steps[i])
-                                                 : Status(err("the ovs provider cannot manage " + std::string(kindName(steps[i].addr.kind))));
-          !s)
+      if (Status s = ovsKinds().apply(ctx, steps[i]); !s)
         return {err(who + s.error().message), i, true};
       if (static_cast<long>(i) == failAt) ctx.txn().abort("injected failure at step " + std::to_string(i + 1));
     }

@@ -19,8 +19,8 @@ class OvsSession : public TargetSession {
 
   Result<Observation> observe() override;
   Status apply(const Step& step) override;
-  bool transactional() const override { return true; }
-  BatchResult applyAll(const std::vector<Step>& steps, const std::function<void(size_t)>& done) override;
+  Mode mode() const override { return Mode::Atomic; }
+  BatchResult applyBatch(const std::vector<Step>& steps, const std::function<void(size_t)>& done) override;
   // Test hook (VNETPLAN_FAIL_AT_STEP): the next transaction carries an `abort` after step `index`'s operations.
   void injectFailure(long index) override { failAt_ = index; }
 

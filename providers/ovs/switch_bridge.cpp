@@ -1,6 +1,7 @@
 // Switch = OVS Bridge, with its local (internal) port of the same name, optional NetFlow/sFlow rows and the
 // uplink Port (a bond when there are several NICs).
 #include <algorithm>
+#include <set>
 
 #include "providers/ovs/kind.h"
 
@@ -73,7 +74,9 @@ void bondAttrs(const PortRow& port, Attrs& a) {
 
 // ---- observe
 
-void observeSwitches(const Snapshot& snap, const std::string& target, Observation& obs) {
+void observeSwitches(const OvsLive& live, Observation& obs) {
+  const Snapshot& snap = live.snap;
+  const std::string& target = live.target;
   for (const auto& [buuid, br] : snap.bridges()) {
     ObservedObject o;
     o.addr = Address{target, Kind::Switch, br.name};
@@ -286,17 +289,182 @@ Status deleteSwitch(TxnContext& ctx, const Step& step) {
   return {};
 }
 
-Status planSwitch(TxnContext& ctx, const Step& step) {
-  switch (step.action) {
-    case StepAction::Create: return createSwitch(ctx, step);
-    case StepAction::Update: return updateSwitch(ctx, step);
-    case StepAction::Delete: return deleteSwitch(ctx, step);
+// ---- plan time
+
+void checkTeaming(const FieldCheck& fc) {
+  const Attrs& a = fc.resource.attrs;
+  const std::string policy = a.getString("uplinks.teaming.policy").value_or("failover");
+  const size_t nics = a.getStrings("uplinks.nics").size();
+  const std::string field = fc.path.substr(std::string("uplinks.teaming.").size());
+  if (nics < 2) return unsupported(fc, "a single uplink NIC is a plain port; teaming needs two or more NICs");
+  if (field == "policy") {
+    if (policy == "src-port" || policy == "load-based" || policy == "round-robin")
+      unsupported(fc, "OVS bonds balance by source MAC (src-mac = balance-slb) or L3/L4 with LACP "
+                      "(ip-hash/lacp = balance-tcp), or fail over (failover = active-backup); '" +
+                          policy + "' has no OVS equivalent");
+  } else if (field == "active") {
+    if (policy != "failover") unsupported(fc, "an active NIC order applies to policy failover (active-backup) only");
+    else if (a.getStrings(fc.path).size() > 1)
+      unsupported(fc, "an OVS active-backup bond has one primary NIC; list one NIC in active, the rest in standby");
+  } else if (field == "standby") {
+    if (policy != "failover") return unsupported(fc, "standby NICs apply to policy failover (active-backup) only");
+    std::set<std::string> rest;
+    auto active = a.getStrings("uplinks.teaming.active");
+    for (const auto& n : a.getStrings("uplinks.nics"))
+      if (std::find(active.begin(), active.end(), n) == active.end()) rest.insert(n);
+    auto standby = a.getStrings(fc.path);
+    if (std::set<std::string>(standby.begin(), standby.end()) != rest)
+      unsupported(fc, "in an OVS active-backup bond every NIC that is not the primary is a standby; standby must "
+                      "list exactly the other NICs");
+  } else if (field == "failureDetection") {
+    if (a.getString(fc.path) != "link")
+      unsupported(fc, "OVS bonds detect failure by link state (carrier or miimon: ovs.bond.miimonMs); beacon and ARP "
+                      "probing have no OVS equivalent");
+  } else if (field == "notifySwitches" || field == "failback") {
+    if (a.getBool(fc.path) == false)
+      unsupported(fc, field == "failback" ? "an OVS bond always returns to its primary NIC when it recovers"
+                                          : "OVS always sends learning packets to the physical switches on failover");
+  } else if (field == "lacp.mode" || field == "lacp.rate") {
+    if (policy != "lacp" && policy != "ip-hash") unsupported(fc, "LACP settings apply to policy lacp or ip-hash");
+  } else if (field == "hashPolicy") {
+    if (a.getString(fc.path) != "layer3+4" || (policy != "lacp" && policy != "ip-hash"))
+      unsupported(fc, "OVS balance-tcp hashes layer3+4 (with LACP); other hash policies have no OVS equivalent");
+  } else {
+    unsupported(fc, "not an ovs teaming field");
   }
-  return {};
 }
+
+void switchCheck(const Resource& r, const Target&, Diagnostics& diags) {
+  const Attrs& a = r.attrs;
+  auto fail = [&](const std::string& msg, const char* code = "provider/invalid") {
+    diags.error(r.loc, "ovs: " + r.addr.str() + ": " + msg, code);
+  };
+  if (a.getBool("nioc.enabled") != false && !a.subtree("nioc.").empty()) {
+    // NIOC divides the uplink: a linux-htb QoS on the uplink port.
+    if (a.getStrings("uplinks.nics").empty())
+      fail("nioc needs uplinks.nics (the QoS that divides the bandwidth sits on the uplink)");
+    auto uplink = a.getInt("nioc.uplinkMbps");
+    if (!uplink) fail("nioc needs uplinkMbps (the capacity that shares and reservations divide)");
+    int64_t reserved = 0;
+    const Attrs classAttrs = a.subtree("nioc.classes.");
+    for (const auto& [path, v] : classAttrs.values()) {
+      if (path.size() > 16 && path.compare(path.size() - 16, 16, ".reservationMbps") == 0 && v.is_number_integer())
+        reserved += v.get<int64_t>();
+      if (path.size() > 10 && path.compare(path.size() - 10, 10, ".limitMbps") == 0 && v.is_number_integer()) {
+        std::string cls = path.substr(13, path.size() - 10 - 13);  // nioc.classes.CLS.limitMbps
+        auto res = a.getInt("nioc.classes." + cls + ".reservationMbps");
+        if (res && *res > v.get<int64_t>())
+          fail("nioc class " + cls + ": reservationMbps " + std::to_string(*res) + " exceeds limitMbps " +
+               std::to_string(v.get<int64_t>()));
+      }
+    }
+    if (uplink && reserved > *uplink)
+      fail("nioc reservations add up to " + std::to_string(reserved) + " Mbit/s, more than uplinkMbps " +
+           std::to_string(*uplink));
+  }
+  if (!a.subtree("ovs.bond.").empty() && a.getStrings("uplinks.nics").size() < 2)
+    fail("ovs.bond applies to a bond, which needs two or more uplinks.nics", "provider/unsupported");
+  if (a.getBool("stp") == true && a.getBool("ovs.rstp") == true)
+    fail("stp and ovs.rstp cannot both be enabled on one bridge");
+}
+
+void normalizeTeaming(Attrs& a) {
+  auto nics = a.getStrings("uplinks.nics");
+  if (nics.empty()) return;
+  std::sort(nics.begin(), nics.end());
+  a.set("uplinks.nics", Json(nics));
+  if (nics.size() < 2) return;
+  std::string policy = a.getString("uplinks.teaming.policy").value_or("failover");
+  a.set("uplinks.teaming.policy", policy);
+  // Values that state what an OVS bond does anyway.
+  if (a.getString("uplinks.teaming.failureDetection") == "link") a.erase("uplinks.teaming.failureDetection");
+  if (a.getBool("uplinks.teaming.notifySwitches") == true) a.erase("uplinks.teaming.notifySwitches");
+  if (a.getBool("uplinks.teaming.failback") == true) a.erase("uplinks.teaming.failback");
+  if (a.getString("uplinks.teaming.hashPolicy") == "layer3+4") a.erase("uplinks.teaming.hashPolicy");
+  a.erase("uplinks.teaming.standby");  // checked: exactly the NICs that are not the primary
+  if ((policy == "lacp" || policy == "ip-hash") && !a.has("uplinks.teaming.lacp.mode"))
+    a.set("uplinks.teaming.lacp.mode", "active");
+}
+
+void switchNormalize(Resource& r) {
+  if (!r.attrs.subtree("nioc.").empty()) {
+    // A nioc block is on unless it says enabled: false; off means no QoS at all.
+    if (r.attrs.getBool("nioc.enabled") == false) {
+      std::vector<std::string> off;
+      const Attrs nioc = r.attrs.subtree("nioc.");
+      for (const auto& [path, v] : nioc.values()) off.push_back(path);
+      for (const auto& p : off) r.attrs.erase(p);
+    } else {
+      r.attrs.set("nioc.enabled", true);
+      static const std::map<std::string, int64_t> named{{"low", 25}, {"normal", 50}, {"high", 100}};
+      std::vector<std::pair<std::string, int64_t>> shares;
+      for (const auto& [path, v] : r.attrs.values())
+        if (path.rfind("nioc.classes.", 0) == 0 && path.size() > 7 && path.compare(path.size() - 7, 7, ".shares") == 0 &&
+            v.is_string() && named.count(v.get<std::string>()))
+          shares.emplace_back(path, named.at(v.get<std::string>()));
+      for (const auto& [p, n] : shares) r.attrs.set(p, n);
+    }
+  }
+  if (r.attrs.getInt("ovs.netflow.activeTimeout") == 0) r.attrs.erase("ovs.netflow.activeTimeout");
+  for (const char* p : {"ovs.bond.updelayMs", "ovs.bond.downdelayMs"})
+    if (r.attrs.getInt(p) == 0) r.attrs.erase(p);
+  normalizeTeaming(r.attrs);
+}
+
+void switchDescribe(const Step& step, const Target&, std::vector<std::string>& parts) {
+  if (step.action != StepAction::Create) return;
+  const Attrs& a = step.after;
+  if (auto dp = a.getString("ovs.datapathType")) parts.push_back("datapath " + *dp);
+  auto nics = a.getStrings("uplinks.nics");
+  if (!nics.empty()) {
+    std::string list;
+    for (const auto& n : nics) list += (list.empty() ? "" : "+") + n;
+    parts.push_back("uplinks " + list);
+  }
+}
+
+KindTraits switchTraits() {
+  KindTraits t;
+  t.kind = Kind::Switch;
+  t.disruptiveOn = {"ovs.datapathType", "ovs.failMode", "stp", "ovs.rstp", "uplinks.", "ovs.bond.", "mtu"};
+  t.unorderedLists = {"uplinks.nics", "ovs.netflow.targets", "ovs.sflow.targets"};
+  t.defaults = {{"stp", false}, {"ovs.rstp", false}, {"ovs.datapathType", "system"}, {"ovs.failMode", "standalone"}};
+  t.exhaustive = true;  // observe reports exactly the columns vnetplan manages
+  return t;
+}
+
+const KindTraits kSwitchTraits = switchTraits();
 
 }  // namespace
 
-const KindOps kSwitchOps{Kind::Switch, observeSwitches, planSwitch};
+const KindOps kSwitchOps{.kind = Kind::Switch,
+                         .variant = "",
+                         .label = "bridge",
+                         .traits = &kSwitchTraits,
+                         .fields = {{"mtu"},
+                                    {"stp"},
+                                    {"ovs.datapathType"},
+                                    {"ovs.failMode"},
+                                    {"ovs.rstp"},
+                                    {"ovs.netflow.targets"},
+                                    {"ovs.netflow.activeTimeout"},
+                                    {"ovs.sflow.targets"},
+                                    {"ovs.sflow.sampling"},
+                                    {"ovs.sflow.polling"},
+                                    {"ovs.bond.miimonMs"},
+                                    {"ovs.bond.updelayMs"},
+                                    {"ovs.bond.downdelayMs"},
+                                    {"uplinks.nics"},
+                                    {"uplinks.teaming.", checkTeaming},
+                                    {"ovs.otherConfig."},
+                                    {"shaping."},
+                                    {"nioc."}},
+                         .check = switchCheck,
+                         .normalize = switchNormalize,
+                         .describe = switchDescribe,
+                         .observe = observeSwitches,
+                         .create = createSwitch,
+                         .update = updateSwitch,
+                         .remove = deleteSwitch};
 
 }  // namespace vnetplan::ovs

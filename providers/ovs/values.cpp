@@ -56,15 +56,9 @@ std::string uplinkPortName(const std::string& switchName, const std::vector<std:
   return switchName + "-uplink";
 }
 
-const std::vector<const KindOps*>& allKindOps() {
-  static const std::vector<const KindOps*> all{&kSwitchOps, &kPortGroupOps, &kPortOps, &kMirrorOps};
-  return all;
-}
-
-const KindOps* opsFor(Kind kind) {
-  for (const KindOps* k : allKindOps())
-    if (k->kind == kind) return k;
-  return nullptr;
+const OvsKinds& ovsKinds() {
+  static const OvsKinds table({&kSwitchOps, &kPortGroupOps, &kPortOps, &kMirrorOps});
+  return table;
 }
 
 // ---- TxnContext

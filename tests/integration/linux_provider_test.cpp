@@ -323,19 +323,22 @@ TEST_F(LinuxProviderCheck, NormalizeAndTraits) {
 
 TEST_F(LinuxProviderCheck, Describe) {
   Diagnostics d;
-  p_->checkTarget(linuxTarget("demo"), d);
-  EXPECT_EQ(p_->describe(createStep(Kind::Switch, "br0", attrs({{"mtu", 9000}, {"stp", true}}))),
+  const Target demo = linuxTarget("demo");
+  p_->checkTarget(demo, d);
+  EXPECT_EQ(p_->describe(createStep(Kind::Switch, "br0", attrs({{"mtu", 9000}, {"stp", true}})), demo),
             "create bridge br0 (mtu 9000, stp on) in netns demo");
   EXPECT_EQ(p_->describe(createStep(Kind::Port, "vm1", attrs({{"type", "veth"}, {"peer", "vm1-p"},
-                                                               {"peerNetns", "other"}, {"switch", "br0"}}))),
+                                                               {"peerNetns", "other"}, {"switch", "br0"}})),
+                         demo),
             "create veth vm1 (peer vm1-p in netns other, on bridge br0) in netns demo");
   ObservedObject live{Address{"t1", Kind::Port, "vm1"},
                       attrs({{"type", "tap"}, {"mtu", 1500}, {"addresses", {"10.0.0.1/24"}}})};
   EXPECT_EQ(p_->describe(updateStep(live, attrs({{"type", "tap"}, {"mtu", 9000}, {"addresses", {"10.0.0.2/24"}}}),
-                                    {"mtu", "addresses"})),
+                                    {"mtu", "addresses"}),
+                         demo),
             "update tap vm1 in netns demo: mtu 1500 -> 9000, addresses +10.0.0.2/24 -10.0.0.1/24");
   ObservedObject veth{Address{"t1", Kind::Port, "v0"}, attrs({{"type", "veth"}, {"peer", "v0p"}})};
-  EXPECT_EQ(p_->describe(deleteStep(veth)), "delete veth v0 (and its peer v0p) in netns demo");
+  EXPECT_EQ(p_->describe(deleteStep(veth), demo), "delete veth v0 (and its peer v0p) in netns demo");
 }
 
 // ---------------------------------------------------------------- against the kernel
@@ -372,7 +375,7 @@ class LinuxProviderKernel : public ::testing::Test {
   }
   void apply(const Step& step) {
     Status st = session_->apply(step);
-    ASSERT_TRUE(st.ok()) << p_->describe(step) << ": " << st.error().message;
+    ASSERT_TRUE(st.ok()) << p_->describe(step, linuxTarget(ns_)) << ": " << st.error().message;
   }
   Attrs want(Kind kind, const std::string& name, const Json& spec) { return desired(*p_, kind, name, spec); }
 
