@@ -4,6 +4,9 @@
 #include <map>
 #include <set>
 
+#include "base/toposort.h"
+#include "model/references.h"
+
 namespace vnetplan {
 
 const std::vector<std::string>& inheritedPolicies() {
@@ -15,19 +18,6 @@ namespace {
 
 // Spec fields that route a resource rather than describe it.
 const std::set<std::string> kEnvelopeFields{"targets", "selector", "adopt", "justification"};
-
-// Which spec field references which kind (same target).
-struct Reference {
-  Kind from;
-  const char* field;
-  Kind to;
-};
-const std::vector<Reference> kReferences{
-    {Kind::PortGroup, "switch", Kind::Switch},   {Kind::Port, "switch", Kind::Switch},
-    {Kind::Port, "portGroup", Kind::PortGroup},  {Kind::Port, "network", Kind::Network},
-    {Kind::Mirror, "switch", Kind::Switch},      {Kind::Subnet, "vpc", Kind::Vpc},
-    {Kind::SecurityGroup, "vpc", Kind::Vpc},     {Kind::Route, "vpc", Kind::Vpc},
-};
 
 std::map<std::string, std::string> stringMap(const Json& j) {
   std::map<std::string, std::string> out;
@@ -154,23 +144,40 @@ struct Builder {
 
   void resolveReferences() {
     for (auto& r : out.resources) {
-      for (const auto& ref : kReferences) {
+      for (const auto& ref : referenceFields()) {
         if (ref.from != r.addr.kind) continue;
-        auto name = r.attrs.getString(ref.field);
-        if (!name) continue;
-        Address to{r.addr.target, ref.to, *name};
-        if (index.count(to)) {
-          r.dependsOn.push_back(to);
-          continue;
+        for (const auto& name : referencedNames(r.attrs, ref.path)) {
+          Address to{r.addr.target, ref.to, name};
+          if (index.count(to)) {
+            if (to != r.addr && std::find(r.dependsOn.begin(), r.dependsOn.end(), to) == r.dependsOn.end())
+              r.dependsOn.push_back(to);
+            continue;
+          }
+          if (!ref.required) continue;
+          std::string hint = closestMatch(name, namesOf(r.addr.target, ref.to));
+          diags.error(r.loc,
+                      r.addr.str() + ": spec." + ref.path + " refers to " + kindName(ref.to) + " '" + name +
+                          "', which is not declared for target " + r.addr.target +
+                          (hint.empty() ? "" : " (did you mean '" + hint + "'?)"),
+                      "unknown-reference");
         }
-        std::string hint = closestMatch(*name, namesOf(r.addr.target, ref.to));
-        diags.error(r.loc,
-                    r.addr.str() + ": spec." + ref.field + " refers to " + kindName(ref.to) + " '" + *name +
-                        "', which is not declared for target " + r.addr.target +
-                        (hint.empty() ? "" : " (did you mean '" + hint + "'?)"),
-                    "unknown-reference");
       }
     }
+  }
+
+  // A reference cycle (a -> b -> a) leaves nothing that could be created first.
+  void rejectCycles() {
+    std::vector<std::vector<size_t>> deps(out.resources.size());
+    for (size_t i = 0; i < out.resources.size(); ++i)
+      for (const auto& to : out.resources[i].dependsOn)
+        if (auto it = index.find(to); it != index.end()) deps[i].push_back(it->second);
+    TopoOrder order = topoSort(deps, [](size_t a, size_t b) { return a < b; });
+    if (order.cycle.empty()) return;
+    std::string path;
+    for (size_t i : order.cycle) path += (path.empty() ? "" : " -> ") + out.resources[i].addr.str();
+    const Resource& first = out.resources[order.cycle.front()];
+    diags.error(first.loc, "reference cycle: " + path + " (each refers to the next; nothing can be created first)",
+                "reference-cycle");
   }
 
   // Copies each policy attribute the child leaves unset from its parent, remembering where it came from.
@@ -215,6 +222,7 @@ DesiredState buildDesiredState(const std::vector<Document>& docs, Diagnostics& d
   b.collectTargets();
   b.collectResources();
   b.resolveReferences();
+  b.rejectCycles();
   b.inheritPolicies();
   std::set<std::string> files;
   for (const auto& d : docs) files.insert(d.file);

@@ -235,7 +235,7 @@ Result<Plan> planAgainst(const DesiredState& desired, const std::set<std::string
     plan.targets.push_back(t);
     planTarget(mine, view, plan, diags);
   }
-  sortChanges(plan.changes);
+  if (Status st = orderChanges(plan.changes); !st) return st.error();
   for (const auto& d : diags.items())
     if (d.severity == Severity::Warning) plan.warnings.push_back(d);
   return plan;

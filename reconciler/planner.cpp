@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <set>
 
+#include "base/toposort.h"
 #include "model/codec.h"
+#include "model/references.h"
 
 namespace vnetplan {
 
@@ -219,17 +221,48 @@ std::vector<ResourceChange> planTowards(const std::map<Address, std::optional<At
     c.reason = "rollback to the state before the apply";
     changes.push_back(std::move(c));
   }
-  sortChanges(changes);
+  // The pre-image was a valid order once; a cycle cannot appear in it, but keep whatever order there is.
+  (void)orderChanges(changes);
   return changes;
 }
 
-void sortChanges(std::vector<ResourceChange>& changes) {
-  std::stable_sort(changes.begin(), changes.end(), [](const ResourceChange& a, const ResourceChange& b) {
-    if (a.addr.target != b.addr.target) return a.addr.target < b.addr.target;
-    int ra = kindRank(a.addr.kind), rb = kindRank(b.addr.kind);
-    if (ra != rb) return ra < rb;
-    return a.addr.name < b.addr.name;
-  });
+Status orderChanges(std::vector<ResourceChange>& changes) {
+  // Targets in name order; inside a target, what a change refers to (its desired attributes, or the live ones of
+  // a delete) comes first. Ties: the usual kind order, then the name, so plans read the same every time.
+  std::map<Address, size_t> index;
+  for (size_t i = 0; i < changes.size(); ++i) index.emplace(changes[i].addr, i);
+  std::vector<std::vector<size_t>> deps(changes.size());
+  for (size_t i = 0; i < changes.size(); ++i) {
+    const ResourceChange& c = changes[i];
+    const Attrs* attrs = c.after ? &*c.after : c.before ? &*c.before : nullptr;
+    if (!attrs) continue;
+    for (const auto& to : referencesOf(c.addr, *attrs))
+      if (auto it = index.find(to); it != index.end()) deps[i].push_back(it->second);
+  }
+  auto before = [&](size_t a, size_t b) {
+    const Address &x = changes[a].addr, &y = changes[b].addr;
+    if (x.target != y.target) return x.target < y.target;
+    int rx = kindRank(x.kind), ry = kindRank(y.kind);
+    if (rx != ry) return rx < ry;
+    return x.name < y.name;
+  };
+  TopoOrder order = topoSort(deps, before);
+  if (!order.cycle.empty()) {
+    std::string path;
+    for (size_t i : order.cycle) path += (path.empty() ? "" : " -> ") + changes[i].addr.str();
+    std::vector<size_t> all(changes.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    std::stable_sort(all.begin(), all.end(), before);  // a usable order all the same
+    std::vector<ResourceChange> sorted;
+    for (size_t i : all) sorted.push_back(std::move(changes[i]));
+    changes = std::move(sorted);
+    return err("reference cycle: " + path + " (each refers to the next; nothing can be created first)");
+  }
+  std::vector<ResourceChange> sorted;
+  sorted.reserve(changes.size());
+  for (size_t i : order.order) sorted.push_back(std::move(changes[i]));
+  changes = std::move(sorted);
+  return {};
 }
 
 std::vector<std::string> verifyAgainst(const std::map<Address, std::optional<Attrs>>& expected,

@@ -11,7 +11,7 @@
 
 namespace vnetplan {
 
-// Order in which kinds are created (deleted in reverse): what a resource depends on comes first.
+// The usual order of kinds, used only to break ties between changes that do not refer to each other.
 int kindRank(Kind k);
 
 // Two attribute values equal after normalization (unordered lists compared as sorted; null == absent).
@@ -42,8 +42,10 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
 std::vector<ResourceChange> planTowards(const std::map<Address, std::optional<Attrs>>& preImage,
                                         const Observation& live, const Provider& provider, const Target& target);
 
-// Sorts changes into execution order (by target, then kind rank, then name).
-void sortChanges(std::vector<ResourceChange>& changes);
+// Sorts changes into execution order: by target, then by the reference graph (what a resource refers to comes
+// first: a Port's Switch, a Subnet's Vpc, a rule's other SecurityGroup); Plan::steps() deletes in reverse. A
+// reference cycle is an error naming the resources in it.
+Status orderChanges(std::vector<ResourceChange>& changes);
 
 // Verification: every touched address whose live state does not match. Each entry is
 // "ADDRESS: PATH: desired X, live Y" (or "ADDRESS: missing" / "ADDRESS: still present").
