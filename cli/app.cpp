@@ -14,6 +14,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "cli/providers.h"
 
 namespace vnetplan::cli {
 
@@ -55,7 +56,9 @@ extern "C" void onSignal(int) { gInterrupted.store(true); }
 
 }  // namespace
 
-int run(int argc, char** argv) {
+int run(int argc, char** argv) { return run(argc, argv, builtinProviders()); }
+
+int run(int argc, char** argv, const ProviderRegistry& providers) {
   CLI::App app{
       "vnetplan: declarative VM networking. Keep manifests of bridges, bonds, VLANs, port groups and policies "
       "in Git; plan diffs them against live hosts, apply reconciles idempotently, verifies, and rolls back on "
@@ -65,6 +68,7 @@ int run(int argc, char** argv) {
   app.set_version_flag("--version", std::string("vnetplan ") + VNETPLAN_VERSION);
 
   GlobalOptions g;
+  g.providers = &providers;
   if (const char* s = std::getenv("VNETPLAN_STATE"); s && *s) g.stateUrl = s;
   app.add_option("--state", g.stateUrl,
                  "State store URL: file://DIR (relative to the working directory) or etcd://host:port/prefix")

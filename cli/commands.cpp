@@ -31,6 +31,8 @@ namespace vnetplan::cli {
 
 namespace fs = std::filesystem;
 
+const ProviderRegistry& GlobalOptions::registry() const { return providers ? *providers : builtinProviders(); }
+
 namespace {
 
 int fail(const std::string& message) {
@@ -55,7 +57,7 @@ std::set<std::string> toSet(const std::vector<std::string>& v) { return {v.begin
 std::optional<DesiredState> loadOrReport(const GlobalOptions& g, const std::vector<std::string>& files,
                                          Prefetch* prefetch = nullptr) {
   Diagnostics diags;
-  DesiredState desired = loadDesired(files, builtinProviders(), diags, prefetch);
+  DesiredState desired = loadDesired(files, g.registry(), diags, prefetch);
   printDiagnostics(g, diags);
   if (diags.hasErrors()) {
     std::cerr << diags.errorCount() << " error(s), " << diags.warningCount() << " warning(s)\n";
@@ -176,7 +178,7 @@ YAML::Node toYaml(const Json& j) {
 
 int cmdValidate(const GlobalOptions& g, const ValidateArgs& a) {
   Diagnostics diags;
-  DesiredState desired = loadDesired(a.files, builtinProviders(), diags);
+  DesiredState desired = loadDesired(a.files, g.registry(), diags);
   if (a.format == "json") {
     Json out{{"valid", !diags.hasErrors()}, {"diagnostics", Json::array()}};
     for (const auto& d : diags.items())
@@ -201,7 +203,7 @@ int cmdPlan(const GlobalOptions& g, const PlanArgs& a) {
   auto store = openStore(g);
   if (!store) return fail(store.error().message);
   std::optional<Prefetch> prefetch;
-  if (a.observed.empty()) prefetch.emplace(builtinProviders(), **store, toSet(a.targets));
+  if (a.observed.empty()) prefetch.emplace(g.registry(), **store, toSet(a.targets));
   auto desired = loadOrReport(g, a.files, prefetch ? &*prefetch : nullptr);
   if (!desired) return 1;
   Diagnostics diags;
@@ -213,9 +215,9 @@ int cmdPlan(const GlobalOptions& g, const PlanArgs& a) {
     if (j.is_discarded()) return fail(a.observed + ": not JSON");
     auto snapshots = snapshotFromJson(j);
     if (!snapshots) return fail(a.observed + ": " + snapshots.error().message);
-    plan = planAgainst(*desired, toSet(a.targets), *snapshots, builtinProviders(), diags);
+    plan = planAgainst(*desired, toSet(a.targets), *snapshots, g.registry(), diags);
   } else {
-    plan = planDesired(*desired, toSet(a.targets), **store, builtinProviders(), diags, &*prefetch);
+    plan = planDesired(*desired, toSet(a.targets), **store, g.registry(), diags, &*prefetch);
   }
   if (!plan) return fail(plan.error().message);
   if (!diags.items().empty()) printDiagnostics(g, diags);
@@ -252,7 +254,7 @@ int cmdApply(const GlobalOptions& g, const ApplyArgs& a) {
                                [](const std::string& f) { return fs::exists(f); });
     if (present) {
       Diagnostics diags;
-      DesiredState now = loadDesired(plan.manifestFiles, builtinProviders(), diags);
+      DesiredState now = loadDesired(plan.manifestFiles, g.registry(), diags);
       if (now.digest != plan.manifestsDigest)
         return fail("the manifests changed since " + a.planFile + " was made (digest " +
                     plan.manifestsDigest.substr(0, 12) + " then, " + now.digest.substr(0, 12) +
@@ -271,7 +273,7 @@ int cmdApply(const GlobalOptions& g, const ApplyArgs& a) {
     if (!held) return fail(held.error().message);
     locks = std::move(*held);
     Diagnostics diags;
-    auto p = planDesired(*desired, toSet(a.targets), **store, builtinProviders(), diags);
+    auto p = planDesired(*desired, toSet(a.targets), **store, g.registry(), diags);
     if (!p) return fail(p.error().message);
     if (!diags.items().empty()) printDiagnostics(g, diags);
     if (diags.hasErrors()) return 1;
@@ -291,7 +293,7 @@ int cmdApply(const GlobalOptions& g, const ApplyArgs& a) {
     opts.probes.push_back(*p);
   }
   opts.gitCommit = gitCommitOf(manifestFiles);
-  return reportOutcome(g, applyPlan(plan, **store, builtinProviders(), opts));
+  return reportOutcome(g, applyPlan(plan, **store, g.registry(), opts));
 }
 
 int cmdConfirm(const GlobalOptions& g, const std::vector<std::string>& targets) {
@@ -314,7 +316,7 @@ int cmdRollback(const GlobalOptions& g, const RollbackArgs& a) {
   ApplyOptions opts = applyOptions(g, progress.get());
   opts.lockTimeout = a.lockTimeout;
   if (!a.generation) {
-    auto outcome = recoverJournals(**store, builtinProviders(), opts, a.targets);
+    auto outcome = recoverJournals(**store, g.registry(), opts, a.targets);
     if (outcome.targets.empty()) {
       std::cout << "Nothing to roll back: no interrupted apply is recorded.\n";
       return 0;
@@ -327,17 +329,17 @@ int cmdRollback(const GlobalOptions& g, const RollbackArgs& a) {
   if (!desired) return 1;
   const Target* t = desired->findTarget(a.targets[0]);
   if (!t) return fail("no Target " + a.targets[0] + " in the manifests");
-  return reportOutcome(g, rollbackToGeneration(*t, *a.generation, **store, builtinProviders(), opts));
+  return reportOutcome(g, rollbackToGeneration(*t, *a.generation, **store, g.registry(), opts));
 }
 
 int cmdDrift(const GlobalOptions& g, const DriftArgs& a) {
   auto store = openStore(g);
   if (!store) return fail(store.error().message);
-  Prefetch prefetch(builtinProviders(), **store, toSet(a.targets));
+  Prefetch prefetch(g.registry(), **store, toSet(a.targets));
   auto desired = loadOrReport(g, a.files, &prefetch);
   if (!desired) return 1;
   Diagnostics diags;
-  auto plan = planDesired(*desired, toSet(a.targets), **store, builtinProviders(), diags, &prefetch);
+  auto plan = planDesired(*desired, toSet(a.targets), **store, g.registry(), diags, &prefetch);
   if (!plan) return fail(plan.error().message);
   if (!diags.items().empty()) printDiagnostics(g, diags);
   if (diags.hasErrors()) return 1;
@@ -357,7 +359,7 @@ int cmdShow(const GlobalOptions& g, const ShowArgs& a) {
   if (!store) return fail(store.error().message);
   auto st = (*store)->load(a.target);
   if (!st) return fail(st.error().message);
-  auto live = connectAndObserve(*t, builtinProviders());
+  auto live = connectAndObserve(*t, g.registry());
   if (!live) return fail(live.error().message);
   if (a.snapshot) {
     std::map<std::string, TargetSnapshot> snap;
@@ -521,17 +523,17 @@ int cmdDemo(const GlobalOptions& g, const DemoArgs& a) {
   int rc = 0;
   {
     Diagnostics diags;
-    DesiredState desired = loadDesiredText(text, "quickstart.yaml", builtinProviders(), diags);
+    DesiredState desired = loadDesiredText(text, "quickstart.yaml", g.registry(), diags);
     printDiagnostics(g, diags);
     if (diags.hasErrors()) return 1;
-    auto plan = planDesired(desired, {}, **store, builtinProviders(), diags);
+    auto plan = planDesired(desired, {}, **store, g.registry(), diags);
     if (!plan) return fail(plan.error().message);
     std::cout << "== vnetplan plan ==\n" << renderPlanText(*plan, {useColor(g.output, STDOUT_FILENO), false});
     auto progress = makeProgress(g.output);
     std::cout << "\n== vnetplan apply ==\n";
-    rc = reportOutcome(g, applyPlan(*plan, **store, builtinProviders(), applyOptions(g, progress.get())));
+    rc = reportOutcome(g, applyPlan(*plan, **store, g.registry(), applyOptions(g, progress.get())));
     if (rc == 0) {
-      auto again = planDesired(desired, {}, **store, builtinProviders(), diags);
+      auto again = planDesired(desired, {}, **store, g.registry(), diags);
       if (!again) return fail(again.error().message);
       std::cout << "\n== vnetplan plan (again: apply is idempotent) ==\n"
                 << renderPlanText(*again, {useColor(g.output, STDOUT_FILENO), false});

@@ -7,10 +7,14 @@
 #include <vector>
 
 #include "cli/output.h"
+#include "reconciler/provider.h"
 
 namespace vnetplan::cli {
 
 struct GlobalOptions {
+  // The providers commands use: the binary's (cli/providers.h), or a test's own registry.
+  const ProviderRegistry* providers = nullptr;
+  const ProviderRegistry& registry() const;
   std::string stateUrl = "file://.vnetplan";
   OutputOptions output;
   const std::atomic<bool>* interrupted = nullptr;

@@ -1,16 +1,11 @@
 #include "reconciler/applier.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <ctime>
 #include <map>
-#include <mutex>
-#include <random>
-#include <thread>
 
-#include "base/random.h"
 #include "model/codec.h"
+#include "reconciler/fanout.h"
+#include "reconciler/journaled_run.h"
 #include "reconciler/pipeline.h"
 #include "reconciler/planner.h"
 
@@ -27,11 +22,9 @@ int ApplyOutcome::exitCode() const {
 
 namespace {
 
-std::string joinLines(const std::vector<std::string>& lines, const std::string& indent = "  ") {
-  std::string out;
-  for (const auto& l : lines) out += indent + l + "\n";
-  return out;
-}
+using detail::joinLines;
+using detail::JournaledRun;
+using detail::StepCounter;
 
 std::optional<std::string> pendingJournalMessage(state::Store& store, const std::string& target) {
   auto j = store.journal(target);
@@ -45,466 +38,202 @@ std::optional<std::string> pendingJournalMessage(state::Store& store, const std:
          "recorded before it, then plan again.";
 }
 
+std::optional<Attrs> liveAttrs(const Observation& obs, const Address& a) {
+  auto it = obs.objects.find(a);
+  if (it == obs.objects.end()) return std::nullopt;
+  return it->second.attrs;
+}
 
-// Shared across targets so that VNETPLAN_FAIL_AT_STEP counts steps of the whole apply.
-struct StepCounter {
-  std::atomic<long> executed{0};
-};
+bool sameOwned(const std::map<Address, state::OwnedObject>& a, const std::map<Address, state::OwnedObject>& b) {
+  if (a.size() != b.size()) return false;
+  for (auto ia = a.begin(), ib = b.begin(); ia != a.end(); ++ia, ++ib)
+    if (ia->first != ib->first || !(ia->second.lastApplied == ib->second.lastApplied)) return false;
+  return true;
+}
 
-class TargetRun {
- public:
-  TargetRun(state::Store& store, const ProviderRegistry& providers, const ApplyOptions& opts, StepCounter& counter)
-      : store_(store), providers_(providers), opts_(opts), counter_(counter) {}
+TargetOutcome refused(const std::string& target, const std::string& message) {
+  TargetOutcome o;
+  o.target = target;
+  o.result = TargetResult::Refused;
+  o.message = message;
+  return o;
+}
 
-  // Apply this target's slice of the plan.
-  TargetOutcome apply(const Plan& plan, const Target& target) {
-    out_.target = target.name;
-    target_ = target;
-    std::unique_ptr<state::Lock> lock;
-    if (!opts_.locksHeld) {
-      auto l = store_.lockTarget(target.name, "apply", opts_.lockTimeout);
-      if (!l) return refuse(l.error().message);
-      lock = std::move(*l);
-    }
-    if (auto pending = pendingJournalMessage(store_, target.name)) return refuse(*pending);
-
-    auto live = connectAndObserve(target, providers_);
-    if (!live) return refuse(live.error().message);
-    provider_ = live->provider;
-
-    std::vector<const ResourceChange*> mine;
-    for (const auto& c : plan.changes)
-      if (c.addr.target == target.name) mine.push_back(&c);
-
-    // Refuse a stale plan: anything it touches must still look exactly as it did when planned.
-    std::vector<std::string> moved;
-    for (const ResourceChange* c : mine) {
-      auto fp = plan.liveFingerprints.find(c->addr.str());
-      if (fp == plan.liveFingerprints.end()) continue;
-      if (fingerprint(liveAttrs(live->observed, c->addr)) != fp->second) moved.push_back(c->addr.str());
-    }
-    if (!moved.empty())
-      return refuse("the plan is stale: live state changed since it was made for:\n" + joinLines(moved) +
-                    "Run plan again.");
-
-    auto stOr = store_.load(target.name);
-    if (!stOr) return refuse("state: " + stOr.error().message);
-    state::TargetState st = std::move(*stOr);
-
-    Plan slice;
-    for (const ResourceChange* c : mine) slice.changes.push_back(*c);
-    std::vector<Step> steps = slice.steps();
-
-    if (steps.empty()) {
-      // Nothing to execute; ownership may still change (adopted no-ops, forgotten objects).
-      if (recordSuccess(st, mine, plan, target, /*executed=*/false)) {
-        out_.result = TargetResult::NoChanges;
-        out_.message = "no changes";
-      }
-      return out_;
-    }
-
-    state::Journal journal;
-    journal.id = randomHex(8);
-    journal.target = target.name;
-    journal.targetSpec = target;
-    journal.provider = target.provider;
-    journal.status = state::JournalStatus::Applying;
-    journal.operation = "apply";
-    journal.started = state::nowRfc3339();
-    journal.pid = static_cast<int64_t>(getpid());
-    for (const ResourceChange* c : mine) {
-      if (c->action == Action::NoOp) continue;
-      journal.preImage[c->addr] = liveAttrs(live->observed, c->addr);
-      journal.preOwned[c->addr] = st.owned.count(c->addr) != 0;
-    }
-    journal.steps = steps;
-    if (Status s = store_.writeJournal(journal); !s) return refuse("cannot write the journal: " + s.error().message);
-
-    Status executed = execute(*live->session, target.name, steps);
-    if (executed.ok()) {
-      std::map<Address, std::optional<Attrs>> expected;
-      for (const ResourceChange* c : mine) {
-        if (c->action == Action::NoOp) continue;
-        expected[c->addr] = c->action == Action::Delete ? std::nullopt : c->after;
-      }
-      auto problems = verify(*live->session, target.name, expected);
-      if (problems.empty() && opts_.confirmTimeout) {
-        if (Status c = awaitConfirmation(journal); !c) problems = {c.error().message};
-      }
-      if (problems.empty()) {
-        if (recordSuccess(st, mine, plan, target, true)) {
-          keep(store_.clearJournal(target.name), "clearJournal");
-          out_.result = TargetResult::Applied;
-          out_.message = std::to_string(steps.size()) + " step(s) applied and verified";
-        }
-        return out_;
-      }
-      executed = err("verification failed:\n" + joinLines(problems));
-    } else if (untouched_) {
-      return abandoned(journal, executed.error().message);
-    }
-    return rollback(*live->session, journal, executed.error().message);
-  }
-
-  // A transaction that was not committed changed nothing: there is nothing to roll back, and reconciling
-  // toward the pre-image would overwrite whatever someone else changed meanwhile (a stale transaction).
-  TargetOutcome abandoned(const state::Journal& journal, const std::string& why) {
-    keep(store_.clearJournal(journal.target), "clearJournal");
-    out_.result = TargetResult::RolledBack;
-    out_.message = why + "\nNothing was changed: the transaction was not committed.";
-    return out_;
-  }
-
-  // Finish the rollback recorded in a journal (after a crash or a failed rollback).
-  TargetOutcome recover(const state::Journal& journal) {
-    out_.target = journal.target;
-    target_ = journal.targetSpec;
-    auto lock = store_.lockTarget(journal.target, "rollback", opts_.lockTimeout);
-    if (!lock) return refuse(lock.error().message);
-    provider_ = providers_.find(journal.targetSpec.provider);
-    if (!provider_) return refuse("unknown provider '" + journal.targetSpec.provider + "'");
-    auto session = provider_->connect(journal.targetSpec);
-    if (!session) return refuse("connect: " + session.error().message);
-    std::string why = "apply " + journal.id + " (pid " + std::to_string(journal.pid) + ", started " +
-                      journal.started + ") did not finish";
-    if (!journal.error.empty()) why += ": " + journal.error;
-    TargetOutcome o = rollback(**session, journal, why);
-    // Restoring was the operation asked for: success is success.
-    if (o.result == TargetResult::RolledBack) out_.result = TargetResult::Applied;
-    return out_;
-  }
-
-  // Reconcile toward an arbitrary set of expected objects (rollback --to).
-  TargetOutcome reconcileTo(const Target& target, const std::map<Address, std::optional<Attrs>>& expected,
-                            int64_t generation) {
-    out_.target = target.name;
-    target_ = target;
-    auto lock = store_.lockTarget(target.name, "rollback", opts_.lockTimeout);
-    if (!lock) return refuse(lock.error().message);
-    if (auto pending = pendingJournalMessage(store_, target.name)) return refuse(*pending);
-    auto live = connectAndObserve(target, providers_);
-    if (!live) return refuse(live.error().message);
-    provider_ = live->provider;
-    auto stOr = store_.load(target.name);
-    if (!stOr) return refuse("state: " + stOr.error().message);
-    state::TargetState st = std::move(*stOr);
-
-    auto changes = planTowards(expected, live->observed, *provider_, target_);
-    Plan slice;
-    slice.changes = changes;
-    std::vector<Step> steps = slice.steps();
-    state::Journal journal;
-    journal.id = randomHex(8);
-    journal.target = target.name;
-    journal.targetSpec = target;
-    journal.provider = target.provider;
-    journal.operation = "rollback";
-    journal.started = state::nowRfc3339();
-    journal.pid = static_cast<int64_t>(getpid());
-    for (const auto& c : changes) {
-      journal.preImage[c.addr] = c.before;
-      journal.preOwned[c.addr] = st.owned.count(c.addr) != 0;
-    }
-    journal.steps = steps;
-    if (Status s = store_.writeJournal(journal); !s) return refuse("cannot write the journal: " + s.error().message);
-    Status executed = execute(*live->session, target.name, steps);
-    if (executed.ok()) {
-      auto problems = verify(*live->session, target.name, expected);
-      if (problems.empty()) {
-        state::TargetState next = st;
-        for (const auto& [addr, want] : expected) {
-          if (want) next.owned[addr] = state::OwnedObject{addr, target.provider, *want, st.generation + 1};
-          else next.owned.erase(addr);
-        }
-        if (commit(next, st, target, "rollback", "rolled back to generation " + std::to_string(generation), "")) {
-          keep(store_.clearJournal(target.name), "clearJournal");
-          out_.result = TargetResult::Applied;
-          out_.message = "rolled back to generation " + std::to_string(generation) + " (" +
-                         std::to_string(steps.size()) + " step(s))";
-        }
-        return out_;
-      }
-      executed = err("verification failed:\n" + joinLines(problems));
-    }
-    return rollback(*live->session, journal, executed.error().message);
-  }
-
- private:
-  static std::optional<Attrs> liveAttrs(const Observation& obs, const Address& a) {
-    auto it = obs.objects.find(a);
-    if (it == obs.objects.end()) return std::nullopt;
-    return it->second.attrs;
-  }
-
-  // A bookkeeping write that failed after the target itself is fine: say so, never hide it.
-  void keep(const Status& s, const char* what) {
-    if (s.ok()) return;
-    out_.leftovers.push_back(std::string("state store: ") + what + ": " + s.error().message);
-    out_.message += "\nwarning: state store: " + std::string(what) + " failed: " + s.error().message;
-  }
-
-  static bool sameOwned(const std::map<Address, state::OwnedObject>& a, const std::map<Address, state::OwnedObject>& b) {
-    if (a.size() != b.size()) return false;
-    for (auto ia = a.begin(), ib = b.begin(); ia != a.end(); ++ia, ++ib)
-      if (ia->first != ib->first || !(ia->second.lastApplied == ib->second.lastApplied)) return false;
-    return true;
-  }
-
-  TargetOutcome refuse(const std::string& message) {
-    out_.result = TargetResult::Refused;
-    out_.message = message;
-    return out_;
-  }
-
-  // Holds the change un-committed until 'vnetplan confirm', all probes succeeding, or the deadline.
-  Status awaitConfirmation(state::Journal& journal) {
-    using clock = std::chrono::system_clock;
-    const auto deadline = clock::now() + *opts_.confirmTimeout;
-    journal.status = state::JournalStatus::AwaitingConfirm;
-    journal.confirmDeadline = rfc3339(deadline);
-    if (Status s = store_.writeJournal(journal); !s) return err("cannot write the journal: " + s.error().message);
-    keep(store_.clearConfirm(journal.target), "clear confirm");
-    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(*opts_.confirmTimeout).count();
-    if (opts_.progress)
-      opts_.progress->note(journal.target, "applied and verified; rolling back in " + std::to_string(secs) +
-                                               "s unless 'vnetplan confirm' is run" +
-                                               (opts_.probes.empty() ? "" : " or every probe succeeds"));
-    std::string lastProbeError;
-    while (clock::now() < deadline) {
-      if (opts_.interrupted && opts_.interrupted->load()) return err("interrupted while awaiting confirmation");
-      auto c = store_.confirmed(journal.target, journal.id);
-      if (c && *c) break;
-      if (!opts_.probes.empty()) {
-        bool all = true;
-        for (const auto& p : opts_.probes)
-          if (Status ps = runProbe(p, std::chrono::milliseconds(1000)); !ps) {
-            all = false;
-            lastProbeError = ps.error().message;
-            break;
-          }
-        if (all) break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
-    if (clock::now() >= deadline) {
-      keep(store_.clearConfirm(journal.target), "clear confirm");
-      return err("not confirmed within " + std::to_string(secs) + "s" +
-                 (lastProbeError.empty() ? "" : " (last probe failure: " + lastProbeError + ")"));
-    }
-    keep(store_.clearConfirm(journal.target), "clear confirm");
-    if (opts_.progress) opts_.progress->note(journal.target, "confirmed");
-    return {};
-  }
-
-  static std::string rfc3339(std::chrono::system_clock::time_point t) {
-    std::time_t tt = std::chrono::system_clock::to_time_t(t);
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-  }
-
-  Status execute(TargetSession& session, const std::string& target, const std::vector<Step>& steps) {
-    if (session.mode() == TargetSession::Mode::Atomic) return executeAsOne(session, target, steps);
-    for (size_t i = 0; i < steps.size(); ++i) {
-      if (opts_.interrupted && opts_.interrupted->load())
-        return err("interrupted before step " + std::to_string(i + 1) + " of " + std::to_string(steps.size()));
-      if (opts_.faults.slowStepMs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opts_.faults.slowStepMs));
-      long n = ++counter_.executed;
-      if (opts_.faults.failAtStep > 0 && n == opts_.faults.failAtStep)
-        return err("injected failure at step " + std::to_string(n) + " (" + provider_->describe(steps[i], target_) + ")");
-      if (Status s = session.apply(steps[i]); !s)
-        return err("step " + std::to_string(i + 1) + "/" + std::to_string(steps.size()) + " (" +
-                   provider_->describe(steps[i], target_) + "): " + s.error().message);
-      if (opts_.progress) opts_.progress->step(target, i + 1, steps.size(), provider_->describe(steps[i], target_));
-    }
-    return {};
-  }
-
-  bool untouched_ = false;  // the last execute failed without committing anything
-
-  // A transactional backend: every step in one transaction, all or nothing. An injected failure at step k
-  // becomes an operation inside the transaction that fails, so nothing of it is committed.
-  Status executeAsOne(TargetSession& session, const std::string& target, const std::vector<Step>& steps) {
-    if (steps.empty()) return {};
-    if (opts_.interrupted && opts_.interrupted->load()) return err("interrupted before the transaction was sent");
-    if (opts_.faults.slowStepMs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opts_.faults.slowStepMs));
-    const long first = counter_.executed + 1;
-    counter_.executed += static_cast<long>(steps.size());
-    const long k = opts_.faults.failAtStep;
-    if (k >= first && k <= counter_.executed) session.injectFailure(k - first);
-    if (opts_.progress) opts_.progress->note(target, "sending " + std::to_string(steps.size()) + " step(s) as one transaction");
-    auto r = session.applyBatch(steps, [&](size_t i) {
-      if (opts_.progress) opts_.progress->step(target, i + 1, steps.size(), provider_->describe(steps[i], target_));
-    });
-    untouched_ = !r.status && r.notCommitted;
-    if (!r.status) {
-      size_t i = std::min(r.failedIndex, steps.size() - 1);
-      return err("step " + std::to_string(i + 1) + "/" + std::to_string(steps.size()) + " (" +
-                 provider_->describe(steps[i], target_) + "): " + r.status.error().message);
-    }
-    if (opts_.faults.failAfterCommit) return err("injected failure after the transaction committed");
-    return {};
-  }
-
-  std::vector<std::string> verify(TargetSession& session, const std::string& target,
-                                  const std::map<Address, std::optional<Attrs>>& expected) {
-    if (opts_.progress) opts_.progress->note(target, "verifying");
-    std::vector<std::string> problems;
-    auto backoff = opts_.verifyBackoff;
-    for (int attempt = 1; attempt <= std::max(1, opts_.verifyAttempts); ++attempt) {
-      auto obs = session.observe();
-      if (!obs) {
-        problems = {"observe: " + obs.error().message};
-      } else {
-        problems = verifyAgainst(expected, *obs, *provider_);
-        if (problems.empty()) return problems;
-      }
-      if (attempt < opts_.verifyAttempts) {
-        std::this_thread::sleep_for(backoff);
-        backoff *= 2;
-      }
-    }
-    return problems;
-  }
-
-  // Reconcile toward the journal's pre-image, verify, and record the outcome.
-  TargetOutcome rollback(TargetSession& session, state::Journal journal, const std::string& why) {
-    if (opts_.progress) opts_.progress->note(journal.target, "failed: " + why + "; rolling back");
-    journal.status = state::JournalStatus::RollingBack;
-    journal.error = why;
-    keep(store_.writeJournal(journal), "writeJournal");
-
-    std::vector<std::string> problems;
-    auto obs = session.observe();
-    if (!obs) {
-      problems = {"cannot observe the target to roll back: " + obs.error().message};
-    } else {
-      auto changes = planTowards(journal.preImage, *obs, *provider_, target_);
-      Plan slice;
-      slice.changes = changes;
-      std::vector<Step> steps = slice.steps();
-      std::vector<std::string> stepErrors;
-      if (session.mode() == TargetSession::Mode::Atomic) {
-        // A second transaction, back to the pre-image.
-        if (auto r = session.applyBatch(steps, nullptr); !r.status)
-          stepErrors.push_back("the rollback transaction failed: " + r.status.error().message);
-      } else {
-        // Best effort: keep going past a failing step so as much as possible is restored.
-        for (const auto& step : steps) {
-          if (Status s = session.apply(step); !s)
-            stepErrors.push_back(provider_->describe(step, target_) + ": " + s.error().message);
-        }
-      }
-      problems = verify(session, journal.target, journal.preImage);
-      if (!problems.empty()) problems.insert(problems.end(), stepErrors.begin(), stepErrors.end());
-    }
-
-    if (problems.empty()) {
-      keep(store_.clearJournal(journal.target), "clearJournal");
-      keep(store_.clearDamage(journal.target), "clearDamage");
-      out_.result = TargetResult::RolledBack;
-      out_.message = why + "\nRolled back: the target is as it was before (verified).";
-      return out_;
-    }
-    journal.status = state::JournalStatus::Failed;
-    keep(store_.writeJournal(journal), "writeJournal");
-    state::Damage damage{journal.target, state::nowRfc3339(), problems};
-    keep(store_.recordDamage(damage), "recordDamage");
-    out_.result = TargetResult::Damaged;
-    out_.leftovers = problems;
-    out_.message = why + "\nRollback could NOT restore everything. Left as is:\n" + joinLines(problems) +
-                   "Fix the cause, then run 'vnetplan rollback' to retry the restore.";
-    return out_;
-  }
-
-  bool recordSuccess(const state::TargetState& st, const std::vector<const ResourceChange*>& mine, const Plan& plan,
-                     const Target& target, bool executed) {
-    state::TargetState next = st;
-    bool ownershipChanged = false;
-    size_t created = 0, updated = 0, deleted = 0;
-    for (const ResourceChange* c : mine) {
-      switch (c->action) {
-        case Action::Delete:
-          ownershipChanged |= next.owned.erase(c->addr) > 0;
-          if (c->before) ++deleted;
-          break;
-        case Action::NoOp:
-          if (!next.owned.count(c->addr)) ownershipChanged = true;
-          next.owned[c->addr] = state::OwnedObject{c->addr, c->provider, *c->after,
-                                                   next.owned.count(c->addr) ? next.owned[c->addr].sinceGeneration
-                                                                             : st.generation + 1};
-          break;
-        default:
-          if (c->action == Action::Create) ++created;
-          else ++updated;
-          next.owned[c->addr] = state::OwnedObject{c->addr, c->provider, *c->after,
-                                                   next.owned.count(c->addr) ? next.owned[c->addr].sinceGeneration
-                                                                             : st.generation + 1};
-      }
-    }
-    if (!executed && !ownershipChanged) {
-      // Keep lastApplied current (e.g. manifests reformatted) without a new generation.
-      if (!sameOwned(next.owned, st.owned)) keep(store_.save(next), "save state");
-      return true;
-    }
-    std::string summary = std::to_string(created) + " created, " + std::to_string(updated) + " updated, " +
-                          std::to_string(deleted) + " deleted";
-    return commit(next, st, target, "apply", summary, plan.manifestsDigest);
-  }
-
-  bool commit(state::TargetState next, const state::TargetState& prev, const Target& target,
-              const std::string& operation, const std::string& summary, const std::string& digest) {
-    next.target = target.name;
-    next.generation = prev.generation + 1;
-    state::Generation g;
-    g.number = next.generation;
-    g.created = state::nowRfc3339();
-    g.operation = operation;
-    g.manifestsDigest = digest;
-    g.gitCommit = opts_.gitCommit;
-    g.summary = summary;
-    g.owned = next.owned;
-    if (Status s = store_.addGeneration(target.name, g); !s) return fail("cannot record generation: " + s.error().message);
-    if (Status s = store_.save(next); !s) return fail("cannot save state: " + s.error().message);
-    out_.generation = next.generation;
-    return true;
-  }
-
-  bool fail(const std::string& message) {
-    out_.result = TargetResult::Damaged;
-    out_.message = "the change was applied and verified, but " + message +
-                   "; the journal is kept: run 'vnetplan rollback' to undo it";
-    out_.leftovers = {message};
+// Records a new generation and the state after it (the caller's journaled run then clears the journal).
+bool commitState(state::Store& store, const ApplyOptions& opts, state::TargetState next, const state::TargetState& prev,
+                 const Target& target, const std::string& operation, const std::string& summary,
+                 const std::string& digest, TargetOutcome& out) {
+  auto fail = [&](const std::string& message) {
+    out.result = TargetResult::Damaged;
+    out.message = "the change was applied and verified, but " + message +
+                  "; the journal is kept: run 'vnetplan rollback' to undo it";
+    out.leftovers = {message};
     return false;
-  }
+  };
+  next.target = target.name;
+  next.generation = prev.generation + 1;
+  state::Generation g;
+  g.number = next.generation;
+  g.created = state::nowRfc3339();
+  g.operation = operation;
+  g.manifestsDigest = digest;
+  g.gitCommit = opts.gitCommit;
+  g.summary = summary;
+  g.owned = next.owned;
+  if (Status s = store.addGeneration(target.name, g); !s) return fail("cannot record generation: " + s.error().message);
+  if (Status s = store.save(next); !s) return fail("cannot save state: " + s.error().message);
+  out.generation = next.generation;
+  return true;
+}
 
-  state::Store& store_;
-  const ProviderRegistry& providers_;
-  const ApplyOptions& opts_;
-  StepCounter& counter_;
-  Provider* provider_ = nullptr;
-  Target target_;
-  TargetOutcome out_;
-};
-
-// Runs fn(i) for i in [0, n) on up to `parallelism` threads.
-template <typename Fn>
-void forEachParallel(size_t n, int parallelism, Fn fn) {
-  size_t workers = std::min<size_t>(n, static_cast<size_t>(std::max(1, parallelism)));
-  if (workers <= 1) {
-    for (size_t i = 0; i < n; ++i) fn(i);
-    return;
+// The state after `mine` was applied: created/updated/adopted objects owned with their new values, deleted ones
+// forgotten. Returns the summary ("1 created, 0 updated, 0 deleted") and whether ownership changed.
+state::TargetState stateAfter(const state::TargetState& st, const std::vector<const ResourceChange*>& mine,
+                              std::string* summary, bool* ownershipChanged) {
+  state::TargetState next = st;
+  size_t created = 0, updated = 0, deleted = 0;
+  bool changed = false;
+  for (const ResourceChange* c : mine) {
+    if (c->action == Action::Delete) {
+      changed |= next.owned.erase(c->addr) > 0;
+      if (c->before) ++deleted;
+      continue;
+    }
+    if (c->action == Action::Create) ++created;
+    else if (c->action != Action::NoOp) ++updated;
+    if (!next.owned.count(c->addr)) changed = true;
+    const int64_t since = next.owned.count(c->addr) ? next.owned[c->addr].sinceGeneration : st.generation + 1;
+    next.owned[c->addr] = state::OwnedObject{c->addr, c->provider, *c->after, since};
   }
-  std::atomic<size_t> next{0};
-  std::vector<std::thread> threads;
-  for (size_t w = 0; w < workers; ++w)
-    threads.emplace_back([&] {
-      for (size_t i = next++; i < n; i = next++) fn(i);
-    });
-  for (auto& t : threads) t.join();
+  *summary = std::to_string(created) + " created, " + std::to_string(updated) + " updated, " +
+             std::to_string(deleted) + " deleted";
+  *ownershipChanged = changed;
+  return next;
+}
+
+// Applies this target's slice of the plan.
+TargetOutcome applyTarget(const Plan& plan, const Target& target, state::Store& store, const ProviderRegistry& providers,
+                          const ApplyOptions& opts, StepCounter& counter) {
+  std::unique_ptr<state::Lock> lock;
+  if (!opts.locksHeld) {
+    auto l = store.lockTarget(target.name, "apply", opts.lockTimeout);
+    if (!l) return refused(target.name, l.error().message);
+    lock = std::move(*l);
+  }
+  if (auto pending = pendingJournalMessage(store, target.name)) return refused(target.name, *pending);
+
+  auto live = connectAndObserve(target, providers);
+  if (!live) return refused(target.name, live.error().message);
+
+  std::vector<const ResourceChange*> mine;
+  for (const auto& c : plan.changes)
+    if (c.addr.target == target.name) mine.push_back(&c);
+
+  // Refuse a stale plan: anything it touches must still look exactly as it did when planned.
+  std::vector<std::string> moved;
+  for (const ResourceChange* c : mine) {
+    auto fp = plan.liveFingerprints.find(c->addr.str());
+    if (fp == plan.liveFingerprints.end()) continue;
+    if (fingerprint(liveAttrs(live->observed, c->addr)) != fp->second) moved.push_back(c->addr.str());
+  }
+  if (!moved.empty())
+    return refused(target.name, "the plan is stale: live state changed since it was made for:\n" + joinLines(moved) +
+                                    "Run plan again.");
+
+  auto stOr = store.load(target.name);
+  if (!stOr) return refused(target.name, "state: " + stOr.error().message);
+  const state::TargetState st = std::move(*stOr);
+
+  Plan slice;
+  for (const ResourceChange* c : mine) slice.changes.push_back(*c);
+  std::string summary;
+  bool ownershipChanged = false;
+  state::TargetState next = stateAfter(st, mine, &summary, &ownershipChanged);
+
+  JournaledRun::Change change;
+  change.operation = "apply";
+  change.steps = slice.steps();
+  TargetOutcome out;
+  out.target = target.name;
+  if (change.steps.empty()) {
+    // Nothing to execute; ownership may still change (adopted no-ops, forgotten objects).
+    if (!ownershipChanged) {
+      // Keep lastApplied current (e.g. manifests reformatted) without a new generation.
+      if (!sameOwned(next.owned, st.owned))
+        if (Status s = store.save(next); !s) out.message = "\nwarning: state store: save state failed: " + s.error().message;
+    } else if (!commitState(store, opts, next, st, target, "apply", summary, plan.manifestsDigest, out)) {
+      return out;
+    }
+    out.result = TargetResult::NoChanges;
+    out.message = "no changes" + out.message;
+    return out;
+  }
+  for (const ResourceChange* c : mine) {
+    if (c->action == Action::NoOp) continue;
+    change.preImage[c->addr] = liveAttrs(live->observed, c->addr);
+    change.preOwned[c->addr] = st.owned.count(c->addr) != 0;
+    change.expected[c->addr] = c->action == Action::Delete ? std::nullopt : c->after;
+  }
+  JournaledRun run(store, opts, counter, *live->provider, *live->session, target);
+  const size_t nSteps = change.steps.size();
+  return run.run(change, [&](TargetOutcome& o) {
+    if (!commitState(store, opts, next, st, target, "apply", summary, plan.manifestsDigest, o)) return false;
+    o.result = TargetResult::Applied;
+    o.message = std::to_string(nSteps) + " step(s) applied and verified";
+    return true;
+  });
+}
+
+// Reconciles a target's owned objects toward `expected` (rollback --to).
+TargetOutcome reconcileTarget(const Target& target, const std::map<Address, std::optional<Attrs>>& expected,
+                              int64_t generation, state::Store& store, const ProviderRegistry& providers,
+                              const ApplyOptions& opts, StepCounter& counter) {
+  auto lock = store.lockTarget(target.name, "rollback", opts.lockTimeout);
+  if (!lock) return refused(target.name, lock.error().message);
+  if (auto pending = pendingJournalMessage(store, target.name)) return refused(target.name, *pending);
+  auto live = connectAndObserve(target, providers);
+  if (!live) return refused(target.name, live.error().message);
+  auto stOr = store.load(target.name);
+  if (!stOr) return refused(target.name, "state: " + stOr.error().message);
+  const state::TargetState st = std::move(*stOr);
+
+  Plan slice;
+  slice.changes = planTowards(expected, live->observed, *live->provider, target);
+  JournaledRun::Change change;
+  change.operation = "rollback";
+  change.steps = slice.steps();
+  for (const auto& c : slice.changes) {
+    change.preImage[c.addr] = c.before;
+    change.preOwned[c.addr] = st.owned.count(c.addr) != 0;
+  }
+  change.expected = expected;
+  state::TargetState next = st;
+  for (const auto& [addr, want] : expected) {
+    if (want) next.owned[addr] = state::OwnedObject{addr, target.provider, *want, st.generation + 1};
+    else next.owned.erase(addr);
+  }
+  const size_t nSteps = change.steps.size();
+  JournaledRun run(store, opts, counter, *live->provider, *live->session, target);
+  return run.run(change, [&](TargetOutcome& o) {
+    const std::string what = "rolled back to generation " + std::to_string(generation);
+    if (!commitState(store, opts, next, st, target, "rollback", what, "", o)) return false;
+    o.result = TargetResult::Applied;
+    o.message = what + " (" + std::to_string(nSteps) + " step(s))";
+    return true;
+  });
+}
+
+// Finishes the rollback recorded in an interrupted journal.
+TargetOutcome recoverTarget(const state::Journal& journal, state::Store& store, const ProviderRegistry& providers,
+                            const ApplyOptions& opts, StepCounter& counter) {
+  auto lock = store.lockTarget(journal.target, "rollback", opts.lockTimeout);
+  if (!lock) return refused(journal.target, lock.error().message);
+  Provider* provider = providers.find(journal.targetSpec.provider);
+  if (!provider) return refused(journal.target, "unknown provider '" + journal.targetSpec.provider + "'");
+  auto session = provider->connect(journal.targetSpec);
+  if (!session) return refused(journal.target, "connect: " + session.error().message);
+  JournaledRun run(store, opts, counter, *provider, **session, journal.targetSpec);
+  return run.recover(journal);
 }
 
 }  // namespace
@@ -547,8 +276,7 @@ ApplyOutcome applyPlan(const Plan& plan, state::Store& store, const ProviderRegi
   StepCounter counter;
   forEachParallel(plan.targets.size(), opts.parallelism, [&](size_t i) {
     if (!prepared[i]) return;
-    TargetRun run(store, providers, opts, counter);
-    outcome.targets[i] = run.apply(plan, plan.targets[i]);
+    outcome.targets[i] = applyTarget(plan, plan.targets[i], store, providers, opts, counter);
   });
   return outcome;
 }
@@ -590,8 +318,7 @@ ApplyOutcome recoverJournals(state::Store& store, const ProviderRegistry& provid
   outcome.targets.resize(base + journals.size());
   StepCounter counter;
   forEachParallel(journals.size(), opts.parallelism, [&](size_t i) {
-    TargetRun run(store, providers, opts, counter);
-    outcome.targets[base + i] = run.recover(journals[i]);
+    outcome.targets[base + i] = recoverTarget(journals[i], store, providers, opts, counter);
   });
   return outcome;
 }
@@ -614,8 +341,7 @@ ApplyOutcome rollbackToGeneration(const Target& target, int64_t generation, stat
   for (const auto& [addr, obj] : st->owned) expected[addr] = std::nullopt;
   for (const auto& [addr, obj] : (**g).owned) expected[addr] = obj.lastApplied;
   StepCounter counter;
-  TargetRun run(store, providers, opts, counter);
-  outcome.targets.push_back(run.reconcileTo(target, expected, generation));
+  outcome.targets.push_back(reconcileTarget(target, expected, generation, store, providers, opts, counter));
   return outcome;
 }
 

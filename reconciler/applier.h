@@ -31,9 +31,10 @@ struct ApplyOptions {
   // 'vnetplan confirm' is run, or every probe succeeds, before the deadline.
   std::optional<std::chrono::milliseconds> confirmTimeout;
   std::vector<Probe> probes;
-  // Verification: attempts and the first back-off (doubled each time).
-  int verifyAttempts = 5;
-  std::chrono::milliseconds verifyBackoff{50};
+  // Verification: attempts and the first back-off (doubled each time). 0: each kind's own policy
+  // (KindTraits::verify); set, they override it for every kind.
+  int verifyAttempts = 0;
+  std::chrono::milliseconds verifyBackoff{0};
 };
 
 enum class TargetResult { NoChanges, Applied, Refused, RolledBack, Damaged };

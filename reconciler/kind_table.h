@@ -37,13 +37,14 @@ struct FieldCheck {
   bool requireString() const;
 };
 
-// A field a row accepts: an exact path, or every path below a prefix ending in '.'. `check` validates the value
-// (nullptr: whatever the schema allows is fine).
+// A field a row accepts: an exact path, or every path below a prefix ending in '.' ("" accepts every path: for
+// test providers). `check` validates the value (nullptr: whatever the schema allows is fine).
 struct FieldRule {
   std::string_view path;
   void (*check)(const FieldCheck&) = nullptr;
   bool matches(const std::string& p) const {
-    if (!path.empty() && path.back() == '.') return p.compare(0, path.size(), path) == 0;
+    if (path.empty()) return true;
+    if (path.back() == '.') return p.compare(0, path.size(), path) == 0;
     return p == path;
   }
 };

@@ -1,0 +1,307 @@
+#include "reconciler/journaled_run.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+#include <thread>
+
+#include "base/random.h"
+#include "reconciler/plan.h"
+#include "reconciler/planner.h"
+
+namespace vnetplan::detail {
+
+std::string joinLines(const std::vector<std::string>& lines, const std::string& indent) {
+  std::string out;
+  for (const auto& l : lines) out += indent + l + "\n";
+  return out;
+}
+
+std::string rfc3339(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+JournaledRun::JournaledRun(state::Store& store, const ApplyOptions& opts, StepCounter& counter, Provider& provider,
+                           TargetSession& session, Target target)
+    : store_(store), opts_(opts), counter_(counter), provider_(provider), session_(session), target_(std::move(target)) {
+  out_.target = target_.name;
+}
+
+void JournaledRun::keep(const Status& s, const char* what) {
+  if (s.ok()) return;
+  out_.leftovers.push_back(std::string("state store: ") + what + ": " + s.error().message);
+  out_.message += "\nwarning: state store: " + std::string(what) + " failed: " + s.error().message;
+}
+
+TargetOutcome JournaledRun::run(const Change& change, const std::function<bool(TargetOutcome&)>& commit) {
+  state::Journal journal;
+  journal.id = randomHex(8);
+  journal.target = target_.name;
+  journal.targetSpec = target_;
+  journal.provider = target_.provider;
+  journal.status = state::JournalStatus::Applying;
+  journal.operation = change.operation;
+  journal.started = state::nowRfc3339();
+  journal.pid = static_cast<int64_t>(getpid());
+  journal.preImage = change.preImage;
+  journal.preOwned = change.preOwned;
+  journal.steps = change.steps;
+  if (Status s = store_.writeJournal(journal); !s) {
+    out_.result = TargetResult::Refused;
+    out_.message = "cannot write the journal: " + s.error().message;
+    return out_;
+  }
+  lastJournalWrite_ = std::chrono::steady_clock::now();
+
+  Status executed = execute(change.steps, journal);
+  if (executed.ok()) {
+    auto problems = verify(change.expected);
+    if (problems.empty() && opts_.confirmTimeout) {
+      if (Status c = awaitConfirmation(journal); !c) problems = {c.error().message};
+    }
+    if (problems.empty()) {
+      if (commit(out_)) keep(store_.clearJournal(target_.name), "clearJournal");
+      return out_;
+    }
+    executed = err("verification failed:\n" + joinLines(problems));
+  } else if (untouched_) {
+    return abandoned(journal, executed.error().message);
+  }
+  return rollback(journal, executed.error().message);
+}
+
+TargetOutcome JournaledRun::recover(const state::Journal& journal) {
+  std::string why = journal.operation + " " + journal.id + " (pid " + std::to_string(journal.pid) + ", started " +
+                    journal.started + ") did not finish";
+  if (!journal.error.empty()) why += ": " + journal.error;
+  TargetOutcome o = rollback(journal, why);
+  // Restoring was the operation asked for: success is success.
+  if (o.result == TargetResult::RolledBack) o.result = TargetResult::Applied;
+  return o;
+}
+
+// A transaction that was not committed changed nothing: there is nothing to roll back, and reconciling toward the
+// pre-image would overwrite whatever someone else changed meanwhile (a stale transaction).
+TargetOutcome JournaledRun::abandoned(const state::Journal& journal, const std::string& why) {
+  keep(store_.clearJournal(journal.target), "clearJournal");
+  out_.result = TargetResult::RolledBack;
+  out_.message = why + "\nNothing was changed: the transaction was not committed.";
+  return out_;
+}
+
+Status JournaledRun::execute(const std::vector<Step>& steps, state::Journal& journal) {
+  if (steps.empty()) return {};
+  switch (session_.mode()) {
+    case TargetSession::Mode::StepByStep: return executeStepByStep(steps, journal);
+    case TargetSession::Mode::Batched:
+    case TargetSession::Mode::Atomic: return executeBatches(steps, journal);
+  }
+  return err("unknown apply mode");
+}
+
+void JournaledRun::markDone(state::Journal& journal, size_t done, bool force) {
+  journal.stepsDone = done;
+  auto now = std::chrono::steady_clock::now();
+  if (!force && now - lastJournalWrite_ < std::chrono::milliseconds(200)) return;
+  keep(store_.writeJournal(journal), "writeJournal");
+  lastJournalWrite_ = now;
+}
+
+Status JournaledRun::executeStepByStep(const std::vector<Step>& steps, state::Journal& journal) {
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (opts_.interrupted && opts_.interrupted->load())
+      return err("interrupted before step " + std::to_string(i + 1) + " of " + std::to_string(steps.size()));
+    if (opts_.faults.slowStepMs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opts_.faults.slowStepMs));
+    long n = ++counter_.executed;
+    if (opts_.faults.failAtStep > 0 && n == opts_.faults.failAtStep)
+      return err("injected failure at step " + std::to_string(n) + " (" + describe(steps[i]) + ")");
+    if (Status s = session_.apply(steps[i]); !s)
+      return err("step " + std::to_string(i + 1) + "/" + std::to_string(steps.size()) + " (" + describe(steps[i]) +
+                 "): " + s.error().message);
+    markDone(journal, i + 1, i + 1 == steps.size());
+    if (opts_.progress) opts_.progress->step(target_.name, i + 1, steps.size(), describe(steps[i]));
+  }
+  return {};
+}
+
+// Batched: a batch per round trip, the journal written between batches. Atomic: every step in one transaction,
+// all or nothing; an injected failure at step k becomes an operation inside the transaction that fails, so
+// nothing of it is committed.
+Status JournaledRun::executeBatches(const std::vector<Step>& steps, state::Journal& journal) {
+  const bool atomic = session_.mode() == TargetSession::Mode::Atomic;
+  const size_t per = atomic ? steps.size() : std::max<size_t>(1, session_.batchSize());
+  if (atomic && opts_.progress)
+    opts_.progress->note(target_.name, "sending " + std::to_string(steps.size()) + " step(s) as one transaction");
+  for (size_t start = 0; start < steps.size(); start += per) {
+    if (opts_.interrupted && opts_.interrupted->load())
+      return err(atomic ? "interrupted before the transaction was sent"
+                        : "interrupted before step " + std::to_string(start + 1) + " of " + std::to_string(steps.size()));
+    if (opts_.faults.slowStepMs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opts_.faults.slowStepMs));
+    const size_t end = std::min(steps.size(), start + per);
+    std::vector<Step> batch(steps.begin() + static_cast<std::ptrdiff_t>(start),
+                            steps.begin() + static_cast<std::ptrdiff_t>(end));
+    const long first = counter_.executed + 1;
+    counter_.executed += static_cast<long>(batch.size());
+    const long k = opts_.faults.failAtStep;
+    if (k >= first && k <= counter_.executed) session_.injectFailure(k - first);
+    size_t done = start;
+    auto r = session_.applyBatch(batch, [&](size_t i) {
+      done = std::max(done, start + i + 1);
+      if (opts_.progress) opts_.progress->step(target_.name, start + i + 1, steps.size(), describe(batch[i]));
+    });
+    markDone(journal, done, true);
+    if (!r.status) {
+      untouched_ = atomic && r.notCommitted;
+      size_t i = start + std::min(r.failedIndex, batch.size() - 1);
+      return err("step " + std::to_string(i + 1) + "/" + std::to_string(steps.size()) + " (" + describe(steps[i]) +
+                 "): " + r.status.error().message);
+    }
+  }
+  if (atomic && opts_.faults.failAfterCommit) return err("injected failure after the transaction committed");
+  return {};
+}
+
+VerifyPolicy JournaledRun::policyFor(const std::map<Address, std::optional<Attrs>>& expected) const {
+  // The slowest-settling kind decides how long to keep looking; the fastest how soon to look again.
+  VerifyPolicy p{1, std::chrono::milliseconds(0)};
+  bool any = false;
+  for (const auto& [addr, want] : expected) {
+    const KindTraits* t = provider_.traits(addr.kind);
+    VerifyPolicy k = t ? t->verify : VerifyPolicy{};
+    p.attempts = std::max(p.attempts, k.attempts);
+    p.firstBackoff = any ? std::min(p.firstBackoff, k.firstBackoff) : k.firstBackoff;
+    any = true;
+  }
+  if (opts_.verifyAttempts > 0) p.attempts = opts_.verifyAttempts;  // explicit override (tests)
+  if (opts_.verifyBackoff.count() > 0) p.firstBackoff = opts_.verifyBackoff;
+  return p;
+}
+
+std::vector<std::string> JournaledRun::verify(const std::map<Address, std::optional<Attrs>>& expected) {
+  if (opts_.progress) opts_.progress->note(target_.name, "verifying");
+  const VerifyPolicy policy = policyFor(expected);
+  std::vector<std::string> problems;
+  auto backoff = policy.firstBackoff;
+  for (int attempt = 1; attempt <= std::max(1, policy.attempts); ++attempt) {
+    auto obs = session_.observe();
+    if (!obs) {
+      problems = {"observe: " + obs.error().message};
+    } else {
+      problems = verifyAgainst(expected, *obs, provider_);
+      if (problems.empty()) return problems;
+    }
+    if (attempt < policy.attempts) {
+      std::this_thread::sleep_for(backoff);
+      backoff *= 2;
+    }
+  }
+  return problems;
+}
+
+// Holds the change un-committed until 'vnetplan confirm', all probes succeeding, or the deadline.
+Status JournaledRun::awaitConfirmation(state::Journal& journal) {
+  using clock = std::chrono::system_clock;
+  const auto deadline = clock::now() + *opts_.confirmTimeout;
+  journal.status = state::JournalStatus::AwaitingConfirm;
+  journal.confirmDeadline = rfc3339(deadline);
+  if (Status s = store_.writeJournal(journal); !s) return err("cannot write the journal: " + s.error().message);
+  keep(store_.clearConfirm(journal.target), "clear confirm");
+  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(*opts_.confirmTimeout).count();
+  if (opts_.progress)
+    opts_.progress->note(journal.target, "applied and verified; rolling back in " + std::to_string(secs) +
+                                             "s unless 'vnetplan confirm' is run" +
+                                             (opts_.probes.empty() ? "" : " or every probe succeeds"));
+  std::string lastProbeError;
+  while (clock::now() < deadline) {
+    if (opts_.interrupted && opts_.interrupted->load()) return err("interrupted while awaiting confirmation");
+    auto c = store_.confirmed(journal.target, journal.id);
+    if (c && *c) break;
+    if (!opts_.probes.empty()) {
+      bool all = true;
+      for (const auto& p : opts_.probes)
+        if (Status ps = runProbe(p, std::chrono::milliseconds(1000)); !ps) {
+          all = false;
+          lastProbeError = ps.error().message;
+          break;
+        }
+      if (all) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  keep(store_.clearConfirm(journal.target), "clear confirm");
+  if (clock::now() >= deadline)
+    return err("not confirmed within " + std::to_string(secs) + "s" +
+               (lastProbeError.empty() ? "" : " (last probe failure: " + lastProbeError + ")"));
+  if (opts_.progress) opts_.progress->note(journal.target, "confirmed");
+  return {};
+}
+
+// Reconcile toward the journal's pre-image, verify, and record the outcome.
+TargetOutcome JournaledRun::rollback(state::Journal journal, const std::string& why) {
+  if (opts_.progress) opts_.progress->note(journal.target, "failed: " + why + "; rolling back");
+  journal.status = state::JournalStatus::RollingBack;
+  journal.error = why;
+  keep(store_.writeJournal(journal), "writeJournal");
+
+  std::vector<std::string> problems;
+  auto obs = session_.observe();
+  if (!obs) {
+    problems = {"cannot observe the target to roll back: " + obs.error().message};
+  } else {
+    Plan slice;
+    slice.changes = planTowards(journal.preImage, *obs, provider_, target_);
+    std::vector<Step> steps = slice.steps();
+    std::vector<std::string> stepErrors;
+    if (session_.mode() == TargetSession::Mode::StepByStep) {
+      // Best effort: keep going past a failing step so as much as possible is restored.
+      for (const auto& step : steps)
+        if (Status s = session_.apply(step); !s) stepErrors.push_back(describe(step) + ": " + s.error().message);
+    } else if (session_.mode() == TargetSession::Mode::Atomic) {
+      // A second transaction, back to the pre-image.
+      if (auto r = session_.applyBatch(steps, nullptr); !r.status)
+        stepErrors.push_back("the rollback transaction failed: " + r.status.error().message);
+    } else {
+      // Batches; after a failing batch, the rest still goes (best effort, as step by step).
+      const size_t per = std::max<size_t>(1, session_.batchSize());
+      for (size_t start = 0; start < steps.size();) {
+        std::vector<Step> batch(steps.begin() + static_cast<std::ptrdiff_t>(start),
+                                steps.begin() + static_cast<std::ptrdiff_t>(std::min(steps.size(), start + per)));
+        auto r = session_.applyBatch(batch, nullptr);
+        if (r.status) {
+          start += batch.size();
+          continue;
+        }
+        size_t failed = std::min(r.failedIndex, batch.size() - 1);
+        stepErrors.push_back(describe(batch[failed]) + ": " + r.status.error().message);
+        start += failed + 1;
+      }
+    }
+    problems = verify(journal.preImage);
+    if (!problems.empty()) problems.insert(problems.end(), stepErrors.begin(), stepErrors.end());
+  }
+
+  if (problems.empty()) {
+    keep(store_.clearJournal(journal.target), "clearJournal");
+    keep(store_.clearDamage(journal.target), "clearDamage");
+    out_.result = TargetResult::RolledBack;
+    out_.message = why + "\nRolled back: the target is as it was before (verified).";
+    return out_;
+  }
+  journal.status = state::JournalStatus::Failed;
+  keep(store_.writeJournal(journal), "writeJournal");
+  state::Damage damage{journal.target, state::nowRfc3339(), problems};
+  keep(store_.recordDamage(damage), "recordDamage");
+  out_.result = TargetResult::Damaged;
+  out_.leftovers = problems;
+  out_.message = why + "\nRollback could NOT restore everything. Left as is:\n" + joinLines(problems) +
+                 "Fix the cause, then run 'vnetplan rollback' to retry the restore.";
+  return out_;
+}
+
+}  // namespace vnetplan::detail
