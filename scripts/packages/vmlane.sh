@@ -25,6 +25,9 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 0
 fi
 
+tmpdirs=()
+trap 'rm -rf "${tmpdirs[@]}"' EXIT
+
 # The image package the metapackage currently depends on, e.g. linux-image-6.1.0-56-amd64.
 image_pkg() { apt-cache depends "$META" 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ {print $2; exit}'; }
 pkg=$(image_pkg)
@@ -44,7 +47,7 @@ dest="$CACHE/${pkg}_${ver}"
 if [ ! -e "$dest/.complete" ]; then
   mkdir -p "$CACHE"
   work=$(mktemp -d "$CACHE/.unpack.XXXXXX")
-  trap 'rm -rf "$work"' EXIT
+  tmpdirs+=("$work")
   echo "$me: fetching $pkg $ver"
   # apt's download sandbox user cannot write into a root-only temp dir; the download is still verified by apt.
   (cd "$work" && apt-get download -q -o APT::Sandbox::User=root "$pkg=$ver" >/dev/null)
@@ -79,6 +82,49 @@ if [ ! -e "$dest/boot/vmlinux-$kver" ] && [ ! -e "$dest/boot/.no-vmlinux" ]; the
     rm -f "$tmp"
     touch "$dest/boot/.no-vmlinux"
     echo "$me: could not decompress $bz into a PVH-bootable vmlinux; the lane boots the bzImage (slower)" >&2
+  fi
+fi
+
+# netdevsim (the SR-IOV tests' simulated NIC) is not in Debian's build (CONFIG_NETDEVSIM is off). The lane gets
+# it built out of tree from Debian's own source of the same kernel version: linux-source-X.Y for the driver,
+# linux-headers-<kver> (+ its -common and linux-kbuild-X.Y) for the build, all unpacked in a temp dir, never
+# installed. The module is unsigned (the kernel loads it, tainted 'E'). VMLANE_NETDEVSIM=0 skips this; a failed
+# build leaves .no-netdevsim (delete it to retry) and the netdevsim tests SKIP.
+build_netdevsim() {
+  local w=$1 series hdr_pkgs src d
+  series=$(awk -F. '{print $1 "." $2}' <<<"$ver")
+  hdr_pkgs=$(apt-cache depends "linux-headers-$kver" 2>/dev/null |
+    awk '$1 == "Depends:" && $2 ~ /^linux-(headers|kbuild)-/ {print $2}')
+  [ -n "$hdr_pkgs" ] || { echo "no linux-headers-$kver in the package lists"; return 1; }
+  echo "$me: building netdevsim for $kver from linux-source-$series $ver (about a minute)" >&2
+  # shellcheck disable=SC2086
+  (cd "$w" && apt-get download -q -o APT::Sandbox::User=root "linux-source-$series=$ver" "linux-headers-$kver=$ver" \
+    $(sed "s/\$/=$ver/" <<<"$hdr_pkgs") >/dev/null) || return 1
+  mkdir "$w/root"
+  for d in "$w"/linux-headers-*.deb "$w"/linux-kbuild-*.deb; do dpkg-deb -x "$d" "$w/root"; done
+  # The headers' Makefile includes its -common twin by absolute path (/usr/src/...); point it at ours.
+  local common
+  common=$(ls -d "$w"/root/usr/src/linux-headers-*-common)
+  echo "include $common/Makefile" >"$w/root/usr/src/linux-headers-$kver/Makefile"
+  src=$(dpkg-deb -c "$w"/linux-source-*.deb | awk '$NF ~ /\/linux-source-.*\.tar\.xz$/ {print $NF}')
+  dpkg-deb --fsys-tarfile "$w"/linux-source-*.deb | tar -xOf - "$src" |
+    tar -xJf - -C "$w" --wildcards '*/drivers/net/netdevsim/*' || return 1
+  d=$(ls -d "$w"/linux-source-*/drivers/net/netdevsim)
+  nice -n 10 make -s -C "$w/root/usr/src/linux-headers-$kver" M="$d" CONFIG_NETDEVSIM=m modules >"$w/build.log" 2>&1 ||
+    { tail -n 20 "$w/build.log"; return 1; }
+  [ "$(modinfo -F vermagic "$d/netdevsim.ko" | cut -d' ' -f1)" = "$kver" ] || { echo "vermagic mismatch"; return 1; }
+  mkdir -p "$dest/lib/modules/$kver/extra"
+  strip --strip-debug -o "$dest/lib/modules/$kver/extra/netdevsim.ko" "$d/netdevsim.ko"
+  chmod 644 "$dest/lib/modules/$kver/extra/netdevsim.ko"
+  depmod -b "$dest" "$kver"
+}
+if [ "${VMLANE_NETDEVSIM:-1}" != 0 ] && [ ! -e "$dest/lib/modules/$kver/extra/netdevsim.ko" ] &&
+  [ ! -e "$dest/.no-netdevsim" ]; then
+  nds_work=$(mktemp -d "$CACHE/.netdevsim.XXXXXX")
+  tmpdirs+=("$nds_work")
+  if ! why=$(build_netdevsim "$nds_work"); then
+    printf '%s\n' "$why" >"$dest/.no-netdevsim"
+    echo "$me: could not build netdevsim (the netdevsim tests will SKIP; rm $dest/.no-netdevsim to retry): $why" >&2
   fi
 fi
 

@@ -131,8 +131,9 @@ add_file() {
   if is_elf "$src"; then
     objcopy --strip-debug "$src" "$dst" 2>/dev/null || cp -L "$src" "$dst"
     chmod --reference="$src" "$dst"
-    local lib
-    while read -r lib; do add_file "$lib"; done < <(elf_libs "$src")
+    local lib libs
+    libs=$(elf_libs "$src") || exit $?
+    for lib in $libs; do add_file "$lib"; done
   else
     cp -L --preserve=mode "$src" "$dst"
   fi
@@ -150,6 +151,7 @@ add_path() {
   local p=$1 f
   [ -e "$p" ] || die "--include: no such file or directory: $p"
   [[ "$p" == /* ]] || die "--include needs an absolute path: $p"
+  case "$p" in /proc/*|/sys/*|/dev/*) die "--include: $p would be hidden by the VM's /proc, /sys or /dev" ;; esac
   p=${p%/}
   if [ -d "$p" ]; then
     while IFS= read -r -d '' f; do add_file "$f"; done < <(find -L "$p" -type f -print0)
@@ -187,28 +189,32 @@ EOF
 printf '127.0.0.1 localhost vmlane\n::1 localhost ip6-localhost\n' >"$root/etc/hosts"
 printf 'passwd: files\ngroup: files\nhosts: files\n' >"$root/etc/nsswitch.conf"
 
-# Modules: the closure of the wanted ones in load order, as modprobe resolves it from the kernel's modules.dep
-# (and softdeps). A module this kernel lacks is noted, not fatal: the test that needs it SKIPs.
+# Modules: the closure of the wanted ones in load order, as kmod's modprobe resolves it from the kernel's
+# modules.dep and softdeps (busybox's modprobe in the VM knows no softdeps, hence the explicit order). A module this kernel lacks is noted, not fatal: the test that needs it SKIPs.
 mods="$work/modules.list"
 : >"$mods"
-declare -A loaded=()
+mkdir -p "$root/etc/modprobe.d"
+declare -A staged=()
 missing=()
 for m in "${DEFAULT_MODULES[@]}" "${modules[@]}"; do
   deps=$(modprobe -d "$kroot" -S "$kver" --show-depends "$m" 2>/dev/null) || { missing+=("$m"); continue; }
   while read -r kind path opts; do
     [ "$kind" = insmod ] || continue
-    [ -z "${loaded[$path]:-}" ] || continue
-    loaded[$path]=1
+    [ -z "${staged[$path]:-}" ] || continue
+    staged[$path]=1
     rel=${path#"$kroot"}
     mkdir -p "$root$(dirname "$rel")"
     cp "$path" "$root$rel"
-    echo "$rel $opts" >>"$mods"
+    name=$(basename "$path" .ko)
+    echo "$name" >>"$mods"
+    # The options Debian's modprobe.d gives (bonding max_bonds=0, dummy numdummies=0: no bond0/dummy0 at load).
+    [ -z "$opts" ] || echo "options $name $opts" >>"$root/etc/modprobe.d/vmlane.conf"
   done <<<"$deps"
 done
 ((${#missing[@]} == 0)) || log "modules not in kernel $kver: ${missing[*]}"
 cp "$mods" "$root/vmlane/modules"
 for f in modules.order modules.builtin modules.builtin.modinfo; do cp "$kroot/lib/modules/$kver/$f" "$root/lib/modules/$kver/"; done
-# An index of just these modules, for the kernel's on-demand loads (e.g. nft expressions) through busybox modprobe.
+# An index of just these modules, for init's modprobe and the kernel's on-demand loads (e.g. nft expressions).
 depmod -b "$root" "$kver"
 
 # The command, quoted for the guest's sh.
