@@ -97,7 +97,7 @@ build_netdevsim() {
     awk '$1 == "Depends:" && $2 ~ /^linux-(headers|kbuild)-/ {print $2}')
   [ -n "$hdr_pkgs" ] || { echo "no linux-headers-$kver in the package lists"; return 1; }
   echo "$me: building netdevsim for $kver from linux-source-$series $ver (about a minute)" >&2
-  # shellcheck disable=SC2086
+  # shellcheck disable=SC2046  # one package name per word
   (cd "$w" && apt-get download -q -o APT::Sandbox::User=root "linux-source-$series=$ver" "linux-headers-$kver=$ver" \
     $(sed "s/\$/=$ver/" <<<"$hdr_pkgs") >/dev/null) || return 1
   mkdir "$w/root"

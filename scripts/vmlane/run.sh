@@ -256,6 +256,7 @@ case "$machine" in
   q35-iommu) qemu+=(-machine q35 -device intel-iommu); cmdline+=" intel_iommu=on" ;;
 esac
 # The NIC has no host network behind it: a hub port with nothing else on the hub.
+# shellcheck disable=SC2054  # qemu's own comma-separated options
 [ "$nic" = e1000 ] && qemu+=(-netdev hubport,id=n0,hubid=0 -device e1000,netdev=n0,mac=52:54:00:12:34:56)
 [ -n "$append" ] && cmdline+=" $append"
 console="$work/console.log"
