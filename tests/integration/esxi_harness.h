@@ -151,12 +151,14 @@ class EsxiHostTest : public ::testing::Test {
 
   // The ssh command line (without the remote command) for host i: the system client, no user or system
   // configuration, this sandbox's client key and known_hosts with strict checking, no connection sharing.
+  // curve25519-sha256 rather than OpenSSH 9.2's default sntrup761x25519: the same key exchange libssh 0.10 (the
+  // provider's client) uses, and ~0.12 s less CPU per connection on a shared 2-CPU machine.
   std::string sshPrefix(size_t i = 0, const std::string& extraOptions = "") {
     const EsxiHost& h = host(i);
     return "ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -i " + shellQuote(h.identityFile) +
            " -o UserKnownHostsFile=" + shellQuote(h.knownHosts) +
            " -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o ControlMaster=no -o ControlPath=none"
-           " -o ConnectTimeout=10 -o LogLevel=ERROR " +
+           " -o KexAlgorithms=curve25519-sha256 -o ConnectTimeout=10 -o LogLevel=ERROR " +
            extraOptions + " -p " + std::to_string(h.port) + " " + shellQuote(h.user + "@" + h.host);
   }
 

@@ -1,9 +1,9 @@
 // The esxcli commands vnetplan's ESXi provider uses, with ESXi's semantics as reference/esxcli.md documents them.
 // Messages marked V are seen in public captures (quoted in the reference); those marked [R] are reconstructed:
 // the condition is real ESXi behaviour, the exact wording is our best guess.
-#include <algorithm>
 #include <arpa/inet.h>
-#include <cstdio>
+
+#include <algorithm>
 #include <regex>
 
 #include "tests/esxi/emulator/cli.h"

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -120,6 +121,8 @@ static std::optional<Fault> matchRules(const std::string& path, const std::vecto
     if (n < from || (count >= 0 && n >= from + count)) continue;
     Fault f;
     f.action = r.value("action", "fail");
+    if (f.action != "fail" && f.action != "hang" && f.action != "garbage" && f.action != "truncate")
+      throw std::runtime_error("unknown action \"" + f.action + "\" (fail, hang, garbage or truncate)");
     f.message = r.value("message", "esxcli emulator: injected failure");
     if (r.contains("exitCode")) f.exitCode = r["exitCode"].get<int>();
     f.after = r.value("when", "before") == "after";
