@@ -141,7 +141,7 @@ cmd_stop() {
     return 0
   }
   # The listener first, so that no new connection arrives while the others go.
-  [ -n "$main" ] && kill -TERM "$main" 2>/dev/null || true
+  if [ -n "$main" ]; then kill -TERM "$main" 2>/dev/null || true; fi
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   local left=()
   for pid in "${pids[@]}"; do
@@ -296,7 +296,7 @@ cmd_start() {
   local user
   user=$(id -un)
 
-  rm -rf "$dir/bin"
+  rm -rf "${dir:?}/bin"
   rm -f "$dir"/ssh_host_ed25519_key* "$dir"/client_ed25519* "$dir/authorized_keys" "$dir/known_hosts" \
     "$dir"/state.json* "$dir"/esxcli.log "$dir"/faults.json* "$dir/sshd.log" "$dir/sshd_config" "$dir"/sshd.pid*
   mkdir -p "$dir/bin"
