@@ -103,6 +103,11 @@ free_port() {
   done
 }
 
+# True if process PID listens on 127.0.0.1:PORT.
+listens_on() {
+  ss -Hltnp "sport = :$2" 2>/dev/null | grep -qF "pid=$1,"
+}
+
 healthy() {
   local port=$1 body
   body=$(
@@ -129,7 +134,8 @@ launch() {
   local pid=$!
   echo "$pid" >"$dir/etcd.pid"
   local deadline=$((SECONDS + START_TIMEOUT))
-  until healthy "$client"; do
+  # Our own process must hold the client port: with a fixed port another etcd may answer there.
+  until listens_on "$pid" "$client" && healthy "$client"; do
     if ! running "$pid"; then
       grep -q "address already in use" "$dir/etcd.log" "$dir/etcd.out" 2>/dev/null && return 3
       return 1
@@ -168,15 +174,15 @@ cmd_start() {
   local dir=$1 port=$2 t0
   t0=$(now_us)
   cmd_check || exit 1
-  [[ $port =~ ^[0-9]+$ ]] && ((port <= 65535)) || { log "bad port: $port"; exit 2; }
+  if ! [[ $port =~ ^[0-9]+$ ]] || ((port > 65535)); then log "bad port: $port"; exit 2; fi
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   if live_pid "$dir" >/dev/null; then
     log "a sandbox is already running in $dir (run: $0 stop $dir)"
     exit 1
   fi
-  local try rc
-  for try in 1 2 3; do
+  local rc
+  for _ in 1 2 3; do
     rm -rf "$dir/data"
     rm -f "$dir/etcd.log" "$dir/etcd.out" "$dir/etcd.pid"
     local client=$port peer
@@ -201,7 +207,7 @@ cmd_restart() {
   local dir=$1 t0
   t0=$(now_us)
   cmd_check || exit 1
-  [ -s "$dir/ports" ] && [ -d "$dir/data" ] || { log "no sandbox in $dir (run: $0 start $dir)"; exit 1; }
+  if [ ! -s "$dir/ports" ] || [ ! -d "$dir/data" ]; then log "no sandbox in $dir (run: $0 start $dir)"; exit 1; fi
   dir=$(cd "$dir" && pwd)
   cmd_stop "$dir"
   if ! launch "$dir"; then

@@ -129,7 +129,15 @@ keystone_manage() {
 # The database after db_sync for this keystone, from the cache or made now. Prints its path.
 schema_file() {
   local dir=$1
-  local cache=${KEYSTONE_SANDBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vnetplan}
+  local cache=${KEYSTONE_SANDBOX_CACHE:-}
+  if [ -z "$cache" ]; then
+    if [ -n "${XDG_CACHE_HOME:-}" ]; then cache=$XDG_CACHE_HOME/vnetplan
+    elif [ -n "${HOME:-}" ]; then cache=$HOME/.cache/vnetplan
+    else cache=$dir
+    fi
+  fi
+  # No writable cache (a read-only home): the schema is made in DIR, for this start only.
+  mkdir -p "$cache" 2>/dev/null && [ -w "$cache" ] || cache=$dir
   local key
   key=$({
     echo "recipe $SCHEMA_RECIPE"
@@ -191,6 +199,8 @@ key_repository = $dir/credential-keys
 
 [identity]
 password_hash_rounds = 4
+# bcrypt's own limit: with the default (4096) every hash logs "Truncating password to ... 72 characters".
+max_password_length = 72
 
 # Keystone's in-process cache. Without it every authenticated request runs ~400 SQL statements (each role
 # lookup of the token model is repeated) and takes ~0.4 s here; with it ~10 ms. One process, so invalidation is
@@ -226,7 +236,7 @@ cmd_start() {
   local t0
   t0=$(now_us)
   cmd_check || exit 1
-  [[ $port =~ ^[0-9]+$ ]] && ((port <= 65535)) || { log "bad port: $port"; exit 2; }
+  if ! [[ $port =~ ^[0-9]+$ ]] || ((port > 65535)); then log "bad port: $port"; exit 2; fi
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   if live_pid "$dir" >/dev/null; then
@@ -262,14 +272,15 @@ cmd_start() {
     --bootstrap-username admin --bootstrap-project-name admin --bootstrap-role-name admin \
     --bootstrap-region-id RegionOne || start_failed "$dir" "keystone-manage bootstrap failed"
 
-  local deadline=$((SECONDS + START_TIMEOUT))
-  if ((port == 0)); then
-    until port=$(listening_port "$pid") && [ -n "$port" ]; do
-      running "$pid" || start_failed "$dir" "keystone exited"
-      ((SECONDS < deadline)) || start_failed "$dir" "keystone did not listen within ${START_TIMEOUT}s"
-      sleep 0.1
-    done
-  fi
+  local deadline=$((SECONDS + START_TIMEOUT)) listening
+  # Wait for our process's own listening socket first: with a fixed PORT another server may answer there.
+  until listening=$(listening_port "$pid") && [ -n "$listening" ]; do
+    running "$pid" || start_failed "$dir" "keystone exited"
+    ((SECONDS < deadline)) || start_failed "$dir" "keystone did not listen within ${START_TIMEOUT}s"
+    sleep 0.1
+  done
+  ((port == 0 || port == listening)) || start_failed "$dir" "keystone listens on $listening, not $port"
+  port=$listening
   until api_answers "$port"; do
     running "$pid" || start_failed "$dir" "keystone exited"
     ((SECONDS < deadline)) || start_failed "$dir" "keystone on 127.0.0.1:$port did not answer within ${START_TIMEOUT}s"

@@ -173,7 +173,16 @@ start_failed() {
 
 # The empty database for this neutron, from the cache or made now (and then cached). Prints its path.
 schema_file() {
-  local cache=${NEUTRON_SANDBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vnetplan}
+  local dir=$1
+  local cache=${NEUTRON_SANDBOX_CACHE:-}
+  if [ -z "$cache" ]; then
+    if [ -n "${XDG_CACHE_HOME:-}" ]; then cache=$XDG_CACHE_HOME/vnetplan
+    elif [ -n "${HOME:-}" ]; then cache=$HOME/.cache/vnetplan
+    else cache=$dir
+    fi
+  fi
+  # No writable cache (a read-only home): the schema is made in DIR, for this start only.
+  mkdir -p "$cache" 2>/dev/null && [ -w "$cache" ] || cache=$dir
   local key
   # dpkg's checksum lists change with every file of the packages, so a new neutron (or a patched model) gets a
   # new schema. Without dpkg metadata (neutron not from a .deb) the installed version string is the key.
@@ -321,7 +330,7 @@ cmd_start() {
   local t0
   t0=$(now_us)
   cmd_check || exit 1
-  [[ $port =~ ^[0-9]+$ ]] && ((port <= 65535)) || { log "bad port: $port"; exit 2; }
+  if ! [[ $port =~ ^[0-9]+$ ]] || ((port > 65535)); then log "bad port: $port"; exit 2; fi
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   if live_pid "$dir" >/dev/null; then
@@ -330,16 +339,23 @@ cmd_start() {
   fi
   local auth=noauth extra_conf=()
   if [ -n "$kdir" ]; then
+    [ -d "$kdir" ] || { log "no keystone sandbox directory $kdir"; exit 1; }
     kdir=$(cd "$kdir" && pwd)
     [ -r "$kdir/neutron-authtoken.conf" ] || { log "$kdir has no running keystone sandbox"; exit 1; }
     auth=keystone
     extra_conf=(--config-file "$kdir/neutron-authtoken.conf")
   fi
 
+  # eventlet binds with SO_REUSEPORT: on a PORT some other server (another sandbox) listens on, neutron-server would
+  # start anyway and the kernel would share the connections between both. Refuse instead.
+  if ((port != 0)) && [ -n "$(ss -Hltn "sport = :$port" 2>/dev/null)" ]; then
+    log "port $port is in use"
+    exit 1
+  fi
   rm -f "$dir/neutron.sqlite" "$dir/neutron-server.log" "$dir/neutron-server.out" "$dir/neutron-server.pid"
   mkdir -p "$dir/lock"
   local schema
-  schema=$(schema_file) || start_failed "$dir" "cannot create the schema"
+  schema=$(schema_file "$dir") || start_failed "$dir" "cannot create the schema"
   cp "$schema" "$dir/neutron.sqlite"
   write_config "$dir" "$port" "$auth"
 
@@ -350,14 +366,15 @@ cmd_start() {
   local pid=$!
   echo "$pid" >"$dir/neutron-server.pid"
 
-  local deadline=$((SECONDS + START_TIMEOUT))
-  if ((port == 0)); then
-    until port=$(listening_port "$pid") && [ -n "$port" ]; do
-      running "$pid" || start_failed "$dir" "neutron-server exited"
-      ((SECONDS < deadline)) || start_failed "$dir" "neutron-server did not listen within ${START_TIMEOUT}s"
-      sleep 0.1
-    done
-  fi
+  local deadline=$((SECONDS + START_TIMEOUT)) listening
+  # Wait for our process's own listening socket first: with a fixed PORT another server may answer there.
+  until listening=$(listening_port "$pid") && [ -n "$listening" ]; do
+    running "$pid" || start_failed "$dir" "neutron-server exited"
+    ((SECONDS < deadline)) || start_failed "$dir" "neutron-server did not listen within ${START_TIMEOUT}s"
+    sleep 0.1
+  done
+  ((port == 0 || port == listening)) || start_failed "$dir" "neutron-server listens on $listening, not $port"
+  port=$listening
   until api_answers "$port"; do
     running "$pid" || start_failed "$dir" "neutron-server exited"
     ((SECONDS < deadline)) || start_failed "$dir" "the API on 127.0.0.1:$port did not answer within ${START_TIMEOUT}s"
