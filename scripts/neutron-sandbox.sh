@@ -28,6 +28,15 @@
 #   X-Project-Id / X-Roles headers are ignored. Lists return every project's objects: filter with ?project_id=.
 # - Quotas are unlimited by default (a test can set one with PUT /v2.0/quotas/PROJECT).
 # - There is no mechanism driver, so ports stay DOWN and nothing is wired anywhere: this is an API peer only.
+# - Semantics checked by tests/integration/neutron_peer_test.cpp: a stale "If-Match: revision_number=N" is 412
+#   RevisionNumberConstraintFailed, and a tag change bumps revision_number too; PUT .../tags/TAG answers 201 with
+#   an empty body; a VLAN segment already in use is 409; add_extraroutes of a route that exists is a no-op 200, a
+#   nexthop outside the router's subnets 400. Deletion: an interface an extra route goes through is 409
+#   RouterInterfaceInUseByRoute, a router with interfaces 409 RouterInUse; a router whose gateway is still set
+#   can be deleted (the gateway port goes with it), so "extra routes, interfaces, gateway, router" works and the
+#   gateway step is optional. A new security group comes with two egress rules (IPv4, IPv6); deleting a group
+#   that other groups' rules name as remote_group_id succeeds and deletes those rules.
+# - Replies of the router API are serialized differently (", " and ": " with spaces) from the others.
 #
 # Extensions on (GET /v2.0/extensions with this configuration, python3-neutron 2:21.0.0-7+deb12u1):
 #   address-group address-scope agent agent-resources-synced allowed-address-pairs auto-allocated-topology

@@ -10,10 +10,12 @@
 //   }
 //   class MyVpcWithTokens : public vnptest::NeutronKeystoneTest {};  // Keystone first, neutron in keystone mode
 //
-// One server per test. Measured on the 2-core CI machine: neutron-server answers ~4-5 s after `start` (the schema is
-// a cached file; the first start on a machine also builds it, ~+5 s), Keystone ~5 s. ctest runs every test of
-// integration_tests as a process of its own (gtest_discover_tests), so a server shared per process would be one per
-// test anyway; a fresh server also spares tests the noauth pitfall that every list shows every project.
+// One server per test. Measured on the 2-core machine (shared, load 1-6): neutron-server answers 2.6-5.5 s after
+// `start` with the cached schema (the first start on a machine also builds the schema: +2-5 s), Keystone 3.3-5.3 s,
+// neutron in keystone mode then ~4-5 s more. Nearly all of it is Python importing neutron/keystone. ctest runs every
+// test of integration_tests as a process of its own (gtest_discover_tests), so a server shared per process would be
+// one per test anyway under CI; a fresh server also spares tests the noauth pitfall that every list shows every
+// project, and leaves no VLAN or address of one test taken in the next.
 //
 // noauth (NeutronTest): requests run as admin without a project; create() adds "tenant_id": project (a fresh
 // 32-hex id per test) and raw POSTs must carry one too. Keystone mode (NeutronKeystoneTest): neutron's requests
