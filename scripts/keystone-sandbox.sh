@@ -131,8 +131,8 @@ schema_file() {
   local dir=$1
   local cache=${KEYSTONE_SANDBOX_CACHE:-}
   if [ -z "$cache" ]; then
-    if [ -n "${XDG_CACHE_HOME:-}" ]; then cache=$XDG_CACHE_HOME/vnetplan
-    elif [ -n "${HOME:-}" ]; then cache=$HOME/.cache/vnetplan
+    if [ -n "${XDG_CACHE_HOME:-}" ]; then cache=$XDG_CACHE_HOME/vnetplan/peers
+    elif [ -n "${HOME:-}" ]; then cache=$HOME/.cache/vnetplan/peers
     else cache=$dir
     fi
   fi

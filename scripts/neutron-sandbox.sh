@@ -65,9 +65,11 @@
 #   updatable) answers 500 (Ml2Plugin has no update_security_group_rule): rules are delete + create.
 #
 # Startup cost is mostly Python importing neutron (~3 s on a 2-core machine). Creating the schema costs another
-# import, so the empty database is built once per neutron version and kept in a cache
-# (NEUTRON_SANDBOX_CACHE, default ${XDG_CACHE_HOME:-~/.cache}/vnetplan) keyed by the dpkg checksums of
-# python3-neutron and python3-neutron-lib: `start` then only copies that file.
+# import, so the empty database is built once per neutron version and kept in a cache (NEUTRON_SANDBOX_CACHE,
+# default ${XDG_CACHE_HOME:-~/.cache}/vnetplan/peers, beside vnetplan's own cache) keyed by the dpkg checksums of
+# python3-neutron and python3-neutron-lib: `start` then only copies that file. Measured (load 2-6): start 2.6-6 s
+# with the cached schema, 4.9-9.7 s when it is built; stop 1.4-2.4 s; a network create ~0.16 s (median), the first
+# request of each kind up to 0.5-2 s (Python warming up).
 #
 # Runs as any user (no root needed). Everything but the KEY=VALUE lines goes to stderr.
 set -euo pipefail
@@ -185,8 +187,8 @@ schema_file() {
   local dir=$1
   local cache=${NEUTRON_SANDBOX_CACHE:-}
   if [ -z "$cache" ]; then
-    if [ -n "${XDG_CACHE_HOME:-}" ]; then cache=$XDG_CACHE_HOME/vnetplan
-    elif [ -n "${HOME:-}" ]; then cache=$HOME/.cache/vnetplan
+    if [ -n "${XDG_CACHE_HOME:-}" ]; then cache=$XDG_CACHE_HOME/vnetplan/peers
+    elif [ -n "${HOME:-}" ]; then cache=$HOME/.cache/vnetplan/peers
     else cache=$dir
     fi
   fi
