@@ -82,6 +82,14 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
                         "More log output (repeatable)");
   app.add_flag_function("-q,--quiet", [&](int64_t n) { g.output.verbosity -= static_cast<int>(n); },
                         "Less output: no progress");
+  app.add_option("--parallelism", g.parallelism, "Targets observed and applied at once")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  std::string targetTimeout = "60s";
+  app.add_option("--target-timeout", targetTimeout,
+                 "How long one target may take to connect and be observed before it is reported as unreachable "
+                 "(the others go on)")
+      ->capture_default_str();
 
   // validate
   ValidateArgs va;
@@ -109,7 +117,6 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
   apply->add_option("-f,--file", aa.files, "Manifest file or directory (repeatable)");
   apply->add_option("--target", aa.targets, "Only these targets (repeatable)");
   apply->add_flag("--auto-approve", aa.autoApprove, "Do not ask for confirmation");
-  apply->add_option("--parallelism", aa.parallelism, "Targets applied at once")->check(CLI::Range(1, 256));
   apply->add_option("--lock-timeout", lockTimeout, "How long to wait for a target's lock (e.g. 30s, 5m)");
   std::string confirmTimeout;
   apply->add_option("--confirm-timeout", confirmTimeout,
@@ -183,6 +190,12 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
     return app.exit(e) == 0 ? 0 : 1;
   }
 
+  if (auto d = parseDuration(targetTimeout); d && d->count() > 0) {
+    g.targetTimeout = *d;
+  } else {
+    std::cerr << "error: --target-timeout: not a duration: " << targetTimeout << " (e.g. 30s, 2m)\n";
+    return 1;
+  }
   setupLogging(g.output);
   struct sigaction sa_{};
   sa_.sa_handler = onSignal;

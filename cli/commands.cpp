@@ -130,11 +130,28 @@ int reportOutcome(const GlobalOptions& g, const ApplyOutcome& outcome) {
   return outcome.exitCode();
 }
 
+FanoutOptions fanout(const GlobalOptions& g, Progress* progress) {
+  FanoutOptions f;
+  f.parallelism = g.parallelism;
+  f.targetTimeout = g.targetTimeout;
+  f.progress = progress;
+  return f;
+}
+
+// Names, on stderr, the targets a plan left out; true if there were any (the command then exits 1).
+bool reportUnreachable(const Plan& plan, const char* what) {
+  if (plan.unreachable.empty()) return false;
+  for (const auto& u : plan.unreachable)
+    std::cerr << "error: target " << u.target << " was not " << what << ": it could not be reached: " << u.error << "\n";
+  return true;
+}
+
 ApplyOptions applyOptions(const GlobalOptions& g, Progress* progress) {
   ApplyOptions o;
   o.faults = FaultInjection::fromEnv();
   o.progress = progress;
   o.interrupted = g.interrupted;
+  o.parallelism = g.parallelism;
   return o;
 }
 
@@ -203,7 +220,8 @@ int cmdPlan(const GlobalOptions& g, const PlanArgs& a) {
   auto store = openStore(g);
   if (!store) return fail(store.error().message);
   std::optional<Prefetch> prefetch;
-  if (a.observed.empty()) prefetch.emplace(g.registry(), **store, toSet(a.targets));
+  auto progress = makeProgress(g.output);
+  if (a.observed.empty()) prefetch.emplace(g.registry(), **store, toSet(a.targets), fanout(g, progress.get()));
   auto desired = loadOrReport(g, a.files, prefetch ? &*prefetch : nullptr);
   if (!desired) return 1;
   Diagnostics diags;
@@ -228,6 +246,7 @@ int cmdPlan(const GlobalOptions& g, const PlanArgs& a) {
     if (Status s = writeFileAtomic(a.out, renderPlanJson(*plan)); !s) return fail(s.error().message);
     std::cerr << "Saved the plan to " << a.out << ". Apply exactly this plan with: vnetplan apply " << a.out << "\n";
   }
+  if (reportUnreachable(*plan, "planned")) return 1;
   if (a.detailedExitCode && plan->hasChanges()) return 2;
   return 0;
 }
@@ -273,7 +292,8 @@ int cmdApply(const GlobalOptions& g, const ApplyArgs& a) {
     if (!held) return fail(held.error().message);
     locks = std::move(*held);
     Diagnostics diags;
-    auto p = planDesired(*desired, toSet(a.targets), **store, g.registry(), diags);
+    auto observing = makeProgress(g.output);
+    auto p = planDesired(*desired, toSet(a.targets), **store, g.registry(), diags, nullptr, fanout(g, observing.get()));
     if (!p) return fail(p.error().message);
     if (!diags.items().empty()) printDiagnostics(g, diags);
     if (diags.hasErrors()) return 1;
@@ -283,7 +303,7 @@ int cmdApply(const GlobalOptions& g, const ApplyArgs& a) {
   if (plan.hasChanges() && !a.autoApprove && a.planFile.empty() && !confirmInteractively()) return 1;
   auto progress = makeProgress(g.output);
   ApplyOptions opts = applyOptions(g, progress.get());
-  opts.parallelism = a.parallelism;
+  opts.parallelism = g.parallelism;
   opts.lockTimeout = a.lockTimeout;
   opts.locksHeld = !locks.empty();
   opts.confirmTimeout = a.confirmTimeout;
@@ -293,7 +313,9 @@ int cmdApply(const GlobalOptions& g, const ApplyArgs& a) {
     opts.probes.push_back(*p);
   }
   opts.gitCommit = gitCommitOf(manifestFiles);
-  return reportOutcome(g, applyPlan(plan, **store, g.registry(), opts));
+  int rc = reportOutcome(g, applyPlan(plan, **store, g.registry(), opts));
+  if (reportUnreachable(plan, "applied") && rc == 0) rc = 1;
+  return rc;
 }
 
 int cmdConfirm(const GlobalOptions& g, const std::vector<std::string>& targets) {
@@ -335,11 +357,12 @@ int cmdRollback(const GlobalOptions& g, const RollbackArgs& a) {
 int cmdDrift(const GlobalOptions& g, const DriftArgs& a) {
   auto store = openStore(g);
   if (!store) return fail(store.error().message);
-  Prefetch prefetch(g.registry(), **store, toSet(a.targets));
+  auto progress = makeProgress(g.output);
+  Prefetch prefetch(g.registry(), **store, toSet(a.targets), fanout(g, progress.get()));
   auto desired = loadOrReport(g, a.files, &prefetch);
   if (!desired) return 1;
   Diagnostics diags;
-  auto plan = planDesired(*desired, toSet(a.targets), **store, g.registry(), diags, &prefetch);
+  auto plan = planDesired(*desired, toSet(a.targets), **store, g.registry(), diags, &prefetch, fanout(g, progress.get()));
   if (!plan) return fail(plan.error().message);
   if (!diags.items().empty()) printDiagnostics(g, diags);
   if (diags.hasErrors()) return 1;
@@ -347,6 +370,7 @@ int cmdDrift(const GlobalOptions& g, const DriftArgs& a) {
   else if (a.format == "junit") std::cout << renderDriftJunit(*plan);
   else if (a.format == "prometheus") std::cout << renderDriftPrometheus(*plan);
   else std::cout << renderDriftText(*plan, {useColor(g.output, STDOUT_FILENO), false});
+  if (reportUnreachable(*plan, "checked for drift")) return 1;
   return plan->drift.empty() ? 0 : 2;
 }
 

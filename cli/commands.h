@@ -16,6 +16,9 @@ struct GlobalOptions {
   const ProviderRegistry* providers = nullptr;
   const ProviderRegistry& registry() const;
   std::string stateUrl = "file://.vnetplan";
+  // Targets observed (and applied) at once, and how long each may take to connect and be observed.
+  int parallelism = 10;
+  std::chrono::milliseconds targetTimeout{60000};
   OutputOptions output;
   const std::atomic<bool>* interrupted = nullptr;
 };
@@ -33,7 +36,6 @@ struct ApplyArgs {
   std::string planFile;
   std::vector<std::string> files, targets;
   bool autoApprove = false;
-  int parallelism = 4;
   std::chrono::milliseconds lockTimeout{0};
   std::optional<std::chrono::milliseconds> confirmTimeout;
   std::vector<std::string> probes;

@@ -49,6 +49,13 @@ class TtyProgress : public Progress {
     std::lock_guard<std::mutex> g(mu_);
     std::fprintf(stderr, "\r\033[K[%s] %s\n", target.c_str(), message.c_str());
   }
+  void targets(size_t done, size_t total, const std::string&) override {
+    if (total < 2) return;
+    std::lock_guard<std::mutex> g(mu_);
+    std::fprintf(stderr, "\r\033[Kobserving targets: %zu/%zu", done, total);
+    if (done == total) std::fprintf(stderr, "\r\033[K");
+    std::fflush(stderr);
+  }
 
  private:
   std::mutex mu_;
@@ -64,6 +71,9 @@ class LogProgress : public Progress {
   }
   void note(const std::string& target, const std::string& message) override {
     spdlog::info("target={} {}", target, message);
+  }
+  void targets(size_t done, size_t total, const std::string& target) override {
+    spdlog::debug("target={} observed ({}/{})", target, done, total);
   }
 };
 

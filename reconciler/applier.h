@@ -18,7 +18,7 @@
 namespace vnetplan {
 
 struct ApplyOptions {
-  int parallelism = 4;
+  int parallelism = 10;
   std::chrono::milliseconds lockTimeout{0};
   // The caller already holds every target's lock (apply -f locks before it plans; see lockTargets).
   bool locksHeld = false;

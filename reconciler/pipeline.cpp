@@ -8,6 +8,10 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <condition_variable>
+#include <mutex>
+
+#include "reconciler/fanout.h"
 
 #include "base/sha256.h"
 #include "model/codec.h"
@@ -190,12 +194,12 @@ DesiredState loadDesiredText(const std::string& text, const std::string& name, c
   return desired;
 }
 
-Result<LiveTarget> connectAndObserve(const Target& target, const ProviderRegistry& providers) {
+Result<LiveTarget> connectAndObserve(const Target& target, const ProviderRegistry& providers, Deadline deadline) {
   LiveTarget lt;
   lt.target = target;
   lt.provider = providers.find(target.provider);
   if (!lt.provider) return err("target " + target.name + ": unknown provider '" + target.provider + "'");
-  auto session = lt.provider->connect(target);
+  auto session = lt.provider->connect(target, deadline);
   if (!session) return err("target " + target.name + ": " + session.error().message);
   lt.session = std::move(*session);
   auto observed = lt.session->observe();
@@ -212,14 +216,17 @@ std::map<Address, Attrs> ownedOf(const state::TargetState& st) {
 
 Result<Plan> planAgainst(const DesiredState& desired, const std::set<std::string>& onlyTargets,
                          const std::map<std::string, TargetSnapshot>& snapshots, const ProviderRegistry& providers,
-                         Diagnostics& diags) {
+                         Diagnostics& diags, const std::vector<UnreachableTarget>& unreachable) {
   Plan plan;
   plan.manifestsDigest = desired.digest;
   plan.manifestFiles = desired.files;
+  plan.unreachable = unreachable;
+  std::set<std::string> skip;
+  for (const auto& u : unreachable) skip.insert(u.target);
   for (const auto& name : onlyTargets)
     if (!desired.findTarget(name)) return err("--target " + name + ": no such Target in the manifests");
   for (const auto& t : desired.targets) {
-    if (!onlyTargets.empty() && !onlyTargets.count(t.name)) continue;
+    if ((!onlyTargets.empty() && !onlyTargets.count(t.name)) || skip.count(t.name)) continue;
     auto snap = snapshots.find(t.name);
     if (snap == snapshots.end()) return err("target " + t.name + ": no observation");
     const Provider* provider = providers.find(t.provider);
@@ -244,15 +251,17 @@ Result<Plan> planAgainst(const DesiredState& desired, const std::set<std::string
 struct Prefetch::Job {
   Target target;
   Fetched result;
-  std::thread thread;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
 };
 
-Prefetch::Prefetch(const ProviderRegistry& providers, state::Store& store, std::set<std::string> onlyTargets)
-    : providers_(providers), store_(store), only_(std::move(onlyTargets)) {}
+Prefetch::Prefetch(const ProviderRegistry& providers, state::Store& store, std::set<std::string> onlyTargets,
+                   FanoutOptions fanout)
+    : providers_(providers), store_(store), only_(std::move(onlyTargets)), fanout_(fanout) {}
 
 Prefetch::~Prefetch() {
-  for (auto& j : jobs_)
-    if (j->thread.joinable()) j->thread.join();
+  if (pool_.joinable()) pool_.join();
 }
 
 void Prefetch::start(const std::vector<Target>& targets) {
@@ -260,19 +269,33 @@ void Prefetch::start(const std::vector<Target>& targets) {
     if (!only_.empty() && !only_.count(t.name)) continue;
     auto job = std::make_unique<Job>();
     job->target = t;
-    Job* j = job.get();
-    j->thread = std::thread([this, j] {
-      j->result.live = connectAndObserve(j->target, providers_);
-      j->result.state = store_.load(j->target.name);
-    });
     jobs_.push_back(std::move(job));
   }
+  pool_ = std::thread([this] {
+    std::atomic<size_t> finished{0};
+    const size_t total = jobs_.size();
+    forEachParallel(total, fanout_.parallelism, [&](size_t i) {
+      Job& j = *jobs_[i];
+      auto live = connectAndObserve(j.target, providers_, SteadyClock::now() + fanout_.targetTimeout);
+      auto st = store_.load(j.target.name);
+      {
+        std::lock_guard<std::mutex> lock(j.mu);
+        j.result.live = std::move(live);
+        j.result.state = std::move(st);
+        j.done = true;
+      }
+      j.cv.notify_all();
+      size_t n = ++finished;
+      if (fanout_.progress) fanout_.progress->targets(n, total, j.target.name);
+    });
+  });
 }
 
 std::optional<Prefetch::Fetched> Prefetch::take(const Target& target) {
   for (auto& j : jobs_) {
     if (j->target.name != target.name) continue;
-    if (j->thread.joinable()) j->thread.join();
+    std::unique_lock<std::mutex> lock(j->mu);
+    j->cv.wait(lock, [&] { return j->done; });
     if (toJson(j->target) != toJson(target)) return std::nullopt;
     return std::move(j->result);
   }
@@ -300,22 +323,33 @@ void warnAboutForgottenTargets(const DesiredState& desired, const std::set<std::
 
 Result<Plan> planDesired(const DesiredState& desired, const std::set<std::string>& onlyTargets,
                          state::Store& store, const ProviderRegistry& providers, Diagnostics& diags,
-                         Prefetch* prefetch) {
+                         Prefetch* prefetch, const FanoutOptions& fanout) {
   PhaseTimer timer;
+  // Without a prefetch already running, observe every target now, on the bounded pool.
+  std::optional<Prefetch> own;
+  if (!prefetch) {
+    own.emplace(providers, store, onlyTargets, fanout);
+    own->start(desired.targets);
+    prefetch = &*own;
+  }
   std::map<std::string, TargetSnapshot> snapshots;
+  std::vector<UnreachableTarget> unreachable;
   for (const auto& t : desired.targets) {
     if (!onlyTargets.empty() && !onlyTargets.count(t.name)) continue;
-    std::optional<Prefetch::Fetched> fetched;
-    if (prefetch) fetched = prefetch->take(t);
-    auto live = fetched ? std::move(fetched->live) : connectAndObserve(t, providers);
-    if (!live) return live.error();
-    timer.done("observe");
+    std::optional<Prefetch::Fetched> fetched = prefetch->take(t);
+    auto live = fetched ? std::move(fetched->live)
+                        : connectAndObserve(t, providers, SteadyClock::now() + fanout.targetTimeout);
+    if (!live) {
+      // One unreachable target is reported; the others are still planned.
+      unreachable.push_back(UnreachableTarget{t.name, live.error().message});
+      continue;
+    }
     auto st = fetched ? std::move(fetched->state) : store.load(t.name);
     if (!st) return err("state for target " + t.name + ": " + st.error().message);
     snapshots[t.name] = TargetSnapshot{std::move(live->observed), ownedOf(*st)};
-    timer.done("state");
   }
-  auto plan = planAgainst(desired, onlyTargets, snapshots, providers, diags);
+  timer.done("observe + state");
+  auto plan = planAgainst(desired, onlyTargets, snapshots, providers, diags, unreachable);
   timer.done("diff");
   warnAboutForgottenTargets(desired, onlyTargets, store, diags);
   return plan;

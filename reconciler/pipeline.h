@@ -3,6 +3,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "model/model.h"
 #include "reconciler/plan.h"
 #include "reconciler/planner.h"
+#include "reconciler/progress.h"
 #include "reconciler/provider.h"
 #include "state/store.h"
 
@@ -23,12 +25,22 @@ struct LiveTarget {
   Observation observed;
 };
 
+// How work spreads over targets: at most `parallelism` targets at once, each bounded by `targetTimeout`
+// (connect + observe), with targets done / total reported to `progress`.
+struct FanoutOptions {
+  int parallelism = 10;
+  std::chrono::milliseconds targetTimeout = kDefaultTargetTimeout;
+  Progress* progress = nullptr;
+};
+
 // Observes targets (and loads their state) in the background as soon as the manifests' Targets are known
-// and checked, so that observing overlaps validating and building the rest of the manifests. Read-only: for
-// plan and drift, never for apply (which observes again under its lock).
+// and checked, so that observing overlaps validating and building the rest of the manifests. Targets are
+// observed on a bounded pool (FanoutOptions). Read-only: for plan and drift, never for apply (which observes
+// again under its lock).
 class Prefetch {
  public:
-  Prefetch(const ProviderRegistry& providers, state::Store& store, std::set<std::string> onlyTargets);
+  Prefetch(const ProviderRegistry& providers, state::Store& store, std::set<std::string> onlyTargets,
+           FanoutOptions fanout = {});
   ~Prefetch();
   Prefetch(const Prefetch&) = delete;
   Prefetch& operator=(const Prefetch&) = delete;
@@ -45,7 +57,9 @@ class Prefetch {
   const ProviderRegistry& providers_;
   state::Store& store_;
   std::set<std::string> only_;
+  FanoutOptions fanout_;
   std::vector<std::unique_ptr<Job>> jobs_;
+  std::thread pool_;  // runs the jobs, `fanout_.parallelism` at a time
 };
 
 // The provider pass of loadDesired: each Target checked, each resource checked, normalized and given its
@@ -59,7 +73,9 @@ DesiredState loadDesired(const std::vector<std::string>& paths, const ProviderRe
 DesiredState loadDesiredText(const std::string& text, const std::string& name, const ProviderRegistry& providers,
                              Diagnostics& diags);
 
-Result<LiveTarget> connectAndObserve(const Target& target, const ProviderRegistry& providers);
+// Connects to one target and observes it, by `deadline`.
+Result<LiveTarget> connectAndObserve(const Target& target, const ProviderRegistry& providers,
+                                     Deadline deadline = SteadyClock::now() + kDefaultTargetTimeout);
 
 // Owned objects of a target as the planner wants them (address -> last applied).
 std::map<Address, Attrs> ownedOf(const state::TargetState& st);
@@ -70,14 +86,17 @@ struct TargetSnapshot {
   std::map<Address, Attrs> owned;
 };
 
-// Pure planning: no connections. Every target of `desired` (or only `onlyTargets`) must have a snapshot.
+// Pure planning: no connections. Every target of `desired` (or only `onlyTargets`) must have a snapshot,
+// except those in `plan.unreachable` of an earlier observation (listed in `unreachable`): they are left out of
+// the plan and named in it.
 Result<Plan> planAgainst(const DesiredState& desired, const std::set<std::string>& onlyTargets,
                          const std::map<std::string, TargetSnapshot>& snapshots, const ProviderRegistry& providers,
-                         Diagnostics& diags);
+                         Diagnostics& diags, const std::vector<UnreachableTarget>& unreachable = {});
 
-// Plans every target of `desired` (or only `onlyTargets`). Observes each target (connecting to it).
+// Plans every target of `desired` (or only `onlyTargets`). Observes the targets (connecting to them) on a
+// bounded pool; a target that cannot be observed is named in `plan.unreachable` and the others are planned.
 Result<Plan> planDesired(const DesiredState& desired, const std::set<std::string>& onlyTargets,
                          state::Store& store, const ProviderRegistry& providers, Diagnostics& diags,
-                         Prefetch* prefetch = nullptr);
+                         Prefetch* prefetch = nullptr, const FanoutOptions& fanout = {});
 
 }  // namespace vnetplan

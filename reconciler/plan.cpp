@@ -98,6 +98,8 @@ Json planToJson(const Plan& plan) {
   for (const auto& t : plan.targets) targets.push_back(toJson(t));
   Json warnings = Json::array();
   for (const auto& w : plan.warnings) warnings.push_back(Json{{"location", w.loc.str()}, {"message", w.message}});
+  Json unreachable = Json::array();
+  for (const auto& u : plan.unreachable) unreachable.push_back(Json{{"target", u.target}, {"error", u.error}});
   return Json{{"format_version", std::to_string(Plan::kFormatVersion)},
               {"vnetplan_version", VNETPLAN_VERSION},
               {"manifests", {{"digest", plan.manifestsDigest}, {"files", plan.manifestFiles}}},
@@ -105,7 +107,8 @@ Json planToJson(const Plan& plan) {
               {"resource_changes", changes},
               {"resource_drift", drift},
               {"live_fingerprints", plan.liveFingerprints},
-              {"warnings", warnings}};
+              {"warnings", warnings},
+              {"unreachable_targets", unreachable}};
 }
 
 static Result<std::optional<Attrs>> optionalAttrs(const Json& j) {
@@ -167,6 +170,8 @@ Result<Plan> planFromJson(const Json& j) {
     }
     for (auto it = j.at("live_fingerprints").begin(); it != j.at("live_fingerprints").end(); ++it)
       p.liveFingerprints[it.key()] = it.value().get<std::string>();
+    for (const auto& u : j.value("unreachable_targets", Json::array()))
+      p.unreachable.push_back(UnreachableTarget{u.at("target").get<std::string>(), u.at("error").get<std::string>()});
     return p;
   } catch (const Json::exception& e) {
     return err(std::string("malformed plan file: ") + e.what());

@@ -36,6 +36,12 @@ struct DriftEntry {
   std::vector<std::string> paths;
 };
 
+// A target whose live state could not be read: nothing of it is planned (and so nothing applied).
+struct UnreachableTarget {
+  std::string target;
+  std::string error;
+};
+
 struct Plan {
   static constexpr int kFormatVersion = 1;
   std::string manifestsDigest;
@@ -45,6 +51,7 @@ struct Plan {
   std::vector<DriftEntry> drift;
   std::map<std::string, std::string> liveFingerprints;  // address -> sha256 of live attrs ("absent")
   std::vector<Diagnostic> warnings;
+  std::vector<UnreachableTarget> unreachable;  // targets left out: they could not be observed
 
   bool hasChanges() const;
   size_t count(Action a) const;

@@ -11,6 +11,8 @@ class Progress {
   virtual void step(const std::string& target, size_t done, size_t total, const std::string& what) = 0;
   // A phase or outcome worth telling the user ("verifying", "rolling back").
   virtual void note(const std::string& target, const std::string& message) = 0;
+  // `done` of `total` targets observed (the last one: `target`).
+  virtual void targets(size_t done, size_t total, const std::string& target) { (void)done, (void)total, (void)target; }
 };
 
 class NullProgress : public Progress {

@@ -18,6 +18,7 @@
 #include "model/model.h"
 #include "model/step.h"
 #include "base/result.h"
+#include "base/socket.h"
 
 namespace vnetplan {
 
@@ -76,6 +77,8 @@ class TargetSession {
   virtual void injectFailure(long index) { (void)index; }
 };
 
+inline constexpr std::chrono::milliseconds kDefaultTargetTimeout{60000};
+
 class Provider {
  public:
   virtual ~Provider() = default;
@@ -93,7 +96,13 @@ class Provider {
   }
   // Provider-specific normalization of desired attributes (units, spellings). Defaults come from traits.
   virtual void normalize(Resource& desired) const { (void)desired; }
-  virtual Result<std::unique_ptr<TargetSession>> connect(const Target& target) = 0;
+  // Connects to the target. Everything the session does to connect and then observe is bounded so that it ends by
+  // `deadline` (--target-timeout): a slow or unreachable target becomes an error for that target, never a hang.
+  virtual Result<std::unique_ptr<TargetSession>> connect(const Target& target, Deadline deadline) = 0;
+  // With the default deadline (kDefaultTargetTimeout from now).
+  Result<std::unique_ptr<TargetSession>> connect(const Target& target) {
+    return connect(target, SteadyClock::now() + kDefaultTargetTimeout);
+  }
   // Called at apply time for every target with changes, one after another, before any target's steps run:
   // creates what the target itself needs (e.g. a namespace with createNetns), since another target's steps
   // may refer to it. Plan and observe never create anything.

@@ -67,6 +67,16 @@ void renderAttrsOf(std::ostringstream& out, const ResourceChange& c, const Palet
 
 }  // namespace
 
+// The targets a plan left out because they could not be observed.
+static std::string unreachableText(const Plan& plan, const Palette& p) {
+  if (plan.unreachable.empty()) return "";
+  std::ostringstream out;
+  out << "\n" << p.red() << "Not planned: " << plan.unreachable.size() << " target(s) could not be reached:" << p.reset()
+      << "\n";
+  for (const auto& u : plan.unreachable) out << "  " << p.red() << "!" << p.reset() << " " << u.target << ": " << u.error << "\n";
+  return out.str();
+}
+
 std::string planSummary(const Plan& plan) {
   std::ostringstream out;
   out << "Plan: " << plan.count(Action::Create) << " to add, " << plan.count(Action::Update) << " to change, "
@@ -80,7 +90,9 @@ std::string renderPlanText(const Plan& plan, const RenderOptions& opts) {
   std::map<std::string, std::string> providerOf;
   for (const auto& t : plan.targets) providerOf[t.name] = t.provider;
   if (!plan.hasChanges()) {
-    out << p.green() << "No changes." << p.reset() << " Live state matches the manifests.\n";
+    out << p.green() << "No changes." << p.reset()
+        << (plan.unreachable.empty() ? " Live state matches the manifests.\n"
+                                     : " Live state of the reachable targets matches the manifests.\n");
   } else {
     out << "vnetplan will perform the following actions:\n";
     std::string currentTarget;
@@ -106,6 +118,7 @@ std::string renderPlanText(const Plan& plan, const RenderOptions& opts) {
     if (disruptive) out << p.red() << disruptive << " change(s) are disruptive: links flap or traffic drops." << p.reset() << "\n";
   }
   if (!plan.drift.empty()) out << "\n" << renderDriftText(plan, opts);
+  out << unreachableText(plan, p);
   return out.str();
 }
 
@@ -134,6 +147,10 @@ std::string renderPlanMarkdown(const Plan& plan) {
       for (size_t i = 0; i < d.paths.size(); ++i) out << (i ? ", " : "") << "`" << d.paths[i] << "`";
       out << "\n";
     }
+  }
+  if (!plan.unreachable.empty()) {
+    out << "\n#### Not planned: unreachable targets\n\n";
+    for (const auto& u : plan.unreachable) out << "- `" << u.target << "`: " << u.error << "\n";
   }
   return out.str();
 }
@@ -167,7 +184,8 @@ std::string renderDriftJson(const Plan& plan) {
            {"in_sync", plan.drift.empty()},
            {"resource_drift", j["resource_drift"]},
            {"pending_changes", plan.count(Action::Create) + plan.count(Action::Update) +
-                                   plan.count(Action::Delete) + plan.count(Action::Replace)}};
+                                   plan.count(Action::Delete) + plan.count(Action::Replace)},
+           {"unreachable_targets", j["unreachable_targets"]}};
   return out.dump(2) + "\n";
 }
 
@@ -194,7 +212,11 @@ std::string renderDriftJunit(const Plan& plan) {
   for (const auto& d : plan.drift) addresses.insert(d.addr.str());
   std::ostringstream out;
   out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"vnetplan drift\" tests=\""
-      << addresses.size() << "\" failures=\"" << drifted.size() << "\">\n";
+      << addresses.size() + plan.unreachable.size() << "\" failures=\"" << drifted.size() << "\" errors=\""
+      << plan.unreachable.size() << "\">\n";
+  for (const auto& u : plan.unreachable)
+    out << "    <testcase classname=\"vnetplan.target\" name=\"" << xmlEscape(u.target)
+        << "\">\n      <error message=\"unreachable: " << xmlEscape(u.error) << "\"/>\n    </testcase>\n";
   for (const auto& a : addresses) {
     out << "    <testcase classname=\"vnetplan.drift\" name=\"" << xmlEscape(a) << "\"";
     auto it = drifted.find(a);
@@ -233,6 +255,10 @@ std::string renderDriftPrometheus(const Plan& plan) {
   for (const auto& d : plan.drift)
     out << "vnetplan_resource_drift{address=\"" << promLabel(d.addr.str()) << "\",target=\""
         << promLabel(d.addr.target) << "\",kind=\"" << kindName(d.addr.kind) << "\"} 1\n";
+  out << "# HELP vnetplan_target_up 1 when the target could be observed.\n"
+      << "# TYPE vnetplan_target_up gauge\n";
+  for (const auto& t : plan.targets) out << "vnetplan_target_up{target=\"" << promLabel(t.name) << "\"} 1\n";
+  for (const auto& u : plan.unreachable) out << "vnetplan_target_up{target=\"" << promLabel(u.target) << "\"} 0\n";
   out << "# HELP vnetplan_pending_changes Changes a plan would make (manifests differ from live).\n"
       << "# TYPE vnetplan_pending_changes gauge\n"
       << "vnetplan_pending_changes "

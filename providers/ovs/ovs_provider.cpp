@@ -92,8 +92,8 @@ class OvsProvider final : public TableProvider<const ovs::OvsLive, ovs::TxnConte
     }
   }
 
-  Result<std::unique_ptr<TargetSession>> connect(const Target& target) override {
-    auto s = ovs::OvsSession::connect(target);
+  Result<std::unique_ptr<TargetSession>> connect(const Target& target, Deadline deadline) override {
+    auto s = ovs::OvsSession::connect(target, deadline);
     if (!s) return s.error();
     return std::unique_ptr<TargetSession>(std::move(*s));
   }

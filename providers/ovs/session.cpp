@@ -35,11 +35,14 @@ bool touchesNioc(const std::vector<Step>& steps) {
 
 }  // namespace
 
-Result<std::unique_ptr<OvsSession>> OvsSession::connect(const Target& target) {
+Result<std::unique_ptr<OvsSession>> OvsSession::connect(const Target& target, Deadline deadline) {
   const std::string db = target.spec.getString("db").value_or(kDefaultDb);
   auto remote = parseRemote(db);
   if (!remote) return err("ovs: db " + remote.error().message);
   auto timeout = std::chrono::milliseconds(envMs("VNETPLAN_OVSDB_TIMEOUT_MS", 30000));
+  // Each request keeps its own bound; none may run past the target's deadline.
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+  timeout = std::max(std::chrono::milliseconds(1), std::min(timeout, left));
   auto conn = Connection::open(*remote, timeout);
   if (!conn) return err("ovs: " + conn.error().message);
   std::unique_ptr<OvsSession> s(new OvsSession());

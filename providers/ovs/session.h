@@ -15,7 +15,8 @@ namespace vnetplan::ovs {
 class OvsSession : public TargetSession {
  public:
   // Connects and checks the server's schema (name, version, every table and column used).
-  static Result<std::unique_ptr<OvsSession>> connect(const Target& target);
+  // Connects (by `deadline` at the latest) and checks the server's schema.
+  static Result<std::unique_ptr<OvsSession>> connect(const Target& target, Deadline deadline);
 
   Result<Observation> observe() override;
   Status apply(const Step& step) override;

@@ -163,6 +163,9 @@ add_path() {
 cp "$here/init" "$root/init"
 chmod 755 "$root/init"
 add_file /bin/busybox
+# The host's /bin/sh (dash) is the VM's /bin/sh: busybox's sh runs its own applets before PATH (a standalone
+# shell), so `sh -c "ip ..."` -- what popen() and system() do -- would get busybox's ip instead of iproute2's.
+add_file /bin/sh
 for tool in ip bridge tc nft tcpdump; do
   p=$(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v "$tool" || true)
   [ -n "$p" ] && add_file "$p"

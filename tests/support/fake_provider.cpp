@@ -199,7 +199,7 @@ class FakeProvider final : public TableProvider<FakeContext, FakeContext> {
   std::string_view name() const override { return name_; }
   void checkTarget(const Target&, Diagnostics&) const override {}
 
-  Result<std::unique_ptr<TargetSession>> connect(const Target& target) override {
+  Result<std::unique_ptr<TargetSession>> connect(const Target& target, Deadline deadline) override {
     std::chrono::milliseconds delay{0};
     {
       std::lock_guard<std::mutex> lock(world_.mu);
@@ -207,7 +207,14 @@ class FakeProvider final : public TableProvider<FakeContext, FakeContext> {
       if (world_.unreachable.count(target.name)) return err(target.name + ": connection refused");
       if (auto it = world_.connectDelay.find(target.name); it != world_.connectDelay.end()) delay = it->second;
     }
-    if (delay.count() > 0) std::this_thread::sleep_for(delay);
+    if (delay.count() > 0) {
+      // A slow peer: answers after `delay`, or not before the deadline.
+      if (SteadyClock::now() + delay > deadline) {
+        std::this_thread::sleep_until(deadline);
+        return err(target.name + ": no answer before the deadline");
+      }
+      std::this_thread::sleep_for(delay);
+    }
     // A connection secret reaches the provider (and nothing else).
     if (auto ref = secretAt(target.spec, "identityPassphrase")) {
       auto value = resolveSecret(*ref);
