@@ -65,6 +65,8 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
       "failure."};
   app.footer(kExitCodes);
   app.require_subcommand(1);
+  // Global options are accepted after the subcommand too (vnetplan plan -f x --state file://y).
+  app.fallthrough();
   app.set_version_flag("--version", std::string("vnetplan ") + VNETPLAN_VERSION);
 
   GlobalOptions g;

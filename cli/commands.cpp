@@ -219,8 +219,8 @@ int cmdValidate(const GlobalOptions& g, const ValidateArgs& a) {
 int cmdPlan(const GlobalOptions& g, const PlanArgs& a) {
   auto store = openStore(g);
   if (!store) return fail(store.error().message);
+  auto progress = makeProgress(g.output);  // outlives the prefetch, which reports to it
   std::optional<Prefetch> prefetch;
-  auto progress = makeProgress(g.output);
   if (a.observed.empty()) prefetch.emplace(g.registry(), **store, toSet(a.targets), fanout(g, progress.get()));
   auto desired = loadOrReport(g, a.files, prefetch ? &*prefetch : nullptr);
   if (!desired) return 1;

@@ -11,6 +11,7 @@
 namespace vnetplan::cli {
 
 void setupLogging(const OutputOptions& o) {
+  spdlog::drop("vnetplan");  // a second run in one process (tests) sets it up afresh
   auto logger = spdlog::stderr_logger_mt("vnetplan");
   if (o.logFormat == "json")
     logger->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","msg":"%v"})", spdlog::pattern_time_type::utc);

@@ -278,6 +278,8 @@ void Prefetch::start(const std::vector<Target>& targets) {
       Job& j = *jobs_[i];
       auto live = connectAndObserve(j.target, providers_, SteadyClock::now() + fanout_.targetTimeout);
       auto st = store_.load(j.target.name);
+      size_t n = ++finished;
+      if (fanout_.progress) fanout_.progress->targets(n, total, j.target.name);
       {
         std::lock_guard<std::mutex> lock(j.mu);
         j.result.live = std::move(live);
@@ -285,8 +287,6 @@ void Prefetch::start(const std::vector<Target>& targets) {
         j.done = true;
       }
       j.cv.notify_all();
-      size_t n = ++finished;
-      if (fanout_.progress) fanout_.progress->targets(n, total, j.target.name);
     });
   });
 }
@@ -341,7 +341,9 @@ Result<Plan> planDesired(const DesiredState& desired, const std::set<std::string
                         : connectAndObserve(t, providers, SteadyClock::now() + fanout.targetTimeout);
     if (!live) {
       // One unreachable target is reported; the others are still planned.
-      unreachable.push_back(UnreachableTarget{t.name, live.error().message});
+      std::string why = live.error().message;
+      if (const std::string prefix = "target " + t.name + ": "; why.rfind(prefix, 0) == 0) why.erase(0, prefix.size());
+      unreachable.push_back(UnreachableTarget{t.name, why});
       continue;
     }
     auto st = fetched ? std::move(fetched->state) : store.load(t.name);

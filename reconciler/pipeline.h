@@ -26,7 +26,7 @@ struct LiveTarget {
 };
 
 // How work spreads over targets: at most `parallelism` targets at once, each bounded by `targetTimeout`
-// (connect + observe), with targets done / total reported to `progress`.
+// (connect + observe), with targets done / total reported to `progress` (which must outlive the work).
 struct FanoutOptions {
   int parallelism = 10;
   std::chrono::milliseconds targetTimeout = kDefaultTargetTimeout;

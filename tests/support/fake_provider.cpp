@@ -201,17 +201,28 @@ class FakeProvider final : public TableProvider<FakeContext, FakeContext> {
 
   Result<std::unique_ptr<TargetSession>> connect(const Target& target, Deadline deadline) override {
     std::chrono::milliseconds delay{0};
+    struct Active {
+      FakeWorld& w;
+      explicit Active(FakeWorld& world) : w(world) {
+        std::lock_guard<std::mutex> lock(w.mu);
+        w.maxActiveConnects = std::max(w.maxActiveConnects, ++w.activeConnects);
+      }
+      ~Active() {
+        std::lock_guard<std::mutex> lock(w.mu);
+        --w.activeConnects;
+      }
+    } active(world_);
     {
       std::lock_guard<std::mutex> lock(world_.mu);
       world_.log.push_back("connect " + target.name);
-      if (world_.unreachable.count(target.name)) return err(target.name + ": connection refused");
+      if (world_.unreachable.count(target.name)) return err("connection refused");
       if (auto it = world_.connectDelay.find(target.name); it != world_.connectDelay.end()) delay = it->second;
     }
     if (delay.count() > 0) {
       // A slow peer: answers after `delay`, or not before the deadline.
       if (SteadyClock::now() + delay > deadline) {
         std::this_thread::sleep_until(deadline);
-        return err(target.name + ": no answer before the deadline");
+        return err("no answer before the deadline");
       }
       std::this_thread::sleep_for(delay);
     }

@@ -53,6 +53,7 @@ struct FakeWorld {
 
   // ---- what happened
   std::vector<std::string> log;  // "create hv1/Port/p1", "connect hv1", ...
+  int activeConnects = 0, maxActiveConnects = 0;  // connects in progress at once (fan-out width)
   // The secret each target's connect resolved (to prove secrets reach providers and nothing else).
   std::map<std::string, std::string> secretsSeen;
 
