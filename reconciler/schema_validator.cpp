@@ -953,6 +953,14 @@ std::string SchemaValidator::Impl::explainOne(const Document& doc, const std::st
     return out;
   };
 
+  // A secret reference holding something else than a reference: never repeat what was written there (it may be
+  // the secret itself).
+  for (const Json* c : cands)
+    if (c->is_object() && c->value("x-secret", false) && !v->is_object()) {
+      auto em = c->find("errorMessage");
+      return prefix + (em != c->end() && em->is_string() ? em->get<std::string>() : "must be a secret reference");
+    }
+
   switch (cls) {
     case ErrClass::Type: {
       std::vector<std::string> types;

@@ -644,9 +644,15 @@ TEST(SchemaTarget, ProviderFields) {
                    "test.yaml:5:1: error: spec: missing required field 'provider' [schema]");
   EXPECT_ONE_ERROR(doc("Target", "  provider: linux\n  createNetns: true\n"),
                    "test.yaml:7:3: error: spec: 'createNetns' needs 'netns' [schema]");
+  // A secret in plain text is refused, and the error does not repeat it.
   EXPECT_ONE_ERROR(doc("Target", "  provider: esxi\n  host: h\n  password: hunter2\n"),
-                   "test.yaml:8:3: error: spec.password: secrets never go in manifests: use an SSH key "
-                   "(identityFile), the environment or clouds.yaml [schema]");
+                   "test.yaml:8:13: error: spec.password: secrets never go in manifests in plain text: write {env: "
+                   "VARIABLE}, {file: PATH} or {cloud: ENTRY} [schema]");
+  EXPECT_ONE_ERROR(doc("Target", "  provider: vpc\n  cloud: c\n  token: {env: 'not a name'}\n"),
+                   "test.yaml:8:16: error: spec.token.env: must be an environment variable name (got 'not a name') "
+                   "[schema]");
+  EXPECT_ONE_ERROR(doc("Target", "  provider: linux\n  identityPassphrase: {env: X}\n"),
+                   "test.yaml:7:3: error: spec.identityPassphrase: only valid for provider esxi [schema]");
 }
 
 TEST(SchemaPort, TypeSpecificFields) {
