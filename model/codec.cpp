@@ -49,12 +49,27 @@ Result<Target> targetFromJson(const Json& j) {
   return t;
 }
 
+Json toJson(const ProviderIdentity& id) {
+  if (id.empty()) return nullptr;
+  return Json{{"id", id.id}, {"revision", id.revision}};
+}
+
+ProviderIdentity identityFromJson(const Json& j) {
+  ProviderIdentity id;
+  if (!j.is_object()) return id;
+  if (auto v = j.find("id"); v != j.end() && v->is_string()) id.id = v->get<std::string>();
+  if (auto v = j.find("revision"); v != j.end() && v->is_string()) id.revision = v->get<std::string>();
+  return id;
+}
+
 Json toJson(const Step& s) {
-  return Json{{"address", s.addr.str()},
-              {"action", stepActionName(s.action)},
-              {"before", flatJson(s.before)},
-              {"after", flatJson(s.after)},
-              {"changed", s.changed}};
+  Json j{{"address", s.addr.str()},
+         {"action", stepActionName(s.action)},
+         {"before", flatJson(s.before)},
+         {"after", flatJson(s.after)},
+         {"changed", s.changed}};
+  if (!s.identity.empty()) j["identity"] = toJson(s.identity);
+  return j;
 }
 
 Result<Step> stepFromJson(const Json& j) {
@@ -73,7 +88,14 @@ Result<Step> stepFromJson(const Json& j) {
   if (j.contains("changed") && j["changed"].is_array())
     for (const auto& c : j["changed"])
       if (c.is_string()) s.changed.push_back(c.get<std::string>());
+  s.identity = identityFromJson(j.value("identity", Json()));
   return s;
+}
+
+std::string fingerprint(const ObservedObject* live) {
+  if (!live) return "absent";
+  if (live->identity.empty()) return fingerprint(&live->attrs);
+  return sha256Hex(flatJson(live->attrs).dump() + '\0' + live->identity.id + '\0' + live->identity.revision);
 }
 
 std::string fingerprint(const Attrs* live) {

@@ -16,7 +16,13 @@ Result<Step> stepFromJson(const Json& j);
 Json flatJson(const Attrs& a);
 Attrs attrsFromFlatJson(const Json& j);
 
-// Stable fingerprint of live attributes ("absent" when the object does not exist).
+// A provider identity as {"id": ..., "revision": ...} (null when empty), and back.
+Json toJson(const ProviderIdentity& id);
+ProviderIdentity identityFromJson(const Json& j);
+
+// Stable fingerprint of a live object: its attributes and its provider identity (id and revision), so a saved
+// plan is stale when either moved ("absent" when the object does not exist).
+std::string fingerprint(const ObservedObject* live);
 std::string fingerprint(const std::optional<Attrs>& live);
 std::string fingerprint(const Attrs* live);  // nullptr = absent
 

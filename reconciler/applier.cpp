@@ -59,6 +59,12 @@ TargetOutcome refused(const std::string& target, const std::string& message) {
   return o;
 }
 
+// The provider ids and revisions of the owned objects, as the verifying observation saw them.
+void recordIdentities(state::TargetState& next, const Observation& verified) {
+  for (auto& [addr, obj] : next.owned)
+    if (auto it = verified.objects.find(addr); it != verified.objects.end()) obj.identity = it->second.identity;
+}
+
 // Records a new generation and the state after it (the caller's journaled run then clears the journal).
 bool commitState(state::Store& store, const ApplyOptions& opts, state::TargetState next, const state::TargetState& prev,
                  const Target& target, const std::string& operation, const std::string& summary,
@@ -134,7 +140,9 @@ TargetOutcome applyTarget(const Plan& plan, const Target& target, state::Store& 
   for (const ResourceChange* c : mine) {
     auto fp = plan.liveFingerprints.find(c->addr.str());
     if (fp == plan.liveFingerprints.end()) continue;
-    if (fingerprint(liveAttrs(live->observed, c->addr)) != fp->second) moved.push_back(c->addr.str());
+    auto it = live->observed.objects.find(c->addr);
+    if (fingerprint(it == live->observed.objects.end() ? nullptr : &it->second) != fp->second)
+      moved.push_back(c->addr.str());
   }
   if (!moved.empty())
     return refused(target.name, "the plan is stale: live state changed since it was made for:\n" + joinLines(moved) +
@@ -157,6 +165,7 @@ TargetOutcome applyTarget(const Plan& plan, const Target& target, state::Store& 
   out.target = target.name;
   if (change.steps.empty()) {
     // Nothing to execute; ownership may still change (adopted no-ops, forgotten objects).
+    recordIdentities(next, live->observed);
     if (!ownershipChanged) {
       // Keep lastApplied current (e.g. manifests reformatted) without a new generation.
       if (!sameOwned(next.owned, st.owned))
@@ -177,6 +186,7 @@ TargetOutcome applyTarget(const Plan& plan, const Target& target, state::Store& 
   JournaledRun run(store, opts, counter, *live->provider, *live->session, target);
   const size_t nSteps = change.steps.size();
   return run.run(change, [&](TargetOutcome& o) {
+    recordIdentities(next, run.verified());
     if (!commitState(store, opts, next, st, target, "apply", summary, plan.manifestsDigest, o)) return false;
     o.result = TargetResult::Applied;
     o.message = std::to_string(nSteps) + " step(s) applied and verified";
@@ -215,6 +225,7 @@ TargetOutcome reconcileTarget(const Target& target, const std::map<Address, std:
   const size_t nSteps = change.steps.size();
   JournaledRun run(store, opts, counter, *live->provider, *live->session, target);
   return run.run(change, [&](TargetOutcome& o) {
+    recordIdentities(next, run.verified());
     const std::string what = "rolled back to generation " + std::to_string(generation);
     if (!commitState(store, opts, next, st, target, "rollback", what, "", o)) return false;
     o.result = TargetResult::Applied;

@@ -194,7 +194,10 @@ std::vector<std::string> JournaledRun::verify(const std::map<Address, std::optio
       problems = {"observe: " + obs.error().message};
     } else {
       problems = verifyAgainst(expected, *obs, provider_);
-      if (problems.empty()) return problems;
+      if (problems.empty()) {
+        verified_ = std::move(*obs);
+        return problems;
+      }
     }
     if (attempt < policy.attempts) {
       std::this_thread::sleep_for(backoff);

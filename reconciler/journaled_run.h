@@ -46,6 +46,9 @@ class JournaledRun {
   // Finishes the rollback an interrupted journal records.
   TargetOutcome recover(const state::Journal& journal);
 
+  // The observation that verified the change (for the commit: provider ids and revisions of what is now live).
+  const Observation& verified() const { return verified_; }
+
  private:
   Status execute(const std::vector<Step>& steps, state::Journal& journal);
   Status executeStepByStep(const std::vector<Step>& steps, state::Journal& journal);
@@ -68,6 +71,7 @@ class JournaledRun {
   TargetSession& session_;
   Target target_;
   TargetOutcome out_;
+  Observation verified_;
   bool untouched_ = false;  // the last execute failed without committing anything (Atomic)
   std::chrono::steady_clock::time_point lastJournalWrite_{};
 };

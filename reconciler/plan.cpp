@@ -42,13 +42,13 @@ std::vector<Step> Plan::steps() const {
   // Deletes first, dependents before what they depend on (reverse of the dependency order).
   for (auto it = changes.rbegin(); it != changes.rend(); ++it) {
     if ((it->action == Action::Delete || it->action == Action::Replace) && it->before)
-      out.push_back(Step{it->addr, StepAction::Delete, *it->before, {}, {}});
+      out.push_back(Step{it->addr, StepAction::Delete, *it->before, {}, {}, it->identity});
   }
   for (const auto& c : changes) {
     if (c.action == Action::Create || c.action == Action::Replace)
-      out.push_back(Step{c.addr, StepAction::Create, {}, *c.after, {}});
+      out.push_back(Step{c.addr, StepAction::Create, {}, *c.after, {}, {}});
     else if (c.action == Action::Update)
-      out.push_back(Step{c.addr, StepAction::Update, c.before.value_or(Attrs{}), *c.after, c.changedPaths});
+      out.push_back(Step{c.addr, StepAction::Update, c.before.value_or(Attrs{}), *c.after, c.changedPaths, c.identity});
   }
   return out;
 }
@@ -86,6 +86,7 @@ Json planToJson(const Plan& plan) {
         {"disruptive", c.disruptive},
         {"adopt", c.adopt},
         {"description", c.description},
+        {"identity", toJson(c.identity)},
     });
   }
   Json drift = Json::array();
@@ -166,6 +167,7 @@ Result<Plan> planFromJson(const Json& j) {
       rc.disruptive = c.value("disruptive", false);
       rc.adopt = c.value("adopt", false);
       rc.description = c.value("description", "");
+      rc.identity = identityFromJson(c.value("identity", Json()));
       p.changes.push_back(std::move(rc));
     }
     for (auto it = j.at("live_fingerprints").begin(); it != j.at("live_fingerprints").end(); ++it)

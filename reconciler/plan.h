@@ -26,6 +26,7 @@ struct ResourceChange {
   bool adopt = false;
   std::map<std::string, AttrOrigin> origins;  // of `after` attributes
   std::string description;  // provider's describe() of the main step
+  ProviderIdentity identity;  // the live object's provider id and revision, when the provider reports them
 };
 
 // Live differs from what vnetplan last applied (someone changed it out of band).

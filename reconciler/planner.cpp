@@ -97,10 +97,13 @@ static std::string describeChange(const Provider& provider, const Target& target
 }
 
 // Fills action, changed paths, disruptive and description for one address.
-static ResourceChange diffOne(const Address& addr, const std::optional<Attrs>& desired,
-                              const std::optional<Attrs>& live, const Provider& provider, const Target& target) {
+static ResourceChange diffOne(const Address& addr, const std::optional<Attrs>& desired, const ObservedObject* liveObj,
+                              const Provider& provider, const Target& target) {
+  std::optional<Attrs> live;
+  if (liveObj) live = liveObj->attrs;
   ResourceChange c;
   c.addr = addr;
+  if (liveObj) c.identity = liveObj->identity;
   c.provider = std::string(provider.name());
   c.before = live;
   c.after = desired;
@@ -134,8 +137,9 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
   for (const Resource* r : desired) {
     seen.insert(r->addr);
     auto liveIt = view.observed->objects.find(r->addr);
+    const ObservedObject* liveObj = liveIt != view.observed->objects.end() ? &liveIt->second : nullptr;
     std::optional<Attrs> live;
-    if (liveIt != view.observed->objects.end()) live = liveIt->second.attrs;
+    if (liveObj) live = liveObj->attrs;
     auto ownedIt = view.owned->find(r->addr);
     const bool owned = ownedIt != view.owned->end();
     if (live && !owned && !r->adopt) {
@@ -145,7 +149,7 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
                   "unmanaged-collision");
       continue;
     }
-    ResourceChange c = diffOne(r->addr, r->attrs, live, provider, *view.target);
+    ResourceChange c = diffOne(r->addr, r->attrs, liveObj, provider, *view.target);
     c.origins = r->origins;
     c.adopt = live && !owned;
     switch (c.action) {
@@ -178,6 +182,7 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
     c.action = Action::Delete;
     if (liveIt != view.observed->objects.end()) {
       c.before = liveIt->second.attrs;
+      c.identity = liveIt->second.identity;
       c.disruptive = true;
       c.reason = "removed from manifests; owned by vnetplan";
       c.description = describeChange(provider, *view.target, c);
@@ -206,7 +211,7 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
     if (c.addr.target != view.target->name) continue;
     auto liveIt = view.observed->objects.find(c.addr);
     plan.liveFingerprints[c.addr.str()] =
-        fingerprint(liveIt == view.observed->objects.end() ? nullptr : &liveIt->second.attrs);
+        fingerprint(liveIt == view.observed->objects.end() ? nullptr : &liveIt->second);
   }
 }
 
@@ -215,9 +220,7 @@ std::vector<ResourceChange> planTowards(const std::map<Address, std::optional<At
   std::vector<ResourceChange> changes;
   for (const auto& [addr, want] : preImage) {
     auto it = live.objects.find(addr);
-    std::optional<Attrs> have;
-    if (it != live.objects.end()) have = it->second.attrs;
-    ResourceChange c = diffOne(addr, want, have, provider, target);
+    ResourceChange c = diffOne(addr, want, it != live.objects.end() ? &it->second : nullptr, provider, target);
     c.reason = "rollback to the state before the apply";
     changes.push_back(std::move(c));
   }

@@ -97,11 +97,14 @@ Error corrupt(Backend& b, const std::string& key, const std::string& why) {
 
 Json ownedToJson(const std::map<Address, OwnedObject>& owned) {
   Json arr = Json::array();
-  for (const auto& [addr, o] : owned)
-    arr.push_back(Json{{"address", toJson(o.addr)},
-                       {"provider", o.provider},
-                       {"lastApplied", flatJson(o.lastApplied)},
-                       {"sinceGeneration", o.sinceGeneration}});
+  for (const auto& [addr, o] : owned) {
+    Json e{{"address", toJson(o.addr)},
+           {"provider", o.provider},
+           {"lastApplied", flatJson(o.lastApplied)},
+           {"sinceGeneration", o.sinceGeneration}};
+    if (!o.identity.empty()) e["identity"] = toJson(o.identity);
+    arr.push_back(std::move(e));
+  }
   return arr;
 }
 
@@ -118,6 +121,7 @@ Result<std::map<Address, OwnedObject>> ownedFromJson(const Json& arr) {
     if (!la.is_object()) return err("owned object " + o.addr.str() + ": lastApplied is not an object");
     o.lastApplied = attrsFromFlatJson(la);
     o.sinceGeneration = e.value("sinceGeneration", int64_t{0});
+    o.identity = identityFromJson(e.value("identity", Json()));
     out[o.addr] = std::move(o);
   }
   return out;

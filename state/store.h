@@ -62,6 +62,7 @@ struct OwnedObject {
   std::string provider;
   Attrs lastApplied;
   int64_t sinceGeneration = 0;
+  ProviderIdentity identity;  // the provider's id and revision as verified after the last apply (if it has them)
 };
 
 struct TargetState {

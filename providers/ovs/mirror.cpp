@@ -27,6 +27,7 @@ void observeMirrors(const OvsLive& live, Observation& obs) {
       ObservedObject o;
       o.addr = Address{target, Kind::Mirror, row->name};
       o.taggedByVnetplan = ownedByVnetplan(row->externalIds);
+      o.identity.id = muuid;  // the row's uuid
       Attrs& a = o.attrs;
       a.set("switch", br.name);
       auto src = portNames(snap, row->selectSrcPort);

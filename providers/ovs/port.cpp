@@ -42,6 +42,7 @@ void observePorts(const OvsLive& live, Observation& obs) {
       ObservedObject o;
       o.addr = Address{target, Kind::Port, port->name};
       o.taggedByVnetplan = ownedByVnetplan(port->externalIds);
+      o.identity.id = puuid;  // the row's uuid
       Attrs& a = o.attrs;
       const StrMap& pids = port->externalIds;
       Attrs vlan;

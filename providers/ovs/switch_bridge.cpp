@@ -81,6 +81,7 @@ void observeSwitches(const OvsLive& live, Observation& obs) {
     ObservedObject o;
     o.addr = Address{target, Kind::Switch, br.name};
     o.taggedByVnetplan = ownedByVnetplan(br.externalIds);
+    o.identity.id = buuid;  // the row's uuid
     Attrs& a = o.attrs;
     a.set("ovs.datapathType", br.datapathType.empty() ? "system" : br.datapathType);
     a.set("ovs.failMode", br.failMode.value_or("standalone"));

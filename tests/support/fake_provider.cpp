@@ -27,6 +27,13 @@ std::optional<Attrs> FakeWorld::get(const std::string& addr) {
   return it->second.attrs;
 }
 
+void FakeWorld::bumpRevision(const std::string& addr) {
+  std::lock_guard<std::mutex> lock(mu);
+  Address a = *Address::parse(addr);
+  auto& obj = live[a.target][a];
+  obj.identity.revision = std::to_string(std::stoi(obj.identity.revision.empty() ? "0" : obj.identity.revision) + 1);
+}
+
 size_t FakeWorld::count(const std::string& prefix) {
   std::lock_guard<std::mutex> lock(mu);
   size_t n = 0;
@@ -56,13 +63,20 @@ Status applyOne(FakeContext& ctx, const Step& step) {
     }
   auto& objs = w.live[ctx.target];
   auto it = objs.find(step.addr);
+  if (w.identities && it != objs.end() && step.action != StepAction::Create && !step.identity.revision.empty() &&
+      step.identity.revision != it->second.identity.revision)
+    return err("412 Precondition Failed: revision " + step.identity.revision + " is not the live revision " +
+               it->second.identity.revision + " (changed concurrently)");
   switch (step.action) {
     case StepAction::Create:
       if (it != objs.end()) return err(step.addr.str() + " already exists");
       objs[step.addr] = ObservedObject{step.addr, step.after, true, {}};
+      if (w.identities) objs[step.addr].identity = ProviderIdentity{"id-" + std::to_string(w.nextId++), "1"};
       break;
     case StepAction::Update:
       if (it == objs.end()) return err(step.addr.str() + " does not exist");
+      if (w.identities)
+        it->second.identity.revision = std::to_string(std::stoi(it->second.identity.revision) + 1);
       for (const auto& path : step.changed) {
         if (const Json* v = step.after.find(path); v && !v->is_null())
           it->second.attrs.set(path, *v);

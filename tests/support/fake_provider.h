@@ -33,6 +33,11 @@ struct FakeWorld {
   // How sessions apply: step by step, in batches of `batchSize`, or all at once (atomic).
   TargetSession::Mode mode = TargetSession::Mode::StepByStep;
   size_t batchSize = 3;
+  // Objects get a provider id and a revision (as Neutron's uuid and revision_number): an update or delete whose
+  // step carries another revision than the live one is refused as a concurrent change (If-Match).
+  bool identities = false;
+  int nextId = 1;
+  void bumpRevision(const std::string& addr);  // someone else changed it
 
   // ---- faults
   std::set<std::string> unreachable;  // connect fails ("connection refused")
