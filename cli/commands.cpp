@@ -12,7 +12,9 @@
 #include <set>
 #include <sstream>
 
+#include "cli/common.h"
 #include "cli/providers.h"
+#include "reconciler/graph.h"
 #include "model/codec.h"
 #include "reconciler/applier.h"
 #include "reconciler/pipeline.h"
@@ -22,176 +24,12 @@
 #include "reconciler/snapshot.h"
 #include "state/store.h"
 
-namespace vnetplan {
-extern const char kEmbeddedDemo[];
-extern const std::size_t kEmbeddedDemoSize;
-}  // namespace vnetplan
-
 namespace vnetplan::cli {
 
 namespace fs = std::filesystem;
 
 const ProviderRegistry& GlobalOptions::registry() const { return providers ? *providers : builtinProviders(); }
 
-namespace {
-
-int fail(const std::string& message) {
-  std::cerr << "error: " << message << "\n";
-  return 1;
-}
-
-void printDiagnostics(const GlobalOptions& g, const Diagnostics& diags) {
-  if (diags.items().empty()) return;
-  std::cerr << diags.render(useColor(g.output, STDERR_FILENO));
-}
-
-Result<std::unique_ptr<state::Store>> openStore(const GlobalOptions& g) {
-  auto backend = state::openBackend(g.stateUrl);
-  if (!backend) return err("--state " + g.stateUrl + ": " + backend.error().message);
-  return std::make_unique<state::Store>(std::move(*backend));
-}
-
-std::set<std::string> toSet(const std::vector<std::string>& v) { return {v.begin(), v.end()}; }
-
-// Loads manifests; prints every diagnostic. nullopt when there are errors.
-std::optional<DesiredState> loadOrReport(const GlobalOptions& g, const std::vector<std::string>& files,
-                                         Prefetch* prefetch = nullptr) {
-  Diagnostics diags;
-  DesiredState desired = loadDesired(files, g.registry(), diags, prefetch);
-  printDiagnostics(g, diags);
-  if (diags.hasErrors()) {
-    std::cerr << diags.errorCount() << " error(s), " << diags.warningCount() << " warning(s)\n";
-    return std::nullopt;
-  }
-  return desired;
-}
-
-Status writeFileAtomic(const std::string& path, const std::string& data) {
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) return err("cannot write " + path + ": " + std::strerror(errno));
-  bool ok = std::fwrite(data.data(), 1, data.size(), f) == data.size() && std::fflush(f) == 0 && fsync(fileno(f)) == 0;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return err("cannot write " + path + ": " + std::strerror(errno));
-  }
-  return {};
-}
-
-std::string gitCommitOf(const std::vector<std::string>& files) {
-  if (files.empty()) return "";
-  fs::path dir = fs::is_directory(files[0]) ? fs::path(files[0]) : fs::path(files[0]).parent_path();
-  if (dir.empty()) dir = ".";
-  std::string cmd = "git -C '" + dir.string() + "' rev-parse HEAD 2>/dev/null";
-  if (dir.string().find('\'') != std::string::npos) return "";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return "";
-  char buf[64] = {0};
-  std::string out = std::fgets(buf, sizeof buf, p) ? buf : "";
-  pclose(p);
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  return out.size() == 40 ? out : "";
-}
-
-void warnPendingJournals(state::Store& store, const Plan& plan) {
-  for (const auto& t : plan.targets) {
-    auto j = store.journal(t.name);
-    if (j && j->has_value())
-      std::cerr << "warning: target " << t.name << " has an unfinished " << (**j).operation << " (journal "
-                << (**j).id << "); apply will refuse until 'vnetplan rollback' restores it\n";
-  }
-}
-
-std::string renderPlan(const GlobalOptions& g, const Plan& plan, const std::string& format, bool showNoOps) {
-  if (format == "json") return renderPlanJson(plan);
-  if (format == "markdown") return renderPlanMarkdown(plan);
-  return renderPlanText(plan, {useColor(g.output, STDOUT_FILENO), showNoOps});
-}
-
-int reportOutcome(const GlobalOptions& g, const ApplyOutcome& outcome) {
-  bool color = useColor(g.output, STDOUT_FILENO);
-  for (const auto& t : outcome.targets) {
-    const char* label = "";
-    const char* c = "";
-    switch (t.result) {
-      case TargetResult::NoChanges: label = "no changes"; c = "\033[32m"; break;
-      case TargetResult::Applied: label = "applied"; c = "\033[32m"; break;
-      case TargetResult::Refused: label = "refused"; c = "\033[31m"; break;
-      case TargetResult::RolledBack: label = "failed, rolled back"; c = "\033[33m"; break;
-      case TargetResult::Damaged: label = "FAILED, NOT fully restored"; c = "\033[31;1m"; break;
-    }
-    std::ostream& os = (t.result == TargetResult::Applied || t.result == TargetResult::NoChanges) ? std::cout : std::cerr;
-    os << (color ? c : "") << "Target " << t.target << ": " << label << (color ? "\033[0m" : "");
-    if (t.generation > 0) os << " (generation " << t.generation << ")";
-    os << "\n";
-    if (!t.message.empty() && t.result != TargetResult::NoChanges) os << "  " << t.message << "\n";
-  }
-  return outcome.exitCode();
-}
-
-FanoutOptions fanout(const GlobalOptions& g, Progress* progress) {
-  FanoutOptions f;
-  f.parallelism = g.parallelism;
-  f.targetTimeout = g.targetTimeout;
-  f.progress = progress;
-  return f;
-}
-
-// Names, on stderr, the targets a plan left out; true if there were any (the command then exits 1).
-bool reportUnreachable(const Plan& plan, const char* what) {
-  if (plan.unreachable.empty()) return false;
-  for (const auto& u : plan.unreachable)
-    std::cerr << "error: target " << u.target << " was not " << what << ": it could not be reached: " << u.error << "\n";
-  return true;
-}
-
-ApplyOptions applyOptions(const GlobalOptions& g, Progress* progress) {
-  ApplyOptions o;
-  o.faults = FaultInjection::fromEnv();
-  o.progress = progress;
-  o.interrupted = g.interrupted;
-  o.parallelism = g.parallelism;
-  return o;
-}
-
-bool confirmInteractively() {
-  if (!isatty(STDIN_FILENO)) {
-    std::cerr << "error: refusing to apply without confirmation: stdin is not a terminal; "
-                 "pass --auto-approve (or apply a reviewed plan file)\n";
-    return false;
-  }
-  std::cout << "\nDo you want to apply these changes? Only 'yes' will be accepted: " << std::flush;
-  std::string answer;
-  std::getline(std::cin, answer);
-  if (answer != "yes") {
-    std::cerr << "Apply cancelled.\n";
-    return false;
-  }
-  return true;
-}
-
-YAML::Node toYaml(const Json& j) {
-  YAML::Node n;
-  if (j.is_object()) {
-    n = YAML::Node(YAML::NodeType::Map);
-    for (auto it = j.begin(); it != j.end(); ++it) n[it.key()] = toYaml(it.value());
-  } else if (j.is_array()) {
-    n = YAML::Node(YAML::NodeType::Sequence);
-    for (const auto& e : j) n.push_back(toYaml(e));
-  } else if (j.is_string()) {
-    n = j.get<std::string>();
-  } else if (j.is_boolean()) {
-    n = j.get<bool>();
-  } else if (j.is_number_integer()) {
-    n = j.get<int64_t>();
-  } else if (j.is_number()) {
-    n = j.get<double>();
-  }
-  return n;
-}
-
-}  // namespace
 
 int cmdValidate(const GlobalOptions& g, const ValidateArgs& a) {
   Diagnostics diags;
@@ -420,39 +258,7 @@ int cmdShow(const GlobalOptions& g, const ShowArgs& a) {
 int cmdGraph(const GlobalOptions& g, const GraphArgs& a) {
   auto desired = loadOrReport(g, a.files);
   if (!desired) return 1;
-  auto id = [](const Address& addr) {
-    std::string s = addr.str();
-    for (auto& c : s)
-      if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-    return "n_" + s;
-  };
-  std::ostringstream out;
-  if (a.format == "dot") {
-    out << "digraph vnetplan {\n  rankdir=LR;\n";
-    for (const auto& t : desired->targets) {
-      out << "  subgraph \"cluster_" << t.name << "\" {\n    label=\"" << t.name << " (" << t.provider << ")\";\n";
-      for (const auto& r : desired->resources)
-        if (r.addr.target == t.name)
-          out << "    " << id(r.addr) << " [label=\"" << kindName(r.addr.kind) << "\\n" << r.addr.name << "\"];\n";
-      out << "  }\n";
-    }
-    for (const auto& r : desired->resources)
-      for (const auto& dep : r.dependsOn) out << "  " << id(r.addr) << " -> " << id(dep) << ";\n";
-    out << "}\n";
-  } else {
-    out << "graph LR\n";
-    for (const auto& t : desired->targets) {
-      out << "  subgraph " << id(Address{t.name, Kind::Target, "t"}) << "[\"" << t.name << " (" << t.provider
-          << ")\"]\n";
-      for (const auto& r : desired->resources)
-        if (r.addr.target == t.name)
-          out << "    " << id(r.addr) << "[\"" << kindName(r.addr.kind) << " " << r.addr.name << "\"]\n";
-      out << "  end\n";
-    }
-    for (const auto& r : desired->resources)
-      for (const auto& dep : r.dependsOn) out << "  " << id(r.addr) << " --> " << id(dep) << "\n";
-  }
-  std::cout << out.str();
+  std::cout << (a.format == "dot" ? renderGraphDot(*desired) : renderGraphMermaid(*desired));
   return 0;
 }
 
@@ -524,60 +330,6 @@ int cmdStateUnlock(const GlobalOptions& g, const std::string& lockId) {
 int cmdSchema() {
   std::cout << SchemaValidator::schemaText();
   return 0;
-}
-
-int cmdDemo(const GlobalOptions& g, const DemoArgs& a) {
-  if (geteuid() != 0) return fail("the demo creates a network namespace and needs root (run it with sudo)");
-  const std::string netns = "vnetplan-demo-" + std::to_string(getpid());
-  std::string text(kEmbeddedDemo, kEmbeddedDemoSize);
-  auto pos = text.find("netns: vnetplan-demo");
-  if (pos == std::string::npos) return fail("internal: the embedded demo has no netns line");
-  text.replace(pos, std::string("netns: vnetplan-demo").size(), "netns: " + netns);
-
-  char dirTemplate[] = "/tmp/vnetplan-demo-state-XXXXXX";
-  if (!mkdtemp(dirTemplate)) return fail("cannot create a temporary state directory");
-  GlobalOptions dg = g;
-  dg.stateUrl = std::string("file://") + dirTemplate;
-  auto store = openStore(dg);
-  if (!store) return fail(store.error().message);
-
-  std::cout << "vnetplan demo: a bridge with two VM ports in the throwaway network namespace " << netns
-            << "\n(state in " << dirTemplate << "). The manifests:\n\n" << std::string(kEmbeddedDemo, kEmbeddedDemoSize)
-            << "\n";
-  int rc = 0;
-  {
-    Diagnostics diags;
-    DesiredState desired = loadDesiredText(text, "quickstart.yaml", g.registry(), diags);
-    printDiagnostics(g, diags);
-    if (diags.hasErrors()) return 1;
-    auto plan = planDesired(desired, {}, **store, g.registry(), diags);
-    if (!plan) return fail(plan.error().message);
-    std::cout << "== vnetplan plan ==\n" << renderPlanText(*plan, {useColor(g.output, STDOUT_FILENO), false});
-    auto progress = makeProgress(g.output);
-    std::cout << "\n== vnetplan apply ==\n";
-    rc = reportOutcome(g, applyPlan(*plan, **store, g.registry(), applyOptions(g, progress.get())));
-    if (rc == 0) {
-      auto again = planDesired(desired, {}, **store, g.registry(), diags);
-      if (!again) return fail(again.error().message);
-      std::cout << "\n== vnetplan plan (again: apply is idempotent) ==\n"
-                << renderPlanText(*again, {useColor(g.output, STDOUT_FILENO), false});
-      if (again->hasChanges()) rc = 1;
-      std::cout << "\n== live state (ip -br link / addr, inside " << netns << ") ==\n" << std::flush;
-      std::string cmd = "ip -n " + netns + " -br link show; ip -n " + netns + " -br addr show";
-      if (std::system(cmd.c_str()) != 0) std::cout << "(could not run ip)\n";
-    }
-  }
-  if (a.keep) {
-    std::cout << "\nKept: netns " << netns << ", state " << dirTemplate << "\n";
-  } else {
-    std::string nsPath = "/run/netns/" + netns;
-    umount2(nsPath.c_str(), MNT_DETACH);
-    ::unlink(nsPath.c_str());
-    std::error_code ec;
-    fs::remove_all(dirTemplate, ec);
-    std::cout << "\nRemoved the demo namespace " << netns << " and its state.\n";
-  }
-  return rc;
 }
 
 }  // namespace vnetplan::cli

@@ -1,4 +1,4 @@
-// The file:// state backend and the backend table (openBackend).
+// The file:// state backend (the table of backends by URL scheme is state/backends.cpp).
 //
 // Layout under DIR (created 0700 on first write; files 0600):
 //   <key components, each percent-encoded>      documents, e.g. targets/hv01/state.json
@@ -36,6 +36,7 @@
 #include "base/sha256.h"
 #include "model/codec.h"
 #include "state/percent.h"
+#include "state/backends.h"
 #include "state/store.h"
 
 namespace vnetplan::state {
@@ -494,9 +495,9 @@ class FileBackend : public Backend {
   fs::path root_;
 };
 
-// ---- the backend table ---------------------------------------------------------------------------------
+}  // namespace
 
-Result<std::unique_ptr<Backend>> openFile(const std::string& url, const std::string& rest) {
+Result<std::unique_ptr<Backend>> openFileBackend(const std::string& url, const std::string& rest) {
   if (rest.empty())
     return err("state backend URL '" + url + "' names no directory (use file://DIR, e.g. file://.vnetplan)");
   if (rest.find('\0') != std::string::npos) return err("state backend URL contains a NUL byte");
@@ -512,38 +513,6 @@ Result<std::unique_ptr<Backend>> openFile(const std::string& url, const std::str
   return std::unique_ptr<Backend>(new FileBackend(url, abs));
 }
 
-Result<std::unique_ptr<Backend>> openEtcd(const std::string& url, const std::string&) {
-  return err("state backend '" + url + "': etcd:// is not implemented yet (supported now: file://DIR)");
-}
-
-struct Scheme {
-  const char* scheme;  // including "://"
-  const char* usage;
-  Result<std::unique_ptr<Backend>> (*open)(const std::string& url, const std::string& rest);
-  bool implemented;
-};
-
-const Scheme kSchemes[] = {
-    {"file://", "file://DIR", openFile, true},
-    {"etcd://", "etcd://HOST:PORT/PREFIX", openEtcd, false},
-};
-
-}  // namespace
-
-Result<std::unique_ptr<Backend>> openBackend(const std::string& url) {
-  for (const auto& s : kSchemes) {
-    std::string p = s.scheme;
-    if (url.compare(0, p.size(), p) == 0) return s.open(url, url.substr(p.size()));
-  }
-  std::string supported, planned;
-  for (const auto& s : kSchemes) {
-    std::string& list = s.implemented ? supported : planned;
-    list += (list.empty() ? "" : ", ") + std::string(s.usage);
-  }
-  std::string msg = "unsupported state backend URL '" + url + "': supported: " + supported;
-  if (!planned.empty()) msg += " (not implemented yet: " + planned + ")";
-  return err(msg);
-}
 
 std::string nowRfc3339() {
   std::time_t t = std::time(nullptr);

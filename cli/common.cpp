@@ -1,0 +1,169 @@
+#include "cli/common.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "base/fileio.h"
+#include "cli/output.h"
+#include "reconciler/render.h"
+
+namespace vnetplan::cli {
+
+namespace fs = std::filesystem;
+
+int fail(const std::string& message) {
+  std::cerr << "error: " << message << "\n";
+  return 1;
+}
+
+void printDiagnostics(const GlobalOptions& g, const Diagnostics& diags) {
+  if (diags.items().empty()) return;
+  std::cerr << diags.render(useColor(g.output, STDERR_FILENO));
+}
+
+Result<std::unique_ptr<state::Store>> openStore(const GlobalOptions& g) {
+  auto backend = state::openBackend(g.stateUrl);
+  if (!backend) return err("--state " + g.stateUrl + ": " + backend.error().message);
+  return std::make_unique<state::Store>(std::move(*backend));
+}
+
+std::set<std::string> toSet(const std::vector<std::string>& v) { return {v.begin(), v.end()}; }
+
+// Loads manifests; prints every diagnostic. nullopt when there are errors.
+std::optional<DesiredState> loadOrReport(const GlobalOptions& g, const std::vector<std::string>& files,
+                                         Prefetch* prefetch) {
+  Diagnostics diags;
+  DesiredState desired = loadDesired(files, g.registry(), diags, prefetch);
+  printDiagnostics(g, diags);
+  if (diags.hasErrors()) {
+    std::cerr << diags.errorCount() << " error(s), " << diags.warningCount() << " warning(s)\n";
+    return std::nullopt;
+  }
+  return desired;
+}
+
+Status writeFileAtomic(const std::string& path, const std::string& data) {
+  // A temp file made with O_EXCL | O_NOFOLLOW next to it, renamed over it: never through a planted symlink.
+  if (Status st = atomicWriteFile(path, data, 0644); !st) return err("cannot write " + path + ": " + st.error().message);
+  return {};
+}
+
+std::string gitCommitOf(const std::vector<std::string>& files) {
+  if (files.empty()) return "";
+  fs::path dir = fs::is_directory(files[0]) ? fs::path(files[0]) : fs::path(files[0]).parent_path();
+  if (dir.empty()) dir = ".";
+  std::string cmd = "git -C '" + dir.string() + "' rev-parse HEAD 2>/dev/null";
+  if (dir.string().find('\'') != std::string::npos) return "";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return "";
+  char buf[64] = {0};
+  std::string out = std::fgets(buf, sizeof buf, p) ? buf : "";
+  pclose(p);
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out.size() == 40 ? out : "";
+}
+
+void warnPendingJournals(state::Store& store, const Plan& plan) {
+  for (const auto& t : plan.targets) {
+    auto j = store.journal(t.name);
+    if (j && j->has_value())
+      std::cerr << "warning: target " << t.name << " has an unfinished " << (**j).operation << " (journal "
+                << (**j).id << "); apply will refuse until 'vnetplan rollback' restores it\n";
+  }
+}
+
+std::string renderPlan(const GlobalOptions& g, const Plan& plan, const std::string& format, bool showNoOps) {
+  if (format == "json") return renderPlanJson(plan);
+  if (format == "markdown") return renderPlanMarkdown(plan);
+  return renderPlanText(plan, {useColor(g.output, STDOUT_FILENO), showNoOps});
+}
+
+int reportOutcome(const GlobalOptions& g, const ApplyOutcome& outcome) {
+  bool color = useColor(g.output, STDOUT_FILENO);
+  for (const auto& t : outcome.targets) {
+    const char* label = "";
+    const char* c = "";
+    switch (t.result) {
+      case TargetResult::NoChanges: label = "no changes"; c = "\033[32m"; break;
+      case TargetResult::Applied: label = "applied"; c = "\033[32m"; break;
+      case TargetResult::Refused: label = "refused"; c = "\033[31m"; break;
+      case TargetResult::RolledBack: label = "failed, rolled back"; c = "\033[33m"; break;
+      case TargetResult::Damaged: label = "FAILED, NOT fully restored"; c = "\033[31;1m"; break;
+    }
+    std::ostream& os = (t.result == TargetResult::Applied || t.result == TargetResult::NoChanges) ? std::cout : std::cerr;
+    os << (color ? c : "") << "Target " << t.target << ": " << label << (color ? "\033[0m" : "");
+    if (t.generation > 0) os << " (generation " << t.generation << ")";
+    os << "\n";
+    if (!t.message.empty() && t.result != TargetResult::NoChanges) os << "  " << t.message << "\n";
+  }
+  return outcome.exitCode();
+}
+
+FanoutOptions fanout(const GlobalOptions& g, Progress* progress) {
+  FanoutOptions f;
+  f.parallelism = g.parallelism;
+  f.targetTimeout = g.targetTimeout;
+  f.progress = progress;
+  return f;
+}
+
+// Names, on stderr, the targets a plan left out; true if there were any (the command then exits 1).
+bool reportUnreachable(const Plan& plan, const char* what) {
+  if (plan.unreachable.empty()) return false;
+  for (const auto& u : plan.unreachable)
+    std::cerr << "error: target " << u.target << " was not " << what << ": it could not be reached: " << u.error << "\n";
+  return true;
+}
+
+ApplyOptions applyOptions(const GlobalOptions& g, Progress* progress) {
+  ApplyOptions o;
+  o.faults = FaultInjection::fromEnv();
+  o.progress = progress;
+  o.interrupted = g.interrupted;
+  o.parallelism = g.parallelism;
+  return o;
+}
+
+bool confirmInteractively() {
+  if (!isatty(STDIN_FILENO)) {
+    std::cerr << "error: refusing to apply without confirmation: stdin is not a terminal; "
+                 "pass --auto-approve (or apply a reviewed plan file)\n";
+    return false;
+  }
+  std::cout << "\nDo you want to apply these changes? Only 'yes' will be accepted: " << std::flush;
+  std::string answer;
+  std::getline(std::cin, answer);
+  if (answer != "yes") {
+    std::cerr << "Apply cancelled.\n";
+    return false;
+  }
+  return true;
+}
+
+YAML::Node toYaml(const Json& j) {
+  YAML::Node n;
+  if (j.is_object()) {
+    n = YAML::Node(YAML::NodeType::Map);
+    for (auto it = j.begin(); it != j.end(); ++it) n[it.key()] = toYaml(it.value());
+  } else if (j.is_array()) {
+    n = YAML::Node(YAML::NodeType::Sequence);
+    for (const auto& e : j) n.push_back(toYaml(e));
+  } else if (j.is_string()) {
+    n = j.get<std::string>();
+  } else if (j.is_boolean()) {
+    n = j.get<bool>();
+  } else if (j.is_number_integer()) {
+    n = j.get<int64_t>();
+  } else if (j.is_number()) {
+    n = j.get<double>();
+  }
+  return n;
+}
+
+
+}  // namespace vnetplan::cli
