@@ -143,6 +143,7 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
   rollback->add_option("--target", ra.targets, "Only these targets (with --to: exactly one)");
   rollback->add_option("-f,--file", ra.files, "Manifests that declare the Target (needed with --to)");
   rollback->add_option("--lock-timeout", rbLockTimeout, "How long to wait for a target's lock");
+  rollback->add_flag("--auto-approve", ra.autoApprove, "With --to: do not ask for confirmation of the plan");
 
   // drift
   DriftArgs da;

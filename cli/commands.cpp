@@ -189,7 +189,13 @@ int cmdRollback(const GlobalOptions& g, const RollbackArgs& a) {
   if (!desired) return 1;
   const Target* t = desired->findTarget(a.targets[0]);
   if (!t) return fail("no Target " + a.targets[0] + " in the manifests");
-  return reportOutcome(g, rollbackToGeneration(*t, *a.generation, **store, g.registry(), opts));
+  // Like apply: show what it will do, and ask (or --auto-approve).
+  auto approve = [&](const Plan& plan) {
+    std::cout << renderPlan(g, plan, "text", false);
+    if (!plan.hasChanges() || a.autoApprove) return true;
+    return confirmInteractively();
+  };
+  return reportOutcome(g, rollbackToGeneration(*t, *a.generation, **store, g.registry(), opts, approve));
 }
 
 int cmdDrift(const GlobalOptions& g, const DriftArgs& a) {
@@ -233,7 +239,12 @@ int cmdShow(const GlobalOptions& g, const ShowArgs& a) {
   for (const auto& [addr, obj] : live->observed.objects) {
     bool owned = st->owned.count(addr) != 0;
     if (!owned && !a.all) continue;
-    Json spec = obj.attrs.toJson();
+    // Manifest fields only: an unset attribute is left out, and what a provider observes about an object's state
+    // (status.*) is not something a manifest sets.
+    Attrs fields;
+    for (const auto& [path, v] : obj.attrs.values())
+      if (!v.is_null() && path.rfind("status.", 0) != 0) fields.set(path, v);
+    Json spec = fields.toJson();
     spec["targets"] = Json::array({a.target});
     if (!owned) spec["adopt"] = true;
     docs.push_back(Json{{"apiVersion", "vnetplan.io/v1"},

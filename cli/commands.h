@@ -43,6 +43,7 @@ struct ApplyArgs {
 };
 struct RollbackArgs {
   std::optional<int64_t> generation;
+  bool autoApprove = false;
   std::vector<std::string> targets, files;
   std::chrono::milliseconds lockTimeout{0};
 };

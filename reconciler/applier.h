@@ -5,6 +5,7 @@
 #pragma once
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -72,8 +73,11 @@ Result<std::vector<std::string>> confirmPending(state::Store& store, const std::
 ApplyOutcome recoverJournals(state::Store& store, const ProviderRegistry& providers, const ApplyOptions& opts,
                              const std::vector<std::string>& onlyTargets);
 
-// `vnetplan rollback --to N`: reconciles a target's owned objects toward generation N's snapshot.
+// `vnetplan rollback --to N`: reconciles a target's owned objects toward generation N's snapshot: objects owned
+// then come back as they were, objects created since are deleted, objects adopted since are released (restored
+// as they were when adopted; never deleted). `approve` sees the plan (under the lock) and may refuse it.
 ApplyOutcome rollbackToGeneration(const Target& target, int64_t generation, state::Store& store,
-                                  const ProviderRegistry& providers, const ApplyOptions& opts);
+                                  const ProviderRegistry& providers, const ApplyOptions& opts,
+                                  const std::function<bool(const Plan&)>& approve = nullptr);
 
 }  // namespace vnetplan

@@ -17,7 +17,7 @@ const std::vector<std::string>& inheritedPolicies() {
 namespace {
 
 // Spec fields that route a resource rather than describe it.
-const std::set<std::string> kEnvelopeFields{"targets", "selector", "adopt", "justification"};
+const std::set<std::string> kEnvelopeFields{"targets", "selector", "adopt", "onRelease", "justification"};
 
 std::map<std::string, std::string> stringMap(const Json& j) {
   std::map<std::string, std::string> out;
@@ -116,6 +116,7 @@ struct Builder {
         for (const auto& [path, _] : attrs.values()) r.origins[path] = AttrOrigin{Origin::Explicit, ""};
         r.labels = stringMap(meta.value("labels", Json::object()));
         r.adopt = spec.value("adopt", false);
+        r.deleteOnRelease = spec.value("onRelease", std::string("restore")) == "delete";
         r.justification = spec.value("justification", "");
         r.loc = d.keyAt("/metadata/name");
         auto [it, fresh] = seen.emplace(r.addr, r.loc);

@@ -208,11 +208,7 @@ Result<LiveTarget> connectAndObserve(const Target& target, const ProviderRegistr
   return lt;
 }
 
-std::map<Address, Attrs> ownedOf(const state::TargetState& st) {
-  std::map<Address, Attrs> out;
-  for (const auto& [addr, obj] : st.owned) out[addr] = obj.lastApplied;
-  return out;
-}
+std::map<Address, state::OwnedObject> ownedOf(const state::TargetState& st) { return st.owned; }
 
 Result<Plan> planAgainst(const DesiredState& desired, const std::set<std::string>& onlyTargets,
                          const std::map<std::string, TargetSnapshot>& snapshots, const ProviderRegistry& providers,

@@ -77,13 +77,13 @@ DesiredState loadDesiredText(const std::string& text, const std::string& name, c
 Result<LiveTarget> connectAndObserve(const Target& target, const ProviderRegistry& providers,
                                      Deadline deadline = SteadyClock::now() + kDefaultTargetTimeout);
 
-// Owned objects of a target as the planner wants them (address -> last applied).
-std::map<Address, Attrs> ownedOf(const state::TargetState& st);
+// Owned objects of a target as the planner wants them.
+std::map<Address, state::OwnedObject> ownedOf(const state::TargetState& st);
 
 // What is known of one target without connecting to it: live objects and owned objects (last applied).
 struct TargetSnapshot {
   Observation observed;
-  std::map<Address, Attrs> owned;
+  std::map<Address, state::OwnedObject> owned;
 };
 
 // Pure planning: no connections. Every target of `desired` (or only `onlyTargets`) must have a snapshot,

@@ -34,6 +34,9 @@ struct KindTraits {
   Kind kind;
   // Attribute paths (exact, or prefix ending in '.') whose change cannot be made in place: delete + create.
   std::vector<std::string> replaceOn;
+  // Attribute paths that can be set in place but not removed again (a tap's owner): going back to unset is a
+  // replace.
+  std::vector<std::string> replaceOnRemove;
   // Attribute paths whose in-place update still disrupts traffic (links flap).
   std::vector<std::string> disruptiveOn;
   // Attribute paths holding lists whose order has no meaning (sorted before comparing).

@@ -23,6 +23,8 @@ struct Palette {
       case Action::Update: return yellow();
       case Action::Replace: return red();
       case Action::NoOp: return dim();
+      case Action::Adopt: return yellow();
+      case Action::Release: return yellow();
     }
     return "";
   }
@@ -56,7 +58,7 @@ void renderAttrsOf(std::ostringstream& out, const ResourceChange& c, const Palet
     for (const auto& [k, v] : c.after->values())
       out << indent << k << ":" << std::string(w - k.size() + 1, ' ') << v.dump() << p.dim() << originNote(c, k)
           << p.reset() << "\n";
-  } else if (c.action == Action::Update || c.action == Action::Replace) {
+  } else if (c.action == Action::Update || c.action == Action::Replace || c.action == Action::Release) {
     size_t w = widest(c.changedPaths);
     for (const auto& k : c.changedPaths)
       out << indent << k << ":" << std::string(w - k.size() + 1, ' ') << show(c.before->find(k)) << " -> "
@@ -80,7 +82,11 @@ static std::string unreachableText(const Plan& plan, const Palette& p) {
 std::string planSummary(const Plan& plan) {
   std::ostringstream out;
   out << "Plan: " << plan.count(Action::Create) << " to add, " << plan.count(Action::Update) << " to change, "
-      << plan.count(Action::Delete) << " to destroy, " << plan.count(Action::Replace) << " to replace.";
+      << plan.count(Action::Delete) << " to destroy, " << plan.count(Action::Replace) << " to replace";
+  // Ownership changes are changes too: vnetplan may later delete what it adopts.
+  if (size_t n = plan.adoptions()) out << ", " << n << " to adopt";
+  if (size_t n = plan.count(Action::Release)) out << ", " << n << " to release";
+  out << ".";
   return out.str();
 }
 
@@ -104,7 +110,7 @@ std::string renderPlanText(const Plan& plan, const RenderOptions& opts) {
             << "\n";
       }
       std::string sym = actionSymbol(c.action);
-      out << "  " << p.forAction(c.action) << (sym.size() == 1 ? sym + "  " : sym) << " " << c.addr.str() << p.reset();
+      out << "  " << p.forAction(c.action) << (sym + std::string(sym.size() < 3 ? 3 - sym.size() : 0, ' ')) << " " << c.addr.str() << p.reset();
       if (c.adopt) out << p.yellow() << "  (adopt)" << p.reset();
       if (c.disruptive && c.action != Action::Create)
         out << p.red() << "  [disruptive]" << p.reset();
@@ -183,8 +189,7 @@ std::string renderDriftJson(const Plan& plan) {
   Json out{{"format_version", j["format_version"]},
            {"in_sync", plan.drift.empty()},
            {"resource_drift", j["resource_drift"]},
-           {"pending_changes", plan.count(Action::Create) + plan.count(Action::Update) +
-                                   plan.count(Action::Delete) + plan.count(Action::Replace)},
+           {"pending_changes", plan.pendingChanges()},
            {"unreachable_targets", j["unreachable_targets"]}};
   return out.dump(2) + "\n";
 }
@@ -262,9 +267,7 @@ std::string renderDriftPrometheus(const Plan& plan) {
   out << "# HELP vnetplan_pending_changes Changes a plan would make (manifests differ from live).\n"
       << "# TYPE vnetplan_pending_changes gauge\n"
       << "vnetplan_pending_changes "
-      << plan.count(Action::Create) + plan.count(Action::Update) + plan.count(Action::Delete) +
-             plan.count(Action::Replace)
-      << "\n";
+      << plan.pendingChanges() << "\n";
   return out.str();
 }
 
