@@ -70,6 +70,29 @@ struct Builder {
     return names;
   }
 
+  // "selector {role: hypervsior} matches no Target (did you mean role: hypervisor?)".
+  std::string selectorMiss(const std::map<std::string, std::string>& selector) const {
+    std::string text;
+    for (const auto& [k, v] : selector) text += (text.empty() ? "" : ", ") + k + ": " + v;
+    std::string hint;
+    for (const auto& [k, v] : selector) {
+      std::vector<std::string> keys, values;
+      for (const auto& t : out.targets)
+        for (const auto& [lk, lv] : t.labels) {
+          keys.push_back(lk);
+          if (lk == k) values.push_back(lv);
+        }
+      if (std::find(keys.begin(), keys.end(), k) == keys.end()) {
+        if (std::string m = closestMatch(k, keys); !m.empty()) hint = m + ": " + v;
+      } else if (std::find(values.begin(), values.end(), v) == values.end()) {
+        if (std::string m = closestMatch(v, values); !m.empty()) hint = k + ": " + m;
+      }
+      if (!hint.empty()) break;
+    }
+    return "selector {" + text + "} matches no Target" + (hint.empty() ? "" : " (did you mean " + hint + "?)") +
+           "; a resource must be placed somewhere (a typo here would plan the deletion of what it owns)";
+  }
+
   std::vector<std::string> resolveTargets(const Document& d, const Json& spec) {
     std::vector<std::string> result;
     if (spec.contains("targets") && spec["targets"].is_array()) {
@@ -90,9 +113,9 @@ struct Builder {
       auto selector = stringMap(spec["selector"]);
       for (const auto& t : out.targets)
         if (matches(selector, t.labels)) result.push_back(t.name);
-      if (result.empty())
-        diags.warning(d.at("/spec/selector"), "selector matches no Target; this resource is not planned anywhere",
-                      "selector-empty");
+      // A typo in a selector must not silently plan the deletion of everything the resource owns: an error,
+      // with the label most likely meant.
+      if (result.empty()) diags.error(d.at("/spec/selector"), selectorMiss(selector), "selector-empty");
     }
     return result;
   }
