@@ -110,6 +110,10 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
   plan->add_option("--observed", pa.observed,
                    "Plan against a snapshot ('vnetplan show --snapshot') instead of connecting to targets");
   plan->add_flag("--show-unchanged", pa.showUnchanged, "List up-to-date resources too");
+  std::string planLockTimeout = "0s";
+  plan->add_option("--lock-timeout", planLockTimeout,
+                   "How long to wait for an apply running on a target to finish (otherwise that target is "
+                   "reported as busy and not planned)");
 
   // apply
   ApplyArgs aa;
@@ -152,6 +156,9 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
   drift->add_option("--target", da.targets, "Only these targets (repeatable)");
   drift->add_option("--format", da.format, "text|json|junit|prometheus")
       ->check(CLI::IsMember({"text", "json", "junit", "prometheus"}));
+  std::string driftLockTimeout = "0s";
+  drift->add_option("--lock-timeout", driftLockTimeout,
+                    "How long to wait for an apply running on a target to finish (otherwise it is reported as busy)");
 
   // show
   ShowArgs sa;
@@ -208,7 +215,15 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
 
   try {
     if (*validate) return cmdValidate(g, va);
-    if (*plan) return cmdPlan(g, pa);
+    if (*plan) {
+      auto d = parseDuration(planLockTimeout);
+      if (!d) {
+        std::cerr << "error: --lock-timeout: not a duration: " << planLockTimeout << " (e.g. 30s, 5m)\n";
+        return 1;
+      }
+      pa.lockTimeout = *d;
+      return cmdPlan(g, pa);
+    }
     if (*apply) {
       auto d = parseDuration(lockTimeout);
       if (!d) {
@@ -239,7 +254,15 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
       return cmdRollback(g, ra);
     }
     if (*confirm) return cmdConfirm(g, confirmTargets);
-    if (*drift) return cmdDrift(g, da);
+    if (*drift) {
+      auto d = parseDuration(driftLockTimeout);
+      if (!d) {
+        std::cerr << "error: --lock-timeout: not a duration: " << driftLockTimeout << " (e.g. 30s, 5m)\n";
+        return 1;
+      }
+      da.lockTimeout = *d;
+      return cmdDrift(g, da);
+    }
     if (*show) return cmdShow(g, sa);
     if (*graph) return cmdGraph(g, ga);
     if (*stList) return cmdStateList(g);

@@ -59,7 +59,9 @@ int cmdPlan(const GlobalOptions& g, const PlanArgs& a) {
   if (!store) return fail(store.error().message);
   auto progress = makeProgress(g.output);  // outlives the prefetch, which reports to it
   std::optional<Prefetch> prefetch;
-  if (a.observed.empty()) prefetch.emplace(g.registry(), **store, toSet(a.targets), fanout(g, progress.get()));
+  FanoutOptions planFanout = fanout(g, progress.get());
+  planFanout.lockTimeout = a.lockTimeout;
+  if (a.observed.empty()) prefetch.emplace(g.registry(), **store, toSet(a.targets), planFanout);
   auto desired = loadOrReport(g, a.files, prefetch ? &*prefetch : nullptr);
   if (!desired) return 1;
   Diagnostics diags;
@@ -73,12 +75,11 @@ int cmdPlan(const GlobalOptions& g, const PlanArgs& a) {
     if (!snapshots) return fail(a.observed + ": " + snapshots.error().message);
     plan = planAgainst(*desired, toSet(a.targets), *snapshots, g.registry(), diags);
   } else {
-    plan = planDesired(*desired, toSet(a.targets), **store, g.registry(), diags, &*prefetch);
+    plan = planDesired(*desired, toSet(a.targets), **store, g.registry(), diags, &*prefetch, planFanout);
   }
   if (!plan) return fail(plan.error().message);
   if (!diags.items().empty()) printDiagnostics(g, diags);
   if (diags.hasErrors()) return 1;
-  if (a.observed.empty()) warnPendingJournals(**store, *plan);
   std::cout << renderPlan(g, *plan, a.format, a.showUnchanged);
   if (!a.out.empty()) {
     if (Status s = writeFileAtomic(a.out, renderPlanJson(*plan)); !s) return fail(s.error().message);
@@ -202,11 +203,13 @@ int cmdDrift(const GlobalOptions& g, const DriftArgs& a) {
   auto store = openStore(g);
   if (!store) return fail(store.error().message);
   auto progress = makeProgress(g.output);
-  Prefetch prefetch(g.registry(), **store, toSet(a.targets), fanout(g, progress.get()));
+  FanoutOptions driftFanout = fanout(g, progress.get());
+  driftFanout.lockTimeout = a.lockTimeout;
+  Prefetch prefetch(g.registry(), **store, toSet(a.targets), driftFanout);
   auto desired = loadOrReport(g, a.files, &prefetch);
   if (!desired) return 1;
   Diagnostics diags;
-  auto plan = planDesired(*desired, toSet(a.targets), **store, g.registry(), diags, &prefetch, fanout(g, progress.get()));
+  auto plan = planDesired(*desired, toSet(a.targets), **store, g.registry(), diags, &prefetch, driftFanout);
   if (!plan) return fail(plan.error().message);
   if (!diags.items().empty()) printDiagnostics(g, diags);
   if (diags.hasErrors()) return 1;

@@ -28,6 +28,7 @@ struct ValidateArgs {
   std::string format = "text";
 };
 struct PlanArgs {
+  std::chrono::milliseconds lockTimeout{0};
   std::vector<std::string> files, targets;
   std::string out, format = "text", observed;
   bool detailedExitCode = false, showUnchanged = false;
@@ -48,6 +49,7 @@ struct RollbackArgs {
   std::chrono::milliseconds lockTimeout{0};
 };
 struct DriftArgs {
+  std::chrono::milliseconds lockTimeout{0};
   std::vector<std::string> files, targets;
   std::string format = "text";
 };

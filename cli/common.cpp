@@ -68,15 +68,6 @@ std::string gitCommitOf(const std::vector<std::string>& files) {
   return out.size() == 40 ? out : "";
 }
 
-void warnPendingJournals(state::Store& store, const Plan& plan) {
-  for (const auto& t : plan.targets) {
-    auto j = store.journal(t.name);
-    if (j && j->has_value())
-      std::cerr << "warning: target " << t.name << " has an unfinished " << (**j).operation << " (journal "
-                << (**j).id << "); apply will refuse until 'vnetplan rollback' restores it\n";
-  }
-}
-
 std::string renderPlan(const GlobalOptions& g, const Plan& plan, const std::string& format, bool showNoOps) {
   if (format == "json") return renderPlanJson(plan);
   if (format == "markdown") return renderPlanMarkdown(plan);
@@ -116,7 +107,7 @@ FanoutOptions fanout(const GlobalOptions& g, Progress* progress) {
 bool reportUnreachable(const Plan& plan, const char* what) {
   if (plan.unreachable.empty()) return false;
   for (const auto& u : plan.unreachable)
-    std::cerr << "error: target " << u.target << " was not " << what << ": it could not be reached: " << u.error << "\n";
+    std::cerr << "error: target " << u.target << " was not " << what << ": " << u.error << "\n";
   return true;
 }
 

@@ -27,7 +27,6 @@ std::optional<DesiredState> loadOrReport(const GlobalOptions& g, const std::vect
 Status writeFileAtomic(const std::string& path, const std::string& data);
 // The commit the manifests are at, when they are in a git work tree ("" otherwise).
 std::string gitCommitOf(const std::vector<std::string>& files);
-void warnPendingJournals(state::Store& store, const Plan& plan);
 std::string renderPlan(const GlobalOptions& g, const Plan& plan, const std::string& format, bool showNoOps);
 // Prints each target's outcome; returns the exit code.
 int reportOutcome(const GlobalOptions& g, const ApplyOutcome& outcome);

@@ -73,8 +73,7 @@ void renderAttrsOf(std::ostringstream& out, const ResourceChange& c, const Palet
 static std::string unreachableText(const Plan& plan, const Palette& p) {
   if (plan.unreachable.empty()) return "";
   std::ostringstream out;
-  out << "\n" << p.red() << "Not planned: " << plan.unreachable.size() << " target(s) could not be reached:" << p.reset()
-      << "\n";
+  out << "\n" << p.red() << "Not planned: " << plan.unreachable.size() << " target(s):" << p.reset() << "\n";
   for (const auto& u : plan.unreachable) out << "  " << p.red() << "!" << p.reset() << " " << u.target << ": " << u.error << "\n";
   return out.str();
 }

@@ -485,6 +485,14 @@ Status Store::clearConfirm(const std::string& target) {
   return backend_->remove(*dir + "confirm.json");
 }
 
+Result<std::optional<LockInfo>> Store::lockHolder(const std::string& target) {
+  auto all = backend_->locks();
+  if (!all) return all.error();
+  for (const auto& l : *all)
+    if (l.held && l.info.name == "target/" + target) return std::optional<LockInfo>(l.info);
+  return std::optional<LockInfo>();
+}
+
 Result<std::unique_ptr<Lock>> Store::lockTarget(const std::string& target, const std::string& operation,
                                                 std::chrono::milliseconds wait) {
   if (target.empty()) return err("empty target name");

@@ -157,6 +157,8 @@ class Store {
 
   Result<std::unique_ptr<Lock>> lockTarget(const std::string& target, const std::string& operation,
                                            std::chrono::milliseconds wait);
+  // Who holds the target's lock right now (a live apply, rollback...), if anyone.
+  Result<std::optional<LockInfo>> lockHolder(const std::string& target);
 
  private:
   std::unique_ptr<Backend> backend_;
