@@ -127,13 +127,28 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
   std::string confirmTimeout;
   apply->add_option("--confirm-timeout", confirmTimeout,
                     "Keep the change un-committed and roll it back unless 'vnetplan confirm' is run (or every "
-                    "--probe succeeds) within this time, e.g. 120s (like netplan try)");
-  apply->add_option("--probe", aa.probes, "With --confirm-timeout: tcp:HOST:PORT or icmp:HOST (repeatable)");
+                    "--probe succeeds) within this time, e.g. 120s (like netplan try). apply WAITS until then; "
+                    "confirm from another shell with 'vnetplan confirm' (same --state). The deadline holds even if "
+                    "this process is hung up or killed: a watchdog process rolls the change back then");
+  apply->add_option("--probe", aa.probes,
+                    "With --confirm-timeout: tcp:HOST:PORT or icmp:HOST (repeatable); run where the target's "
+                    "traffic is (inside a linux Target's namespace)");
   apply->add_option("--format", aa.format, "Plan rendering: text|json|markdown")
       ->check(CLI::IsMember({"text", "json", "markdown"}));
 
+  // The confirmation watchdog an apply with --confirm-timeout starts (not for users).
+  WatchdogArgs wd;
+  auto* watchdog = app.add_subcommand("__confirm-watchdog", "");
+  watchdog->group("");
+  watchdog->add_option("--target", wd.target)->required();
+  watchdog->add_option("--journal", wd.journal)->required();
+
   std::vector<std::string> confirmTargets;
-  auto* confirm = app.add_subcommand("confirm", "Keep the change of an apply running with --confirm-timeout.");
+  auto* confirm = app.add_subcommand(
+      "confirm",
+      "Keep the change of an apply waiting with --confirm-timeout (run it from another shell). Exit codes: 0 "
+      "confirmed; 1 nothing awaits confirmation, the deadline has passed (the change is being rolled back), or "
+      "error.");
   confirm->add_option("--target", confirmTargets, "Only these targets (default: every target awaiting confirmation)");
 
   // rollback
@@ -211,6 +226,9 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
   sa_.sa_handler = onSignal;
   sigaction(SIGINT, &sa_, nullptr);
   sigaction(SIGTERM, &sa_, nullptr);
+  // A dropped SSH session must not end an apply half-way, nor its wait for confirmation: it goes on (and a
+  // watchdog process enforces a confirmation deadline even if this one is killed).
+  signal(SIGHUP, SIG_IGN);
   g.interrupted = &gInterrupted;
 
   try {
@@ -254,6 +272,7 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
       return cmdRollback(g, ra);
     }
     if (*confirm) return cmdConfirm(g, confirmTargets);
+    if (*watchdog) return cmdConfirmWatchdog(g, wd);
     if (*drift) {
       auto d = parseDuration(driftLockTimeout);
       if (!d) {

@@ -11,6 +11,7 @@
 #include <iostream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "cli/common.h"
 #include "cli/providers.h"
@@ -18,7 +19,7 @@
 #include "model/codec.h"
 #include "reconciler/applier.h"
 #include "reconciler/pipeline.h"
-#include "reconciler/probe.h"
+#include "base/probe.h"
 #include "reconciler/render.h"
 #include "reconciler/schema_validator.h"
 #include "reconciler/snapshot.h"
@@ -146,6 +147,7 @@ int cmdApply(const GlobalOptions& g, const ApplyArgs& a) {
   opts.lockTimeout = a.lockTimeout;
   opts.locksHeld = !locks.empty();
   opts.confirmTimeout = a.confirmTimeout;
+  if (a.confirmTimeout) opts.startWatchdog = watchdogStarter(g);
   for (const auto& spec : a.probes) {
     auto p = parseProbe(spec);
     if (!p) return fail(p.error().message);
@@ -163,11 +165,31 @@ int cmdConfirm(const GlobalOptions& g, const std::vector<std::string>& targets) 
   auto confirmed = confirmPending(**store, targets);
   if (!confirmed) return fail(confirmed.error().message);
   if (confirmed->empty()) {
-    std::cout << "Nothing awaits confirmation.\n";
+    std::cerr << "error: nothing awaits confirmation (no apply with --confirm-timeout is waiting"
+              << (targets.empty() ? "" : " on the targets given") << ")\n";
     return 1;
   }
-  for (const auto& t : *confirmed) std::cout << "Confirmed target " << t << ": the apply keeps its change.\n";
+  // The waiting apply (or, if it is gone, its watchdog) commits the change: wait a little to say which.
+  for (const auto& t : *confirmed) {
+    bool done = false;
+    for (int i = 0; i < 100 && !done; ++i) {
+      auto j = (*store)->journal(t);
+      done = j && !j->has_value();
+      if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    std::cout << "Confirmed target " << t << ": " << (done ? "the change is kept (committed)." : "the change is kept; the apply is committing it.") << "\n";
+  }
   return 0;
+}
+
+int cmdConfirmWatchdog(const GlobalOptions& g, const WatchdogArgs& a) {
+  auto store = openStore(g);
+  if (!store) return fail(store.error().message);
+  ApplyOptions opts = applyOptions(g, nullptr);
+  auto outcome = superviseConfirmation(**store, g.registry(), a.target, a.journal, opts);
+  for (const auto& t : outcome.targets)
+    spdlog::warn("confirm watchdog: target {}: {}", t.target, t.message);
+  return outcome.exitCode();
 }
 
 int cmdRollback(const GlobalOptions& g, const RollbackArgs& a) {

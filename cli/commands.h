@@ -63,6 +63,9 @@ struct GraphArgs {
   std::vector<std::string> files;
   std::string format = "mermaid";
 };
+struct WatchdogArgs {
+  std::string target, journal;
+};
 struct DemoArgs {
   bool keep = false;
 };
@@ -71,6 +74,7 @@ int cmdValidate(const GlobalOptions& g, const ValidateArgs& a);
 int cmdPlan(const GlobalOptions& g, const PlanArgs& a);
 int cmdApply(const GlobalOptions& g, const ApplyArgs& a);
 int cmdConfirm(const GlobalOptions& g, const std::vector<std::string>& targets);
+int cmdConfirmWatchdog(const GlobalOptions& g, const WatchdogArgs& a);
 int cmdRollback(const GlobalOptions& g, const RollbackArgs& a);
 int cmdDrift(const GlobalOptions& g, const DriftArgs& a);
 int cmdShow(const GlobalOptions& g, const ShowArgs& a);

@@ -1,8 +1,12 @@
 #include "cli/common.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -118,6 +122,56 @@ ApplyOptions applyOptions(const GlobalOptions& g, Progress* progress) {
   o.interrupted = g.interrupted;
   o.parallelism = g.parallelism;
   return o;
+}
+
+std::function<int64_t(const std::string&, const std::string&)> watchdogStarter(const GlobalOptions& g) {
+  const std::string stateUrl = g.stateUrl;
+  const std::string logLevel = g.output.logLevel;
+  return [stateUrl, logLevel](const std::string& target, const std::string& journal) -> int64_t {
+    char self[4096];
+    ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return 0;
+    self[n] = '\0';
+    // The state URL is relative to the working directory: keep it by staying in it.
+    std::vector<std::string> args{self, "--state", stateUrl, "--log-level", logLevel, "__confirm-watchdog",
+                                  "--target", target, "--journal", journal};
+    int pipefd[2];
+    if (::pipe2(pipefd, O_CLOEXEC) != 0) return 0;
+    pid_t child = ::fork();
+    if (child < 0) {
+      ::close(pipefd[0]);
+      ::close(pipefd[1]);
+      return 0;
+    }
+    if (child == 0) {
+      // Double fork: the watchdog is nobody's child here (no zombie), in a session of its own (no terminal).
+      ::setsid();
+      pid_t grandchild = ::fork();
+      if (grandchild != 0) {
+        int64_t pid = grandchild > 0 ? grandchild : 0;
+        (void)!::write(pipefd[1], &pid, sizeof pid);
+        ::_exit(0);
+      }
+      ::signal(SIGHUP, SIG_IGN);
+      int devnull = ::open("/dev/null", O_RDWR);
+      if (devnull >= 0) {
+        ::dup2(devnull, 0);
+        ::dup2(devnull, 1);
+        ::dup2(devnull, 2);
+      }
+      std::vector<char*> argv;
+      for (auto& s : args) argv.push_back(s.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    ::close(pipefd[1]);
+    int64_t pid = 0;
+    (void)!::read(pipefd[0], &pid, sizeof pid);
+    ::close(pipefd[0]);
+    ::waitpid(child, nullptr, 0);
+    return pid;
+  };
 }
 
 bool confirmInteractively() {

@@ -34,6 +34,9 @@ FanoutOptions fanout(const GlobalOptions& g, Progress* progress);
 // Names, on stderr, the targets a plan left out; true if there were any (the command then exits 1).
 bool reportUnreachable(const Plan& plan, const char* what);
 ApplyOptions applyOptions(const GlobalOptions& g, Progress* progress);
+// Starts `vnetplan __confirm-watchdog` as a process of its own (new session, no terminal, SIGHUP ignored) that
+// outlives this one; returns its pid (0 if it could not be started).
+std::function<int64_t(const std::string&, const std::string&)> watchdogStarter(const GlobalOptions& g);
 // Asks on the terminal; false (with the reason) when stdin is not one.
 bool confirmInteractively();
 YAML::Node toYaml(const Json& j);

@@ -1,7 +1,11 @@
 #include "reconciler/applier.h"
 
+#include <signal.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <map>
+#include <thread>
 
 #include "model/codec.h"
 #include "reconciler/fanout.h"
@@ -407,15 +411,77 @@ Result<std::vector<std::string>> confirmPending(state::Store& store, const std::
   auto targets = store.targets();
   if (!targets) return targets.error();
   std::vector<std::string> confirmed;
+  const std::string now = state::nowRfc3339();
   for (const auto& t : *targets) {
     if (!onlyTargets.empty() && std::find(onlyTargets.begin(), onlyTargets.end(), t) == onlyTargets.end()) continue;
     auto j = store.journal(t);
     if (!j) return j.error();
     if (!j->has_value() || (**j).status != state::JournalStatus::AwaitingConfirm) continue;
+    // RFC 3339 UTC text compares in time order.
+    if (!(**j).confirmDeadline.empty() && now >= (**j).confirmDeadline)
+      return err("target " + t + ": the confirmation deadline passed at " + (**j).confirmDeadline +
+                 "; its change is being rolled back and can no longer be confirmed");
     if (Status s = store.confirm(t, (**j).id); !s) return s.error();
     confirmed.push_back(t);
   }
   return confirmed;
+}
+
+ApplyOutcome superviseConfirmation(state::Store& store, const ProviderRegistry& providers, const std::string& target,
+                                   const std::string& journalId, const ApplyOptions& opts) {
+  ApplyOutcome outcome;
+  // The apply is alive while it holds the target's lock: a dead process (even one not reaped yet) holds nothing.
+  auto applyHoldsLock = [&]() {
+    auto holder = store.lockHolder(target);
+    return holder && holder->has_value();
+  };
+  for (;;) {
+    auto j = store.journal(target);
+    if (!j) {
+      outcome.targets.push_back(refused(target, "journal: " + j.error().message));
+      return outcome;
+    }
+    if (!j->has_value() || (**j).id != journalId) return outcome;  // finished: committed or rolled back
+    const state::Journal& jr = **j;
+    const bool applyAlive = applyHoldsLock();
+    const bool pastDeadline = !jr.confirmDeadline.empty() && state::nowRfc3339() >= jr.confirmDeadline;
+    auto confirmedOr = store.confirmed(target, journalId);
+    const bool isConfirmed = confirmedOr && *confirmedOr;
+    const bool ours = !applyAlive && ((jr.status == state::JournalStatus::AwaitingConfirm && (isConfirmed || pastDeadline)) ||
+                                      jr.status == state::JournalStatus::Committing ||
+                                      jr.status == state::JournalStatus::RollingBack);
+    if (ours) {
+      // The apply is gone: finish what it would have done, under the target's lock.
+      auto lock = store.lockTarget(target, "confirm-watchdog", std::chrono::seconds(30));
+      if (!lock) {
+        outcome.targets.push_back(refused(target, lock.error().message));
+        return outcome;
+      }
+      auto again = store.journal(target);
+      if (!again || !again->has_value() || (**again).id != journalId) return outcome;
+      state::Journal current = **again;
+      Provider* provider = providers.find(current.targetSpec.provider);
+      if (!provider) {
+        outcome.targets.push_back(refused(target, "unknown provider '" + current.targetSpec.provider + "'"));
+        return outcome;
+      }
+      auto session = provider->connect(current.targetSpec);
+      if (!session) {
+        // Cannot reach it now: try again (the deadline has passed; the rollback is still owed).
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        continue;
+      }
+      StepCounter counter;
+      JournaledRun run(store, opts, counter, *provider, **session, current.targetSpec);
+      const bool commitIt = current.status == state::JournalStatus::Committing ||
+                            (current.status == state::JournalStatus::AwaitingConfirm && isConfirmed);
+      outcome.targets.push_back(commitIt ? run.finishCommit(current)
+                                         : run.recover(current));
+      (void)store.clearConfirm(target);
+      return outcome;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
 }
 
 ApplyOutcome recoverJournals(state::Store& store, const ProviderRegistry& providers, const ApplyOptions& opts,

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "reconciler/plan.h"
-#include "reconciler/probe.h"
+#include "base/probe.h"
 #include "reconciler/progress.h"
 #include "reconciler/provider.h"
 #include "state/store.h"
@@ -32,6 +32,10 @@ struct ApplyOptions {
   // 'vnetplan confirm' is run, or every probe succeeds, before the deadline.
   std::optional<std::chrono::milliseconds> confirmTimeout;
   std::vector<Probe> probes;
+  // Starts a process that outlives this one and enforces the confirmation deadline of `journalId` on `target`
+  // (superviseConfirmation), so that a hang-up or a kill of the waiting apply still rolls back at the deadline.
+  // Returns its pid (0: none could be started: the apply then says so and enforces the deadline itself only).
+  std::function<int64_t(const std::string& target, const std::string& journalId)> startWatchdog;
   // Verification: attempts and the first back-off (doubled each time). 0: each kind's own policy
   // (KindTraits::verify); set, they override it for every kind.
   int verifyAttempts = 0;
@@ -65,9 +69,16 @@ Result<std::vector<std::unique_ptr<state::Lock>>> lockTargets(state::Store& stor
 ApplyOutcome applyPlan(const Plan& plan, state::Store& store, const ProviderRegistry& providers,
                        const ApplyOptions& opts);
 
-// `vnetplan confirm`: confirms every target (or only `onlyTargets`) whose apply awaits confirmation.
-// Returns the targets confirmed.
+// `vnetplan confirm`: confirms every target (or only `onlyTargets`) whose apply awaits confirmation. Refuses a
+// target whose deadline has passed (its change is being rolled back). Returns the targets confirmed.
 Result<std::vector<std::string>> confirmPending(state::Store& store, const std::vector<std::string>& onlyTargets);
+
+// The confirmation watchdog of one journal (a process of its own, started by the apply that waits): while the
+// apply lives it only watches; once the apply is gone, a confirmed change is committed, and at the deadline an
+// unconfirmed one is rolled back (live state and state) with no further command. Returns when the journal is
+// finished (by anyone); the outcome of what it did itself, if anything.
+ApplyOutcome superviseConfirmation(state::Store& store, const ProviderRegistry& providers, const std::string& target,
+                                   const std::string& journalId, const ApplyOptions& opts);
 
 // `vnetplan rollback` after an interrupted apply: finishes the rollback recorded in each target's journal.
 ApplyOutcome recoverJournals(state::Store& store, const ProviderRegistry& providers, const ApplyOptions& opts,

@@ -66,13 +66,15 @@ TargetOutcome JournaledRun::run(const Change& change) {
   Status executed = execute(change.steps, journal);
   if (executed.ok()) {
     auto problems = verify(change.expected, /*exact=*/false);
-    if (problems.empty() && opts_.confirmTimeout) {
-      if (Status c = awaitConfirmation(journal); !c) problems = {c.error().message};
-    }
     if (problems.empty()) {
       // The provider's ids and revisions as the verifying observation saw them.
       for (auto& [addr, obj] : journal.commit->owned)
         if (auto it = verified_.objects.find(addr); it != verified_.objects.end()) obj.identity = it->second.identity;
+    }
+    if (problems.empty() && opts_.confirmTimeout) {
+      if (Status c = awaitConfirmation(journal); !c) problems = {c.error().message};
+    }
+    if (problems.empty()) {
       if (commit(journal)) {
         out_.result = TargetResult::Applied;
         out_.generation = journal.commit->number;
@@ -274,8 +276,18 @@ Status JournaledRun::awaitConfirmation(state::Journal& journal) {
   const auto deadline = clock::now() + *opts_.confirmTimeout;
   journal.status = state::JournalStatus::AwaitingConfirm;
   journal.confirmDeadline = rfc3339(deadline);
-  if (Status s = store_.writeJournal(journal); !s) return err("cannot write the journal: " + s.error().message);
   keep(store_.clearConfirm(journal.target), "clear confirm");
+  if (Status s = store_.writeJournal(journal); !s) return err("cannot write the journal: " + s.error().message);
+  // Something that outlives this process enforces the deadline too (a hang-up or kill -9 of this apply).
+  if (opts_.startWatchdog) {
+    journal.watchdogPid = opts_.startWatchdog(journal.target, journal.id);
+    if (journal.watchdogPid > 0) {
+      if (Status s = store_.writeJournal(journal); !s) return err("cannot write the journal: " + s.error().message);
+    } else if (opts_.progress) {
+      opts_.progress->note(journal.target, "warning: no confirmation watchdog could be started; if this process "
+                                           "dies before the deadline, run 'vnetplan rollback' yourself");
+    }
+  }
   const auto secs = std::chrono::duration_cast<std::chrono::seconds>(*opts_.confirmTimeout).count();
   if (opts_.progress)
     opts_.progress->note(journal.target, "applied and verified; rolling back in " + std::to_string(secs) +
@@ -289,7 +301,7 @@ Status JournaledRun::awaitConfirmation(state::Journal& journal) {
     if (!opts_.probes.empty()) {
       bool all = true;
       for (const auto& p : opts_.probes)
-        if (Status ps = runProbe(p, std::chrono::milliseconds(1000)); !ps) {
+        if (Status ps = session_.probe(p, std::chrono::milliseconds(1000)); !ps) {
           all = false;
           lastProbeError = ps.error().message;
           break;

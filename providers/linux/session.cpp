@@ -216,6 +216,11 @@ Status LinuxSession::apply(const Step& step) {
   return linuxKinds().apply(*this, step);
 }
 
+Status LinuxSession::probe(const Probe& p, std::chrono::milliseconds timeout) {
+  if (createPending_ && !netnsExists(netns_)) return err("probe " + p.spec + ": netns " + netns_ + " does not exist yet");
+  return runInNetns(nsFd(), [&] { return runProbe(p, timeout); });
+}
+
 Result<int> LinuxSession::ifindex(const std::string& name) {
   if (auto it = index_.find(name); it != index_.end()) return it->second;
   NlMsg m = newMsg(RTM_GETLINK, 0);
