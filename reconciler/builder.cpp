@@ -234,8 +234,24 @@ struct Builder {
         if (!parent)
           if (auto sw = r.attrs.getString("switch")) parent = find({r.addr.target, Kind::Switch, *sw});
         if (parent) inheritFrom(r, *parent);
+        if (kind == Kind::Port) inheritMtu(r);
       }
     }
+  }
+
+  // A Port takes its Switch's MTU (through its PortGroup's switch) unless it says otherwise: a VM's tap on a
+  // 9000-byte bridge is a 9000-byte port. (PortGroups carry no MTU of their own.) A provider drops an inherited
+  // MTU on a port type that has none of its own (a patch port) or must stay below it (a tunnel).
+  void inheritMtu(Resource& port) {
+    if (port.attrs.has("mtu")) return;
+    std::optional<std::string> sw = port.attrs.getString("switch");
+    if (auto pg = port.attrs.getString("portGroup"))
+      if (const Resource* group = find({port.addr.target, Kind::PortGroup, *pg})) sw = group->attrs.getString("switch");
+    if (!sw) return;
+    const Resource* parent = find({port.addr.target, Kind::Switch, *sw});
+    if (!parent || !parent->attrs.has("mtu")) return;
+    port.attrs.set("mtu", *parent->attrs.find("mtu"));
+    port.origins["mtu"] = AttrOrigin{Origin::Inherited, parent->addr.str()};
   }
 };
 
