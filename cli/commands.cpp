@@ -46,7 +46,7 @@ int cmdValidate(const GlobalOptions& g, const ValidateArgs& a) {
   } else {
     printDiagnostics(g, diags);
     if (diags.hasErrors())
-      std::cerr << diags.errorCount() << " error(s), " << diags.warningCount() << " warning(s)\n";
+      say(std::to_string(diags.errorCount()) + " error(s), " + std::to_string(diags.warningCount()) + " warning(s)");
     else
       std::cout << "Valid: " << desired.targets.size() << " target(s), " << desired.resources.size()
                 << " resource(s) in " << desired.files.size() << " file(s)"
@@ -84,7 +84,7 @@ int cmdPlan(const GlobalOptions& g, const PlanArgs& a) {
   std::cout << renderPlan(g, *plan, a.format, a.showUnchanged);
   if (!a.out.empty()) {
     if (Status s = writeFileAtomic(a.out, renderPlanJson(*plan)); !s) return fail(s.error().message);
-    std::cerr << "Saved the plan to " << a.out << ". Apply exactly this plan with: vnetplan apply " << a.out << "\n";
+    say("Saved the plan to " + a.out + ". Apply exactly this plan with: vnetplan apply " + a.out);
   }
   if (reportUnreachable(*plan, "planned")) return 1;
   if (a.detailedExitCode && plan->hasChanges()) return 2;
@@ -165,9 +165,8 @@ int cmdConfirm(const GlobalOptions& g, const std::vector<std::string>& targets) 
   auto confirmed = confirmPending(**store, targets);
   if (!confirmed) return fail(confirmed.error().message);
   if (confirmed->empty()) {
-    std::cerr << "error: nothing awaits confirmation (no apply with --confirm-timeout is waiting"
-              << (targets.empty() ? "" : " on the targets given") << ")\n";
-    return 1;
+    return fail(std::string("nothing awaits confirmation (no apply with --confirm-timeout is waiting") +
+                (targets.empty() ? "" : " on the targets given") + ")");
   }
   // The waiting apply (or, if it is gone, its watchdog) commits the change: wait a little to say which.
   for (const auto& t : *confirmed) {
@@ -188,7 +187,7 @@ int cmdConfirmWatchdog(const GlobalOptions& g, const WatchdogArgs& a) {
   ApplyOptions opts = applyOptions(g, nullptr);
   auto outcome = superviseConfirmation(**store, g.registry(), a.target, a.journal, opts);
   for (const auto& t : outcome.targets)
-    spdlog::warn("confirm watchdog: target {}: {}", t.target, t.message);
+    spdlog::warn("target={} confirm watchdog: {}", t.target, t.message);
   return outcome.exitCode();
 }
 

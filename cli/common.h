@@ -17,7 +17,8 @@
 namespace vnetplan::cli {
 
 // "error: MESSAGE" on stderr; returns 1 (the exit code).
-int fail(const std::string& message);
+int fail(const std::string& message);  // "error: message" on stderr (a JSON line with JSON logs); returns 1
+void say(const std::string& message);   // a remark on stderr (a JSON line with JSON logs)
 void printDiagnostics(const GlobalOptions& g, const Diagnostics& diags);
 Result<std::unique_ptr<state::Store>> openStore(const GlobalOptions& g);
 std::set<std::string> toSet(const std::vector<std::string>& v);

@@ -629,6 +629,10 @@ TEST(SchemaTarget, ProviderFields) {
   EXPECT_ONE_ERROR(doc("Target", "  provider: ovs\n  db: \"tcp:host\"\n"),
                    "test.yaml:7:7: error: spec.db: must be an OVSDB remote, unix:PATH or tcp:HOST:PORT (got "
                    "'tcp:host') [schema]");
+  // A connection string with credentials in it is wrong, and the error does not repeat them.
+  EXPECT_ONE_ERROR(doc("Target", "  provider: ovs\n  db: \"tcp:admin:s3cret@10.0.0.1:6640\"\n"),
+                   "test.yaml:7:7: error: spec.db: must be an OVSDB remote, unix:PATH or tcp:HOST:PORT (got "
+                   "'tcp:***@10.0.0.1:6640') [schema]");
   EXPECT_ONE_ERROR(doc("Target", "  provider: esxi\n"),
                    "test.yaml:5:1: error: spec: missing required field 'host' (required when provider is esxi) "
                    "[schema]");
