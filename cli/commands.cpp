@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <unistd.h>
-#include <yaml-cpp/yaml.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -13,13 +12,14 @@
 #include <sstream>
 #include <thread>
 
+#include "base/probe.h"
 #include "cli/common.h"
 #include "cli/providers.h"
-#include "reconciler/graph.h"
+#include "cli/yaml_out.h"
 #include "model/codec.h"
 #include "reconciler/applier.h"
+#include "reconciler/graph.h"
 #include "reconciler/pipeline.h"
-#include "base/probe.h"
 #include "reconciler/render.h"
 #include "reconciler/schema_validator.h"
 #include "reconciler/snapshot.h"
@@ -283,9 +283,7 @@ int cmdShow(const GlobalOptions& g, const ShowArgs& a) {
   std::cout << "# live state of target " << a.target << " (" << docs.size() << " object(s)"
             << (a.all ? ", including unmanaged ones marked adopt: true" : ", managed by vnetplan") << ")\n";
   for (const auto& d : docs) {
-    YAML::Emitter e;
-    e << toYaml(d);
-    std::cout << "---\n" << e.c_str() << "\n";
+    std::cout << "---\n" << toYamlText(d) << "\n";
   }
   return 0;
 }

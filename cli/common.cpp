@@ -250,25 +250,6 @@ bool confirmInteractively() {
   return true;
 }
 
-YAML::Node toYaml(const Json& j) {
-  YAML::Node n;
-  if (j.is_object()) {
-    n = YAML::Node(YAML::NodeType::Map);
-    for (auto it = j.begin(); it != j.end(); ++it) n[it.key()] = toYaml(it.value());
-  } else if (j.is_array()) {
-    n = YAML::Node(YAML::NodeType::Sequence);
-    for (const auto& e : j) n.push_back(toYaml(e));
-  } else if (j.is_string()) {
-    n = j.get<std::string>();
-  } else if (j.is_boolean()) {
-    n = j.get<bool>();
-  } else if (j.is_number_integer()) {
-    n = j.get<int64_t>();
-  } else if (j.is_number()) {
-    n = j.get<double>();
-  }
-  return n;
-}
 
 
 }  // namespace vnetplan::cli

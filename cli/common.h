@@ -7,7 +7,6 @@
 #include <string>
 #include <vector>
 
-#include <yaml-cpp/yaml.h>
 
 #include "cli/commands.h"
 #include "reconciler/applier.h"
@@ -40,6 +39,5 @@ ApplyOptions applyOptions(const GlobalOptions& g, Progress* progress);
 std::function<int64_t(const std::string&, const std::string&)> watchdogStarter(const GlobalOptions& g);
 // Asks on the terminal; false (with the reason) when stdin is not one.
 bool confirmInteractively();
-YAML::Node toYaml(const Json& j);
 
 }  // namespace vnetplan::cli
