@@ -236,7 +236,7 @@ int cmdDrift(const GlobalOptions& g, const DriftArgs& a) {
   if (diags.hasErrors()) return 1;
   if (a.format == "json") std::cout << renderDriftJson(*plan);
   else if (a.format == "junit") std::cout << renderDriftJunit(*plan);
-  else if (a.format == "prometheus") std::cout << renderDriftPrometheus(*plan);
+  else if (a.format == "prometheus") std::cout << renderDriftPrometheus(*plan, std::chrono::system_clock::now());
   else std::cout << renderDriftText(*plan, {useColor(g.output, STDOUT_FILENO), false});
   if (reportUnreachable(*plan, "checked for drift")) return 1;
   return plan->drift.empty() ? 0 : 2;
