@@ -111,12 +111,7 @@ std::string renderPlanText(const Plan& plan, const RenderOptions& opts) {
   std::ostringstream out;
   std::map<std::string, std::string> providerOf;
   for (const auto& t : plan.targets) providerOf[t.name] = t.provider;
-  if (!plan.hasChanges()) {
-    out << p.green() << "No changes." << p.reset()
-        << (plan.unreachable.empty() ? " Live state matches the manifests.\n"
-                                     : " Live state of the reachable targets matches the manifests.\n");
-  } else {
-    out << "vnetplan will perform the following actions:\n";
+  auto listChanges = [&] {
     std::string currentTarget;
     for (const auto& c : plan.changes) {
       if (c.action == Action::NoOp && !opts.showNoOps) continue;
@@ -126,13 +121,25 @@ std::string renderPlanText(const Plan& plan, const RenderOptions& opts) {
             << "\n";
       }
       std::string sym = actionSymbol(c.action);
-      out << "  " << p.forAction(c.action) << (sym + std::string(sym.size() < 3 ? 3 - sym.size() : 0, ' ')) << " " << c.addr.str() << p.reset();
+      out << "  " << p.forAction(c.action) << (sym + std::string(sym.size() < 3 ? 3 - sym.size() : 0, ' ')) << " "
+          << c.addr.str() << p.reset();
       if (c.adopt) out << p.yellow() << "  (adopt)" << p.reset();
-      if (c.disruptive && c.action != Action::Create)
-        out << p.red() << "  [disruptive]" << p.reset();
+      if (c.disruptive && c.action != Action::Create) out << p.red() << "  [disruptive]" << p.reset();
       out << "\n";
       renderAttrsOf(out, c, p);
     }
+  };
+  if (!plan.hasChanges()) {
+    out << p.green() << "No changes." << p.reset()
+        << (plan.unreachable.empty() ? " Live state matches the manifests.\n"
+                                     : " Live state of the reachable targets matches the manifests.\n");
+    if (opts.showNoOps && !plan.changes.empty()) {
+      out << "\nUnchanged resources:\n";
+      listChanges();
+    }
+  } else {
+    out << "vnetplan will perform the following actions:\n";
+    listChanges();
     out << "\n" << p.bold() << planSummary(plan) << p.reset() << "\n";
     size_t disruptive = 0;
     for (const auto& c : plan.changes)

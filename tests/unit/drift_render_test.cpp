@@ -90,3 +90,20 @@ TEST(DriftPrometheus, ASeriesPerResourceAndTheRunTime) {
       << out;
   EXPECT_NE(out.find("vnetplan_pending_changes 3\n"), std::string::npos) << out;
 }
+
+TEST(PlanText, ShowUnchangedListsUnchangedResourcesEvenWhenNothingChanges) {
+  Plan plan;
+  plan.targets.push_back(Target{"hv1", "linux", {}, {}, {}});
+  plan.changes = {change("br0", Action::NoOp), change("br1", Action::NoOp)};
+  RenderOptions opts;
+  EXPECT_EQ(renderPlanText(plan, opts).find("hv1/Switch/br0"), std::string::npos);
+  opts.showNoOps = true;
+  std::string out = renderPlanText(plan, opts);
+  EXPECT_NE(out.find("No changes."), std::string::npos) << out;
+  EXPECT_NE(out.find("hv1/Switch/br0"), std::string::npos) << out;
+  EXPECT_NE(out.find("hv1/Switch/br1"), std::string::npos) << out;
+  plan.changes.push_back(change("br2", Action::Create));
+  out = renderPlanText(plan, opts);
+  EXPECT_NE(out.find("hv1/Switch/br1"), std::string::npos) << out;
+  EXPECT_NE(out.find("hv1/Switch/br2"), std::string::npos) << out;
+}
