@@ -51,7 +51,7 @@ size_t widest(const std::vector<std::string>& keys) {
 
 void renderAttrsOf(std::ostringstream& out, const ResourceChange& c, const Palette& p) {
   const std::string indent = "      ";
-  if (c.action == Action::Create) {
+  if (c.action == Action::Create && c.after) {
     std::vector<std::string> keys;
     for (const auto& [k, _] : c.after->values()) keys.push_back(k);
     size_t w = widest(keys);
@@ -61,8 +61,8 @@ void renderAttrsOf(std::ostringstream& out, const ResourceChange& c, const Palet
   } else if (c.action == Action::Update || c.action == Action::Replace || c.action == Action::Release) {
     size_t w = widest(c.changedPaths);
     for (const auto& k : c.changedPaths)
-      out << indent << k << ":" << std::string(w - k.size() + 1, ' ') << show(c.before->find(k)) << " -> "
-          << show(c.after->find(k)) << p.dim() << originNote(c, k) << p.reset() << "\n";
+      out << indent << k << ":" << std::string(w - k.size() + 1, ' ') << show(c.before ? c.before->find(k) : nullptr)
+          << " -> " << show(c.after ? c.after->find(k) : nullptr) << p.dim() << originNote(c, k) << p.reset() << "\n";
   }
   if (!c.reason.empty()) out << indent << p.dim() << "# " << c.reason << p.reset() << "\n";
 }
