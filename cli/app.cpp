@@ -211,7 +211,10 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
 
   // graph
   GraphArgs ga;
-  auto* graph = app.add_subcommand("graph", "Draw the declared topology.");
+  auto* graph = app.add_subcommand("graph",
+      "Draw the declared topology: targets (and namespaces veth pairs reach) as boxes; switches, port groups with "
+      "their VLANs, ports, networks with their modes, mirrors; uplink NICs and teams; veth pairs. Render the DOT "
+      "with graphviz (dot -Tsvg), paste the Mermaid into any Markdown that renders it. Never contacts a target.");
   graph->add_option("-f,--file", ga.files, "Manifest file or directory (repeatable)")->required();
   graph->add_option("--format", ga.format, "mermaid|dot")->check(CLI::IsMember({"mermaid", "dot"}));
 
