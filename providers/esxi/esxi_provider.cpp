@@ -132,7 +132,7 @@ class EsxiProvider final : public TableProvider<const EsxLive, StepCommands> {
   }
 
   Result<std::unique_ptr<TargetSession>> connect(const Target& target, Deadline deadline) override {
-    auto s = esxi::EsxiSession::connect(target, deadline);
+    auto s = esxi::EsxiSession::connect(target, deadline, &esxi::ConnectionPool::instance());
     if (!s) return s.error();
     return std::unique_ptr<TargetSession>(std::move(*s));
   }

@@ -50,12 +50,56 @@ std::string failureText(const EsxcliCommand& c, const CommandResult& r) {
 
 size_t EsxiSession::batchSize() const { return kStepsPerBatch; }
 
-Result<std::unique_ptr<EsxiSession>> EsxiSession::connect(const Target& target, Deadline deadline) {
+ConnectionPool& ConnectionPool::instance() {
+  static ConnectionPool* pool = new ConnectionPool();
+  return *pool;
+}
+
+void ConnectionPool::closeAll() {
+  std::map<std::string, Idle> idle;
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    idle.swap(idle_);
+  }
+}
+
+std::optional<ConnectionPool::Idle> ConnectionPool::take(const std::string& key) {
+  std::lock_guard<std::mutex> lock(m_);
+  auto it = idle_.find(key);
+  if (it == idle_.end()) return std::nullopt;
+  Idle out = std::move(it->second);
+  idle_.erase(it);
+  return out;
+}
+
+void ConnectionPool::put(const std::string& key, Idle idle) {
+  // Registered after libssh initialized OpenSSL (a connection exists), so it runs before OpenSSL's own exit handler.
+  static std::once_flag registered;
+  std::call_once(registered, [] { std::atexit([] { ConnectionPool::instance().closeAll(); }); });
+  std::lock_guard<std::mutex> lock(m_);
+  idle_[key] = std::move(idle);
+}
+
+Result<std::unique_ptr<EsxiSession>> EsxiSession::connect(const Target& target, Deadline deadline,
+                                                          ConnectionPool* pool) {
   auto ep = endpointFor(target);
   if (!ep) return ep.error();
   std::unique_ptr<EsxiSession> s(new EsxiSession());
   s->ep_ = std::move(*ep);
   s->connectDeadline_ = deadline;
+  s->pool_ = pool;
+  // Everything that decides what the connection is and how it was authenticated.
+  s->poolKey_ = s->ep_.target + "\n" + s->ep_.hostName + "\n" + std::to_string(s->ep_.port) + "\n" + s->ep_.user + "\n" +
+                s->ep_.knownHostsFile + "\n" + (s->ep_.passphrase ? s->ep_.passphrase->describe() : "");
+  for (const auto& f : s->ep_.identityFiles) s->poolKey_ += "\n" + f;
+  if (pool)
+    if (auto idle = pool->take(s->poolKey_); idle && idle->conn && idle->conn->usable()) {
+      s->conn_ = std::move(idle->conn);
+      s->knownSwitches_ = std::move(idle->switches);
+      s->knownGroups_ = std::move(idle->groups);
+      spdlog::debug("esxi: target {}: reusing the SSH connection to {}", s->ep_.target, s->ep_.hostLabel());
+      return s;
+    }
   auto c = SshConnection::open(s->ep_, deadline);
   if (!c) return Error{"esxi: " + c.error().message};
   s->conn_ = std::move(*c);
@@ -64,8 +108,10 @@ Result<std::unique_ptr<EsxiSession>> EsxiSession::connect(const Target& target, 
 }
 
 EsxiSession::~EsxiSession() {
-  spdlog::debug("esxi: target {}: {} SSH connection(s), {} exec(s), {} esxcli command(s)", ep_.target, connections_,
-                execs_, commands_);
+  spdlog::debug("esxi: target {}: {} new SSH connection(s), {} exec(s), {} esxcli command(s)", ep_.target,
+                connections_, execs_, commands_);
+  if (pool_ && conn_ && conn_->usable())
+    pool_->put(poolKey_, ConnectionPool::Idle{std::move(conn_), knownSwitches_, knownGroups_});
 }
 
 Deadline EsxiSession::commandDeadline() const {
@@ -93,6 +139,7 @@ EsxiSession::Run EsxiSession::run(const std::vector<EsxcliCommand>& cmds, bool s
                                   const std::function<void(size_t, const CommandResult&)>& onCommand) {
   Run out;
   size_t i = 0;
+  bool retried = false;
   while (i < cmds.size()) {
     if (Status s = ensureConnected(); !s) {
       out.status = s;
@@ -126,6 +173,13 @@ EsxiSession::Run EsxiSession::run(const std::vector<EsxcliCommand>& cmds, bool s
         },
         [&] { return deadline; });
     ++execs_;
+    if (exec.broken && exec.notStarted && !retried) {
+      // The connection was gone before the script went out (an idle one the host dropped): nothing ran, so the
+      // same commands go again over a new connection, once.
+      retried = true;
+      conn_.reset();
+      continue;
+    }
     const size_t next = reader.nextIndex();
     spdlog::debug("esxi: target {}: exec {}: {} of {} command(s) done", ep_.target, execs_, next - i, chunk.size());
     if (!reader.error().empty()) {

@@ -9,6 +9,8 @@
 // closed (the steps before it stay done). Re-connecting has VNETPLAN_ESXI_CONNECT_TIMEOUT_MS (default 30 s).
 #pragma once
 #include <functional>
+#include <map>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <set>
@@ -22,9 +24,33 @@
 
 namespace vnetplan::esxi {
 
+// Connections kept between the sessions of one run: `vnetplan apply -f` plans (one session per target) and then
+// applies (another), and both go over the same SSH connection; what the plan learnt (the names to read policies
+// of) comes along, so the apply's first observe takes one round trip. A connection is used by one session at a
+// time: taking it removes it from the pool. Idle connections are closed at exit, before OpenSSL (which libssh
+// uses) cleans up after itself.
+class ConnectionPool {
+ public:
+  struct Idle {
+    std::unique_ptr<SshConnection> conn;
+    std::set<std::string> switches, groups;
+  };
+  // The process's pool (never destroyed: it is drained by an atexit handler instead).
+  static ConnectionPool& instance();
+  std::optional<Idle> take(const std::string& key);
+  void put(const std::string& key, Idle idle);
+  void closeAll();
+
+ private:
+  ConnectionPool() = default;
+  std::mutex m_;
+  std::map<std::string, Idle> idle_;
+};
+
 class EsxiSession final : public TargetSession {
  public:
-  static Result<std::unique_ptr<EsxiSession>> connect(const Target& target, Deadline deadline);
+  static Result<std::unique_ptr<EsxiSession>> connect(const Target& target, Deadline deadline,
+                                                      ConnectionPool* pool = nullptr);
   ~EsxiSession() override;
 
   Result<Observation> observe() override;
@@ -51,6 +77,8 @@ class EsxiSession final : public TargetSession {
   Result<HostState> readHostOnce(bool& raced);
 
   SshEndpoint ep_;
+  ConnectionPool* pool_ = nullptr;
+  std::string poolKey_;
   std::unique_ptr<SshConnection> conn_;
   std::optional<Deadline> connectDeadline_;  // bounds everything until the first observe is done
   HostState last_;

@@ -454,6 +454,7 @@ SshConnection::Exec SshConnection::exec(const std::string& script, const std::fu
   };
   setTimeout(s, deadline());
   ssh_channel ch = ssh_channel_new(s);
+  r.notStarted = true;
   if (!ch) return lost("cannot open a channel");
   struct ChannelGuard {
     ssh_channel ch;
@@ -471,6 +472,7 @@ SshConnection::Exec SshConnection::exec(const std::string& script, const std::fu
   } guard{ch, s};
   if (ssh_channel_open_session(ch) != SSH_OK) return lost("cannot open a session channel");
   if (ssh_channel_request_exec(ch, script.c_str()) != SSH_OK) return lost("the exec request failed");
+  r.notStarted = false;
   ssh_channel_send_eof(ch);  // the scripts read nothing
 
   char buf[16384];

@@ -70,6 +70,7 @@ class SshConnection {
     Status status;               // ok: the script ran to its end (the channel reached EOF)
     bool timedOut = false;       // the deadline passed first (the channel was closed; the connection is kept)
     bool broken = false;         // the connection is gone: it cannot be used again
+    bool notStarted = false;     // ... and it was gone before the script was sent (nothing of it ran)
     std::string stderrText;      // what the shell printed on stderr (bounded)
     int exitStatus = -1;
   };
