@@ -47,17 +47,22 @@ std::string newNonce() { return "VNP" + randomHex(12); }
 
 std::string buildScript(const std::vector<EsxcliCommand>& cmds, size_t firstIndex, const std::string& nonce,
                         bool stopAtFailure) {
-  std::string s;
-  for (size_t i = 0; i < cmds.size(); ++i) {
-    s += "esxcli";
-    for (const auto& a : cmds[i].args) s += " " + shellQuote(a);
-    // stdin from /dev/null: a command must never eat the rest of the script or wait for input. The blank line
-    // before the marker puts it on a line of its own whatever the command printed last.
-    s += " </dev/null 2>&1; s=$?; echo; echo \"" + nonce + " " + std::to_string(firstIndex + i) + " $s\"";
-    if (stopAtFailure) s += "; [ \"$s\" = 0 ] || exit 0";
+  // stdin from /dev/null: a command must never eat the rest of the script or wait for input. The blank line
+  // before the marker puts it on a line of its own whatever the command printed last.
+  std::string s = "n=" + std::to_string(firstIndex) + "\nr() { esxcli \"$@\" </dev/null 2>&1; s=$?; echo; echo \"" +
+                  nonce + " $n $s\"; n=$((n+1))" + (stopAtFailure ? "; [ \"$s\" = 0 ] || exit 0" : "") + "; }\n";
+  for (const auto& c : cmds) {
+    s += "r";
+    for (const auto& a : c.args) s += " " + shellQuote(a);
     s += "\n";
   }
   return s;
+}
+
+std::string remoteCommand() {
+  // The script comes on stdin and runs in the login shell itself (ESXi: busybox ash): no limit on its size (a
+  // command line is capped at 128 KiB), and nothing of it is on a process's command line.
+  return "eval \"$(cat)\"";
 }
 
 bool MarkerReader::feed(std::string_view bytes, const std::function<void(size_t, CommandResult)>& onDone) {

@@ -1,8 +1,12 @@
 // Several esxcli invocations in one SSH exec, each followed by a status marker, so one round trip runs a whole
 // batch and still says exactly which commands ran and how each ended:
 //
-//   esxcli '--formatter=xml' 'network' 'nic' 'list' </dev/null 2>&1; s=$?; echo; echo "VNP1f0c... 0 $s"; ...
+//   n=0
+//   r() { esxcli "$@" </dev/null 2>&1; s=$?; echo; echo "VNP1f0c... $n $s"; n=$((n+1)); }
+//   r '--formatter=xml' 'network' 'nic' 'list'
+//   ...
 //
+// The script goes to the host on the exec's stdin and runs there in the login shell (remoteCommand()).
 // The marker carries a random nonce chosen per exec, so nothing a command prints (a port group's name, a host
 // that prints garbage) can pass for one. Every argument is single-quoted for the host's shell (busybox ash), so a
 // value never reaches it as anything but one word; options are spelled --name=value, so a value that starts with
@@ -30,6 +34,9 @@ std::string shellQuote(std::string_view text);
 // the script ends after the first command that exits non-zero (the rest never run).
 std::string buildScript(const std::vector<EsxcliCommand>& cmds, size_t firstIndex, const std::string& nonce,
                         bool stopAtFailure);
+
+// The exec's command: runs the script it is sent on stdin.
+std::string remoteCommand();
 
 // A fresh nonce for one exec.
 std::string newNonce();

@@ -15,9 +15,9 @@ namespace {
 // runs before the journal is written again. On a real host one esxcli takes 0.2-1 s, so 100 steps (a few hundred
 // commands) are a few minutes at most.
 constexpr size_t kStepsPerBatch = 100;
-// Bytes of script per exec: the script is one argument of `sh -c` on the host, and Linux caps one argument at
-// 128 KiB (MAX_ARG_STRLEN); ESXi's limits are not documented, so stay well below.
-constexpr size_t kMaxScriptBytes = 32 * 1024;
+// Bytes of script per exec: the script goes on stdin, so this only bounds what one exec holds in memory (a plan of a
+// host with thousands of port groups is well below it).
+constexpr size_t kMaxScriptBytes = 8u << 20;
 
 long envMs(const char* name, long fallback) {
   const char* v = std::getenv(name);
@@ -161,7 +161,7 @@ EsxiSession::Run EsxiSession::run(const std::vector<EsxcliCommand>& cmds, bool s
     Deadline deadline = commandDeadline();
     bool failedCommand = false;
     auto exec = conn_->exec(
-        script,
+        remoteCommand(), script,
         [&](std::string_view data) {
           reader.feed(data, [&](size_t idx, CommandResult r) {
             deadline = commandDeadline();  // each command has the full timeout

@@ -442,7 +442,8 @@ SshConnection::~SshConnection() = default;
 
 bool SshConnection::usable() const { return impl_ && impl_->s && !impl_->broken && ssh_is_connected(impl_->s); }
 
-SshConnection::Exec SshConnection::exec(const std::string& script, const std::function<void(std::string_view)>& onData,
+SshConnection::Exec SshConnection::exec(const std::string& command, const std::string& input,
+                                        const std::function<void(std::string_view)>& onData,
                                         const std::function<Deadline()>& deadline) {
   Exec r;
   ssh_session s = impl_->s;
@@ -471,9 +472,23 @@ SshConnection::Exec SshConnection::exec(const std::string& script, const std::fu
     }
   } guard{ch, s};
   if (ssh_channel_open_session(ch) != SSH_OK) return lost("cannot open a session channel");
-  if (ssh_channel_request_exec(ch, script.c_str()) != SSH_OK) return lost("the exec request failed");
+  if (ssh_channel_request_exec(ch, command.c_str()) != SSH_OK) return lost("the exec request failed");
   r.notStarted = false;
-  ssh_channel_send_eof(ch);  // the scripts read nothing
+  for (size_t off = 0; off < input.size();) {
+    setTimeout(s, deadline());
+    int n = ssh_channel_write(ch, input.data() + off, static_cast<uint32_t>(std::min<size_t>(input.size() - off, 32768)));
+    if (n == SSH_ERROR) return lost("sending the script failed");
+    if (n == 0) {
+      if (remainingMs(deadline()) <= 0) {
+        r.timedOut = true;
+        r.status = Error{"timed out sending the script"};
+        return r;
+      }
+      continue;
+    }
+    off += static_cast<size_t>(n);
+  }
+  ssh_channel_send_eof(ch);
 
   char buf[16384];
   auto lastTraffic = SteadyClock::now();

@@ -74,10 +74,10 @@ class SshConnection {
     std::string stderrText;      // what the shell printed on stderr (bounded)
     int exitStatus = -1;
   };
-  // Runs `script` as one exec. `onData` gets stdout as it arrives; `deadline()` is asked again after every chunk,
+  // Runs `command` as one exec, with `input` as its stdin (then EOF). `onData` gets stdout as it arrives; `deadline()` is asked again after every chunk,
   // so a caller can extend it as work completes (a per-command timeout). A channel that stays silent gets
   // keepalives.
-  Exec exec(const std::string& script, const std::function<void(std::string_view)>& onData,
+  Exec exec(const std::string& command, const std::string& input, const std::function<void(std::string_view)>& onData,
             const std::function<Deadline()>& deadline);
 
   bool usable() const;

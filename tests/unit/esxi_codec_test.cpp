@@ -221,30 +221,40 @@ struct ShellRun {
   std::string out;
 };
 
-// Runs `script` with SHELL... -c (e.g. {"/bin/busybox", "ash"}: ESXi's shell), PATH starting with `bin`.
+// Runs `script` as the host does: SHELL... -c remoteCommand() with the script on stdin (e.g. {"/bin/busybox",
+// "ash"}: ESXi's shell), PATH starting with `bin`.
 ShellRun runScript(const std::string& script, const fs::path& bin, std::vector<std::string> shell = {"/bin/sh"}) {
-  int pipefd[2];
-  EXPECT_EQ(pipe(pipefd), 0);
+  int out[2], in[2];
+  EXPECT_EQ(pipe(out), 0);
+  EXPECT_EQ(pipe(in), 0);
   pid_t pid = fork();
   if (pid == 0) {
-    dup2(pipefd[1], 1);
-    close(pipefd[0]);
-    close(pipefd[1]);
+    dup2(out[1], 1);
+    dup2(in[0], 0);
+    close(out[0]), close(out[1]), close(in[0]), close(in[1]);
     std::string path = bin.string() + ":/usr/bin:/bin";
     setenv("PATH", path.c_str(), 1);
     shell.push_back("-c");
-    shell.push_back(script);
+    shell.push_back(remoteCommand());
     std::vector<char*> argv;
     for (auto& a : shell) argv.push_back(a.data());
     argv.push_back(nullptr);
     execv(argv[0], argv.data());
     _exit(127);
   }
-  close(pipefd[1]);
+  close(out[1]);
+  close(in[0]);
+  // The shell reads all of stdin before it runs anything: no deadlock writing it all first.
+  for (size_t off = 0; off < script.size();) {
+    ssize_t n = write(in[1], script.data() + off, script.size() - off);
+    if (n <= 0) break;
+    off += static_cast<size_t>(n);
+  }
+  close(in[1]);
   ShellRun r;
   char buf[4096];
-  for (ssize_t n; (n = read(pipefd[0], buf, sizeof buf)) > 0;) r.out.append(buf, static_cast<size_t>(n));
-  close(pipefd[0]);
+  for (ssize_t n; (n = read(out[0], buf, sizeof buf)) > 0;) r.out.append(buf, static_cast<size_t>(n));
+  close(out[0]);
   int st = 0;
   waitpid(pid, &st, 0);
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
@@ -520,4 +530,20 @@ TEST(EsxiPlanTime, PortGroupInheritsOnEsxiItself) {
   EXPECT_EQ(*g->attrs.getInt("shaping.averageKbps"), 10);
   EXPECT_EQ(*g->attrs.getInt("shaping.peakKbps"), 2000);
   EXPECT_EQ(*g->attrs.getInt("shaping.burstKiB"), 100);
+}
+
+TEST_F(EsxiScript, AScriptLargerThanACommandLineRunsInOneExec) {
+  // 2,000 invocations with long arguments: ~400 KB, far beyond the 128 KiB one command-line argument may have.
+  std::vector<EsxcliCommand> cmds;
+  for (int k = 0; k < 2000; ++k)
+    cmds.push_back(EsxcliCommand{{"network", "vswitch", "standard", "portgroup", "policy", "security", "get",
+                                  "--portgroup-name=" + std::string(120, 'x') + std::to_string(k)}});
+  const std::string nonce = newNonce();
+  const std::string script = buildScript(cmds, 0, nonce, false);
+  ASSERT_GT(script.size(), 256u * 1024);
+  ShellRun r = runScript(script, dir / "bin");
+  size_t n = 0;
+  MarkerReader reader(nonce, 0);
+  ASSERT_TRUE(reader.feed(r.out, [&](size_t, CommandResult cr) { n += cr.status == 0 ? 1 : 0; }));
+  EXPECT_EQ(n, cmds.size());
 }
