@@ -621,13 +621,27 @@ TEST_F(CliEsxi, ShowRendersManifestsThatPlanEmpty) {
   EXPECT_EQ(v.exitCode, 0) << v.out << v.err << r.out;
   auto p = vnp("plan --detailed-exitcode -f " + g);
   EXPECT_EQ(p.exitCode, 0) << p.out << p.err << r.out;
-  // --all imports the host's own objects too (adopt: true); planning them changes nothing.
+  // --all imports the host's own objects too (adopt: true). Taking ownership is a plan action (DESIGN §4), but
+  // nothing on the host changes: only adopts are planned, and once adopted the plan is empty.
   r = vnp("show --all --target esx1 -f " + manifest(target(), "t.yaml"));
   ASSERT_EQ(r.exitCode, 0) << r.err;
   EXPECT_TRUE(contains(r.out, "name: vSwitch0")) << r.out;
   EXPECT_TRUE(contains(r.out, "name: Management Network")) << r.out;
-  p = vnp("plan --detailed-exitcode -f " + manifest(target() + r.out, "all.yaml"));
+  const auto all = manifest(target() + r.out, "all.yaml");
+  p = vnp("plan --detailed-exitcode -f " + all);
+  EXPECT_EQ(p.exitCode, 2) << p.out << p.err;
+  EXPECT_TRUE(contains(p.out, "<=  esx1/Switch/vSwitch0  (adopt)")) << p.out;
+  EXPECT_TRUE(contains(p.out, "Plan: 0 to add, 0 to change, 0 to destroy, 0 to replace")) << p.out;
+  const size_t c0 = changes().size();
+  ASSERT_EQ(vnp("apply --auto-approve -f " + all).exitCode, 0);
+  EXPECT_EQ(changes().size(), c0) << "adopting ran a changing esxcli command";
+  p = vnp("plan --detailed-exitcode -f " + all);
   EXPECT_EQ(p.exitCode, 0) << p.out << p.err;
+  // An adopted object that leaves the manifests is released, never deleted.
+  ASSERT_EQ(vnp("apply --auto-approve -f " + manifest(target(), "t.yaml")).exitCode, 0);
+  EXPECT_FALSE(vswitchState("vSwitch0").is_null()) << "an adopted vSwitch was deleted";
+  EXPECT_FALSE(portgroupState("Management Network").is_null()) << "an adopted port group was deleted";
+  EXPECT_FALSE(vmknicState("vmk0").is_null()) << "an adopted vmkernel NIC was deleted";
 }
 
 TEST_F(CliEsxi, RoundTripsAndSessionsPerPlanAndApply) {
