@@ -3,6 +3,8 @@
 // Results are checked independently: in the emulator's state file, and with esxcli run by the system ssh client as
 // an admin would. vnetplan runs with HOME set to the test's directory (no ~/.ssh/config, agent or cache of the
 // machine's user gets involved).
+#include <signal.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -446,6 +448,47 @@ TEST_F(CliEsxi, ClientKeysPassphrasesAndSecrets) {
   for (const auto& e : fs::recursive_directory_iterator(dir / "state"))
     if (e.is_regular_file()) {
       EXPECT_FALSE(contains(readAll(e.path()), pass)) << e.path();
+    }
+}
+
+// No identity file anywhere: the keys of the user's ssh-agent (SSH_AUTH_SOCK). The agent is a real ssh-agent
+// of this test, stopped by its pid whatever happens.
+TEST_F(CliEsxi, SshAgentKeysAuthenticateAndTheSocketIsNeverLogged) {
+  const EsxiHost& h = host();
+  const std::string sock = (dir / "agent.sock").string();
+  auto started = run("ssh-agent -s -a " + shellQuote(sock));
+  ASSERT_EQ(started.exitCode, 0) << started.err;
+  const auto at = started.out.find("SSH_AGENT_PID=");
+  ASSERT_NE(at, std::string::npos) << started.out;
+  const long agentPid = std::stol(started.out.substr(at + 14));
+  ASSERT_GT(agentPid, 1);
+  struct Stop {
+    long pid;
+    ~Stop() { ::kill(static_cast<pid_t>(pid), SIGTERM); }
+  } stop{agentPid};
+  const std::string agentEnv = "SSH_AUTH_SOCK=" + shellQuote(sock);
+  const auto f = manifest(target(0, "knownHostsFile: " + yq(h.knownHosts), false) + doc("Switch", "vSwitch1", ""),
+                          "agent.yaml");
+  // Without an agent and without keys there is nothing to try: the message says what to do.
+  auto r = vnp("plan -f " + f);
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_TRUE(contains(r.err, "no key to authenticate with")) << r.err;
+  // An agent that holds only a key the host does not know.
+  const std::string stranger = (dir / "stranger").string();
+  ASSERT_EQ(run("ssh-keygen -q -t ed25519 -N '' -f " + shellQuote(stranger)).exitCode, 0);
+  ASSERT_EQ(run(agentEnv + " ssh-add " + shellQuote(stranger)).exitCode, 0);
+  r = vnp("plan -f " + f, agentEnv);
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_TRUE(contains(r.err, "the keys of ssh-agent")) << r.err;
+  // The agent holds the host's key: the apply authenticates with it.
+  ASSERT_EQ(run(agentEnv + " ssh-add " + shellQuote(h.identityFile)).exitCode, 0);
+  r = vnp("--log-level debug apply --auto-approve -f " + f, agentEnv);
+  EXPECT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_FALSE(vswitchState("vSwitch1").is_null());
+  EXPECT_FALSE(contains(r.out + r.err, sock)) << "the agent socket was logged";
+  for (const auto& e : fs::recursive_directory_iterator(dir / "state"))
+    if (e.is_regular_file()) {
+      EXPECT_FALSE(contains(readAll(e.path()), sock)) << e.path();
     }
 }
 
