@@ -403,6 +403,46 @@ TEST_F(CliEsxi, HostKeyUnknownOrChangedIsRefusedWithItsFingerprint) {
   EXPECT_TRUE(vswitchState("vSwitch1").is_null());
 }
 
+// --log-format json: every stderr line of an esxi run is one JSON object, also the host-key refusal (whose message
+// carries the fingerprint and the commands to accept it) and the steps of an apply, which name their target.
+TEST_F(CliEsxi, JsonLogsStayOneObjectPerLine) {
+  const EsxiHost& h = host();
+  auto lines = [](const std::string& err) {
+    std::vector<Json> out;
+    std::istringstream in(err);
+    for (std::string line; std::getline(in, line);) {
+      try {
+        Json j = Json::parse(line);
+        EXPECT_TRUE(j.is_object() && j.contains("level") && j.contains("message")) << line;
+        out.push_back(std::move(j));
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "not a JSON line: " << line << " (" << e.what() << ")";
+      }
+    }
+    return out;
+  };
+  const std::string kh = (dir / "kh").string();
+  writeFile(kh, "");
+  auto r = vnp("--log-format json plan -f " +
+               manifest(target(0, "identityFile: " + yq(h.identityFile) + ", knownHostsFile: " + yq(kh), false) +
+                            doc("Switch", "vSwitch1", ""),
+                        "hk.yaml"));
+  EXPECT_EQ(r.exitCode, 1) << r.err;
+  bool refusal = false;
+  for (const auto& j : lines(r.err))
+    if (j.value("level", "") == "error" && contains(j.dump(), "VNETPLAN_ESXI_ACCEPT_NEW_HOST_KEY=")) refusal = true;
+  EXPECT_TRUE(refusal) << r.err;
+  r = vnp("--log-format json --log-level debug apply --auto-approve -f " + manifest(base()));
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  bool step = false;
+  for (const auto& j : lines(r.err))
+    if (j.contains("step")) {
+      step = true;
+      EXPECT_EQ(j.value("target", ""), "esx1") << j.dump();
+    }
+  EXPECT_TRUE(step) << r.err;
+}
+
 TEST_F(CliEsxi, ClientKeysPassphrasesAndSecrets) {
   const EsxiHost& h = host();
   const std::string sw = doc("Switch", "vSwitch1", "");
