@@ -1,5 +1,6 @@
 #include "cli/providers.h"
 
+#include "providers/esxi/esxi_provider.h"
 #include "providers/linux/linux_provider.h"
 #include "providers/ovs/ovs_provider.h"
 
@@ -10,6 +11,7 @@ const ProviderRegistry& builtinProviders() {
     ProviderRegistry r;
     r.add(makeLinuxProvider());
     r.add(makeOvsProvider());
+    r.add(makeEsxiProvider());
     return r;
   }();
   return registry;
