@@ -385,6 +385,48 @@ TEST_F(CliOvs, UnsupportedFieldsAreRejectedAtPlanTimeNamingTheReason) {
   EXPECT_TRUE(table("Bridge").empty()) << "plan never changes the target";
 }
 
+// A VM's MAC is the guest's: on a tap or system port (a tap libvirt made) `mac` goes to external_ids:attached-mac,
+// where libvirt and OVN keep it, and the interface's own MAC is left alone; an internal port's `mac` is its own.
+TEST_F(CliOvs, AVmPortsMacIsTheGuestsAndAnInternalPortsItsOwn) {
+  ip("link add vnet7 type veth peer name vnet7-guest");  // what libvirt would have made for a guest
+  const std::string m = kTarget + doc("Switch", "br0", "ovs: {datapathType: netdev}") +
+                        doc("Port", "vm1", "switch: br0, type: tap, mac: \"52:54:00:0A:00:01\"") +
+                        doc("Port", "vnet7", "switch: br0, type: system, mac: \"52:54:00:0a:00:07\"") +
+                        doc("Port", "mgmt0", "switch: br0, type: internal, mac: \"02:00:00:00:00:09\"");
+  auto f = ovsManifest(m);
+  const std::string hostMac = runShell("ip netns exec " + ns + " cat /sys/class/net/vnet7/address", dir).out;
+  auto r = vnp("apply --auto-approve -f " + f);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  Json vm1 = row("Interface", "vm1"), vnet7 = row("Interface", "vnet7"), mgmt = row("Interface", "mgmt0");
+  EXPECT_EQ(vm1["external_ids"]["attached-mac"], "52:54:00:0a:00:01");
+  EXPECT_TRUE(vm1["mac"].is_null() || vm1["mac"] == Json::array()) << vm1["mac"];
+  EXPECT_EQ(vnet7["external_ids"]["attached-mac"], "52:54:00:0a:00:07");
+  EXPECT_EQ(runShell("ip netns exec " + ns + " cat /sys/class/net/vnet7/address", dir).out, hostMac)
+      << "the host side keeps its own MAC";
+  EXPECT_EQ(mgmt["mac"], "02:00:00:00:00:09");
+  EXPECT_FALSE(mgmt["external_ids"].contains("attached-mac"));
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + f).exitCode, 0);
+  // Someone points the port at another guest: drift on mac, repaired.
+  ASSERT_EQ(vsctl("set interface vm1 external_ids:attached-mac=52:54:00:ff:ff:ff").exitCode, 0);
+  auto d = vnp("drift -f " + f);
+  EXPECT_EQ(d.exitCode, 2) << d.out << d.err;
+  EXPECT_NE(d.out.find("mac"), std::string::npos) << d.out;
+  ASSERT_EQ(vnp("apply --auto-approve -f " + f).exitCode, 0);
+  EXPECT_EQ(row("Interface", "vm1")["external_ids"]["attached-mac"], "52:54:00:0a:00:01");
+  // `show` renders it back as mac, which re-applied plans nothing.
+  auto show = vnp("show --target hv1 -f " + f);
+  ASSERT_EQ(show.exitCode, 0) << show.err;
+  EXPECT_NE(show.out.find("mac: 52:54:00:0a:00:01\n"), std::string::npos) << show.out;  // hex: no YAML reader retypes it
+  EXPECT_EQ(show.out.find("attached-mac"), std::string::npos) << show.out;
+  // Both at once is a contradiction, refused at plan time.
+  auto both = vnp("plan -f " + ovsManifest(kTarget + doc("Switch", "br0", "ovs: {datapathType: netdev}") +
+                                                doc("Port", "vm1", "switch: br0, type: tap, mac: \"52:54:00:0a:00:01\", "
+                                                                   "ovs: {externalIds: {attached-mac: \"52:54:00:0a:00:02\"}}"),
+                                            "both.yaml"));
+  EXPECT_EQ(both.exitCode, 1);
+  EXPECT_NE(both.err.find("the guest's MAC is set by mac"), std::string::npos) << both.err;
+}
+
 TEST_F(CliOvs, ExamplesValidateAndApply) {
   const fs::path examples = fs::path(VNETPLAN_SOURCE_DIR) / "examples";
   int applied = 0;
