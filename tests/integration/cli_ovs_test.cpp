@@ -427,6 +427,49 @@ TEST_F(CliOvs, AVmPortsMacIsTheGuestsAndAnInternalPortsItsOwn) {
   EXPECT_NE(both.err.find("the guest's MAC is set by mac"), std::string::npos) << both.err;
 }
 
+// Jumbo frames take effect end to end: the switch's MTU is its uplinks' (mtu_request on every uplink NIC, which
+// ovs-vswitchd applies to the kernel device) and its ports' (inherited; the plan says so).
+TEST_F(CliOvs, SwitchMtuReachesUplinksAndPorts) {
+  ip("link add eth1 type veth peer name eth1-p");
+  ip("link add eth2 type veth peer name eth2-p");
+  auto manifest = [&](int mtu) {
+    return kTarget + doc("Switch", "br0", "mtu: " + std::to_string(mtu) + ", ovs: {datapathType: netdev}, uplinks: {nics: [eth1, eth2]}") +
+           doc("Port", "vm1", "switch: br0");
+  };
+  auto f = ovsManifest(manifest(9000), "jumbo.yaml");
+  auto p = vnp("plan -f " + f);
+  EXPECT_NE(p.out.find("inherited from hv1/Switch/br0"), std::string::npos) << p.out;
+  auto r = vnp("apply --auto-approve -f " + f);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  auto kernelMtu = [&](const std::string& dev) {
+    return runShell("ip netns exec " + ns + " cat /sys/class/net/" + dev + "/mtu", dir).out;
+  };
+  for (const char* nic : {"eth1", "eth2"}) {
+    EXPECT_EQ(row("Interface", nic)["mtu_request"], 9000) << nic;
+    EXPECT_EQ(kernelMtu(nic), "9000\n") << nic;
+  }
+  EXPECT_EQ(row("Interface", "vm1")["mtu_request"], 9000);
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + f).exitCode, 0);
+  // A NIC set back by hand is drift, repaired without rebuilding the bond.
+  const Json bondUuid = row("Port", "br0-uplink")["_uuid"];
+  ASSERT_EQ(vsctl("set interface eth2 mtu_request=1500").exitCode, 0);
+  auto d = vnp("drift -f " + f);
+  EXPECT_EQ(d.exitCode, 2) << d.out;
+  EXPECT_NE(d.out.find("ovs.uplinkMtu.eth2"), std::string::npos) << d.out;
+  ASSERT_EQ(vnp("apply --auto-approve -f " + f).exitCode, 0);
+  EXPECT_EQ(row("Interface", "eth2")["mtu_request"], 9000);
+  EXPECT_EQ(row("Port", "br0-uplink")["_uuid"], bondUuid);
+  // A change that fails after the commit rolls the uplinks back to 9000.
+  auto g = ovsManifest(manifest(1600), "small.yaml");
+  r = vnp("apply --auto-approve -f " + g, "VNETPLAN_FAIL_AFTER_COMMIT=1");
+  ASSERT_EQ(r.exitCode, 1) << r.out << r.err;
+  for (const char* nic : {"eth1", "eth2"}) EXPECT_EQ(row("Interface", nic)["mtu_request"], 9000) << nic;
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + f).exitCode, 0);
+  r = vnp("apply --auto-approve -f " + g);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  for (const char* nic : {"eth1", "eth2"}) EXPECT_EQ(row("Interface", nic)["mtu_request"], 1600) << nic;
+}
+
 TEST_F(CliOvs, ExamplesValidateAndApply) {
   const fs::path examples = fs::path(VNETPLAN_SOURCE_DIR) / "examples";
   int applied = 0;
