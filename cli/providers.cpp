@@ -2,6 +2,7 @@
 
 #include "providers/linux/linux_provider.h"
 #include "providers/ovs/ovs_provider.h"
+#include "providers/vpc/vpc_provider.h"
 
 namespace vnetplan {
 
@@ -10,6 +11,7 @@ const ProviderRegistry& builtinProviders() {
     ProviderRegistry r;
     r.add(makeLinuxProvider());
     r.add(makeOvsProvider());
+    r.add(makeVpcProvider());
     return r;
   }();
   return registry;
