@@ -352,6 +352,16 @@ void ApplyCtx::setSubnet(const std::string& name, std::optional<NetIds> ids) {
   subnets_[name] = std::move(ids);
 }
 
+void ApplyCtx::setVpcsBeingDeleted(std::set<std::string> names) {
+  std::lock_guard<std::mutex> lock(mu_);
+  vpcsBeingDeleted_ = std::move(names);
+}
+
+bool ApplyCtx::vpcBeingDeleted(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return vpcsBeingDeleted_.count(name) > 0;
+}
+
 Result<std::string> ApplyCtx::externalNetwork(const std::string& nameOrId) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!externals_) {

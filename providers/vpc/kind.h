@@ -141,6 +141,11 @@ class ApplyCtx {
   std::optional<NetIds> subnetIds(const std::string& name);
   void setSubnet(const std::string& name, std::optional<NetIds> ids);
 
+  // Vpcs whose router the current batch deletes: what only stands in the way of that (an extra route made by
+  // hand through a subnet being removed) may go with it.
+  void setVpcsBeingDeleted(std::set<std::string> names);
+  bool vpcBeingDeleted(const std::string& name);
+
   // The id of an external network given by name or id (asks Neutron once per session).
   Result<std::string> externalNetwork(const std::string& nameOrId);
 
@@ -157,6 +162,7 @@ class ApplyCtx {
   std::map<std::string, std::optional<NetIds>> subnets_;
   std::map<std::string, std::string> written_;  // id -> revision after our write ("" unknown)
   std::optional<std::vector<Json>> externals_;
+  std::set<std::string> vpcsBeingDeleted_;
 };
 
 using Row = KindHooks<const Snapshot, ApplyCtx>;

@@ -162,6 +162,10 @@ TargetSession::BatchResult VpcSession::applyBatch(const std::vector<Step>& steps
     if (auto obs = observe(); !obs) return {obs.error(), 0};
   }
   const size_t n = steps.size();
+  std::set<std::string> deletedVpcs;
+  for (const auto& s : steps)
+    if (s.addr.kind == Kind::Vpc && s.action == StepAction::Delete) deletedVpcs.insert(s.addr.name);
+  ctx_->setVpcsBeingDeleted(std::move(deletedVpcs));
   std::vector<std::vector<size_t>> next(n);
   std::vector<size_t> waiting(n, 0);
   for (size_t j = 0; j < n; ++j)

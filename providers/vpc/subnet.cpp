@@ -1,5 +1,8 @@
 // Subnet = a Neutron network of its own (on a VLAN provider segment when `vlan` is set) with one subnet; a public
 // Subnet also has an interface of its Vpc's router (on the subnet's gateway address).
+#include <algorithm>
+#include <compare>
+
 #include "providers/vpc/kind.h"
 
 namespace vnetplan::vpc {
@@ -36,6 +39,48 @@ void observeSubnets(const Snapshot& snap, Observation& obs) {
   }
 }
 
+// The address `a` plus `delta` (-1 or +1), as raw bytes.
+IpPrefix step(IpPrefix a, int delta) {
+  for (int i = static_cast<int>(a.addrLen()) - 1; i >= 0; --i) {
+    int v = a.addr[i] + delta;
+    a.addr[i] = static_cast<unsigned char>(v & 0xff);
+    if (v >= 0 && v <= 0xff) break;
+  }
+  return a;
+}
+
+// Neutron's allocation pools for `cidr` with `gateway` taken out: every host address but the gateway (IPv4 also
+// without the broadcast address). A gateway moved into the old pools is otherwise refused (409
+// GatewayConflictWithAllocationPools).
+Json allocationPools(const std::string& cidr, const std::string& gateway) {
+  auto net = parsePrefix(cidr);
+  if (!net) return Json::array();
+  IpPrefix first = step(net->network(), +1), last = net->network();
+  const size_t len = last.addrLen();
+  for (size_t i = 0; i < len; ++i) {
+    int bits = std::max(0, std::min(8, static_cast<int>(i * 8 + 8) - net->prefixLen));
+    last.addr[i] |= static_cast<unsigned char>((1u << bits) - 1);
+  }
+  if (net->family == AF_INET) last = step(last, -1);
+  first.prefixLen = last.prefixLen = static_cast<int>(len * 8);
+  auto cmp = [&](const IpPrefix& a, const IpPrefix& b) {
+    return std::lexicographical_compare_three_way(a.addr.begin(), a.addr.begin() + static_cast<long>(len), b.addr.begin(),
+                                                  b.addr.begin() + static_cast<long>(len));
+  };
+  Json pools = Json::array();
+  auto add = [&](const IpPrefix& a, const IpPrefix& b) {
+    if (cmp(a, b) <= 0) pools.push_back({{"start", a.addressStr()}, {"end", b.addressStr()}});
+  };
+  auto gw = parseAddress(gateway);
+  if (!gw || gw->family != net->family || cmp(*gw, first) < 0 || cmp(*gw, last) > 0) {
+    add(first, last);
+  } else {
+    add(first, step(*gw, -1));
+    add(step(*gw, +1), last);
+  }
+  return pools;
+}
+
 Result<std::string> routerOf(ApplyCtx& ctx, const std::string& vpc) {
   auto id = ctx.routerId(vpc);
   if (!id) return err("Vpc " + vpc + " has no router");
@@ -49,13 +94,27 @@ Status attach(ApplyCtx& ctx, const std::string& vpc, const std::string& subnetId
   return r ? Status{} : Status(r.error());
 }
 
-Status detach(ApplyCtx& ctx, const std::string& vpc, const std::string& subnetId) {
+Status detach(ApplyCtx& ctx, const std::string& vpc, const std::string& subnetId, const std::string& cidr) {
   auto rid = routerOf(ctx, vpc);
   if (!rid) return {};  // no router, no interface
-  auto r = ctx.routerAction(*rid, "remove_router_interface", {{"subnet_id", subnetId}},
-                            {"404", "RouterInterfaceNotFoundForSubnet", "RouterInterfaceNotFound", "RouterNotFound"});
-  if (!r && r.error().message.find("RouterInterfaceInUseByRoute") != std::string::npos)
-    return err(r.error().message + " (a Route of Vpc " + vpc + " goes through this subnet: remove it first)");
+  const std::set<std::string> gone = {"404", "RouterInterfaceNotFoundForSubnet", "RouterInterfaceNotFound", "RouterNotFound"};
+  auto r = ctx.routerAction(*rid, "remove_router_interface", {{"subnet_id", subnetId}}, gone);
+  if (r || r.error().message.find("RouterInterfaceInUseByRoute") == std::string::npos) return r ? Status{} : Status(r.error());
+  if (!ctx.vpcBeingDeleted(vpc))
+    return err(r.error().message + " (an extra route of Vpc " + vpc +
+               "'s router goes through this subnet, a Route or one made by hand: remove it first)");
+  // The router goes too: the extra routes through this subnet (made by hand, or the router's would have been
+  // deleted before) go first.
+  auto cur = ctx.api().expect("GET", "/routers/" + *rid + "?fields=routes", nullptr, Retry::Idempotent);
+  if (!cur) return cur.error();
+  auto net = parsePrefix(cidr);
+  Json through = Json::array();
+  if (cur->is_object() && cur->contains("router") && (*cur)["router"].contains("routes") && net)
+    for (const auto& route : (*cur)["router"]["routes"])
+      if (auto hop = parseAddress(jsonString(route, "nexthop")); hop && net->contains(*hop)) through.push_back(route);
+  if (!through.empty())
+    if (auto rm = ctx.routerAction(*rid, "remove_extraroutes", {{"router", {{"routes", through}}}}); !rm) return rm.error();
+  r = ctx.routerAction(*rid, "remove_router_interface", {{"subnet_id", subnetId}}, gone);
   return r ? Status{} : Status(r.error());
 }
 
@@ -105,17 +164,21 @@ Status updateSubnet(ApplyCtx& ctx, const Step& s) {
   if (changed(s, "dhcp") || gatewayChanges) {
     // The router's interface holds the gateway address: it lets go of the old one first.
     if (gatewayChanges && attached) {
-      if (Status st = detach(ctx, vpc, ids->subnet); !st) return st;
+      if (Status st = detach(ctx, vpc, ids->subnet, s.before.getString("cidr").value_or("")); !st) return st;
       attached = false;
     }
     Json attrs = Json::object();
     if (changed(s, "dhcp")) attrs["enable_dhcp"] = s.after.getBool("dhcp").value_or(true);
-    if (gatewayChanges) attrs["gateway_ip"] = s.after.getString("gateway") ? Json(*s.after.getString("gateway")) : Json(nullptr);
+    if (gatewayChanges) {
+      const std::string gw = s.after.getString("gateway").value_or("");
+      attrs["gateway_ip"] = gw.empty() ? Json(nullptr) : Json(gw);
+      attrs["allocation_pools"] = allocationPools(s.after.getString("cidr").value_or(""), gw);
+    }
     auto r = ctx.guardedUpdate("subnets", "subnet", ids->subnet, s.identity.revision, attrs, "subnet of " + s.addr.name);
     if (!r) return r.error();
   }
   if (isPublic && !attached) return attach(ctx, vpc, ids->subnet);
-  if (!isPublic && attached) return detach(ctx, vpc, ids->subnet);
+  if (!isPublic && attached) return detach(ctx, vpc, ids->subnet, s.before.getString("cidr").value_or(""));
   return {};
 }
 
@@ -125,7 +188,7 @@ Status removeSubnet(ApplyCtx& ctx, const Step& s) {
   if (!ids->subnet.empty()) {
     const std::string vpc = s.before.getString("vpc").value_or("");
     if (auto rid = ctx.routerId(vpc); rid && ctx.snap().hasInterface(*rid, ids->subnet))
-      if (Status st = detach(ctx, vpc, ids->subnet); !st) return st;
+      if (Status st = detach(ctx, vpc, ids->subnet, s.before.getString("cidr").value_or("")); !st) return st;
   }
   // The network takes its subnet with it.
   if (Status st = ctx.remove("networks", ids->network, "network of Subnet " + s.addr.name); !st) return st;
