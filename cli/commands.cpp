@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <unistd.h>
-#include <yaml-cpp/yaml.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -11,14 +10,16 @@
 #include <iostream>
 #include <set>
 #include <sstream>
+#include <thread>
 
+#include "base/probe.h"
 #include "cli/common.h"
 #include "cli/providers.h"
-#include "reconciler/graph.h"
+#include "cli/yaml_out.h"
 #include "model/codec.h"
 #include "reconciler/applier.h"
+#include "reconciler/graph.h"
 #include "reconciler/pipeline.h"
-#include "reconciler/probe.h"
 #include "reconciler/render.h"
 #include "reconciler/schema_validator.h"
 #include "reconciler/snapshot.h"
@@ -45,7 +46,7 @@ int cmdValidate(const GlobalOptions& g, const ValidateArgs& a) {
   } else {
     printDiagnostics(g, diags);
     if (diags.hasErrors())
-      std::cerr << diags.errorCount() << " error(s), " << diags.warningCount() << " warning(s)\n";
+      say(std::to_string(diags.errorCount()) + " error(s), " + std::to_string(diags.warningCount()) + " warning(s)");
     else
       std::cout << "Valid: " << desired.targets.size() << " target(s), " << desired.resources.size()
                 << " resource(s) in " << desired.files.size() << " file(s)"
@@ -59,7 +60,9 @@ int cmdPlan(const GlobalOptions& g, const PlanArgs& a) {
   if (!store) return fail(store.error().message);
   auto progress = makeProgress(g.output);  // outlives the prefetch, which reports to it
   std::optional<Prefetch> prefetch;
-  if (a.observed.empty()) prefetch.emplace(g.registry(), **store, toSet(a.targets), fanout(g, progress.get()));
+  FanoutOptions planFanout = fanout(g, progress.get());
+  planFanout.lockTimeout = a.lockTimeout;
+  if (a.observed.empty()) prefetch.emplace(g.registry(), **store, toSet(a.targets), planFanout);
   auto desired = loadOrReport(g, a.files, prefetch ? &*prefetch : nullptr);
   if (!desired) return 1;
   Diagnostics diags;
@@ -73,16 +76,15 @@ int cmdPlan(const GlobalOptions& g, const PlanArgs& a) {
     if (!snapshots) return fail(a.observed + ": " + snapshots.error().message);
     plan = planAgainst(*desired, toSet(a.targets), *snapshots, g.registry(), diags);
   } else {
-    plan = planDesired(*desired, toSet(a.targets), **store, g.registry(), diags, &*prefetch);
+    plan = planDesired(*desired, toSet(a.targets), **store, g.registry(), diags, &*prefetch, planFanout);
   }
   if (!plan) return fail(plan.error().message);
   if (!diags.items().empty()) printDiagnostics(g, diags);
   if (diags.hasErrors()) return 1;
-  if (a.observed.empty()) warnPendingJournals(**store, *plan);
   std::cout << renderPlan(g, *plan, a.format, a.showUnchanged);
   if (!a.out.empty()) {
     if (Status s = writeFileAtomic(a.out, renderPlanJson(*plan)); !s) return fail(s.error().message);
-    std::cerr << "Saved the plan to " << a.out << ". Apply exactly this plan with: vnetplan apply " << a.out << "\n";
+    say("Saved the plan to " + a.out + ". Apply exactly this plan with: vnetplan apply " + a.out);
   }
   if (reportUnreachable(*plan, "planned")) return 1;
   if (a.detailedExitCode && plan->hasChanges()) return 2;
@@ -145,6 +147,7 @@ int cmdApply(const GlobalOptions& g, const ApplyArgs& a) {
   opts.lockTimeout = a.lockTimeout;
   opts.locksHeld = !locks.empty();
   opts.confirmTimeout = a.confirmTimeout;
+  if (a.confirmTimeout) opts.startWatchdog = watchdogStarter(g);
   for (const auto& spec : a.probes) {
     auto p = parseProbe(spec);
     if (!p) return fail(p.error().message);
@@ -162,11 +165,30 @@ int cmdConfirm(const GlobalOptions& g, const std::vector<std::string>& targets) 
   auto confirmed = confirmPending(**store, targets);
   if (!confirmed) return fail(confirmed.error().message);
   if (confirmed->empty()) {
-    std::cout << "Nothing awaits confirmation.\n";
-    return 1;
+    return fail(std::string("nothing awaits confirmation (no apply with --confirm-timeout is waiting") +
+                (targets.empty() ? "" : " on the targets given") + ")");
   }
-  for (const auto& t : *confirmed) std::cout << "Confirmed target " << t << ": the apply keeps its change.\n";
+  // The waiting apply (or, if it is gone, its watchdog) commits the change: wait a little to say which.
+  for (const auto& t : *confirmed) {
+    bool done = false;
+    for (int i = 0; i < 100 && !done; ++i) {
+      auto j = (*store)->journal(t);
+      done = j && !j->has_value();
+      if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    std::cout << "Confirmed target " << t << ": " << (done ? "the change is kept (committed)." : "the change is kept; the apply is committing it.") << "\n";
+  }
   return 0;
+}
+
+int cmdConfirmWatchdog(const GlobalOptions& g, const WatchdogArgs& a) {
+  auto store = openStore(g);
+  if (!store) return fail(store.error().message);
+  ApplyOptions opts = applyOptions(g, nullptr);
+  auto outcome = superviseConfirmation(**store, g.registry(), a.target, a.journal, opts);
+  for (const auto& t : outcome.targets)
+    spdlog::warn("target={} confirm watchdog: {}", t.target, t.message);
+  return outcome.exitCode();
 }
 
 int cmdRollback(const GlobalOptions& g, const RollbackArgs& a) {
@@ -189,24 +211,32 @@ int cmdRollback(const GlobalOptions& g, const RollbackArgs& a) {
   if (!desired) return 1;
   const Target* t = desired->findTarget(a.targets[0]);
   if (!t) return fail("no Target " + a.targets[0] + " in the manifests");
-  return reportOutcome(g, rollbackToGeneration(*t, *a.generation, **store, g.registry(), opts));
+  // Like apply: show what it will do, and ask (or --auto-approve).
+  auto approve = [&](const Plan& plan) {
+    std::cout << renderPlan(g, plan, "text", false);
+    if (!plan.hasChanges() || a.autoApprove) return true;
+    return confirmInteractively();
+  };
+  return reportOutcome(g, rollbackToGeneration(*t, *a.generation, **store, g.registry(), opts, approve));
 }
 
 int cmdDrift(const GlobalOptions& g, const DriftArgs& a) {
   auto store = openStore(g);
   if (!store) return fail(store.error().message);
   auto progress = makeProgress(g.output);
-  Prefetch prefetch(g.registry(), **store, toSet(a.targets), fanout(g, progress.get()));
+  FanoutOptions driftFanout = fanout(g, progress.get());
+  driftFanout.lockTimeout = a.lockTimeout;
+  Prefetch prefetch(g.registry(), **store, toSet(a.targets), driftFanout);
   auto desired = loadOrReport(g, a.files, &prefetch);
   if (!desired) return 1;
   Diagnostics diags;
-  auto plan = planDesired(*desired, toSet(a.targets), **store, g.registry(), diags, &prefetch, fanout(g, progress.get()));
+  auto plan = planDesired(*desired, toSet(a.targets), **store, g.registry(), diags, &prefetch, driftFanout);
   if (!plan) return fail(plan.error().message);
   if (!diags.items().empty()) printDiagnostics(g, diags);
   if (diags.hasErrors()) return 1;
   if (a.format == "json") std::cout << renderDriftJson(*plan);
   else if (a.format == "junit") std::cout << renderDriftJunit(*plan);
-  else if (a.format == "prometheus") std::cout << renderDriftPrometheus(*plan);
+  else if (a.format == "prometheus") std::cout << renderDriftPrometheus(*plan, std::chrono::system_clock::now());
   else std::cout << renderDriftText(*plan, {useColor(g.output, STDOUT_FILENO), false});
   if (reportUnreachable(*plan, "checked for drift")) return 1;
   return plan->drift.empty() ? 0 : 2;
@@ -233,7 +263,12 @@ int cmdShow(const GlobalOptions& g, const ShowArgs& a) {
   for (const auto& [addr, obj] : live->observed.objects) {
     bool owned = st->owned.count(addr) != 0;
     if (!owned && !a.all) continue;
-    Json spec = obj.attrs.toJson();
+    // Manifest fields only: an unset attribute is left out, and what a provider observes about an object's state
+    // (status.*) is not something a manifest sets.
+    Attrs fields;
+    for (const auto& [path, v] : obj.attrs.values())
+      if (!v.is_null() && path.rfind("status.", 0) != 0) fields.set(path, v);
+    Json spec = fields.toJson();
     spec["targets"] = Json::array({a.target});
     if (!owned) spec["adopt"] = true;
     docs.push_back(Json{{"apiVersion", "vnetplan.io/v1"},
@@ -248,9 +283,7 @@ int cmdShow(const GlobalOptions& g, const ShowArgs& a) {
   std::cout << "# live state of target " << a.target << " (" << docs.size() << " object(s)"
             << (a.all ? ", including unmanaged ones marked adopt: true" : ", managed by vnetplan") << ")\n";
   for (const auto& d : docs) {
-    YAML::Emitter e;
-    e << toYaml(d);
-    std::cout << "---\n" << e.c_str() << "\n";
+    std::cout << "---\n" << toYamlText(d) << "\n";
   }
   return 0;
 }

@@ -28,6 +28,7 @@ struct ValidateArgs {
   std::string format = "text";
 };
 struct PlanArgs {
+  std::chrono::milliseconds lockTimeout{0};
   std::vector<std::string> files, targets;
   std::string out, format = "text", observed;
   bool detailedExitCode = false, showUnchanged = false;
@@ -43,10 +44,12 @@ struct ApplyArgs {
 };
 struct RollbackArgs {
   std::optional<int64_t> generation;
+  bool autoApprove = false;
   std::vector<std::string> targets, files;
   std::chrono::milliseconds lockTimeout{0};
 };
 struct DriftArgs {
+  std::chrono::milliseconds lockTimeout{0};
   std::vector<std::string> files, targets;
   std::string format = "text";
 };
@@ -60,6 +63,9 @@ struct GraphArgs {
   std::vector<std::string> files;
   std::string format = "mermaid";
 };
+struct WatchdogArgs {
+  std::string target, journal;
+};
 struct DemoArgs {
   bool keep = false;
 };
@@ -68,6 +74,7 @@ int cmdValidate(const GlobalOptions& g, const ValidateArgs& a);
 int cmdPlan(const GlobalOptions& g, const PlanArgs& a);
 int cmdApply(const GlobalOptions& g, const ApplyArgs& a);
 int cmdConfirm(const GlobalOptions& g, const std::vector<std::string>& targets);
+int cmdConfirmWatchdog(const GlobalOptions& g, const WatchdogArgs& a);
 int cmdRollback(const GlobalOptions& g, const RollbackArgs& a);
 int cmdDrift(const GlobalOptions& g, const DriftArgs& a);
 int cmdShow(const GlobalOptions& g, const ShowArgs& a);

@@ -1,14 +1,20 @@
 #include "cli/common.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "base/fileio.h"
+#include "base/redact.h"
 #include "cli/output.h"
 #include "reconciler/render.h"
 
@@ -17,12 +23,33 @@ namespace vnetplan::cli {
 namespace fs = std::filesystem;
 
 int fail(const std::string& message) {
+  if (jsonLogs()) {
+    writeJsonLine({{"message", message}}, "error");
+    return 1;
+  }
   std::cerr << "error: " << message << "\n";
   return 1;
 }
 
+void say(const std::string& message) {
+  if (jsonLogs())
+    writeJsonLine({{"message", message}}, "info");
+  else
+    std::cerr << message << "\n";
+}
+
 void printDiagnostics(const GlobalOptions& g, const Diagnostics& diags) {
   if (diags.items().empty()) return;
+  if (jsonLogs()) {
+    for (const Diagnostic& d : diags.items()) {
+      Json line{{"message", d.message}, {"file", d.loc.file}};
+      if (d.loc.line > 0) line["line"] = d.loc.line;
+      if (d.loc.col > 0) line["column"] = d.loc.col;
+      if (!d.code.empty()) line["rule"] = d.code;
+      writeJsonLine(std::move(line), d.severity == Severity::Error ? "error" : "warn");
+    }
+    return;
+  }
   std::cerr << diags.render(useColor(g.output, STDERR_FILENO));
 }
 
@@ -40,8 +67,25 @@ std::optional<DesiredState> loadOrReport(const GlobalOptions& g, const std::vect
   Diagnostics diags;
   DesiredState desired = loadDesired(files, g.registry(), diags, prefetch);
   printDiagnostics(g, diags);
+  if (jsonLogs()) {
+    std::map<std::string, std::string> addresses;
+    for (const Target& t : desired.targets) {
+      std::string where;
+      for (const char* field : {"endpoint", "host", "db", "netns"}) {
+        if (auto v = t.spec.getString(field)) {
+          where = *v;
+          if (std::string(field) == "host")
+            if (auto port = t.spec.getInt("port")) where += ":" + std::to_string(*port);
+          if (std::string(field) == "netns") where = "netns:" + where;
+          break;
+        }
+      }
+      addresses[t.name] = redactCredentials(where);
+    }
+    setLogAddresses(std::move(addresses));
+  }
   if (diags.hasErrors()) {
-    std::cerr << diags.errorCount() << " error(s), " << diags.warningCount() << " warning(s)\n";
+    say(std::to_string(diags.errorCount()) + " error(s), " + std::to_string(diags.warningCount()) + " warning(s)");
     return std::nullopt;
   }
   return desired;
@@ -68,15 +112,6 @@ std::string gitCommitOf(const std::vector<std::string>& files) {
   return out.size() == 40 ? out : "";
 }
 
-void warnPendingJournals(state::Store& store, const Plan& plan) {
-  for (const auto& t : plan.targets) {
-    auto j = store.journal(t.name);
-    if (j && j->has_value())
-      std::cerr << "warning: target " << t.name << " has an unfinished " << (**j).operation << " (journal "
-                << (**j).id << "); apply will refuse until 'vnetplan rollback' restores it\n";
-  }
-}
-
 std::string renderPlan(const GlobalOptions& g, const Plan& plan, const std::string& format, bool showNoOps) {
   if (format == "json") return renderPlanJson(plan);
   if (format == "markdown") return renderPlanMarkdown(plan);
@@ -94,8 +129,24 @@ int reportOutcome(const GlobalOptions& g, const ApplyOutcome& outcome) {
       case TargetResult::Refused: label = "refused"; c = "\033[31m"; break;
       case TargetResult::RolledBack: label = "failed, rolled back"; c = "\033[33m"; break;
       case TargetResult::Damaged: label = "FAILED, NOT fully restored"; c = "\033[31;1m"; break;
+      case TargetResult::StateNotRecorded: label = "applied, but NOT recorded in the state store"; c = "\033[31;1m"; break;
     }
-    std::ostream& os = (t.result == TargetResult::Applied || t.result == TargetResult::NoChanges) ? std::cout : std::cerr;
+    const bool good = t.result == TargetResult::Applied || t.result == TargetResult::NoChanges;
+    if (g.output.logFormat == "json") {
+      // With JSON logs the outcome is a JSON line too (on stderr, with the logs), whatever the log level.
+      static const std::map<TargetResult, const char*> kOutcome{
+          {TargetResult::NoChanges, "no-changes"}, {TargetResult::Applied, "applied"},
+          {TargetResult::Refused, "refused"},      {TargetResult::RolledBack, "rolled-back"},
+          {TargetResult::Damaged, "damaged"},      {TargetResult::StateNotRecorded, "not-recorded"}};
+      Json line{{"target", t.target},
+                {"outcome", kOutcome.at(t.result)},
+                {"message", t.message}};
+      if (t.generation > 0) line["generation"] = t.generation;
+      if (!t.leftovers.empty()) line["leftovers"] = t.leftovers;
+      writeJsonLine(std::move(line), good ? "info" : "error");
+      continue;
+    }
+    std::ostream& os = good ? std::cout : std::cerr;
     os << (color ? c : "") << "Target " << t.target << ": " << label << (color ? "\033[0m" : "");
     if (t.generation > 0) os << " (generation " << t.generation << ")";
     os << "\n";
@@ -115,8 +166,12 @@ FanoutOptions fanout(const GlobalOptions& g, Progress* progress) {
 // Names, on stderr, the targets a plan left out; true if there were any (the command then exits 1).
 bool reportUnreachable(const Plan& plan, const char* what) {
   if (plan.unreachable.empty()) return false;
-  for (const auto& u : plan.unreachable)
-    std::cerr << "error: target " << u.target << " was not " << what << ": it could not be reached: " << u.error << "\n";
+  for (const auto& u : plan.unreachable) {
+    if (jsonLogs())
+      writeJsonLine({{"target", u.target}, {"message", std::string("not ") + what + ": " + u.error}}, "error");
+    else
+      std::cerr << "error: target " << u.target << " was not " << what << ": " << u.error << "\n";
+  }
   return true;
 }
 
@@ -129,41 +184,72 @@ ApplyOptions applyOptions(const GlobalOptions& g, Progress* progress) {
   return o;
 }
 
+std::function<int64_t(const std::string&, const std::string&)> watchdogStarter(const GlobalOptions& g) {
+  const std::string stateUrl = g.stateUrl;
+  const std::string logLevel = g.output.logLevel;
+  return [stateUrl, logLevel](const std::string& target, const std::string& journal) -> int64_t {
+    char self[4096];
+    ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return 0;
+    self[n] = '\0';
+    // The state URL is relative to the working directory: keep it by staying in it.
+    std::vector<std::string> args{self, "--state", stateUrl, "--log-level", logLevel, "__confirm-watchdog",
+                                  "--target", target, "--journal", journal};
+    int pipefd[2];
+    if (::pipe2(pipefd, O_CLOEXEC) != 0) return 0;
+    pid_t child = ::fork();
+    if (child < 0) {
+      ::close(pipefd[0]);
+      ::close(pipefd[1]);
+      return 0;
+    }
+    if (child == 0) {
+      // Double fork: the watchdog is nobody's child here (no zombie), in a session of its own (no terminal).
+      ::setsid();
+      pid_t grandchild = ::fork();
+      if (grandchild != 0) {
+        int64_t pid = grandchild > 0 ? grandchild : 0;
+        (void)!::write(pipefd[1], &pid, sizeof pid);
+        ::_exit(0);
+      }
+      ::signal(SIGHUP, SIG_IGN);
+      int devnull = ::open("/dev/null", O_RDWR);
+      if (devnull >= 0) {
+        ::dup2(devnull, 0);
+        ::dup2(devnull, 1);
+        ::dup2(devnull, 2);
+      }
+      std::vector<char*> argv;
+      for (auto& s : args) argv.push_back(s.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    ::close(pipefd[1]);
+    int64_t pid = 0;
+    (void)!::read(pipefd[0], &pid, sizeof pid);
+    ::close(pipefd[0]);
+    ::waitpid(child, nullptr, 0);
+    return pid;
+  };
+}
+
 bool confirmInteractively() {
   if (!isatty(STDIN_FILENO)) {
-    std::cerr << "error: refusing to apply without confirmation: stdin is not a terminal; "
-                 "pass --auto-approve (or apply a reviewed plan file)\n";
+    fail("refusing to apply without confirmation: stdin is not a terminal; "
+         "pass --auto-approve (or apply a reviewed plan file)");
     return false;
   }
   std::cout << "\nDo you want to apply these changes? Only 'yes' will be accepted: " << std::flush;
   std::string answer;
   std::getline(std::cin, answer);
   if (answer != "yes") {
-    std::cerr << "Apply cancelled.\n";
+    say("Apply cancelled.");
     return false;
   }
   return true;
 }
 
-YAML::Node toYaml(const Json& j) {
-  YAML::Node n;
-  if (j.is_object()) {
-    n = YAML::Node(YAML::NodeType::Map);
-    for (auto it = j.begin(); it != j.end(); ++it) n[it.key()] = toYaml(it.value());
-  } else if (j.is_array()) {
-    n = YAML::Node(YAML::NodeType::Sequence);
-    for (const auto& e : j) n.push_back(toYaml(e));
-  } else if (j.is_string()) {
-    n = j.get<std::string>();
-  } else if (j.is_boolean()) {
-    n = j.get<bool>();
-  } else if (j.is_number_integer()) {
-    n = j.get<int64_t>();
-  } else if (j.is_number()) {
-    n = j.get<double>();
-  }
-  return n;
-}
 
 
 }  // namespace vnetplan::cli

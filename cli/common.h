@@ -7,7 +7,6 @@
 #include <string>
 #include <vector>
 
-#include <yaml-cpp/yaml.h>
 
 #include "cli/commands.h"
 #include "reconciler/applier.h"
@@ -17,7 +16,8 @@
 namespace vnetplan::cli {
 
 // "error: MESSAGE" on stderr; returns 1 (the exit code).
-int fail(const std::string& message);
+int fail(const std::string& message);  // "error: message" on stderr (a JSON line with JSON logs); returns 1
+void say(const std::string& message);   // a remark on stderr (a JSON line with JSON logs)
 void printDiagnostics(const GlobalOptions& g, const Diagnostics& diags);
 Result<std::unique_ptr<state::Store>> openStore(const GlobalOptions& g);
 std::set<std::string> toSet(const std::vector<std::string>& v);
@@ -27,7 +27,6 @@ std::optional<DesiredState> loadOrReport(const GlobalOptions& g, const std::vect
 Status writeFileAtomic(const std::string& path, const std::string& data);
 // The commit the manifests are at, when they are in a git work tree ("" otherwise).
 std::string gitCommitOf(const std::vector<std::string>& files);
-void warnPendingJournals(state::Store& store, const Plan& plan);
 std::string renderPlan(const GlobalOptions& g, const Plan& plan, const std::string& format, bool showNoOps);
 // Prints each target's outcome; returns the exit code.
 int reportOutcome(const GlobalOptions& g, const ApplyOutcome& outcome);
@@ -35,8 +34,10 @@ FanoutOptions fanout(const GlobalOptions& g, Progress* progress);
 // Names, on stderr, the targets a plan left out; true if there were any (the command then exits 1).
 bool reportUnreachable(const Plan& plan, const char* what);
 ApplyOptions applyOptions(const GlobalOptions& g, Progress* progress);
+// Starts `vnetplan __confirm-watchdog` as a process of its own (new session, no terminal, SIGHUP ignored) that
+// outlives this one; returns its pid (0 if it could not be started).
+std::function<int64_t(const std::string&, const std::string&)> watchdogStarter(const GlobalOptions& g);
 // Asks on the terminal; false (with the reason) when stdin is not one.
 bool confirmInteractively();
-YAML::Node toYaml(const Json& j);
 
 }  // namespace vnetplan::cli

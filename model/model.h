@@ -78,6 +78,7 @@ struct Resource {
   std::vector<Address> dependsOn;  // e.g. a Port depends on its Switch
   std::map<std::string, std::string> labels;
   bool adopt = false;
+  bool deleteOnRelease = false;  // onRelease: delete (an adopted object is otherwise released, never deleted)
   std::string justification;
   SourceLoc loc;
 };

@@ -5,12 +5,13 @@
 #pragma once
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "reconciler/plan.h"
-#include "reconciler/probe.h"
+#include "base/probe.h"
 #include "reconciler/progress.h"
 #include "reconciler/provider.h"
 #include "state/store.h"
@@ -31,13 +32,20 @@ struct ApplyOptions {
   // 'vnetplan confirm' is run, or every probe succeeds, before the deadline.
   std::optional<std::chrono::milliseconds> confirmTimeout;
   std::vector<Probe> probes;
+  // Starts a process that outlives this one and enforces the confirmation deadline of `journalId` on `target`
+  // (superviseConfirmation), so that a hang-up or a kill of the waiting apply still rolls back at the deadline.
+  // Returns its pid (0: none could be started: the apply then says so and enforces the deadline itself only).
+  std::function<int64_t(const std::string& target, const std::string& journalId)> startWatchdog;
   // Verification: attempts and the first back-off (doubled each time). 0: each kind's own policy
   // (KindTraits::verify); set, they override it for every kind.
   int verifyAttempts = 0;
   std::chrono::milliseconds verifyBackoff{0};
 };
 
-enum class TargetResult { NoChanges, Applied, Refused, RolledBack, Damaged };
+// Damaged: failed, and the rollback could not restore everything (exit 3). StateNotRecorded: the change is applied
+// and verified on the target, but the state store could not record it (exit 4): the journal stays, so the next
+// apply refuses until 'vnetplan rollback' undoes the change (then apply again).
+enum class TargetResult { NoChanges, Applied, Refused, RolledBack, Damaged, StateNotRecorded };
 
 struct TargetOutcome {
   std::string target;
@@ -49,7 +57,8 @@ struct TargetOutcome {
 
 struct ApplyOutcome {
   std::vector<TargetOutcome> targets;
-  int exitCode() const;  // 0 applied/no changes, 1 failed and fully rolled back or refused, 3 damaged
+  // 0 applied/no changes, 1 failed and fully rolled back or refused, 3 damaged, 4 applied but not recorded
+  int exitCode() const;
 };
 
 // Locks every target (in name order, so two callers cannot deadlock) and checks that none has an
@@ -64,16 +73,26 @@ Result<std::vector<std::unique_ptr<state::Lock>>> lockTargets(state::Store& stor
 ApplyOutcome applyPlan(const Plan& plan, state::Store& store, const ProviderRegistry& providers,
                        const ApplyOptions& opts);
 
-// `vnetplan confirm`: confirms every target (or only `onlyTargets`) whose apply awaits confirmation.
-// Returns the targets confirmed.
+// `vnetplan confirm`: confirms every target (or only `onlyTargets`) whose apply awaits confirmation. Refuses a
+// target whose deadline has passed (its change is being rolled back). Returns the targets confirmed.
 Result<std::vector<std::string>> confirmPending(state::Store& store, const std::vector<std::string>& onlyTargets);
+
+// The confirmation watchdog of one journal (a process of its own, started by the apply that waits): while the
+// apply lives it only watches; once the apply is gone, a confirmed change is committed, and at the deadline an
+// unconfirmed one is rolled back (live state and state) with no further command. Returns when the journal is
+// finished (by anyone); the outcome of what it did itself, if anything.
+ApplyOutcome superviseConfirmation(state::Store& store, const ProviderRegistry& providers, const std::string& target,
+                                   const std::string& journalId, const ApplyOptions& opts);
 
 // `vnetplan rollback` after an interrupted apply: finishes the rollback recorded in each target's journal.
 ApplyOutcome recoverJournals(state::Store& store, const ProviderRegistry& providers, const ApplyOptions& opts,
                              const std::vector<std::string>& onlyTargets);
 
-// `vnetplan rollback --to N`: reconciles a target's owned objects toward generation N's snapshot.
+// `vnetplan rollback --to N`: reconciles a target's owned objects toward generation N's snapshot: objects owned
+// then come back as they were, objects created since are deleted, objects adopted since are released (restored
+// as they were when adopted; never deleted). `approve` sees the plan (under the lock) and may refuse it.
 ApplyOutcome rollbackToGeneration(const Target& target, int64_t generation, state::Store& store,
-                                  const ProviderRegistry& providers, const ApplyOptions& opts);
+                                  const ProviderRegistry& providers, const ApplyOptions& opts,
+                                  const std::function<bool(const Plan&)>& approve = nullptr);
 
 }  // namespace vnetplan

@@ -17,7 +17,7 @@ const std::vector<std::string>& inheritedPolicies() {
 namespace {
 
 // Spec fields that route a resource rather than describe it.
-const std::set<std::string> kEnvelopeFields{"targets", "selector", "adopt", "justification"};
+const std::set<std::string> kEnvelopeFields{"targets", "selector", "adopt", "onRelease", "justification"};
 
 std::map<std::string, std::string> stringMap(const Json& j) {
   std::map<std::string, std::string> out;
@@ -70,6 +70,29 @@ struct Builder {
     return names;
   }
 
+  // "selector {role: hypervsior} matches no Target (did you mean role: hypervisor?)".
+  std::string selectorMiss(const std::map<std::string, std::string>& selector) const {
+    std::string text;
+    for (const auto& [k, v] : selector) text += (text.empty() ? "" : ", ") + k + ": " + v;
+    std::string hint;
+    for (const auto& [k, v] : selector) {
+      std::vector<std::string> keys, values;
+      for (const auto& t : out.targets)
+        for (const auto& [lk, lv] : t.labels) {
+          keys.push_back(lk);
+          if (lk == k) values.push_back(lv);
+        }
+      if (std::find(keys.begin(), keys.end(), k) == keys.end()) {
+        if (std::string m = closestMatch(k, keys); !m.empty()) hint = m + ": " + v;
+      } else if (std::find(values.begin(), values.end(), v) == values.end()) {
+        if (std::string m = closestMatch(v, values); !m.empty()) hint = k + ": " + m;
+      }
+      if (!hint.empty()) break;
+    }
+    return "selector {" + text + "} matches no Target" + (hint.empty() ? "" : " (did you mean " + hint + "?)") +
+           "; a resource must be placed somewhere (a typo here would plan the deletion of what it owns)";
+  }
+
   std::vector<std::string> resolveTargets(const Document& d, const Json& spec) {
     std::vector<std::string> result;
     if (spec.contains("targets") && spec["targets"].is_array()) {
@@ -90,9 +113,9 @@ struct Builder {
       auto selector = stringMap(spec["selector"]);
       for (const auto& t : out.targets)
         if (matches(selector, t.labels)) result.push_back(t.name);
-      if (result.empty())
-        diags.warning(d.at("/spec/selector"), "selector matches no Target; this resource is not planned anywhere",
-                      "selector-empty");
+      // A typo in a selector must not silently plan the deletion of everything the resource owns: an error,
+      // with the label most likely meant.
+      if (result.empty()) diags.error(d.at("/spec/selector"), selectorMiss(selector), "selector-empty");
     }
     return result;
   }
@@ -116,6 +139,7 @@ struct Builder {
         for (const auto& [path, _] : attrs.values()) r.origins[path] = AttrOrigin{Origin::Explicit, ""};
         r.labels = stringMap(meta.value("labels", Json::object()));
         r.adopt = spec.value("adopt", false);
+        r.deleteOnRelease = spec.value("onRelease", std::string("restore")) == "delete";
         r.justification = spec.value("justification", "");
         r.loc = d.keyAt("/metadata/name");
         auto [it, fresh] = seen.emplace(r.addr, r.loc);
@@ -210,8 +234,24 @@ struct Builder {
         if (!parent)
           if (auto sw = r.attrs.getString("switch")) parent = find({r.addr.target, Kind::Switch, *sw});
         if (parent) inheritFrom(r, *parent);
+        if (kind == Kind::Port) inheritMtu(r);
       }
     }
+  }
+
+  // A Port takes its Switch's MTU (through its PortGroup's switch) unless it says otherwise: a VM's tap on a
+  // 9000-byte bridge is a 9000-byte port. (PortGroups carry no MTU of their own.) A provider drops an inherited
+  // MTU on a port type that has none of its own (a patch port) or must stay below it (a tunnel).
+  void inheritMtu(Resource& port) {
+    if (port.attrs.has("mtu")) return;
+    std::optional<std::string> sw = port.attrs.getString("switch");
+    if (auto pg = port.attrs.getString("portGroup"))
+      if (const Resource* group = find({port.addr.target, Kind::PortGroup, *pg})) sw = group->attrs.getString("switch");
+    if (!sw) return;
+    const Resource* parent = find({port.addr.target, Kind::Switch, *sw});
+    if (!parent || !parent->attrs.has("mtu")) return;
+    port.attrs.set("mtu", *parent->attrs.find("mtu"));
+    port.origins["mtu"] = AttrOrigin{Origin::Inherited, parent->addr.str()};
   }
 };
 

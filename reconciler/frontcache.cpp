@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kFormat = 1;
+constexpr int kFormat = 2;
 
 Json locJson(const SourceLoc& l) { return Json::array({l.file, l.line, l.col}); }
 std::optional<SourceLoc> locFrom(const Json& j) {
@@ -94,6 +94,7 @@ std::string encode(const std::string& key, const DesiredState& d, const std::vec
                              {"d", std::move(deps)},
                              {"l", labelsJson(r.labels)},
                              {"adopt", r.adopt},
+                             {"deleteOnRelease", r.deleteOnRelease},
                              {"j", r.justification},
                              {"loc", locJson(r.loc)}});
   }
@@ -169,6 +170,7 @@ static std::optional<Entry> decodeOrThrow(const std::string& bytes,
     }
     res.labels = labelsFrom(r.value("l", Json::object()));
     res.adopt = r.value("adopt", false);
+    res.deleteOnRelease = r.value("deleteOnRelease", false);
     res.justification = r.value("j", std::string());
     e.desired.resources.push_back(std::move(res));
   }

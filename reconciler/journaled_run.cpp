@@ -6,6 +6,7 @@
 #include <ctime>
 #include <thread>
 
+#include "base/crashpoint.h"
 #include "base/random.h"
 #include "reconciler/plan.h"
 #include "reconciler/planner.h"
@@ -40,7 +41,7 @@ void JournaledRun::keep(const Status& s, const char* what) {
   out_.message += "\nwarning: state store: " + std::string(what) + " failed: " + s.error().message;
 }
 
-TargetOutcome JournaledRun::run(const Change& change, const std::function<bool(TargetOutcome&)>& commit) {
+TargetOutcome JournaledRun::run(const Change& change) {
   state::Journal journal;
   journal.id = randomHex(8);
   journal.target = target_.name;
@@ -51,7 +52,10 @@ TargetOutcome JournaledRun::run(const Change& change, const std::function<bool(T
   journal.started = state::nowRfc3339();
   journal.pid = static_cast<int64_t>(getpid());
   journal.preImage = change.preImage;
-  journal.preOwned = change.preOwned;
+  for (const auto& [addr, _] : change.preImage) journal.preOwned[addr] = change.preState.owned.count(addr) != 0;
+  journal.preState = change.preState;
+  journal.preState.target = target_.name;
+  journal.commit = change.commit;
   journal.steps = change.steps;
   if (Status s = store_.writeJournal(journal); !s) {
     out_.result = TargetResult::Refused;
@@ -62,12 +66,21 @@ TargetOutcome JournaledRun::run(const Change& change, const std::function<bool(T
 
   Status executed = execute(change.steps, journal);
   if (executed.ok()) {
-    auto problems = verify(change.expected);
+    auto problems = verify(change.expected, /*exact=*/false);
+    if (problems.empty()) {
+      // The provider's ids and revisions as the verifying observation saw them.
+      for (auto& [addr, obj] : journal.commit->owned)
+        if (auto it = verified_.objects.find(addr); it != verified_.objects.end()) obj.identity = it->second.identity;
+    }
     if (problems.empty() && opts_.confirmTimeout) {
       if (Status c = awaitConfirmation(journal); !c) problems = {c.error().message};
     }
     if (problems.empty()) {
-      if (commit(out_)) keep(store_.clearJournal(target_.name), "clearJournal");
+      if (commit(journal)) {
+        out_.result = TargetResult::Applied;
+        out_.generation = journal.commit->number;
+        out_.message = change.successMessage + out_.message;
+      }
       return out_;
     }
     executed = err("verification failed:\n" + joinLines(problems));
@@ -75,6 +88,51 @@ TargetOutcome JournaledRun::run(const Change& change, const std::function<bool(T
     return abandoned(journal, executed.error().message);
   }
   return rollback(journal, executed.error().message);
+}
+
+bool JournaledRun::commit(state::Journal& journal) {
+  journal.status = state::JournalStatus::Committing;
+  auto fail = [&](const std::string& message) {
+    out_.result = TargetResult::StateNotRecorded;
+    out_.message = "the change is applied and verified on the target, but the state store could not record it (" +
+                   message + "). The journal is kept: run 'vnetplan rollback' to undo the change, then apply again";
+    out_.leftovers = {message};
+    return false;
+  };
+  if (Status s = store_.writeJournal(journal); !s) return fail("cannot write the journal: " + s.error().message);
+  state::TargetState next;
+  next.target = journal.target;
+  next.generation = journal.commit->number;
+  next.owned = journal.commit->owned;
+  if (Status s = store_.addGeneration(journal.target, *journal.commit); !s)
+    return fail("cannot record generation: " + s.error().message);
+  if (Status s = store_.save(next); !s) return fail("cannot save state: " + s.error().message);
+  keep(store_.clearJournal(journal.target), "clearJournal");
+  return true;
+}
+
+TargetOutcome JournaledRun::finishCommit(state::Journal journal) {
+  if (!journal.commit) {
+    out_.result = TargetResult::Refused;
+    out_.message = "the journal records no commit to finish";
+    return out_;
+  }
+  if (commit(journal)) {
+    out_.result = TargetResult::Applied;
+    out_.generation = journal.commit->number;
+    out_.message = "confirmed; committed as generation " + std::to_string(journal.commit->number);
+  }
+  return out_;
+}
+
+void JournaledRun::restoreState(const state::Journal& journal) {
+  // A journal of an older vnetplan has no pre-state: only the live pre-image can be restored then.
+  if (journal.preState.target.empty()) return;
+  state::TargetState pre = journal.preState;
+  pre.target = journal.target;
+  keep(store_.save(pre), "restore state");
+  const int64_t written = journal.commit ? journal.commit->number : pre.generation + 1;
+  for (int64_t g = pre.generation + 1; g <= written; ++g) keep(store_.removeGeneration(journal.target, g), "remove generation");
 }
 
 TargetOutcome JournaledRun::recover(const state::Journal& journal) {
@@ -122,9 +180,12 @@ Status JournaledRun::executeStepByStep(const std::vector<Step>& steps, state::Jo
     long n = ++counter_.executed;
     if (opts_.faults.failAtStep > 0 && n == opts_.faults.failAtStep)
       return err("injected failure at step " + std::to_string(n) + " (" + describe(steps[i]) + ")");
-    if (Status s = session_.apply(steps[i]); !s)
+    crashPoint("before step");
+    Status applied = session_.apply(steps[i]);
+    crashPoint("after step");
+    if (!applied)
       return err("step " + std::to_string(i + 1) + "/" + std::to_string(steps.size()) + " (" + describe(steps[i]) +
-                 "): " + s.error().message);
+                 "): " + applied.error().message);
     markDone(journal, i + 1, i + 1 == steps.size());
     if (opts_.progress) opts_.progress->step(target_.name, i + 1, steps.size(), describe(steps[i]));
   }
@@ -152,10 +213,12 @@ Status JournaledRun::executeBatches(const std::vector<Step>& steps, state::Journ
     const long k = opts_.faults.failAtStep;
     if (k >= first && k <= counter_.executed) session_.injectFailure(k - first);
     size_t done = start;
+    crashPoint("before batch");
     auto r = session_.applyBatch(batch, [&](size_t i) {
       done = std::max(done, start + i + 1);
       if (opts_.progress) opts_.progress->step(target_.name, start + i + 1, steps.size(), describe(batch[i]));
     });
+    crashPoint("after batch");
     markDone(journal, done, true);
     if (!r.status) {
       untouched_ = atomic && r.notCommitted;
@@ -184,7 +247,7 @@ VerifyPolicy JournaledRun::policyFor(const std::map<Address, std::optional<Attrs
   return p;
 }
 
-std::vector<std::string> JournaledRun::verify(const std::map<Address, std::optional<Attrs>>& expected) {
+std::vector<std::string> JournaledRun::verify(const std::map<Address, std::optional<Attrs>>& expected, bool exact) {
   if (opts_.progress) opts_.progress->note(target_.name, "verifying");
   const VerifyPolicy policy = policyFor(expected);
   std::vector<std::string> problems;
@@ -194,7 +257,7 @@ std::vector<std::string> JournaledRun::verify(const std::map<Address, std::optio
     if (!obs) {
       problems = {"observe: " + obs.error().message};
     } else {
-      problems = verifyAgainst(expected, *obs, provider_);
+      problems = verifyAgainst(expected, *obs, provider_, exact);
       if (problems.empty()) {
         verified_ = std::move(*obs);
         return problems;
@@ -214,8 +277,18 @@ Status JournaledRun::awaitConfirmation(state::Journal& journal) {
   const auto deadline = clock::now() + *opts_.confirmTimeout;
   journal.status = state::JournalStatus::AwaitingConfirm;
   journal.confirmDeadline = rfc3339(deadline);
-  if (Status s = store_.writeJournal(journal); !s) return err("cannot write the journal: " + s.error().message);
   keep(store_.clearConfirm(journal.target), "clear confirm");
+  if (Status s = store_.writeJournal(journal); !s) return err("cannot write the journal: " + s.error().message);
+  // Something that outlives this process enforces the deadline too (a hang-up or kill -9 of this apply).
+  if (opts_.startWatchdog) {
+    journal.watchdogPid = opts_.startWatchdog(journal.target, journal.id);
+    if (journal.watchdogPid > 0) {
+      if (Status s = store_.writeJournal(journal); !s) return err("cannot write the journal: " + s.error().message);
+    } else if (opts_.progress) {
+      opts_.progress->note(journal.target, "warning: no confirmation watchdog could be started; if this process "
+                                           "dies before the deadline, run 'vnetplan rollback' yourself");
+    }
+  }
   const auto secs = std::chrono::duration_cast<std::chrono::seconds>(*opts_.confirmTimeout).count();
   if (opts_.progress)
     opts_.progress->note(journal.target, "applied and verified; rolling back in " + std::to_string(secs) +
@@ -229,7 +302,7 @@ Status JournaledRun::awaitConfirmation(state::Journal& journal) {
     if (!opts_.probes.empty()) {
       bool all = true;
       for (const auto& p : opts_.probes)
-        if (Status ps = runProbe(p, std::chrono::milliseconds(1000)); !ps) {
+        if (Status ps = session_.probe(p, std::chrono::milliseconds(1000)); !ps) {
           all = false;
           lastProbeError = ps.error().message;
           break;
@@ -264,10 +337,13 @@ TargetOutcome JournaledRun::rollback(state::Journal journal, const std::string& 
     std::vector<std::string> stepErrors;
     if (session_.mode() == TargetSession::Mode::StepByStep) {
       // Best effort: keep going past a failing step so as much as possible is restored.
-      for (const auto& step : steps)
+      for (const auto& step : steps) {
+        crashPoint("before rollback step");
         if (Status s = session_.apply(step); !s) stepErrors.push_back(describe(step) + ": " + s.error().message);
+      }
     } else if (session_.mode() == TargetSession::Mode::Atomic) {
       // A second transaction, back to the pre-image.
+      crashPoint("before rollback transaction");
       if (auto r = session_.applyBatch(steps, nullptr); !r.status)
         stepErrors.push_back("the rollback transaction failed: " + r.status.error().message);
     } else {
@@ -276,6 +352,7 @@ TargetOutcome JournaledRun::rollback(state::Journal journal, const std::string& 
       for (size_t start = 0; start < steps.size();) {
         std::vector<Step> batch(steps.begin() + static_cast<std::ptrdiff_t>(start),
                                 steps.begin() + static_cast<std::ptrdiff_t>(std::min(steps.size(), start + per)));
+        crashPoint("before rollback batch");
         auto r = session_.applyBatch(batch, nullptr);
         if (r.status) {
           start += batch.size();
@@ -286,11 +363,12 @@ TargetOutcome JournaledRun::rollback(state::Journal journal, const std::string& 
         start += failed + 1;
       }
     }
-    problems = verify(journal.preImage);
+    problems = verify(journal.preImage, /*exact=*/true);
     if (!problems.empty()) problems.insert(problems.end(), stepErrors.begin(), stepErrors.end());
   }
 
   if (problems.empty()) {
+    restoreState(journal);
     keep(store_.clearJournal(journal.target), "clearJournal");
     keep(store_.clearDamage(journal.target), "clearDamage");
     out_.result = TargetResult::RolledBack;

@@ -35,16 +35,23 @@ class JournaledRun {
     std::string operation;  // "apply" | "rollback"
     std::vector<Step> steps;
     std::map<Address, std::optional<Attrs>> preImage;  // every touched address as it was (nullopt: absent)
-    std::map<Address, bool> preOwned;                  // ownership before
     std::map<Address, std::optional<Attrs>> expected;  // what verification must find afterwards
+    state::TargetState preState;                       // ownership and generation before
+    state::Generation commit;  // what success records: number = preState.generation + 1, owned = the new state
+    std::string successMessage;
   };
 
-  // Runs `change`. Once it is verified (and confirmed, with --confirm-timeout), `commit` records the new state:
-  // it returns false after putting its failure into the outcome. The journal is cleared after a commit.
-  TargetOutcome run(const Change& change, const std::function<bool(TargetOutcome&)>& commit);
+  // Runs `change`: journal, steps, verification (and confirmation, with --confirm-timeout), then the commit:
+  // the journal turns Committing (with the generation to record), the generation and the state are written,
+  // the journal is removed. A failure anywhere before the commit rolls back live state and state together.
+  TargetOutcome run(const Change& change);
 
-  // Finishes the rollback an interrupted journal records.
+  // Finishes the rollback an interrupted journal records: live state back to its pre-image, ownership and
+  // generation back to its pre-state, a generation the interrupted commit may have written removed.
   TargetOutcome recover(const state::Journal& journal);
+  // Finishes the commit of a journal whose change was verified and confirmed (a confirm watchdog, after the
+  // apply that was waiting for the confirmation died).
+  TargetOutcome finishCommit(state::Journal journal);
 
   // The observation that verified the change (for the commit: provider ids and revisions of what is now live).
   const Observation& verified() const { return verified_; }
@@ -55,10 +62,15 @@ class JournaledRun {
   Status executeBatches(const std::vector<Step>& steps, state::Journal& journal);
   // Records `done` steps as done in the journal (at most every 200 ms, and always when `force`).
   void markDone(state::Journal& journal, size_t done, bool force);
-  std::vector<std::string> verify(const std::map<Address, std::optional<Attrs>>& expected);
+  std::vector<std::string> verify(const std::map<Address, std::optional<Attrs>>& expected, bool exact);
   VerifyPolicy policyFor(const std::map<Address, std::optional<Attrs>>& expected) const;
   Status awaitConfirmation(state::Journal& journal);
   TargetOutcome rollback(state::Journal journal, const std::string& why);
+  // Writes the generation and state of a Committing journal, then removes the journal. False (with the outcome
+  // saying what failed) if a write failed: the journal then stays, for 'vnetplan rollback'.
+  bool commit(state::Journal& journal);
+  // Puts ownership and generation back as the journal recorded them before the change.
+  void restoreState(const state::Journal& journal);
   TargetOutcome abandoned(const state::Journal& journal, const std::string& why);
   std::string describe(const Step& step) const { return provider_.describe(step, target_); }
   // A bookkeeping write that failed after the target itself is fine: say so, never hide it.

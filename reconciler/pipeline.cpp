@@ -1,5 +1,7 @@
 #include "reconciler/pipeline.h"
 
+#include <unistd.h>
+
 #include "reconciler/frontcache.h"
 
 #include <spdlog/spdlog.h>
@@ -208,11 +210,7 @@ Result<LiveTarget> connectAndObserve(const Target& target, const ProviderRegistr
   return lt;
 }
 
-std::map<Address, Attrs> ownedOf(const state::TargetState& st) {
-  std::map<Address, Attrs> out;
-  for (const auto& [addr, obj] : st.owned) out[addr] = obj.lastApplied;
-  return out;
-}
+std::map<Address, state::OwnedObject> ownedOf(const state::TargetState& st) { return st.owned; }
 
 Result<Plan> planAgainst(const DesiredState& desired, const std::set<std::string>& onlyTargets,
                          const std::map<std::string, TargetSnapshot>& snapshots, const ProviderRegistry& providers,
@@ -248,6 +246,30 @@ Result<Plan> planAgainst(const DesiredState& desired, const std::set<std::string
   return plan;
 }
 
+std::optional<std::string> targetBusy(state::Store& store, const std::string& target, std::chrono::milliseconds wait) {
+  const auto deadline = SteadyClock::now() + wait;
+  for (;;) {
+    auto holder = store.lockHolder(target);
+    if (!holder) return "cannot read its lock: " + holder.error().message;
+    if (!holder->has_value() || (**holder).pid == static_cast<int64_t>(::getpid())) break;
+    if (SteadyClock::now() >= deadline) {
+      const state::LockInfo& h = **holder;
+      return "a " + h.operation + " is running on it (lock " + h.id + " held by " + h.owner + ", pid " +
+             std::to_string(h.pid) + ", since " + h.created + "); wait for it (--lock-timeout) and plan again";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  auto j = store.journal(target);
+  if (!j) return "cannot read its journal: " + j.error().message;
+  if (j->has_value()) {
+    const state::Journal& jr = **j;
+    return "an earlier " + jr.operation + " (journal " + jr.id + ", pid " + std::to_string(jr.pid) + ", started " +
+           jr.started + ", status " + state::journalStatusName(jr.status) +
+           ") did not finish: its objects may be half-applied. Run 'vnetplan rollback' first";
+  }
+  return std::nullopt;
+}
+
 struct Prefetch::Job {
   Target target;
   Fetched result;
@@ -276,7 +298,11 @@ void Prefetch::start(const std::vector<Target>& targets) {
     const size_t total = jobs_.size();
     forEachParallel(total, fanout_.parallelism, [&](size_t i) {
       Job& j = *jobs_[i];
-      auto live = connectAndObserve(j.target, providers_, SteadyClock::now() + fanout_.targetTimeout);
+      Result<LiveTarget> live = err("");
+      if (auto busy = targetBusy(store_, j.target.name, fanout_.lockTimeout))
+        live = Error{*busy};
+      else
+        live = connectAndObserve(j.target, providers_, SteadyClock::now() + fanout_.targetTimeout);
       auto st = store_.load(j.target.name);
       size_t n = ++finished;
       if (fanout_.progress) fanout_.progress->targets(n, total, j.target.name);
@@ -340,9 +366,10 @@ Result<Plan> planDesired(const DesiredState& desired, const std::set<std::string
     auto live = fetched ? std::move(fetched->live)
                         : connectAndObserve(t, providers, SteadyClock::now() + fanout.targetTimeout);
     if (!live) {
-      // One unreachable target is reported; the others are still planned.
+      // One unreachable (or busy) target is reported; the others are still planned.
       std::string why = live.error().message;
-      if (const std::string prefix = "target " + t.name + ": "; why.rfind(prefix, 0) == 0) why.erase(0, prefix.size());
+      if (const std::string prefix = "target " + t.name + ": "; why.rfind(prefix, 0) == 0)
+        why = "it could not be reached: " + why.substr(prefix.size());
       unreachable.push_back(UnreachableTarget{t.name, why});
       continue;
     }

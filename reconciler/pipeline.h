@@ -30,8 +30,15 @@ struct LiveTarget {
 struct FanoutOptions {
   int parallelism = 10;
   std::chrono::milliseconds targetTimeout = kDefaultTargetTimeout;
+  // A target an apply is running on (someone else holds its lock) is waited for this long, then reported as
+  // busy; one with an unfinished journal is reported at once. Either way it is not planned.
+  std::chrono::milliseconds lockTimeout{0};
   Progress* progress = nullptr;
 };
+
+// Why a target cannot be planned now: an apply is running on it (its lock is held by another process, and
+// stays held for `wait`), or an earlier apply did not finish (its journal is there). nullopt: it can be.
+std::optional<std::string> targetBusy(state::Store& store, const std::string& target, std::chrono::milliseconds wait);
 
 // Observes targets (and loads their state) in the background as soon as the manifests' Targets are known
 // and checked, so that observing overlaps validating and building the rest of the manifests. Targets are
@@ -77,13 +84,13 @@ DesiredState loadDesiredText(const std::string& text, const std::string& name, c
 Result<LiveTarget> connectAndObserve(const Target& target, const ProviderRegistry& providers,
                                      Deadline deadline = SteadyClock::now() + kDefaultTargetTimeout);
 
-// Owned objects of a target as the planner wants them (address -> last applied).
-std::map<Address, Attrs> ownedOf(const state::TargetState& st);
+// Owned objects of a target as the planner wants them.
+std::map<Address, state::OwnedObject> ownedOf(const state::TargetState& st);
 
 // What is known of one target without connecting to it: live objects and owned objects (last applied).
 struct TargetSnapshot {
   Observation observed;
-  std::map<Address, Attrs> owned;
+  std::map<Address, state::OwnedObject> owned;
 };
 
 // Pure planning: no connections. Every target of `desired` (or only `onlyTargets`) must have a snapshot,

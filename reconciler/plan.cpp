@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "base/sha256.h"
 #include "model/codec.h"
 
 namespace vnetplan {
@@ -13,6 +14,8 @@ const char* actionName(Action a) {
     case Action::Update: return "update";
     case Action::Delete: return "delete";
     case Action::Replace: return "replace";
+    case Action::Adopt: return "adopt";
+    case Action::Release: return "release";
   }
   return "?";
 }
@@ -24,12 +27,25 @@ const char* actionSymbol(Action a) {
     case Action::Update: return "~";
     case Action::Delete: return "-";
     case Action::Replace: return "-/+";
+    case Action::Adopt: return "<=";
+    case Action::Release: return "=>";
   }
   return "?";
 }
 
 bool Plan::hasChanges() const {
   return std::any_of(changes.begin(), changes.end(), [](const ResourceChange& c) { return c.action != Action::NoOp; });
+}
+
+size_t Plan::adoptions() const {
+  return static_cast<size_t>(std::count_if(changes.begin(), changes.end(), [](const ResourceChange& c) {
+    return c.action == Action::Adopt || (c.adopt && (c.action == Action::Update || c.action == Action::Replace));
+  }));
+}
+
+size_t Plan::pendingChanges() const {
+  return static_cast<size_t>(
+      std::count_if(changes.begin(), changes.end(), [](const ResourceChange& c) { return c.action != Action::NoOp; }));
 }
 
 size_t Plan::count(Action a) const {
@@ -47,7 +63,7 @@ std::vector<Step> Plan::steps() const {
   for (const auto& c : changes) {
     if (c.action == Action::Create || c.action == Action::Replace)
       out.push_back(Step{c.addr, StepAction::Create, {}, *c.after, {}, {}});
-    else if (c.action == Action::Update)
+    else if ((c.action == Action::Update || c.action == Action::Release) && c.after && !c.changedPaths.empty())
       out.push_back(Step{c.addr, StepAction::Update, c.before.value_or(Attrs{}), *c.after, c.changedPaths, c.identity});
   }
   return out;
@@ -85,6 +101,7 @@ Json planToJson(const Plan& plan) {
         {"reason", c.reason},
         {"disruptive", c.disruptive},
         {"adopt", c.adopt},
+        {"delete_on_release", c.deleteOnRelease},
         {"description", c.description},
         {"identity", toJson(c.identity)},
     });
@@ -101,7 +118,7 @@ Json planToJson(const Plan& plan) {
   for (const auto& w : plan.warnings) warnings.push_back(Json{{"location", w.loc.str()}, {"message", w.message}});
   Json unreachable = Json::array();
   for (const auto& u : plan.unreachable) unreachable.push_back(Json{{"target", u.target}, {"error", u.error}});
-  return Json{{"format_version", std::to_string(Plan::kFormatVersion)},
+  Json out{{"format_version", std::to_string(Plan::kFormatVersion)},
               {"vnetplan_version", VNETPLAN_VERSION},
               {"manifests", {{"digest", plan.manifestsDigest}, {"files", plan.manifestFiles}}},
               {"targets", targets},
@@ -110,6 +127,8 @@ Json planToJson(const Plan& plan) {
               {"live_fingerprints", plan.liveFingerprints},
               {"warnings", warnings},
               {"unreachable_targets", unreachable}};
+  out["plan_digest"] = sha256Hex(out.dump());
+  return out;
 }
 
 static Result<std::optional<Attrs>> optionalAttrs(const Json& j) {
@@ -124,6 +143,14 @@ Result<Plan> planFromJson(const Json& j) {
     if (j.value("format_version", "") != std::to_string(Plan::kFormatVersion))
       return err("unsupported plan format_version '" + j.value("format_version", std::string("?")) +
                  "' (this vnetplan reads " + std::to_string(Plan::kFormatVersion) + ")");
+    {
+      Json content = j;
+      content.erase("plan_digest");
+      const std::string want = j.value("plan_digest", std::string());
+      if (want.empty() || sha256Hex(content.dump()) != want)
+        return err("the plan file is damaged or was edited after it was saved (its content does not match its "
+                   "plan_digest); make the plan again with 'vnetplan plan --out'");
+    }
     Plan p;
     p.manifestsDigest = j.at("manifests").value("digest", "");
     for (const auto& f : j.at("manifests").value("files", Json::array())) p.manifestFiles.push_back(f.get<std::string>());
@@ -146,6 +173,8 @@ Result<Plan> planFromJson(const Json& j) {
         else if (a == "create") rc.action = Action::Create;
         else if (a == "update") rc.action = Action::Update;
         else if (a == "delete") rc.action = Action::Delete;
+        else if (a == "adopt") rc.action = Action::Adopt;
+        else if (a == "release") rc.action = Action::Release;
         else return err("unknown action '" + a + "' for " + rc.addr.str());
       }
       auto before = optionalAttrs(c.at("change").at("before"));
@@ -166,6 +195,7 @@ Result<Plan> planFromJson(const Json& j) {
       rc.reason = c.value("reason", "");
       rc.disruptive = c.value("disruptive", false);
       rc.adopt = c.value("adopt", false);
+      rc.deleteOnRelease = c.value("delete_on_release", false);
       rc.description = c.value("description", "");
       rc.identity = identityFromJson(c.value("identity", Json()));
       p.changes.push_back(std::move(rc));

@@ -10,7 +10,9 @@
 
 namespace vnetplan {
 
-enum class Action { NoOp, Create, Update, Delete, Replace };
+// Adopt: take ownership of an existing object that already matches (an adopting Update or Replace says so with
+// `adopt`). Release: hand an adopted object back as it was when adopted, dropping ownership (never delete it).
+enum class Action { NoOp, Create, Update, Delete, Replace, Adopt, Release };
 const char* actionName(Action a);           // "no-op", "create", ...
 const char* actionSymbol(Action a);         // " ", "+", "~", "-", "-/+"
 
@@ -23,7 +25,8 @@ struct ResourceChange {
   std::vector<std::string> changedPaths;
   std::string reason;
   bool disruptive = false;
-  bool adopt = false;
+  bool adopt = false;            // the change takes ownership of an existing object
+  bool deleteOnRelease = false;  // the resource says onRelease: delete (recorded with the adoption)
   std::map<std::string, AttrOrigin> origins;  // of `after` attributes
   std::string description;  // provider's describe() of the main step
   ProviderIdentity identity;  // the live object's provider id and revision, when the provider reports them
@@ -44,7 +47,8 @@ struct UnreachableTarget {
 };
 
 struct Plan {
-  static constexpr int kFormatVersion = 1;
+  // 2: plan_digest (a saved plan that was edited is refused as damaged), adopt/release actions.
+  static constexpr int kFormatVersion = 2;
   std::string manifestsDigest;
   std::vector<std::string> manifestFiles;
   std::vector<Target> targets;                    // targets this plan touches
@@ -56,10 +60,14 @@ struct Plan {
 
   bool hasChanges() const;
   size_t count(Action a) const;
+  size_t adoptions() const;       // Adopt actions and adopting updates/replaces
+  size_t pendingChanges() const;  // every change that is not a no-op
   // The executable steps in dependency order: deletes (dependents first), then creates/updates.
   std::vector<Step> steps() const;
 };
 
+// The saved form carries `plan_digest`, a sha256 of its own content: planFromJson refuses a file whose content
+// does not match it (edited, truncated, damaged).
 Json planToJson(const Plan& plan);
 Result<Plan> planFromJson(const Json& j);
 

@@ -53,6 +53,10 @@ bool matchesAny(const std::vector<std::string>& paths, const std::vector<std::st
   return false;
 }
 
+// Attributes a provider observes about an object's state that no manifest sets (a veth peer's link state):
+// compared with a pre-image, never against desired values, never shown as manifests.
+static bool statusPath(const std::string& p) { return p.rfind("status.", 0) == 0; }
+
 std::vector<std::string> diffAttrs(const Attrs& desired, const Attrs& live, const KindTraits& traits) {
   std::vector<std::string> changed;
   for (const auto& [path, value] : desired.values()) {
@@ -61,9 +65,19 @@ std::vector<std::string> diffAttrs(const Attrs& desired, const Attrs& live, cons
   }
   if (traits.exhaustive) {
     for (const auto& [path, value] : live.values())
-      if (!desired.has(path) && !valuesEqual(nullptr, &value, false)) changed.push_back(path);
+      if (!desired.has(path) && !statusPath(path) && !valuesEqual(nullptr, &value, false)) changed.push_back(path);
     std::sort(changed.begin(), changed.end());
   }
+  return changed;
+}
+
+std::vector<std::string> diffExact(const Attrs& want, const Attrs& live, const KindTraits& traits) {
+  std::vector<std::string> changed;
+  for (const auto& [path, value] : want.values())
+    if (!valuesEqual(&value, live.find(path), matchesAny({path}, traits.unorderedLists))) changed.push_back(path);
+  for (const auto& [path, value] : live.values())
+    if (!want.has(path) && !valuesEqual(nullptr, &value, false)) changed.push_back(path);
+  std::sort(changed.begin(), changed.end());
   return changed;
 }
 
@@ -92,13 +106,13 @@ static std::string changeSummary(const std::vector<std::string>& paths, const At
 static std::string describeChange(const Provider& provider, const Target& target, const ResourceChange& c) {
   Step s{c.addr, StepAction::Create, c.before.value_or(Attrs{}), c.after.value_or(Attrs{}), c.changedPaths};
   if (c.action == Action::Delete) s.action = StepAction::Delete;
-  if (c.action == Action::Update) s.action = StepAction::Update;
+  if (c.action == Action::Update || c.action == Action::Release) s.action = StepAction::Update;
   return provider.describe(s, target);
 }
 
 // Fills action, changed paths, disruptive and description for one address.
 static ResourceChange diffOne(const Address& addr, const std::optional<Attrs>& desired, const ObservedObject* liveObj,
-                              const Provider& provider, const Target& target) {
+                              const Provider& provider, const Target& target, bool exact = false) {
   std::optional<Attrs> live;
   if (liveObj) live = liveObj->attrs;
   ResourceChange c;
@@ -116,9 +130,14 @@ static ResourceChange diffOne(const Address& addr, const std::optional<Attrs>& d
     c.action = Action::Delete;
     c.disruptive = true;
   } else if (desired && live) {
-    c.changedPaths = diffAttrs(*desired, *live, tr);
+    c.changedPaths = exact ? diffExact(*desired, *live, tr) : diffAttrs(*desired, *live, tr);
+    bool removesFixed = false;
+    for (const auto& p : c.changedPaths) {
+      const Json* d = desired->find(p);
+      if ((!d || d->is_null()) && matchesAny({p}, tr.replaceOnRemove)) removesFixed = true;
+    }
     if (c.changedPaths.empty()) c.action = Action::NoOp;
-    else if (matchesAny(c.changedPaths, tr.replaceOn)) {
+    else if (removesFixed || matchesAny(c.changedPaths, tr.replaceOn)) {
       c.action = Action::Replace;
       c.disruptive = true;
     } else {
@@ -126,7 +145,26 @@ static ResourceChange diffOne(const Address& addr, const std::optional<Attrs>& d
       c.disruptive = matchesAny(c.changedPaths, tr.disruptiveOn);
     }
   }
-  if (c.action != Action::NoOp) c.description = describeChange(provider, target, c);
+  if (c.action != Action::NoOp && c.action != Action::Adopt) c.description = describeChange(provider, target, c);
+  return c;
+}
+
+static ResourceChange releaseChange(const state::OwnedObject& owned, const ObservedObject& live, const Provider& provider,
+                             const Target& target) {
+  ResourceChange c;
+  c.addr = owned.addr;
+  c.provider = std::string(provider.name());
+  c.action = Action::Release;
+  c.before = live.attrs;
+  c.identity = live.identity;
+  // Back to how it was when vnetplan adopted it, every attribute (detached again if it was then).
+  c.after = owned.preAdoption ? *owned.preAdoption : live.attrs;
+  const KindTraits* tr = provider.traits(owned.addr.kind);
+  c.changedPaths = diffExact(*c.after, live.attrs, tr ? *tr : KindTraits{});
+  c.disruptive = !c.changedPaths.empty();
+  c.reason = c.changedPaths.empty() ? "adopted, now out of the manifests: released (ownership dropped; it stays)"
+                                    : "adopted, now out of the manifests: released as it was when adopted (it stays)";
+  if (!c.changedPaths.empty()) c.description = describeChange(provider, target, c);
   return c;
 }
 
@@ -152,18 +190,25 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
     ResourceChange c = diffOne(r->addr, r->attrs, liveObj, provider, *view.target);
     c.origins = r->origins;
     c.adopt = live && !owned;
+    c.deleteOnRelease = r->deleteOnRelease;
+    // Taking ownership is a change even when nothing else is: vnetplan may delete what it owns later.
+    if (c.adopt && c.action == Action::NoOp) c.action = Action::Adopt;
     switch (c.action) {
       case Action::Create:
         c.reason = owned ? "owned by vnetplan but missing from the target (deleted out of band)"
                          : "declared in manifests, not present on the target";
         break;
       case Action::NoOp:
-        c.reason = c.adopt ? "adopting an existing object that already matches" : "up to date";
+        c.reason = "up to date";
+        break;
+      case Action::Adopt:
+        c.reason = "adopting an existing object that already matches (vnetplan will own it; it is released, "
+                   "not deleted, when it leaves the manifests)";
         break;
       default: {
         // Drift if the manifest still says what was last applied but the live value moved.
         bool drifted = owned && std::all_of(c.changedPaths.begin(), c.changedPaths.end(), [&](const std::string& p) {
-                         return valuesEqual(r->attrs.find(p), ownedIt->second.find(p), false);
+                         return valuesEqual(r->attrs.find(p), ownedIt->second.lastApplied.find(p), false);
                        });
         std::string what = changeSummary(c.changedPaths, r->attrs, *live);
         c.reason = (c.adopt ? "adopting; " : drifted ? "drift (changed out of band): " : "manifest changed: ") + what;
@@ -172,14 +217,18 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
     }
     plan.changes.push_back(std::move(c));
   }
-  // Owned objects no longer declared: delete (only ever objects vnetplan owns).
-  for (const auto& [addr, lastApplied] : *view.owned) {
+  // Owned objects no longer declared: delete what vnetplan created, release what it adopted.
+  for (const auto& [addr, ownedObj] : *view.owned) {
     if (seen.count(addr)) continue;
     auto liveIt = view.observed->objects.find(addr);
     ResourceChange c;
     c.addr = addr;
     c.provider = std::string(provider.name());
     c.action = Action::Delete;
+    if (ownedObj.adopted && !ownedObj.deleteOnRelease && liveIt != view.observed->objects.end()) {
+      plan.changes.push_back(releaseChange(ownedObj, liveIt->second, provider, *view.target));
+      continue;
+    }
     if (liveIt != view.observed->objects.end()) {
       c.before = liveIt->second.attrs;
       c.identity = liveIt->second.identity;
@@ -192,7 +241,8 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
     plan.changes.push_back(std::move(c));
   }
   // Drift: live differs from what was last applied.
-  for (const auto& [addr, lastApplied] : *view.owned) {
+  for (const auto& [addr, ownedObj] : *view.owned) {
+    const Attrs& lastApplied = ownedObj.lastApplied;
     auto liveIt = view.observed->objects.find(addr);
     DriftEntry d;
     d.addr = addr;
@@ -220,7 +270,8 @@ std::vector<ResourceChange> planTowards(const std::map<Address, std::optional<At
   std::vector<ResourceChange> changes;
   for (const auto& [addr, want] : preImage) {
     auto it = live.objects.find(addr);
-    ResourceChange c = diffOne(addr, want, it != live.objects.end() ? &it->second : nullptr, provider, target);
+    ResourceChange c =
+        diffOne(addr, want, it != live.objects.end() ? &it->second : nullptr, provider, target, /*exact=*/true);
     c.reason = "rollback to the state before the apply";
     changes.push_back(std::move(c));
   }
@@ -269,7 +320,7 @@ Status orderChanges(std::vector<ResourceChange>& changes) {
 }
 
 std::vector<std::string> verifyAgainst(const std::map<Address, std::optional<Attrs>>& expected,
-                                       const Observation& live, const Provider& provider) {
+                                       const Observation& live, const Provider& provider, bool exact) {
   std::vector<std::string> problems;
   for (const auto& [addr, want] : expected) {
     auto it = live.objects.find(addr);
@@ -282,7 +333,8 @@ std::vector<std::string> verifyAgainst(const std::map<Address, std::optional<Att
       continue;
     }
     const KindTraits* tr = provider.traits(addr.kind);
-    for (const auto& path : diffAttrs(*want, it->second.attrs, tr ? *tr : KindTraits{}))
+    const KindTraits& traits = tr ? *tr : KindTraits{};
+    for (const auto& path : exact ? diffExact(*want, it->second.attrs, traits) : diffAttrs(*want, it->second.attrs, traits))
       problems.push_back(addr.str() + ": " + path + ": desired " + showValue(want->find(path)) + ", live " +
                          showValue(it->second.attrs.find(path)));
   }

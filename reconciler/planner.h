@@ -8,6 +8,7 @@
 
 #include "reconciler/plan.h"
 #include "reconciler/provider.h"
+#include "state/store.h"
 
 namespace vnetplan {
 
@@ -17,8 +18,12 @@ int kindRank(Kind k);
 // Two attribute values equal after normalization (unordered lists compared as sorted; null == absent).
 bool valuesEqual(const Json* desired, const Json* live, bool unordered);
 
-// Paths of `desired` whose live value differs (attributes the desired side leaves out are not compared).
+// Paths of `desired` whose live value differs (attributes the desired side leaves out are not compared, unless
+// the kind is exhaustive).
 std::vector<std::string> diffAttrs(const Attrs& desired, const Attrs& live, const KindTraits& traits);
+// Every path of either side whose values differ: for a pre-image (or pre-adoption) observation, which must be
+// restored exactly, attributes it does not mention included.
+std::vector<std::string> diffExact(const Attrs& want, const Attrs& live, const KindTraits& traits);
 
 // Whether any of `paths` matches one of `patterns` (exact, or a prefix ending in '.').
 bool matchesAny(const std::vector<std::string>& paths, const std::vector<std::string>& patterns);
@@ -31,14 +36,15 @@ struct TargetView {
   const Target* target = nullptr;
   const Provider* provider = nullptr;
   const Observation* observed = nullptr;
-  const std::map<Address, Attrs>* owned = nullptr;  // owned objects -> last applied attributes
+  const std::map<Address, state::OwnedObject>* owned = nullptr;  // owned objects (last applied, adoption)
 };
 
 // One target's slice of the plan. Collisions with unmanaged objects are reported as errors in diags.
 void planTarget(const std::vector<const Resource*>& desired, const TargetView& view, Plan& plan,
                 Diagnostics& diags);
 
-// Rollback: the changes that bring live state back to a pre-image (nullopt = must not exist).
+// Rollback: the changes that bring live state back to a pre-image (nullopt = must not exist). The pre-image is
+// an observation: every attribute is compared (diffExact), those it does not mention too.
 std::vector<ResourceChange> planTowards(const std::map<Address, std::optional<Attrs>>& preImage,
                                         const Observation& live, const Provider& provider, const Target& target);
 
@@ -49,7 +55,8 @@ Status orderChanges(std::vector<ResourceChange>& changes);
 
 // Verification: every touched address whose live state does not match. Each entry is
 // "ADDRESS: PATH: desired X, live Y" (or "ADDRESS: missing" / "ADDRESS: still present").
+// With `exact`, every attribute is compared (a pre-image), not only those `expected` mentions (desired values).
 std::vector<std::string> verifyAgainst(const std::map<Address, std::optional<Attrs>>& expected,
-                                       const Observation& live, const Provider& provider);
+                                       const Observation& live, const Provider& provider, bool exact = false);
 
 }  // namespace vnetplan

@@ -17,6 +17,7 @@
 #include "model/diag.h"
 #include "model/model.h"
 #include "model/step.h"
+#include "base/probe.h"
 #include "base/result.h"
 #include "base/socket.h"
 
@@ -34,6 +35,9 @@ struct KindTraits {
   Kind kind;
   // Attribute paths (exact, or prefix ending in '.') whose change cannot be made in place: delete + create.
   std::vector<std::string> replaceOn;
+  // Attribute paths that can be set in place but not removed again (a tap's owner): going back to unset is a
+  // replace.
+  std::vector<std::string> replaceOnRemove;
   // Attribute paths whose in-place update still disrupts traffic (links flap).
   std::vector<std::string> disruptiveOn;
   // Attribute paths holding lists whose order has no meaning (sorted before comparing).
@@ -72,6 +76,9 @@ class TargetSession {
   // Batched: how many steps one applyBatch call should get (the applier cuts the plan into batches this size,
   // recording progress in the journal between them). Atomic sessions get every step at once.
   virtual size_t batchSize() const { return 1; }
+  // A connectivity probe (apply --probe) run where the target's traffic is: a linux target inside its network
+  // namespace; others from where vnetplan runs (the default).
+  virtual Status probe(const Probe& p, std::chrono::milliseconds timeout) { return runProbe(p, timeout); }
   // Test hook (VNETPLAN_FAIL_AT_STEP) for Atomic and Batched sessions: the next applyBatch fails at step
   // `index` (0-based) the way the backend fails (Atomic: inside the transaction, so nothing commits).
   virtual void injectFailure(long index) { (void)index; }

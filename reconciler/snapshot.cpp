@@ -7,7 +7,16 @@ Json snapshotToJson(const std::map<std::string, TargetSnapshot>& snapshots) {
   for (const auto& [target, snap] : snapshots) {
     Json live = Json::object(), owned = Json::object();
     for (const auto& [addr, obj] : snap.observed.objects) live[addr.str()] = obj.attrs.toJson();
-    for (const auto& [addr, attrs] : snap.owned) owned[addr.str()] = attrs.toJson();
+    for (const auto& [addr, o] : snap.owned) {
+      if (!o.adopted) {
+        owned[addr.str()] = o.lastApplied.toJson();  // the short form: last applied attributes
+        continue;
+      }
+      owned[addr.str()] = Json{{"lastApplied", o.lastApplied.toJson()},
+                               {"adopted", true},
+                               {"preAdoption", o.preAdoption ? o.preAdoption->toJson() : Json(nullptr)},
+                               {"deleteOnRelease", o.deleteOnRelease}};
+    }
     out[target] = Json{{"live", live}, {"owned", owned}};
   }
   return out;
@@ -27,9 +36,22 @@ Result<std::map<std::string, TargetSnapshot>> snapshotFromJson(const Json& j) {
         if (!addr || addr->target != t.key())
           return err("snapshot: target " + t.key() + ": bad address '" + o.key() + "'");
         if (!o.value().is_object()) return err("snapshot: " + o.key() + ": attributes must be an object");
-        Attrs attrs = Attrs::fromJson(o.value());
-        if (std::string(section) == "live") snap.observed.objects[*addr] = ObservedObject{*addr, attrs, false};
-        else snap.owned[*addr] = attrs;
+        if (std::string(section) == "live") {
+          snap.observed.objects[*addr] = ObservedObject{*addr, Attrs::fromJson(o.value()), false, {}};
+          continue;
+        }
+        state::OwnedObject owned;
+        owned.addr = *addr;
+        if (o.value().contains("lastApplied") && o.value()["lastApplied"].is_object()) {  // the long form
+          owned.lastApplied = Attrs::fromJson(o.value()["lastApplied"]);
+          owned.adopted = o.value().value("adopted", false);
+          if (o.value().contains("preAdoption") && o.value()["preAdoption"].is_object())
+            owned.preAdoption = Attrs::fromJson(o.value()["preAdoption"]);
+          owned.deleteOnRelease = o.value().value("deleteOnRelease", false);
+        } else {
+          owned.lastApplied = Attrs::fromJson(o.value());
+        }
+        snap.owned[*addr] = std::move(owned);
       }
     }
     out[t.key()] = std::move(snap);

@@ -49,6 +49,20 @@ constexpr size_t kMaxNameBytes = 255;  // NAME_MAX on Linux filesystems
 
 using Fd = UniqueFd;
 
+// A lock file (created if `create`), opened without blocking on a FIFO planted in its place and refused unless it
+// is a regular file: invalid (errno set) otherwise.
+Fd openLockFile(int dirfd, const std::string& name, bool create) {
+  int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (create ? O_CREAT : 0);
+  Fd fd(::openat(dirfd, name.c_str(), flags, 0600));
+  if (!fd.valid()) return fd;
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    errno = EINVAL;
+    return Fd();
+  }
+  return fd;
+}
+
 // ---- names ---------------------------------------------------------------------------------------------
 
 bool safeChar(unsigned char c) {
@@ -149,7 +163,8 @@ class FileLock : public Lock {
   ~FileLock() override {
     // Remove our record while still holding the flock (nobody else can have replaced it, but check the id
     // anyway), then release the flock by closing the descriptor.
-    Fd rec(::openat(dir_.get(), infoName_.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    auto opened = openRegularForRead(dir_.get(), infoName_);
+    Fd rec(opened ? *opened : -1);
     if (rec.valid()) {
       auto bytes = readAll(rec.get());
       std::optional<LockInfo> cur;
@@ -239,10 +254,10 @@ class FileBackend : public Backend {
     if (!names) return names.error();
     auto dir = openDir({kLockDir}, true);
     if (!dir) return dir.error();
-    Fd fd(::openat(dir->get(), names->first.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    Fd fd = openLockFile(dir->get(), names->first, true);
     if (!fd.valid())
       return err("cannot open lock file " + displayPath(std::string(kLockDir) + "/" + names->first) + ": " +
-                 errnoText(errno));
+                 (errno == EINVAL ? std::string("not a regular file") : errnoText(errno)));
 
     wait = std::clamp<std::chrono::milliseconds>(wait, std::chrono::milliseconds(0),
                                                  std::chrono::hours(24 * 365));
@@ -310,7 +325,7 @@ class FileBackend : public Backend {
         if (!info || info->id != lockId) continue;
         std::string lockName = n.substr(0, n.size() - 5) + ".lock";
         // Take the lock ourselves so that nobody acquires it while we remove the record.
-        Fd fd(::openat(dir->get(), lockName.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+        Fd fd = openLockFile(dir->get(), lockName, false);
         if (fd.valid() && ::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
           return err("lock " + lockId + " (" + info->name + ") is held by a live process: " + info->owner +
                      " (pid " + std::to_string(info->pid) + ", operation " + info->operation + ", since " +
@@ -400,15 +415,15 @@ class FileBackend : public Backend {
   }
 
   Result<std::optional<std::string>> readAt(int dirfd, const std::string& name, const std::string& key) {
-    Fd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    if (!fd.valid()) {
-      if (errno == ENOENT) return std::optional<std::string>();
-      if (errno == ELOOP) return err("refusing to follow symlink " + displayPath(key));
-      return err("cannot read " + displayPath(key) + ": " + errnoText(errno));
+    // Never through a symlink, and never blocking on a FIFO or device planted in place of a document.
+    auto opened = openRegularForRead(dirfd, name);
+    if (!opened) {
+      if (opened.error().sysErrno == ENOENT) return std::optional<std::string>();
+      if (opened.error().message.find("symbolic link") != std::string::npos)
+        return err("refusing to follow symlink " + displayPath(key));
+      return err("cannot read " + displayPath(key) + ": " + opened.error().message);
     }
-    struct stat st {};
-    if (::fstat(fd.get(), &st) == 0 && !S_ISREG(st.st_mode))
-      return err("cannot read " + displayPath(key) + ": not a regular file");
+    Fd fd(*opened);
     auto bytes = readAll(fd.get());
     if (!bytes) return err("cannot read " + displayPath(key) + ": " + bytes.error().message);
     return std::optional<std::string>(std::move(*bytes));
@@ -416,6 +431,7 @@ class FileBackend : public Backend {
 
   // Atomic + durable: temp file in the same directory, fsync, rename over, fsync the directory.
   Status writeAt(int dirfd, const std::string& name, const std::string& bytes, const std::string& key) {
+    removeStaleTemps(dirfd);  // what writers that were killed mid-write left behind
     if (Status st = atomicWriteAt(dirfd, name, bytes); !st)
       return err("cannot write " + displayPath(key) + ": " + st.error().message);
     return {};
@@ -473,7 +489,7 @@ class FileBackend : public Backend {
   }
 
   static bool probeHeld(int dirfd, const std::string& lockName) {
-    Fd fd(::openat(dirfd, lockName.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+    Fd fd = openLockFile(dirfd, lockName, false);
     if (!fd.valid()) return false;
     if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) return false;  // released when fd closes
     return errno == EWOULDBLOCK;

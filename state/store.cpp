@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <set>
 
+#include "base/crashpoint.h"
 #include "model/codec.h"
 #include "state/percent.h"
 
@@ -103,6 +104,11 @@ Json ownedToJson(const std::map<Address, OwnedObject>& owned) {
            {"lastApplied", flatJson(o.lastApplied)},
            {"sinceGeneration", o.sinceGeneration}};
     if (!o.identity.empty()) e["identity"] = toJson(o.identity);
+    if (o.adopted) {
+      e["adopted"] = true;
+      e["preAdoption"] = o.preAdoption ? flatJson(*o.preAdoption) : Json(nullptr);
+      if (o.deleteOnRelease) e["deleteOnRelease"] = true;
+    }
     arr.push_back(std::move(e));
   }
   return arr;
@@ -122,6 +128,9 @@ Result<std::map<Address, OwnedObject>> ownedFromJson(const Json& arr) {
     o.lastApplied = attrsFromFlatJson(la);
     o.sinceGeneration = e.value("sinceGeneration", int64_t{0});
     o.identity = identityFromJson(e.value("identity", Json()));
+    o.adopted = e.value("adopted", false);
+    if (auto pa = e.find("preAdoption"); pa != e.end() && pa->is_object()) o.preAdoption = attrsFromFlatJson(*pa);
+    o.deleteOnRelease = e.value("deleteOnRelease", false);
     out[o.addr] = std::move(o);
   }
   return out;
@@ -135,6 +144,7 @@ constexpr StatusName kStatusNames[] = {
     {JournalStatus::Applying, "applying"},
     {JournalStatus::RollingBack, "rolling-back"},
     {JournalStatus::AwaitingConfirm, "awaiting-confirm"},
+    {JournalStatus::Committing, "committing"},
     {JournalStatus::Failed, "failed"},
 };
 
@@ -156,6 +166,18 @@ Result<T> decode(Backend& b, const std::string& key, F&& f) {
   }
 }
 
+Json generationToJson(const std::string& target, const Generation& g) {
+  return Json{{"target", target},
+              {"number", g.number},
+              {"created", g.created},
+              {"operation", g.operation},
+              {"manifestsDigest", g.manifestsDigest},
+              {"gitCommit", g.gitCommit},
+              {"summary", g.summary},
+              {"owned", ownedToJson(g.owned)},
+              {"connection", g.connection}};
+}
+
 Result<Generation> generationFromJson(const Json& j) {
   Generation g;
   g.number = j.at("number").get<int64_t>();
@@ -164,6 +186,7 @@ Result<Generation> generationFromJson(const Json& j) {
   g.manifestsDigest = j.value("manifestsDigest", std::string());
   g.gitCommit = j.value("gitCommit", std::string());
   g.summary = j.value("summary", std::string());
+  g.connection = j.value("connection", std::string());
   auto owned = ownedFromJson(j.at("owned"));
   if (!owned) return owned.error();
   g.owned = std::move(*owned);
@@ -215,30 +238,34 @@ Result<TargetState> Store::load(const std::string& target) {
     auto owned = ownedFromJson(j.at("owned"));
     if (!owned) return owned.error();
     st.owned = std::move(*owned);
+    st.connection = j.value("connection", std::string());
     return st;
   });
 }
 
 Status Store::save(const TargetState& st) {
+  crashPoint("state write");
   auto dir = targetDir(st.target);
   if (!dir) return dir.error();
   Json j{{"target", st.target}, {"generation", st.generation}, {"owned", ownedToJson(st.owned)}};
+  if (!st.connection.empty()) j["connection"] = st.connection;
   return writeDoc(*backend_, *dir + "state.json", std::move(j));
 }
 
 Status Store::addGeneration(const std::string& target, const Generation& g) {
+  crashPoint("generation write");
   auto dir = targetDir(target);
   if (!dir) return dir.error();
   if (g.number <= 0) return err("generation numbers start at 1 (got " + std::to_string(g.number) + ")");
-  Json j{{"target", target},
-         {"number", g.number},
-         {"created", g.created},
-         {"operation", g.operation},
-         {"manifestsDigest", g.manifestsDigest},
-         {"gitCommit", g.gitCommit},
-         {"summary", g.summary},
-         {"owned", ownedToJson(g.owned)}};
-  return writeDoc(*backend_, *dir + "generations/" + generationFile(g.number), std::move(j));
+  return writeDoc(*backend_, *dir + "generations/" + generationFile(g.number), generationToJson(target, g));
+}
+
+Status Store::removeGeneration(const std::string& target, int64_t number) {
+  crashPoint("generation remove");
+  auto dir = targetDir(target);
+  if (!dir) return dir.error();
+  if (number <= 0) return {};
+  return backend_->remove(*dir + "generations/" + generationFile(number));
 }
 
 Result<std::vector<Generation>> Store::history(const std::string& target) {
@@ -329,6 +356,22 @@ Result<std::optional<Journal>> Store::journal(const std::string& target) {
       if (!s) return err("step: " + s.error().message);
       jr.steps.push_back(std::move(*s));
     }
+    if (auto ps = j.find("preState"); ps != j.end() && ps->is_object()) {
+      jr.preState.target = target;
+      jr.preState.generation = ps->at("generation").get<int64_t>();
+      jr.preState.connection = ps->value("connection", std::string());
+      auto owned = ownedFromJson(ps->at("owned"));
+      if (!owned) return err("preState: " + owned.error().message);
+      jr.preState.owned = std::move(*owned);
+    } else {
+      jr.preState.target = target;  // a journal of an older vnetplan: ownership from preOwned only
+    }
+    if (auto c = j.find("commit"); c != j.end() && c->is_object()) {
+      auto g = generationFromJson(*c);
+      if (!g) return err("commit: " + g.error().message);
+      jr.commit = std::move(*g);
+    }
+    jr.watchdogPid = j.value("watchdogPid", int64_t{0});
     auto done = j.at("stepsDone").get<int64_t>();
     if (done < 0 || static_cast<size_t>(done) > jr.steps.size())
       return err("stepsDone " + std::to_string(done) + " is outside 0.." + std::to_string(jr.steps.size()));
@@ -342,6 +385,7 @@ Result<std::optional<Journal>> Store::journal(const std::string& target) {
 }
 
 Status Store::writeJournal(const Journal& jr) {
+  crashPoint("journal write");
   auto dir = targetDir(jr.target);
   if (!dir) return dir.error();
   Json pre = Json::array();
@@ -365,17 +409,24 @@ Status Store::writeJournal(const Journal& jr) {
          {"steps", std::move(steps)},
          {"stepsDone", static_cast<int64_t>(jr.stepsDone)},
          {"confirmDeadline", jr.confirmDeadline},
-         {"error", jr.error}};
+         {"watchdogPid", jr.watchdogPid},
+         {"error", jr.error},
+         {"preState", Json{{"generation", jr.preState.generation},
+                           {"owned", ownedToJson(jr.preState.owned)},
+                           {"connection", jr.preState.connection}}}};
+  if (jr.commit) j["commit"] = generationToJson(jr.target, *jr.commit);
   return writeDoc(*backend_, *dir + "journal.json", std::move(j));
 }
 
 Status Store::clearJournal(const std::string& target) {
+  crashPoint("journal remove");
   auto dir = targetDir(target);
   if (!dir) return dir.error();
   return backend_->remove(*dir + "journal.json");
 }
 
 Status Store::recordDamage(const Damage& d) {
+  crashPoint("damage write");
   auto dir = targetDir(d.target);
   if (!dir) return dir.error();
   Json j{{"target", d.target}, {"created", d.created}, {"unrestored", d.unrestored}};
@@ -403,12 +454,14 @@ Result<std::optional<Damage>> Store::damage(const std::string& target) {
 }
 
 Status Store::clearDamage(const std::string& target) {
+  crashPoint("damage remove");
   auto dir = targetDir(target);
   if (!dir) return dir.error();
   return backend_->remove(*dir + "damage.json");
 }
 
 Status Store::confirm(const std::string& target, const std::string& journalId) {
+  crashPoint("confirm write");
   auto dir = targetDir(target);
   if (!dir) return dir.error();
   Json doc{{"formatVersion", 1}, {"journal", journalId}, {"confirmed", nowRfc3339()}};
@@ -430,6 +483,14 @@ Status Store::clearConfirm(const std::string& target) {
   auto dir = targetDir(target);
   if (!dir) return dir.error();
   return backend_->remove(*dir + "confirm.json");
+}
+
+Result<std::optional<LockInfo>> Store::lockHolder(const std::string& target) {
+  auto all = backend_->locks();
+  if (!all) return all.error();
+  for (const auto& l : *all)
+    if (l.held && l.info.name == "target/" + target) return std::optional<LockInfo>(l.info);
+  return std::optional<LockInfo>();
 }
 
 Result<std::unique_ptr<Lock>> Store::lockTarget(const std::string& target, const std::string& operation,

@@ -63,12 +63,19 @@ struct OwnedObject {
   Attrs lastApplied;
   int64_t sinceGeneration = 0;
   ProviderIdentity identity;  // the provider's id and revision as verified after the last apply (if it has them)
+  // Created by vnetplan, or adopted (it existed before; `adopt: true`). An adopted object is released when it
+  // leaves the manifests (or a rollback goes to before its adoption): its attributes as they were when it was
+  // adopted are restored and ownership is dropped; it is deleted only if it said `onRelease: delete`.
+  bool adopted = false;
+  std::optional<Attrs> preAdoption;  // adopted: the live attributes at adoption
+  bool deleteOnRelease = false;
 };
 
 struct TargetState {
   std::string target;
   int64_t generation = 0;  // last successful apply; 0 = never
   std::map<Address, OwnedObject> owned;
+  std::string connection;  // the Target (JSON: provider and spec) the owned objects were reached through
 };
 
 struct Generation {
@@ -79,9 +86,13 @@ struct Generation {
   std::string gitCommit;        // empty when the manifests are not in a git work tree
   std::string summary;          // "3 created, 1 updated, 0 deleted"
   std::map<Address, OwnedObject> owned;  // snapshot after this generation
+  std::string connection;                // the Target it was applied through
 };
 
-enum class JournalStatus { Applying, RollingBack, AwaitingConfirm, Failed };
+// Applying: steps running (or done, being verified). AwaitingConfirm: verified, held until confirmed (or the
+// deadline). Committing: verified (and confirmed), state and generation being written. RollingBack: going back to
+// the pre-image. Failed: the rollback could not restore everything (damage recorded).
+enum class JournalStatus { Applying, RollingBack, AwaitingConfirm, Committing, Failed };
 const char* journalStatusName(JournalStatus s);
 
 // Written (durably) before the first change to a target; removed when the apply or rollback has finished.
@@ -96,9 +107,16 @@ struct Journal {
   int64_t pid = 0;
   std::map<Address, std::optional<Attrs>> preImage;  // nullopt = did not exist before
   std::map<Address, bool> preOwned;                  // ownership before (restored on rollback)
+  // The whole state before the change (ownership and generation): a rollback restores it together with the live
+  // pre-image, whichever side of each state write a crash fell on.
+  TargetState preState;
+  // What committing the change records: the generation (its `owned` is the new state). Recorded before the
+  // status becomes Committing, so a confirm watchdog can finish the commit of a confirmed change whose apply died.
+  std::optional<Generation> commit;
   std::vector<Step> steps;
-  size_t stepsDone = 0;
+  size_t stepsDone = 0;  // steps known to be done when the journal was last written (never more than are)
   std::string confirmDeadline;  // RFC 3339 UTC, for --confirm-timeout
+  int64_t watchdogPid = 0;      // the process that enforces the deadline if the apply is gone
   std::string error;            // what failed, once known
 };
 
@@ -119,6 +137,8 @@ class Store {
   Status save(const TargetState& st);
 
   Status addGeneration(const std::string& target, const Generation& g);
+  // Removes a generation record (a rolled-back commit's), if it exists.
+  Status removeGeneration(const std::string& target, int64_t number);
   Result<std::vector<Generation>> history(const std::string& target);  // oldest first
   Result<std::optional<Generation>> generation(const std::string& target, int64_t number);
 
@@ -137,6 +157,8 @@ class Store {
 
   Result<std::unique_ptr<Lock>> lockTarget(const std::string& target, const std::string& operation,
                                            std::chrono::milliseconds wait);
+  // Who holds the target's lock right now (a live apply, rollback...), if anyone.
+  Result<std::optional<LockInfo>> lockHolder(const std::string& target);
 
  private:
   std::unique_ptr<Backend> backend_;

@@ -33,6 +33,7 @@ KindTraits makePortTraits() {
   t.kind = Kind::Port;
   // A tap's multi-queue and vnet_hdr modes are fixed when it is made.
   t.replaceOn = {"type", "peer", "peerNetns", "linux.multiQueue", "linux.vnetHdr"};
+  t.replaceOnRemove = {"linux.owner", "linux.group"};  // the kernel cannot unset a tap's owner or group
   t.disruptiveOn = {"switch", "up", "mtu"};  // a vNIC's MTU change drops frames until the guest follows
   t.unorderedLists = {"addresses"};
   // Left out of a manifest: the port is up, has no addresses and is not attached to a bridge.

@@ -38,8 +38,11 @@ void tapAttrs(LinuxSession&, const LinkInfo& l, Attrs& a) {
   };
   if (auto v = get(IFLA_TUN_MULTI_QUEUE)) a.set("linux.multiQueue", *v != 0);
   if (auto v = get(IFLA_TUN_VNET_HDR)) a.set("linux.vnetHdr", *v != 0);
-  if (auto v = get(IFLA_TUN_OWNER)) a.set("linux.owner", static_cast<int64_t>(*v));  // absent = no owner
-  if (auto v = get(IFLA_TUN_GROUP)) a.set("linux.group", static_cast<int64_t>(*v));
+  // Absent = no owner / group, said explicitly so a pre-image records it.
+  auto v = get(IFLA_TUN_OWNER);
+  a.set("linux.owner", v ? Json(static_cast<int64_t>(*v)) : Json(nullptr));
+  v = get(IFLA_TUN_GROUP);
+  a.set("linux.group", v ? Json(static_cast<int64_t>(*v)) : Json(nullptr));
 }
 
 short tapFlags(const Attrs& a, bool exclusive) {
@@ -69,8 +72,12 @@ Status tunIoctls(LinuxSession& s, const std::string& name, const Attrs& a, short
     for (const auto& path : which) {
       unsigned long request = path == "linux.owner" ? TUNSETOWNER : TUNSETGROUP;
       const Json* v = a.find(path);
-      // The kernel has no way back to "no owner" (TUNSETOWNER refuses -1): that takes a new tap.
-      if (!v) return err("removing " + path + " needs a replace (delete + create) of the tap");
+      if (!v || v->is_null()) {
+        if (persist) continue;  // a new tap has none
+        // The kernel has no way back to "no owner" (TUNSETOWNER refuses -1): that takes a new tap (the traits
+        // say so: replaceOnRemove).
+        return err("removing " + path + " needs a replace (delete + create) of the tap");
+      }
       if (!v->is_number_integer()) return err(path + " '" + v->dump() + "' is not a known user or group id");
       long id = v->get<long>();
       if (::ioctl(fd.get(), request, id) < 0)

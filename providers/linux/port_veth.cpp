@@ -26,6 +26,10 @@ void vethAttrs(LinuxSession& s, const LinkInfo& l, Attrs& a) {
   }
   if (peer) {
     a.set("peer", peer->name);
+    // The other end's own state: not a manifest field (it follows the port), but part of the pre-image, so a
+    // rollback that finds the peer down or at another MTU puts it back.
+    a.set("status.peerUp", (peer->flags & IFF_UP) != 0);
+    a.set("status.peerMtu", static_cast<int64_t>(peer->mtu));
     // The peer's MAC is not a portable field, but without it a rollback that re-creates the pair could not
     // give the other end (often a container's eth0) its old address back.
     if (!peer->mac.empty()) a.set("linux.peerMac", peer->mac);
@@ -59,6 +63,7 @@ Status vethCreate(LinuxSession& s, const Step& step) {
     rtnl_link_set_mtu(link, static_cast<unsigned>(*mtu));
     rtnl_link_set_mtu(peer, static_cast<unsigned>(*mtu));
   }
+  if (auto peerMtu = a.getInt("status.peerMtu")) rtnl_link_set_mtu(peer, static_cast<unsigned>(*peerMtu));
   if (auto text = a.getString("mac")) {
     std::string why;
     auto mac = parseMac(*text, &why);
@@ -116,10 +121,12 @@ Status vethCreate(LinuxSession& s, const Step& step) {
     if (!other.ok()) return undo(s.failure(what, "bring the peer up: " + other.error().message));
     peerSock = *other;
   }
+  // Up, unless a pre-image being restored says the peer was down.
   LinkChange peerUp;
-  peerUp.up = true;
-  if (NlOutcome po = sendLinkChange(*peerSock, *peerName, peerUp); !po.ok())
-    return undo(s.failure(what, "bring the peer up: " + po.message));
+  peerUp.up = a.getBool("status.peerUp").value_or(true);
+  if (*peerUp.up)
+    if (NlOutcome po = sendLinkChange(*peerSock, *peerName, peerUp); !po.ok())
+      return undo(s.failure(what, "bring the peer up: " + po.message));
   if (!addrs.empty()) {
     auto idx = s.ifindex(name);
     Status st = idx.ok() ? addAddresses(s, kVethOps, name, *idx, addrs) : s.failure(what, idx.error().message);
@@ -133,7 +140,7 @@ Status vethUpdate(LinuxSession& s, const Step& step) {
   if (Status st = rejectReplaceOnly(s, kVethOps, step, {"type", "peer", "peerNetns"}); !st.ok()) return st;
   for (const auto& path : step.changed)
     if (path != "mtu" && path != "mac" && path != "switch" && path != "up" && path != "addresses" &&
-        path != "linux.peerMac" && path != "linux.txQueueLen")
+        path != "linux.peerMac" && path != "linux.txQueueLen" && path != "status.peerUp" && path != "status.peerMtu")
       return s.failure("update veth " + name, "changing " + path + " is not supported by the linux provider");
   auto change = portLinkChange(s, kVethOps, step);
   if (!change.ok()) return change.error();
@@ -141,6 +148,9 @@ Status vethUpdate(LinuxSession& s, const Step& step) {
   // The peer follows the port's MTU (the pair's MTU stays equal) and takes linux.peerMac.
   LinkChange peerChange;
   peerChange.mtu = change->mtu;
+  if (changes(step, "status.peerMtu"))
+    if (auto m = step.after.getInt("status.peerMtu")) peerChange.mtu = static_cast<uint32_t>(*m);
+  if (changes(step, "status.peerUp")) peerChange.up = step.after.getBool("status.peerUp").value_or(true);
   if (changes(step, "linux.peerMac"))
     if (auto text = step.after.getString("linux.peerMac")) {
       std::string why;

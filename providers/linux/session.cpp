@@ -195,8 +195,9 @@ void LinuxSession::observeLinks(Observation& obs, const KindOps& row, bool (*mat
       a.set("type", row.variant);
       if (!link.mac.empty()) a.set("mac", link.mac);
       a.set("linux.txQueueLen", static_cast<int64_t>(link.txqlen));
-      if (link.master != 0)
-        if (const LinkInfo* master = linkAt(link.master)) a.set("switch", master->name);
+      // Always said, "not attached" included: a pre-image must record it so a rollback detaches the port again.
+      const LinkInfo* master = link.master != 0 ? linkAt(link.master) : nullptr;
+      a.set("switch", master ? Json(master->name) : Json(nullptr));
     }
     kindAttrs(*this, link, a);
     obs.objects.emplace(obj.addr, std::move(obj));
@@ -213,6 +214,11 @@ Status LinuxSession::apply(const Step& step) {
   if (Status st = ensureNamespace(); !st.ok()) return st;
   if (step.action == StepAction::Update && step.changed.empty()) return {};
   return linuxKinds().apply(*this, step);
+}
+
+Status LinuxSession::probe(const Probe& p, std::chrono::milliseconds timeout) {
+  if (createPending_ && !netnsExists(netns_)) return err("probe " + p.spec + ": netns " + netns_ + " does not exist yet");
+  return runInNetns(nsFd(), [&] { return runProbe(p, timeout); });
 }
 
 Result<int> LinuxSession::ifindex(const std::string& name) {

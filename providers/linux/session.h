@@ -24,6 +24,8 @@ class LinuxSession : public TargetSession {
 
   Result<Observation> observe() override;
   Status apply(const Step& step) override;
+  // Probes run inside the target's namespace: that is where its traffic is.
+  Status probe(const Probe& p, std::chrono::milliseconds timeout) override;
 
   // ---- for the kind hooks
   NlSocket& nl() { return *nl_; }

@@ -273,6 +273,17 @@ void portDescribe(const Step& step, const Target&, std::vector<std::string>& par
   if (auto remote = a.getString("remote")) parts.push_back("remote " + *remote);
 }
 
+// A tunnel or patch port has no MTU of its own to take from its switch (a tunnel's must stay below the
+// underlay's): an inherited one is dropped; an explicit one is kept (and checked).
+void portNormalize(Resource& r) {
+  const std::string type = typeOf(r);
+  auto o = r.origins.find("mtu");
+  if ((kTunnelTypes.count(type) || type == "patch") && o != r.origins.end() && o->second.origin == Origin::Inherited) {
+    r.attrs.erase("mtu");
+    r.origins.erase(o);
+  }
+}
+
 KindTraits portTraits() {
   KindTraits t;
   t.kind = Kind::Port;
@@ -310,7 +321,7 @@ const KindOps kPortOps{.kind = Kind::Port,
                                   {"vni", checkVni},
                                   {"dstPort", checkDstPort}},
                        .check = portCheck,
-                       .normalize = nullptr,
+                       .normalize = portNormalize,
                        .describe = portDescribe,
                        .observe = observePorts,
                        .create = createPort,

@@ -1,5 +1,8 @@
 // End-to-end: the vnetplan binary against the real kernel, in a network namespace each test creates and
 // removes. Results are checked independently with `ip -j`, not only through vnetplan's own observe.
+#include <fcntl.h>
+#include <sched.h>
+
 #include "tests/integration/harness.h"
 
 using namespace vnptest;
@@ -170,8 +173,18 @@ TEST_F(CliLinux, DriftAfterOutOfBandChange) {
   EXPECT_NE(r.out.find("mtu: last applied 9000, live 1500"), std::string::npos) << r.out;
   r = vnetplan("drift --format prometheus -f " + f);
   EXPECT_NE(r.out.find("vnetplan_drift_resources 1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("vnetplan_resource_drift{address=\"t1/Switch/br0\",target=\"t1\",kind=\"Switch\"} 1"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("vnetplan_resource_drift{address=\"t1/Port/vm1\",target=\"t1\",kind=\"Port\"} 0"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("vnetplan_last_run_timestamp_seconds "), std::string::npos) << r.out;
+  if (std::system("command -v promtool >/dev/null") == 0) {  // Prometheus' own checker accepts the exposition
+    writeFile(dir / "drift.prom", r.out);
+    auto check = runShell("promtool check metrics < " + (dir / "drift.prom").string(), dir);
+    EXPECT_EQ(check.exitCode, 0) << check.out << check.err;
+  }
   r = vnetplan("drift --format junit -f " + f);
-  EXPECT_NE(r.out.find("<failure message=\"drift: mtu\"/>"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("message=\"drift: mtu: expected 9000, actual 1500\""), std::string::npos) << r.out;
   EXPECT_EQ(links()["br0"]["mtu"], 1500) << "drift is read-only";
 
   r = vnetplan("plan -f " + f);
@@ -440,15 +453,27 @@ TEST_F(CliLinux, ConfirmTimeoutRollsBackUnlessConfirmedOrProbesPass) {
   EXPECT_EQ(links()["br0"]["mtu"], 7000);
   EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + g).exitCode, 0);
 
-  // A probe that succeeds keeps the change without a confirm.
-  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  // A probe that succeeds keeps the change without a confirm. Probes run in the target's namespace: the
+  // listener is made there (a socket stays in the namespace it was created in).
+  ip("link set lo up");
+  int listener = -1;
   sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(listen(listener, 8), 0);
-  socklen_t len = sizeof addr;
-  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::thread([&] {
+    int nsfd = open(("/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
+    if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) != 0) return;
+    close(nsfd);
+    listener = socket(AF_INET, SOCK_STREAM, 0);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(listener, 8) != 0) {
+      close(listener);
+      listener = -1;
+      return;
+    }
+    socklen_t len = sizeof addr;
+    getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  }).join();
+  ASSERT_GE(listener, 0) << "no listener in the target's namespace";
   r = vnetplan("apply --auto-approve --confirm-timeout 30s --probe tcp:127.0.0.1:" +
                std::to_string(ntohs(addr.sin_port)) + " -f " + f);
   close(listener);

@@ -135,8 +135,17 @@ TEST_F(CliOvs, UnmanagedRowsAreNeverTouchedAndAdoptTakesOver) {
   std::string adopt = kTarget + doc("Switch", "manual", "adopt: true, ovs: {datapathType: netdev}");
   r = vnp("apply --auto-approve -f " + ovsManifest(adopt, "adopt.yaml"));
   ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
-  // Adopted, it is vnetplan's: state records it, and leaving the manifests deletes it.
+  // Adopted, it is vnetplan's: state records it. Leaving the manifests releases it: it stays, as it was, and
+  // vnetplan no longer owns it (adopted is not created).
   EXPECT_NE(vnp("state show hv1").out.find("hv1/Switch/manual"), std::string::npos);
+  r = vnp("apply --auto-approve -f " + ovsManifest(kTarget, "empty.yaml"));
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("1 to release"), std::string::npos) << r.out;
+  EXPECT_FALSE(row("Bridge", "manual").is_null());
+  EXPECT_EQ(vnp("state show hv1").out.find("hv1/Switch/manual"), std::string::npos);
+  // Unless it says so: onRelease: delete.
+  std::string adoptDelete = kTarget + doc("Switch", "manual", "adopt: true, onRelease: delete, ovs: {datapathType: netdev}");
+  ASSERT_EQ(vnp("apply --auto-approve -f " + ovsManifest(adoptDelete, "adopt-delete.yaml")).exitCode, 0);
   ASSERT_EQ(vnp("apply --auto-approve -f " + ovsManifest(kTarget, "empty.yaml")).exitCode, 0);
   EXPECT_TRUE(row("Bridge", "manual").is_null());
 }

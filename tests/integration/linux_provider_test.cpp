@@ -445,7 +445,7 @@ TEST_F(LinuxProviderKernel, VethAndTapRoundTrip) {
   ASSERT_NE(peer, nullptr);
   EXPECT_EQ(*peer->attrs.find("peer"), "v0");
   EXPECT_EQ(*peer->attrs.find("mtu"), 9000);  // the pair's MTU is kept equal
-  EXPECT_FALSE(peer->attrs.has("switch"));
+  EXPECT_FALSE(peer->attrs.getString("switch").has_value());  // not attached (said: null)
   EXPECT_FALSE(findObj(obs, Kind::Port, "v0")->attrs.has("peerNetns"));
   EXPECT_EQ(*findObj(obs, Kind::Switch, "br0")->attrs.find("mtu"), 9000);  // the bridge kept its MTU
 
@@ -597,7 +597,7 @@ TEST_F(LinuxProviderKernel, UpdatesInPlace) {
   Observation after = observe();
   expectObservedMatches(v2, findObj(after, Kind::Port, "v0"));
   expectObservedMatches(t2, findObj(after, Kind::Port, "tap0"));
-  EXPECT_FALSE(findObj(after, Kind::Port, "tap0")->attrs.has("switch"));
+  EXPECT_FALSE(findObj(after, Kind::Port, "tap0")->attrs.getString("switch").has_value());  // detached (null)
   expectObservedMatches(b2, findObj(after, Kind::Switch, "br1"));
   EXPECT_EQ(*findObj(after, Kind::Port, "v0p")->attrs.find("mtu"), 9000);
 

@@ -58,16 +58,28 @@ spec: {selector: {role: hypervisor}, mtu: 9000}
   EXPECT_FALSE(find(d, "kvm1/Switch/vSwitch1"));
 }
 
-TEST(Builder, SelectorMatchingNothingWarns) {
+// A selector typo must not plan the deletion of what the resource owns: it is an error, with the label meant.
+TEST(Builder, SelectorMatchingNothingIsAnErrorWithDidYouMean) {
   Diagnostics diags;
   build(std::string(kTargets) + R"(---
 apiVersion: vnetplan.io/v1
 kind: Switch
 metadata: {name: s}
-spec: {selector: {role: nothing}}
+spec: {selector: {role: hypervsior}}
 )", diags);
-  EXPECT_FALSE(diags.hasErrors());
-  EXPECT_NE(diags.render().find("selector matches no Target"), std::string::npos) << diags.render();
+  EXPECT_TRUE(diags.hasErrors());
+  EXPECT_NE(diags.render().find("selector {role: hypervsior} matches no Target (did you mean role: hypervisor?)"),
+            std::string::npos)
+      << diags.render();
+  EXPECT_NE(diags.render().find("m.yaml:"), std::string::npos) << diags.render();
+  Diagnostics keys;
+  build(std::string(kTargets) + R"(---
+apiVersion: vnetplan.io/v1
+kind: Switch
+metadata: {name: s}
+spec: {selector: {rol: kvm}}
+)", keys);
+  EXPECT_NE(keys.render().find("(did you mean role: kvm?)"), std::string::npos) << keys.render();
 }
 
 TEST(Builder, DuplicateAddressNamesBothPlaces) {

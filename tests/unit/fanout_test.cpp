@@ -88,7 +88,8 @@ TEST_F(Fanout, UnreachableTargetIsNamedAndTheOthersArePlanned) {
   EXPECT_TRUE(has(r.out, "hv1/Switch/vSwitch1")) << r.out;
   EXPECT_TRUE(has(r.out, "hv3/Switch/vSwitch1")) << r.out;
   EXPECT_FALSE(has(r.out, "hv2/Switch/vSwitch1")) << r.out;
-  EXPECT_TRUE(has(r.out, "Not planned: 1 target(s) could not be reached")) << r.out;
+  EXPECT_TRUE(has(r.out, "Not planned: 1 target(s):")) << r.out;
+  EXPECT_TRUE(has(r.out, "hv2: it could not be reached: connection refused")) << r.out;
   EXPECT_TRUE(has(r.err, "target hv2 was not planned: it could not be reached: connection refused")) << r.err;
   // JSON plans carry it too.
   CliRun j = cli({"plan", "-f", f, "--format", "json"});

@@ -107,7 +107,7 @@ TEST_F(Secrets, APlantedSecretIsInNoWrittenFileAndNoLogLine) {
   EXPECT_EQ(cli({"show", "--target", "hv1", "-f", f, "--snapshot"}), 0) << output_;
   EXPECT_EQ(cli({"state", "show", "hv1"}), 0) << output_;
   EXPECT_EQ(cli({"state", "history", "hv1"}), 0) << output_;
-  EXPECT_EQ(cli({"rollback", "--to", "1", "--target", "hv1", "-f", f}), 0) << output_;
+  EXPECT_EQ(cli({"rollback", "--to", "1", "--target", "hv1", "-f", f, "--auto-approve"}), 0) << output_;
 
   EXPECT_TRUE(journalHits.empty()) << "the secret was in " << journalHits.front();
   auto hits = filesWithSecret();

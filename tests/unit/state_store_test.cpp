@@ -573,6 +573,52 @@ TEST_F(StateTest, StateSymlinksInsideDirAreRefused) {
   EXPECT_TRUE(fs::is_empty(tmp_.path() / "elsewhere"));
 }
 
+// A FIFO (or any non-regular file) planted where a state document or a lock file belongs is refused at once
+// with a clear error, instead of hanging plan and drift on open().
+TEST_F(StateTest, StateNonRegularFilesAreRefusedWithoutHanging) {
+  Store s = store();
+  TargetState st;
+  st.target = "hv01";
+  ASSERT_TRUE(s.save(st).ok());
+  const fs::path doc = dir() / "targets" / "hv01" / "state.json";
+  fs::remove(doc);
+  ASSERT_EQ(::mkfifo(doc.c_str(), 0600), 0);
+  auto t0 = std::chrono::steady_clock::now();
+  auto loaded = s.load("hv01");
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_TRUE(contains(loaded.error().message, "not a regular file")) << loaded.error().message;
+  // The lock file too.
+  fs::create_directories(dir() / ".locks");
+  for (const auto& e : fs::directory_iterator(dir() / ".locks")) fs::remove(e.path());
+  auto l1 = s.lockTarget("hv02", "apply", std::chrono::milliseconds(0));
+  ASSERT_TRUE(l1.ok()) << l1.error().message;
+  l1->reset();
+  for (const auto& e : fs::directory_iterator(dir() / ".locks"))
+    if (e.path().extension() == ".lock") {
+      fs::remove(e.path());
+      ASSERT_EQ(::mkfifo(e.path().c_str(), 0600), 0);
+    }
+  auto l2 = s.lockTarget("hv02", "apply", std::chrono::milliseconds(0));
+  ASSERT_FALSE(l2.ok());
+  EXPECT_TRUE(contains(l2.error().message, "not a regular file")) << l2.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5)) << "a FIFO made vnetplan wait";
+}
+
+// Temp files of writers that were killed mid-write are removed by the next write in their directory.
+TEST_F(StateTest, StateTempFilesOfKilledWritersAreCleanedUp) {
+  Store s = store();
+  TargetState st;
+  st.target = "hv01";
+  ASSERT_TRUE(s.save(st).ok());
+  const fs::path d = dir() / "targets" / "hv01";
+  // A writer that is gone (pid 1 is never us and a huge pid is never alive... use a pid that cannot exist).
+  std::ofstream(d / ".tmp.999999999.abcdef") << "half a document";
+  std::ofstream(d / (".tmp." + std::to_string(::getpid()) + ".123456")) << "ours: a write in progress";
+  ASSERT_TRUE(s.save(st).ok());
+  EXPECT_FALSE(fs::exists(d / ".tmp.999999999.abcdef"));
+  EXPECT_TRUE(fs::exists(d / (".tmp." + std::to_string(::getpid()) + ".123456")));
+}
+
 // ---- openBackend -----------------------------------------------------------------------------------------
 
 TEST_F(StateTest, StateOpenBackendSchemes) {

@@ -17,7 +17,9 @@ struct Probe {
 
 // "tcp:HOST:PORT" or "icmp:HOST" (HOST: IPv4/IPv6 literal or a name; IPv6 with a port as [addr]:port).
 Result<Probe> parseProbe(const std::string& spec);
-// One attempt, bounded by `timeout`.
+// One attempt, bounded by `timeout`, in the calling thread's network namespace (a provider runs it where the
+// target's traffic is: TargetSession::probe). ICMP: only an echo reply from the probed address carrying this
+// probe's identifier and sequence counts.
 Status runProbe(const Probe& p, std::chrono::milliseconds timeout);
 
 }  // namespace vnetplan

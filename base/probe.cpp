@@ -1,9 +1,11 @@
-#include "reconciler/probe.h"
+#include "base/probe.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <netinet/ip_icmp.h>
+#include <sys/random.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -72,7 +74,9 @@ Status icmpProbe(const Probe& p, std::chrono::milliseconds timeout) {
   AddrInfo res;
   int rc = getaddrinfo(p.host.c_str(), nullptr, &hints, &res.ai);
   if (rc != 0) return err(std::string(gai_strerror(rc)) + " (icmp probes are IPv4)");
-  // Unprivileged ICMP sockets when allowed, raw ones as root.
+  const auto* target = reinterpret_cast<const sockaddr_in*>(res.ai->ai_addr);
+  // Unprivileged ICMP sockets when allowed (the kernel then sets the identifier and delivers only the replies
+  // to it), raw ones as root (every ICMP message arrives: ours are told apart by identifier and sequence).
   UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMP));
   bool raw = false;
   if (!s) {
@@ -80,7 +84,14 @@ Status icmpProbe(const Probe& p, std::chrono::milliseconds timeout) {
     raw = true;
   }
   if (!s) return err("cannot open an ICMP socket: " + errnoText(errno));
-  unsigned char pkt[16] = {8, 0, 0, 0, 0x76, 0x6e, 0, 1, 'v', 'n', 'e', 't', 'p', 'l', 'a', 'n'};
+  uint16_t id = 0, seq = 0;
+  (void)!::getrandom(&id, sizeof id, 0);
+  (void)!::getrandom(&seq, sizeof seq, 0);
+  unsigned char pkt[16] = {8, 0, 0, 0, 0, 0, 0, 0, 'v', 'n', 'e', 't', 'p', 'l', 'a', 'n'};
+  pkt[4] = static_cast<unsigned char>(id >> 8);
+  pkt[5] = static_cast<unsigned char>(id & 0xff);
+  pkt[6] = static_cast<unsigned char>(seq >> 8);
+  pkt[7] = static_cast<unsigned char>(seq & 0xff);
   uint16_t c = checksum(pkt, sizeof pkt);
   pkt[2] = static_cast<unsigned char>(c >> 8);
   pkt[3] = static_cast<unsigned char>(c & 0xff);
@@ -89,10 +100,19 @@ Status icmpProbe(const Probe& p, std::chrono::milliseconds timeout) {
   while (true) {
     if (Status w = waitReady(s.get(), POLLIN, deadline); !w) return err("no echo reply");
     unsigned char buf[1500];
-    ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
+    sockaddr_in from{};
+    socklen_t fromLen = sizeof from;
+    ssize_t n = ::recvfrom(s.get(), buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &fromLen);
     if (n <= 0) continue;
+    // Only an echo reply from the probed address, to this probe, counts: any other ICMP traffic (another
+    // ping, an error from a router on the way) confirms nothing.
+    if (from.sin_addr.s_addr != target->sin_addr.s_addr) continue;
     size_t off = raw ? static_cast<size_t>((buf[0] & 0x0f) * 4) : 0;
-    if (static_cast<size_t>(n) > off && buf[off] == 0) return {};  // echo reply
+    if (static_cast<size_t>(n) < off + 8 || buf[off] != 0) continue;
+    const uint16_t gotSeq = static_cast<uint16_t>((buf[off + 6] << 8) | buf[off + 7]);
+    const uint16_t gotId = static_cast<uint16_t>((buf[off + 4] << 8) | buf[off + 5]);
+    if (gotSeq != seq || (raw && gotId != id)) continue;
+    return {};
   }
 }
 
