@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "base/redact.h"
 #include "model/secret.h"
 
 namespace vnetplan::vpc {
@@ -219,7 +220,7 @@ Result<CloudConfig> resolveCloudConfig(const Target& t) {
     return err(who + "needs cloud (a clouds.yaml entry) or endpoint");
   } else if (auth == "noauth") {
     c.noauth = true;
-    c.describe = "endpoint " + endpoint + " without authentication";
+    c.describe = "endpoint " + redactCredentials(endpoint) + " without authentication";
   } else if (std::string osCloud = env("OS_CLOUD"); !osCloud.empty()) {
     std::string where;
     auto entry = cloudEntry(osCloud, where);

@@ -8,6 +8,8 @@
 #include <random>
 #include <thread>
 
+#include "base/redact.h"
+
 namespace vnetplan::vpc {
 
 std::string Url::origin() const {
@@ -16,6 +18,9 @@ std::string Url::origin() const {
 }
 
 Result<Url> parseUrl(const std::string& text) {
+  // Every message quotes the URL without its credentials: the text may carry userinfo that must never reach a
+  // message, a log or a plan.
+  const std::string shown = redactCredentials(text);
   Url u;
   std::string rest;
   if (text.rfind("https://", 0) == 0) {
@@ -24,20 +29,23 @@ Result<Url> parseUrl(const std::string& text) {
   } else if (text.rfind("http://", 0) == 0) {
     rest = text.substr(7);
   } else {
-    return err("'" + text + "' is not an http:// or https:// URL");
+    return err("'" + shown + "' is not an http:// or https:// URL");
   }
   size_t slash = rest.find('/');
   std::string hostPort = rest.substr(0, slash);
   u.path = slash == std::string::npos ? "" : rest.substr(slash);
-  if (u.path.find_first_of("?#") != std::string::npos) return err("'" + text + "': a base URL takes no query or fragment");
+  if (u.path.find_first_of("?#") != std::string::npos) return err("'" + shown + "': a base URL takes no query or fragment");
   while (!u.path.empty() && u.path.back() == '/') u.path.pop_back();
+  // userinfo (user:password@host) is refused, not used: secrets come from secret references or clouds.yaml.
+  if (hostPort.find('@') != std::string::npos)
+    return err("'" + shown + "': credentials do not belong in a URL (give them as secret references or in clouds.yaml)");
   std::string portText;
   if (!hostPort.empty() && hostPort[0] == '[') {
     size_t close = hostPort.find(']');
-    if (close == std::string::npos) return err("'" + text + "': unterminated [IPv6 address]");
+    if (close == std::string::npos) return err("'" + shown + "': unterminated [IPv6 address]");
     u.host = hostPort.substr(1, close - 1);
     if (close + 1 < hostPort.size()) {
-      if (hostPort[close + 1] != ':') return err("'" + text + "': unexpected text after ]");
+      if (hostPort[close + 1] != ':') return err("'" + shown + "': unexpected text after ]");
       portText = hostPort.substr(close + 2);
     }
   } else {
@@ -45,14 +53,13 @@ Result<Url> parseUrl(const std::string& text) {
     u.host = hostPort.substr(0, colon);
     if (colon != std::string::npos) portText = hostPort.substr(colon + 1);
   }
-  if (u.host.empty()) return err("'" + text + "' has no host");
-  if (u.host.find('@') != std::string::npos) return err("'" + text + "': credentials do not belong in a URL");
+  if (u.host.empty()) return err("'" + shown + "' has no host");
   u.port = u.https ? 443 : 80;
   if (!portText.empty()) {
     if (portText.size() > 5 || portText.find_first_not_of("0123456789") != std::string::npos)
-      return err("'" + text + "': bad port '" + portText + "'");
+      return err("'" + shown + "': bad port '" + portText + "'");
     u.port = std::stoi(portText);
-    if (u.port < 1 || u.port > 65535) return err("'" + text + "': port out of range");
+    if (u.port < 1 || u.port > 65535) return err("'" + shown + "': port out of range");
   }
   return u;
 }

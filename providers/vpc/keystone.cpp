@@ -94,7 +94,10 @@ Result<KeystoneAuth::Token> KeystoneAuth::issue(std::optional<Deadline> deadline
     t.projectId = c.projectId;
     return t;
   }
-  if (!http_) return err("Keystone URL '" + c.authUrl + "' is not an http(s) URL");
+  if (!http_) {
+    auto u = parseUrl(v3Url(c.authUrl));
+    return err("Keystone URL: " + (u ? std::string("unusable") : u.error().message));
+  }
   Result<HttpReply> reply = err("");
   if (c.authType == "token" && c.projectId.empty() && c.projectName.empty()) {
     // A ready token without a project to rescope to: validate it to learn its project, expiry and catalog.

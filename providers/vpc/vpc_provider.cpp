@@ -7,6 +7,7 @@
 #include <mutex>
 #include <set>
 
+#include "base/redact.h"
 #include "base/sha256.h"
 #include "providers/vpc/cloud_config.h"
 #include "providers/vpc/kind.h"
@@ -74,6 +75,13 @@ class VpcProvider final : public TableProvider<const Snapshot, ApplyCtx> {
                   "provider/invalid");
     if (std::string(kOwnerTag).size() + t.name.size() > kMaxTag)
       diags.error(t.loc, who + "the name is too long for Neutron's 255-character tags", "provider/invalid");
+    // A URL with userinfo would put a secret into the manifest and from there into plans, logs and the state.
+    if (auto ep = t.spec.getString("endpoint"); ep && redactCredentials(*ep) != *ep)
+      diags.error(t.loc,
+                  who + "endpoint '" + redactCredentials(*ep) +
+                      "' carries credentials in the URL; give them as secret references (password.env, "
+                      "password.file, token.env, ...) or in clouds.yaml",
+                  "provider/invalid");
     if (t.spec.getString("auth").value_or("") == "noauth" && !t.spec.getString("project"))
       diags.error(t.loc, who + "auth: noauth needs project (the tenant id Neutron records on what vnetplan creates)",
                   "provider/invalid");
@@ -250,7 +258,7 @@ class VpcProvider final : public TableProvider<const Snapshot, ApplyCtx> {
 
   std::string whereText(const Target& t) const override {
     if (auto c = t.spec.getString("cloud")) return " on cloud " + *c;
-    return " on " + t.spec.getString("endpoint").value_or(t.name);
+    return " on " + redactCredentials(t.spec.getString("endpoint").value_or(t.name));
   }
 
  private:

@@ -506,3 +506,114 @@ TEST_F(CliVpc, ExamplesValidateAndApply) {
   EXPECT_EQ(networkOf("app")["provider:segmentation_id"], 120);
   EXPECT_EQ(router["routes"][0]["destination"], "172.16.0.0/12");
 }
+
+// HTTPS with certificate verification: a TLS front (a certificate for 127.0.0.1 signed by a CA of the test's own)
+// before the real server. The cloud's CA (OS_CACERT; clouds.yaml cacert) is honoured; without it the connection is
+// refused, as it is for a certificate of another name; verification cannot be turned off.
+TEST_F(CliVpc, HttpsVerifiesTheCertificateAgainstTheCloudsCa) {
+  const std::string sh =
+      "set -e; cd " + shellQuote(dir.string()) +
+      "; openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=vnetplan-test-ca"
+      " 2>/dev/null; for n in good:IP:127.0.0.1 wrong:DNS:elsewhere.invalid; do name=${n%%:*}; san=${n#*:};"
+      " openssl req -newkey rsa:2048 -nodes -keyout $name.key -out $name.csr -subj /CN=$name 2>/dev/null;"
+      " printf 'subjectAltName=%s\\n' $san > $name.ext;"
+      " openssl x509 -req -in $name.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out $name.pem -days 2"
+      " -extfile $name.ext 2>/dev/null; done";
+  auto gen = runShell(sh, dir, 60);
+  ASSERT_EQ(gen.exitCode, 0) << gen.err;
+  NeutronProxy good(endpoint, (dir / "good.pem").string(), (dir / "good.key").string());
+  NeutronProxy wrong(endpoint, (dir / "wrong.pem").string(), (dir / "wrong.key").string());
+  const std::string vpc = doc("Vpc", "shop", "");
+  const std::string ca = "OS_CACERT=" + shellQuote((dir / "ca.pem").string());
+
+  endpoint = good.url();
+  auto f = manifest(target() + vpc);
+  auto r = vnp("apply --auto-approve -f " + f, ca);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_TRUE(routerOf("shop").is_object());
+  EXPECT_FALSE(good.log().empty()) << "the requests went through the TLS front";
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + f, ca).exitCode, 0);
+
+  // Without the cloud's CA the system's CAs do not know this certificate: refused, nothing sent in the clear.
+  auto sent = good.log().size();
+  r = vnp("plan -f " + f, "OS_CACERT= VNETPLAN_VPC_ATTEMPTS=1");
+  EXPECT_EQ(r.exitCode, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("certificate"), std::string::npos) << r.err;
+  EXPECT_EQ(good.log().size(), sent);
+
+  // A certificate the CA signed for another name.
+  endpoint = wrong.url();
+  r = vnp("plan -f " + manifest(target() + vpc, "wrong.yaml"), ca + " VNETPLAN_VPC_ATTEMPTS=1");
+  EXPECT_EQ(r.exitCode, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("certificate"), std::string::npos) << r.err;
+  EXPECT_TRUE(wrong.log().empty());
+
+  // clouds.yaml: cacert honoured; verify: false refused.
+  writeFile(dir / "clouds.yaml", "clouds:\n  tls:\n    auth_type: none\n    network_endpoint_override: \"" + good.url() +
+                                     "\"\n    cacert: \"" + (dir / "ca.pem").string() +
+                                     "\"\n  insecure:\n    auth_type: none\n    network_endpoint_override: \"" +
+                                     good.url() + "\"\n    verify: false\n");
+  const std::string env = "OS_CACERT= OS_CLIENT_CONFIG_FILE=" + shellQuote((dir / "clouds.yaml").string());
+  auto cloudTarget = [&](const std::string& cloud) {
+    return "apiVersion: vnetplan.io/v1\nkind: Target\nmetadata: {name: cloud}\nspec: {provider: vpc, cloud: " + cloud +
+           ", project: \"" + project + "\"}\n";
+  };
+  r = vnp("plan --detailed-exitcode -f " + manifest(cloudTarget("tls") + vpc, "tls.yaml"), env);
+  EXPECT_EQ(r.exitCode, 0) << r.out << r.err;
+  r = vnp("plan -f " + manifest(cloudTarget("insecure") + vpc, "insecure.yaml"), env);
+  EXPECT_EQ(r.exitCode, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("verification"), std::string::npos) << r.err;
+}
+
+// A URL with userinfo (https://user:password@host) is refused, and the password is never shown: not by validate or
+// plan, not in JSON logs, not in the state. Needs no cloud: the refusal comes before any request.
+class VpcUrlCredentials : public ScratchTest {};
+
+TEST_F(VpcUrlCredentials, RefusedAndNeverShown) {
+  const std::string pw = "Sup3rSecretPw";
+  auto run = [&](const std::string& args, const std::string& env = "") {
+    return runShell("cd " + shellQuote(dir.string()) + " && " + env + " " + std::string(VNETPLAN_BINARY) +
+                        " --state file://" + (dir / "state").string() + " " + args,
+                    dir, 60);
+  };
+  auto expectRefusedUnshown = [&](const RunResult& r, const std::string& what) {
+    EXPECT_EQ(r.exitCode, 1) << what << "\n" << r.out << r.err;
+    EXPECT_NE(r.err.find("credentials"), std::string::npos) << what << "\n" << r.err;
+    EXPECT_NE(r.err.find("***@"), std::string::npos) << what << " names the URL, redacted\n" << r.err;
+    EXPECT_EQ(r.out.find(pw), std::string::npos) << what << "\n" << r.out;
+    EXPECT_EQ(r.err.find(pw), std::string::npos) << what << "\n" << r.err;
+    if (fs::exists(dir / "state"))
+      for (const auto& e : fs::recursive_directory_iterator(dir / "state"))
+        if (e.is_regular_file()) {
+          EXPECT_EQ(readAll(e.path()).find(pw), std::string::npos) << what << ": " << e.path();
+        }
+  };
+  const std::string vpc = "---\napiVersion: vnetplan.io/v1\nkind: Vpc\nmetadata: {name: shop}\nspec: {targets: [cloud]}\n";
+  auto target = [](const std::string& spec) {
+    return "apiVersion: vnetplan.io/v1\nkind: Target\nmetadata: {name: cloud}\nspec: {provider: vpc, " + spec + "}\n";
+  };
+
+  // The Target's endpoint: refused at plan time, with a port and without one (where the text after the last ':'
+  // is the password, not a port).
+  for (const std::string& ep : {"http://admin:" + pw + "@127.0.0.1:9696", "https://admin:" + pw + "@neutron.example"}) {
+    writeFile(dir / "m.yaml", target("endpoint: \"" + ep + "\", auth: noauth, project: p1") + vpc);
+    for (const char* cmd : {"validate -f m.yaml", "plan -f m.yaml", "--log-format json plan -f m.yaml"})
+      expectRefusedUnshown(run(cmd), ep + ": " + cmd);
+  }
+
+  // clouds.yaml: a Keystone auth_url and a Neutron endpoint override with userinfo are refused on connecting.
+  writeFile(dir / "clouds.yaml", "clouds:\n"
+                                 "  ks:\n"
+                                 "    auth: {auth_url: \"http://keystone:" + pw + "@127.0.0.1/v3\", username: u,\n"
+                                 "           password: another-secret, project_name: p, user_domain_name: Default,\n"
+                                 "           project_domain_name: Default}\n"
+                                 "  direct:\n"
+                                 "    auth_type: none\n"
+                                 "    network_endpoint_override: \"http://u:" + pw + "@127.0.0.1:9/\"\n");
+  const std::string env = "OS_CLIENT_CONFIG_FILE=" + shellQuote((dir / "clouds.yaml").string());
+  for (const char* cloud : {"ks", "direct"}) {
+    writeFile(dir / "c.yaml", target(std::string("cloud: ") + cloud + ", project: p1") + vpc);
+    expectRefusedUnshown(run("plan -f c.yaml", env), std::string("cloud ") + cloud);
+    expectRefusedUnshown(run("--log-format json plan -f c.yaml", env), std::string("cloud ") + cloud + ", JSON logs");
+  }
+}

@@ -43,7 +43,9 @@ class NeutronProxy {
     int fired = 0;
   };
 
-  explicit NeutronProxy(std::string upstream) : upstream_(std::move(upstream)) {
+  // With cert and key (PEM files), the proxy speaks HTTPS: a TLS front of the real server.
+  explicit NeutronProxy(std::string upstream, std::string cert = "", std::string key = "")
+      : upstream_(std::move(upstream)), cert_(std::move(cert)), key_(std::move(key)) {
     // A free port, kept across restarts.
     auto probe = std::make_unique<httplib::Server>();
     port_ = probe->bind_to_any_port("127.0.0.1");
@@ -57,7 +59,7 @@ class NeutronProxy {
       if (t.joinable()) t.join();
   }
 
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const { return (cert_.empty() ? "http://" : "https://") + std::string("127.0.0.1:") + std::to_string(port_); }
   void add(Fault f) {
     std::lock_guard<std::mutex> lock(mu_);
     faults_.push_back(std::move(f));
@@ -74,7 +76,9 @@ class NeutronProxy {
 
  private:
   void start() {
-    auto svr = std::make_unique<httplib::Server>();
+    std::unique_ptr<httplib::Server> svr;
+    if (cert_.empty()) svr = std::make_unique<httplib::Server>();
+    else svr = std::make_unique<httplib::SSLServer>(cert_.c_str(), key_.c_str());
     auto handler = [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); };
     svr->Get(".*", handler);
     svr->Post(".*", handler);
@@ -172,7 +176,7 @@ class NeutronProxy {
     }
   }
 
-  std::string upstream_;
+  std::string upstream_, cert_, key_;
   int port_ = 0;
   std::mutex mu_;
   std::vector<Fault> faults_;
