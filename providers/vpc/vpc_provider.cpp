@@ -89,7 +89,7 @@ class VpcProvider final : public TableProvider<const Snapshot, ApplyCtx> {
 
   void checkTogether(const Target& target, const std::vector<const Resource*>& resources,
                      Diagnostics& diags) const override {
-    (void)target;
+    aclCheck(target, resources, diags);
     struct Net {
       const Resource* r;
       IpPrefix prefix;
@@ -213,6 +213,8 @@ class VpcProvider final : public TableProvider<const Snapshot, ApplyCtx> {
     if (!missing.empty())
       return err(who + "the Neutron API at " + url->str() + " lacks extensions vnetplan needs: " + missing);
 
+    if (auto acl = aclBlocked(target.name, aliases, url->str()); !acl.empty()) return err(who + acl);
+
     ApplyCtx::Settings settings{target.name, projectId, target.spec.getString("physicalNetwork").value_or(""),
                                 cfg->noauth};
     return std::unique_ptr<TargetSession>(std::make_unique<VpcSession>(
@@ -240,8 +242,7 @@ class VpcProvider final : public TableProvider<const Snapshot, ApplyCtx> {
     if (p == "mtu") why = "the cloud chooses a network's MTU (net-mtu) from its network type";
     else if (p.rfind("security.", 0) == 0 || p.rfind("shaping.", 0) == 0 || p.rfind("teaming.", 0) == 0)
       why = "it belongs to a virtual switch; in the cloud, use a SecurityGroup";
-    else if (p.rfind("networkAcl", 0) == 0)
-      why = "network ACLs need the cloud's firewall extension (FWaaS)";
+    else if (p.rfind("networkAcls", 0) == 0) return;  // checked against the cloud's extensions: aclCheck, connect
     else why = "not a field of a vpc " + std::string(kindName(fc.resource.addr.kind));
     fc.fail(fc.resource.addr.str() + ": field " + p + " is not supported by the vpc provider: " + why,
             "provider/unsupported");
@@ -274,6 +275,44 @@ class VpcProvider final : public TableProvider<const Snapshot, ApplyCtx> {
     if (!slot) slot = std::make_shared<KeystoneAuth>(c, opts);
     return slot;
   }
+
+  // Network ACLs need FWaaS, which only the cloud can say it has (/v2.0/extensions), so the check is made at plan
+  // time by whichever of checkTogether (knows the manifests) and connect (knows the extensions; the plan may start
+  // it before the manifests are checked) comes second, under aclMu_.
+  void aclCheck(const Target& target, const std::vector<const Resource*>& resources, Diagnostics& diags) const {
+    const Resource* wants = nullptr;
+    for (const Resource* r : resources)
+      if (r->addr.kind == Kind::Vpc)
+        for (const auto& [path, value] : r->attrs.values())
+          if (path.rfind("networkAcls", 0) == 0 && !wants) wants = r;
+    std::lock_guard<std::mutex> lock(aclMu_);
+    if (!wants) {
+      aclWanted_.erase(target.name);
+      return;
+    }
+    aclWanted_[target.name] = wants->addr.str();
+    if (auto it = extensions_.find(target.name); it != extensions_.end())
+      if (std::string why = aclWhy(wants->addr.str(), it->second.first, it->second.second); !why.empty())
+        fail(*wants, diags, why);
+  }
+  std::string aclBlocked(const std::string& target, const std::set<std::string>& aliases, const std::string& url) {
+    std::lock_guard<std::mutex> lock(aclMu_);
+    extensions_[target] = {aliases, url};
+    auto it = aclWanted_.find(target);
+    return it == aclWanted_.end() ? "" : aclWhy(it->second, aliases, url);
+  }
+  static std::string aclWhy(const std::string& addr, const std::set<std::string>& aliases, const std::string& url) {
+    if (!aliases.count("fwaas_v2"))
+      return addr + ": field networkAcls is not supported on this cloud: network ACLs need the firewall extension " +
+             "(FWaaS v2, alias fwaas_v2), which the Neutron API at " + url + " does not offer (GET /v2.0/extensions)";
+    return addr + ": field networkAcls: the cloud at " + url +
+           " has the firewall extension (fwaas_v2), but this version of the vpc provider does not manage FWaaS "
+           "firewall groups yet";
+  }
+
+  mutable std::mutex aclMu_;
+  mutable std::map<std::string, std::string> aclWanted_;  // target -> address of a Vpc with networkAcls
+  std::map<std::string, std::pair<std::set<std::string>, std::string>> extensions_;  // target -> (aliases, URL)
 
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<KeystoneAuth>> auths_;

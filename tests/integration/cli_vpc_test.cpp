@@ -468,6 +468,18 @@ TEST_F(CliVpc, PlanTimeErrorsNameTheProviderFieldAndReason) {
     EXPECT_NE(r.err.find(c.needle), std::string::npos) << c.resources << "\n" << r.err;
     EXPECT_NE(r.err.find("vpc:"), std::string::npos) << r.err;
   }
+  // Network ACLs: the schema knows them (validate, offline, accepts them), but this neutron-server has no
+  // firewall extension, so plan says so, naming the provider, the field and where the cloud says it.
+  auto acl = manifest(target() + doc("Vpc", "shop", "networkAcls: [{action: deny, direction: ingress, protocol: tcp, ports: 23}]"),
+                      "acl.yaml");
+  auto v = vnp("validate -f " + acl);
+  EXPECT_EQ(v.exitCode, 0) << v.out << v.err;
+  auto r = vnp("plan -f " + acl);
+  EXPECT_EQ(r.exitCode, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("vpc:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("networkAcls"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("fwaas_v2"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("/v2.0/extensions"), std::string::npos) << r.err;
   EXPECT_TRUE(list("routers", "project_id=" + project).empty()) << "plan never changes the cloud";
 }
 
