@@ -149,6 +149,29 @@ TEST_F(CliVpc, SubnetCreateNoopUpdateReplacePruneDriftRollback) {
   ASSERT_EQ(vnp("apply --auto-approve -f " + h).exitCode, 0);
   EXPECT_EQ(subnetOf("web")["enable_dhcp"], true);
 
+  // A concurrent change: the subnet's description set by hand after the apply observed. The subnet's revision
+  // moved, so the guarded update (DHCP off) is refused as stale and the other writer's change is kept.
+  {
+    auto off = manifest(subnet("cidr: 10.2.0.0/24, vlan: 102, public: true, dhcp: false"), "dhcpoff.yaml");
+    const std::string sid = subnetOf("web")["id"].get<std::string>();
+    pid_t pid = fork();
+    if (pid == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+      HttpReply x = update("subnets", sid, {{"description", "changed by hand"}});
+      _exit(x.status == 200 ? 0 : 1);
+    }
+    r = vnp("apply --auto-approve -f " + off, "VNETPLAN_SLOW_STEP_MS=3000");
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+    EXPECT_EQ(r.exitCode, 1) << r.out << r.err;
+    EXPECT_NE(r.err.find("stale"), std::string::npos) << r.err;
+    Json now = subnetOf("web");
+    EXPECT_EQ(now["description"], "changed by hand") << "the other writer's change is kept";
+    EXPECT_EQ(now["enable_dhcp"], true) << "the stale update was not made";
+    EXPECT_EQ(vnp("plan --detailed-exitcode -f " + h).exitCode, 0);
+  }
+
   // Rollback at every step of a change that adds a subnet and replaces another: the exact pre-image each time.
   const std::string before = cloudSnapshot();
   auto k = manifest(target() + vpc + doc("Subnet", "web", "vpc: shop, cidr: 10.3.0.0/24, public: true") +
