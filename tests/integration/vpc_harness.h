@@ -10,6 +10,11 @@
 //     Json router = routerOf("shop");       // found by vnetplan's address tag, read straight from Neutron
 //   }
 #pragma once
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <functional>
 #include <mutex>
@@ -46,16 +51,31 @@ class NeutronProxy {
   // With cert and key (PEM files), the proxy speaks HTTPS: a TLS front of the real server.
   explicit NeutronProxy(std::string upstream, std::string cert = "", std::string key = "")
       : upstream_(std::move(upstream)), cert_(std::move(cert)), key_(std::move(key)) {
-    // A free port, kept across restarts.
-    auto probe = std::make_unique<httplib::Server>();
-    port_ = probe->bind_to_any_port("127.0.0.1");
-    probe.reset();
+    // A free port, kept across restarts. Found with a plain socket, closed at once: an httplib::Server that never
+    // listened keeps its socket open when destroyed, and as httplib sets SO_REUSEPORT that stale listener would
+    // take (and never answer) part of the connections meant for the proxy.
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+      port_ = ntohs(a.sin_port);
+    if (fd >= 0) ::close(fd);
     start();
   }
   ~NeutronProxy() {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& s : servers_) s->stop();
-    for (auto& t : threads_)
+    // Stopped outside mu_: the handlers still running take it.
+    std::vector<std::unique_ptr<httplib::Server>> servers;
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      servers.swap(servers_);
+      threads.swap(threads_);
+    }
+    for (auto& s : servers) s->stop();
+    for (auto& t : threads)
       if (t.joinable()) t.join();
   }
 
