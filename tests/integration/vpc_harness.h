@@ -306,7 +306,14 @@ class VpcCliTest : public NeutronTest {
       return o.dump();
     };
     for (const char* c : {"routers", "networks", "subnets", "security-groups", "ports"})
-      for (const auto& o : list(c, "project_id=" + project)) lines.push_back(std::string(c) + " " + strip(o));
+      for (const auto& o : list(c, "project_id=" + project)) {
+        // Neutron makes a project's "default" group itself, with the project's first security group; it is
+        // nobody's change to undo (that vnetplan leaves such untagged objects alone is tested on its own).
+        if (std::string(c) == "security-groups" && o.value("name", "") == "default" &&
+            o.value("tags", Json::array()).empty())
+          continue;
+        lines.push_back(std::string(c) + " " + strip(o));
+      }
     std::sort(lines.begin(), lines.end());
     std::string out;
     for (const auto& l : lines) out += l + "\n";
