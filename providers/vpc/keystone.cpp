@@ -138,8 +138,10 @@ Result<KeystoneAuth::Token> KeystoneAuth::issue(std::optional<Deadline> deadline
   return t;
 }
 
-Result<std::string> KeystoneAuth::token(bool renew, std::optional<Deadline> deadline) {
+Result<std::string> KeystoneAuth::token(const std::string& refused, std::optional<Deadline> deadline) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!refused.empty() && current_ && current_->value != refused && fresh(*current_)) return current_->value;
+  const bool renew = !refused.empty();
   if (renew && config_.authType == "token" && current_)
     return err("the token given for " + config_.describe + " was refused (HTTP 401) and a ready token cannot be "
                "renewed: give credentials instead");

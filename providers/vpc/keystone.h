@@ -23,16 +23,17 @@ using Json = nlohmann::json;
 class TokenSource {
  public:
   virtual ~TokenSource() = default;
-  // A token to send as X-Auth-Token; a new one when `renew` (the last one was refused) or when the current one
-  // expires soon.
-  virtual Result<std::string> token(bool renew, std::optional<Deadline> deadline) = 0;
+  // A token to send as X-Auth-Token: the current one while it is fresh; a new one when it expires soon or when it
+  // is `refused` (the cloud answered 401 to it). Requests in parallel refused with the same token share one
+  // renewal: a token other than `refused` is already the new one.
+  virtual Result<std::string> token(const std::string& refused, std::optional<Deadline> deadline) = 0;
 };
 
 class KeystoneAuth final : public TokenSource {
  public:
   KeystoneAuth(const CloudConfig& config, HttpOptions http);
 
-  Result<std::string> token(bool renew, std::optional<Deadline> deadline) override;
+  Result<std::string> token(const std::string& refused, std::optional<Deadline> deadline) override;
 
   // From the current token (after token() succeeded): its project and the network endpoint of its catalog.
   std::string projectId();

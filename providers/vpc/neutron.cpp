@@ -34,18 +34,24 @@ std::string Neutron::failure(const std::string& method, const std::string& path,
 Result<ApiReply> Neutron::call(const std::string& method, const std::string& path, const Json* body, Retry retry,
                                const httplib::Headers& headers, std::optional<Deadline> deadline) {
   const std::string text = body ? body->dump() : std::string();
+  std::string refused;
   for (int round = 0;; ++round) {
     httplib::Headers h = headers;
+    std::string sent;
     if (auth_) {
-      auto tok = auth_->token(round > 0, deadline);
+      auto tok = auth_->token(refused, deadline);
       if (!tok) return tok.error();
+      sent = *tok;
       h.emplace("X-Auth-Token", *tok);
     }
     ++requests_;
     auto reply = http_->send(method, path, body ? &text : nullptr, h, retry, deadline);
     if (!reply) return err("neutron " + reply.error().message);
     // 401: the token expired or was revoked; one new token, one more try (the request was refused, not done).
-    if (reply->status == 401 && auth_ && round == 0) continue;
+    if (reply->status == 401 && auth_ && round == 0) {
+      refused = sent;
+      continue;
+    }
     ApiReply r;
     r.status = reply->status;
     const std::string what = method + " " + http_->base().path + path.substr(0, path.find('?'));

@@ -185,7 +185,7 @@ class VpcProvider final : public TableProvider<const Snapshot, ApplyCtx> {
     std::string projectId = cfg->projectId;
     if (!cfg->noauth) {
       auto ks = keystoneFor(*cfg, opts);
-      if (auto tok = ks->token(false, deadline); !tok) return err(who + tok.error().message);
+      if (auto tok = ks->token("", deadline); !tok) return err(who + tok.error().message);
       projectId = ks->projectId();
       if (endpoint.empty()) {
         auto ep = ks->networkEndpoint(cfg->regionName, cfg->interface);

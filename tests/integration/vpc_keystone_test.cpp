@@ -3,6 +3,8 @@
 // as references, the OS_* environment; a token is issued once and reused, renewed when it expires and when the
 // cloud refuses it (401). Tokens issued are counted in Keystone's own access log. No secret reaches the output,
 // the state or the journal.
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
 
 #include "providers/vpc/vpc_provider.h"
@@ -37,13 +39,41 @@ class KeystoneCli : public NeutronKeystoneTest {
   std::string secret(const std::string& cloud, const std::string& key) {
     return YAML::LoadFile(clouds)["clouds"][cloud]["auth"][key].as<std::string>();
   }
-  // Tokens Keystone has issued so far (its access log).
-  int tokensIssued() {
+  // Tokens Keystone has issued so far to anyone (its access log): the provider's, and neutron's service user's
+  // (keystonemiddleware logs in once per API worker, again when its token expires).
+  int keystoneTokens() {
     std::istringstream in(readAll(keystoneSandbox->dir() / "keystone.out"));
     int n = 0;
     for (std::string line; std::getline(in, line);) n += line.find("\"POST /v3/auth/tokens HTTP/1.1\" 201") != std::string::npos;
     return n;
   }
+  // Tokens the in-process provider was issued: its debug log line per token Keystone gave it, counted from a
+  // logger of the test's own (captureTokens()); each is also one more in Keystone's log (checked).
+  void captureTokens() {
+    previous_ = spdlog::default_logger();
+    auto logger = std::make_shared<spdlog::logger>("vpc-keystone-test",
+                                                   std::make_shared<spdlog::sinks::ostream_sink_mt>(logs_));
+    logger->set_level(spdlog::level::debug);
+    spdlog::set_default_logger(logger);
+    keystone0_ = keystoneTokens();
+  }
+  int tokensIssued() {
+    spdlog::default_logger()->flush();
+    const std::string text = logs_.str();
+    int n = 0;
+    for (size_t at = text.find("vpc: Keystone token for "); at != std::string::npos;
+         at = text.find("vpc: Keystone token for ", at + 1))
+      ++n;
+    EXPECT_GE(keystoneTokens() - keystone0_, n) << "Keystone issued each of them";
+    return n;
+  }
+  void TearDown() override {
+    if (previous_) spdlog::set_default_logger(previous_);
+    NeutronKeystoneTest::TearDown();
+  }
+  std::ostringstream logs_;
+  std::shared_ptr<spdlog::logger> previous_;
+  int keystone0_ = 0;
   // Every file vnetplan wrote, and what it printed, must not hold `s`.
   void expectNowhere(const std::string& s, const RunResult& r) {
     ASSERT_GE(s.size(), 8u);
@@ -115,6 +145,7 @@ TEST_F(KeystoneCli, SecretReferencesAndRefusedCredentials) {
 // In-process, to count the tokens of one provider across connects.
 TEST_F(KeystoneCli, TokenReusedAndRenewedAfterA401) {
   setenv("OS_CLIENT_CONFIG_FILE", clouds.c_str(), 1);
+  captureTokens();
   auto provider = vnetplan::makeVpcProvider();
   vnetplan::Target t;
   t.name = "cloud";
@@ -160,6 +191,7 @@ class KeystoneShortTokens : public KeystoneCli {
 
 TEST_F(KeystoneShortTokens, TokenRenewedBeforeItExpires) {
   setenv("OS_CLIENT_CONFIG_FILE", clouds.c_str(), 1);
+  captureTokens();
   auto provider = vnetplan::makeVpcProvider();
   vnetplan::Target t;
   t.name = "cloud";
