@@ -1,5 +1,6 @@
 #include "cli/providers.h"
 
+#include "providers/esxi/esxi_provider.h"
 #include "providers/linux/linux_provider.h"
 #include "providers/ovs/ovs_provider.h"
 #include "providers/vpc/vpc_provider.h"
@@ -11,6 +12,7 @@ const ProviderRegistry& builtinProviders() {
     ProviderRegistry r;
     r.add(makeLinuxProvider());
     r.add(makeOvsProvider());
+    r.add(makeEsxiProvider());
     r.add(makeVpcProvider());
     return r;
   }();

@@ -33,8 +33,9 @@ class OpenFlowChannel {
 
   // The queue flows with vnetplan's cookie, sorted.
   Result<std::vector<QueueFlow>> queueFlows();
-  // Replaces every flow with vnetplan's cookie by `want` (delete by cookie, add, barrier). Refuses when a flow
-  // someone else made has the same match and priority as one of `want` (an add would replace it).
+  // Makes the flows with vnetplan's cookie equal `want`: changed ones modified in place, new ones added, stale
+  // ones deleted last, then a barrier, so no wanted port is ever without its flow. Refuses when a flow someone
+  // else made has the same match and priority as one of `want` (an add would replace it).
   Status replaceQueueFlows(const std::vector<QueueFlow>& want);
 
  private:

@@ -404,6 +404,11 @@ void switchNormalize(Resource& r) {
             v.is_string() && named.count(v.get<std::string>()))
           shares.emplace_back(path, named.at(v.get<std::string>()));
       for (const auto& [p, n] : shares) r.attrs.set(p, n);
+      // Traffic no port classifies is virtual machines' (queue 0): that class always has a share.
+      if (r.attrs.subtree("nioc.classes.virtualmachine.").empty()) {
+        r.attrs.set("nioc.classes.virtualmachine.shares", 50);
+        r.origins["nioc.classes.virtualmachine.shares"] = AttrOrigin{Origin::Default, ""};
+      }
     }
   }
   if (r.attrs.getInt("ovs.netflow.activeTimeout") == 0) r.attrs.erase("ovs.netflow.activeTimeout");
