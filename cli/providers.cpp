@@ -3,6 +3,7 @@
 #include "providers/esxi/esxi_provider.h"
 #include "providers/linux/linux_provider.h"
 #include "providers/ovs/ovs_provider.h"
+#include "providers/vpc/vpc_provider.h"
 
 namespace vnetplan {
 
@@ -12,6 +13,7 @@ const ProviderRegistry& builtinProviders() {
     r.add(makeLinuxProvider());
     r.add(makeOvsProvider());
     r.add(makeEsxiProvider());
+    r.add(makeVpcProvider());
     return r;
   }();
   return registry;

@@ -32,6 +32,7 @@ JournaledRun::JournaledRun(state::Store& store, const ApplyOptions& opts, StepCo
                            TargetSession& session, Target target)
     : store_(store), opts_(opts), counter_(counter), provider_(provider), session_(session), target_(std::move(target)) {
   out_.target = target_.name;
+  session_.setParallelism(opts_.parallelism);
 }
 
 void JournaledRun::keep(const Status& s, const char* what) {
