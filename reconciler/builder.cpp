@@ -136,7 +136,12 @@ struct Builder {
         Resource r;
         r.addr = Address{target, *kind, name};
         r.attrs = attrs;
-        for (const auto& [path, _] : attrs.values()) r.origins[path] = AttrOrigin{Origin::Explicit, ""};
+        for (const auto& [path, _] : attrs.values()) {
+          r.origins[path] = AttrOrigin{Origin::Explicit, ""};
+          std::string pointer = "/spec/" + path;
+          std::replace(pointer.begin() + 6, pointer.end(), '.', '/');
+          r.fieldLocs[path] = d.at(pointer);
+        }
         r.labels = stringMap(meta.value("labels", Json::object()));
         r.adopt = spec.value("adopt", false);
         r.deleteOnRelease = spec.value("onRelease", std::string("restore")) == "delete";
@@ -220,6 +225,7 @@ struct Builder {
                                ? po->second.from
                                : parent.addr.str();
         child.origins[path] = AttrOrigin{Origin::Inherited, from};
+        child.fieldLocs[path] = parent.locOf(parentPath);
       }
     }
   }
@@ -252,6 +258,7 @@ struct Builder {
     if (!parent || !parent->attrs.has("mtu")) return;
     port.attrs.set("mtu", *parent->attrs.find("mtu"));
     port.origins["mtu"] = AttrOrigin{Origin::Inherited, parent->addr.str()};
+    port.fieldLocs["mtu"] = parent->locOf("mtu");
   }
 };
 

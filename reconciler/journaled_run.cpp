@@ -92,9 +92,9 @@ TargetOutcome JournaledRun::run(const Change& change) {
 bool JournaledRun::commit(state::Journal& journal) {
   journal.status = state::JournalStatus::Committing;
   auto fail = [&](const std::string& message) {
-    out_.result = TargetResult::Damaged;
-    out_.message = "the change was applied and verified, but " + message +
-                   "; the journal is kept: run 'vnetplan rollback' to undo it";
+    out_.result = TargetResult::StateNotRecorded;
+    out_.message = "the change is applied and verified on the target, but the state store could not record it (" +
+                   message + "). The journal is kept: run 'vnetplan rollback' to undo the change, then apply again";
     out_.leftovers = {message};
     return false;
   };
