@@ -63,7 +63,7 @@ bool putVxlan(nl_msg* m, const Attrs& a) {
 
 Status vxlanCreate(LinuxSession& s, const Step& step) {
   int lower = 0;
-  if (step.after.has("link")) {
+  if (step.after.getString("link")) {
     auto idx = lowerIndex(s, kVxlanOps, step.addr.name, step.after);
     if (!idx.ok()) return idx.error();
     lower = *idx;
