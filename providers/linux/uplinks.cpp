@@ -177,18 +177,22 @@ bool putBond(nl_msg* m, const Team& t, unsigned which, int primaryIndex) {
       ok = ok && nla_put_u32(m, IFLA_BOND_UPDELAY, t.updelay) == 0;
       ok = ok && nla_put_u32(m, IFLA_BOND_DOWNDELAY, t.downdelay) == 0;
     }
-    ok = ok && nla_put_u32(m, IFLA_BOND_ARP_INTERVAL, t.arpInterval) == 0;
-    nlattr* targets = nla_nest_start(m, IFLA_BOND_ARP_IP_TARGET);
-    ok = ok && targets;
-    int i = 0;
-    for (const auto& text : t.arpTargets) {
-      auto addr = parseAddress(text);
-      if (!addr || addr->family != AF_INET) continue;
-      uint32_t be = 0;
-      std::memcpy(&be, addr->addr.data(), 4);
-      ok = ok && nla_put_u32(m, i++, be) == 0;
+    // 802.3ad, balance-tlb and balance-alb have no ARP monitor: the kernel refuses even a zero interval there
+    // ("option not supported in mode").
+    if (t.mode != 4 && t.mode != 5 && t.mode != 6) {
+      ok = ok && nla_put_u32(m, IFLA_BOND_ARP_INTERVAL, t.arpInterval) == 0;
+      nlattr* targets = nla_nest_start(m, IFLA_BOND_ARP_IP_TARGET);
+      ok = ok && targets;
+      int i = 0;
+      for (const auto& text : t.arpTargets) {
+        auto addr = parseAddress(text);
+        if (!addr || addr->family != AF_INET) continue;
+        uint32_t be = 0;
+        std::memcpy(&be, addr->addr.data(), 4);
+        ok = ok && nla_put_u32(m, i++, be) == 0;
+      }
+      if (targets) nla_nest_end(m, targets);
     }
-    if (targets) nla_nest_end(m, targets);
   }
   if ((which & kHash) && hashedMode(t.mode) && t.hash >= 0)
     ok = ok && nla_put_u8(m, IFLA_BOND_XMIT_HASH_POLICY, static_cast<uint8_t>(t.hash)) == 0;
