@@ -72,7 +72,7 @@ TEST_F(CliLinux, CreateNoopUpdateReplacePrune) {
   EXPECT_EQ(l["br0"]["linkinfo"]["info_kind"], "bridge");
   EXPECT_EQ(l["br0"]["mtu"], 9000);
   EXPECT_EQ(l["vm1"]["master"], "br0");
-  EXPECT_EQ(l["vm1"]["address"], "52:54:00:00:00:01");
+  EXPECT_EQ(l["vm1"]["address"], "fe:54:00:00:00:01");  // the host side of the guest's 52:54:00:00:00:01
   EXPECT_EQ(l["vm1"]["linkinfo"]["info_kind"], "tun");
   EXPECT_EQ(l["vm2"]["master"], "br0");
   EXPECT_EQ(addrs("br0"), std::vector<std::string>{"10.9.0.1/24"});
@@ -93,7 +93,7 @@ TEST_F(CliLinux, CreateNoopUpdateReplacePrune) {
   l = links();
   EXPECT_EQ(l["br0"]["ifindex"], brIndex) << "updated in place, not recreated";
   EXPECT_EQ(l["br0"]["mtu"], 8000);
-  EXPECT_EQ(l["vm1"]["address"], "52:54:00:00:00:02");
+  EXPECT_EQ(l["vm1"]["address"], "fe:54:00:00:00:02");
   EXPECT_EQ(addrs("br0"), (std::vector<std::string>{"10.9.0.1/24", "10.9.5.1/24"}));
   EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + f).exitCode, 0);
 
