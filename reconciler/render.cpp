@@ -52,11 +52,19 @@ size_t widest(const std::vector<std::string>& keys) {
 void renderAttrsOf(std::ostringstream& out, const ResourceChange& c, const Palette& p) {
   const std::string indent = "      ";
   if (c.action == Action::Create && c.after) {
+    // A default that means "none" (null, []) says nothing about what is created: left out of the text (the JSON
+    // plan has every attribute).
+    auto noise = [&](const std::string& k, const Json& v) {
+      auto o = c.origins.find(k);
+      return o != c.origins.end() && o->second.origin == Origin::Default && (v.is_null() || (v.is_array() && v.empty()));
+    };
     std::vector<std::string> keys;
-    for (const auto& [k, _] : c.after->values()) keys.push_back(k);
+    for (const auto& [k, v] : c.after->values())
+      if (!noise(k, v)) keys.push_back(k);
     size_t w = widest(keys);
     for (const auto& [k, v] : c.after->values())
-      out << indent << k << ":" << std::string(w - k.size() + 1, ' ') << v.dump() << p.dim() << originNote(c, k)
+      if (!noise(k, v))
+        out << indent << k << ":" << std::string(w - k.size() + 1, ' ') << v.dump() << p.dim() << originNote(c, k)
           << p.reset() << "\n";
   } else if (c.action == Action::Update || c.action == Action::Replace || c.action == Action::Release) {
     size_t w = widest(c.changedPaths);
