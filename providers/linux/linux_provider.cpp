@@ -95,6 +95,15 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
     const auto netns = target.spec.getString("netns");
     std::map<std::string, const Resource*> taken;
     auto claim = [&](const std::string& ifname, const Resource* r, const std::string& what) {
+      // Names the kernel holds in every namespace, which observe never reports as objects: a plan would say
+      // "create" and the apply fail on "File exists".
+      if (ifname == "lo" || ifname == "bonding_masters")
+        diags.error(r->loc,
+                    "linux: " + r->addr.str() + ": " + what + " '" + ifname + "' is " +
+                        (ifname == "lo" ? "the loopback interface every network namespace has"
+                                        : "the bonding driver's control file in /sys/class/net") +
+                        "; choose another name",
+                    "provider/name-collision");
       auto [it, fresh] = taken.emplace(ifname, r);
       if (fresh) return;
       diags.error(r->loc,

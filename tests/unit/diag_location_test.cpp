@@ -157,3 +157,24 @@ TEST(DiagLocation, ATargetNameTheStateStoreCannotRecordFailsValidation) {
 
 }  // namespace
 }  // namespace vnetplan
+
+namespace vnetplan {
+namespace {
+
+TEST(DiagLocation, ANameTheKernelHoldsInEveryNamespaceIsAPlanError) {
+  for (const char* name : {"lo", "bonding_masters"}) {
+    std::string yaml = std::string("apiVersion: vnetplan.io/v1\nkind: Target\nmetadata: {name: h}\n"
+                                   "spec: {provider: linux, netns: x}\n---\napiVersion: vnetplan.io/v1\nkind: Switch\n"
+                                   "metadata: {name: br0}\nspec: {targets: [h]}\n---\napiVersion: vnetplan.io/v1\n"
+                                   "kind: Port\nmetadata: {name: ") +
+                       name + "}\nspec: {targets: [h], switch: br0, type: tap}\n";
+    Diagnostics d;
+    (void)loadDesiredText(yaml, "m.yaml", builtinProviders(), d);
+    auto errs = withCode(d, "provider/name-collision");
+    ASSERT_EQ(errs.size(), 1u) << name << "\n" << d.render();
+    EXPECT_NE(errs[0].message.find("choose another name"), std::string::npos) << errs[0].message;
+  }
+}
+
+}  // namespace
+}  // namespace vnetplan
