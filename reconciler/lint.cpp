@@ -43,10 +43,12 @@ void bondMode(const DesiredState& d, Diagnostics& diags) {
                       " on a bridge that carries VMs breaks forwarding (MAC flapping / duplicate frames); "
                       "use active-backup (1), balance-xor (2) or 802.3ad (4)",
                   "lint/bond-mode");
-    if (providerOf(d, r) == "linux" && r.attrs.getString("uplinks.teaming.policy") == "round-robin")
+    const auto policy = r.attrs.getString("uplinks.teaming.policy");
+    if (providerOf(d, r) == "linux" && (policy == "round-robin" || policy == "load-based"))
       diags.error(r.locOf("uplinks.teaming.policy"),
-                  r.addr.str() + ": teaming policy round-robin is bond mode 0 (balance-rr) on Linux, which "
-                                 "breaks a bridge that carries VMs; use failover, ip-hash or lacp",
+                  r.addr.str() + ": teaming policy " + *policy + " is bond mode " +
+                      (*policy == "round-robin" ? "0 (balance-rr)" : "5 or 6 (balance-tlb/alb)") +
+                      " on Linux, which breaks a bridge that carries VMs; use failover, src-mac, ip-hash or lacp",
                   "lint/bond-mode");
   }
 }
@@ -142,6 +144,9 @@ void portMtu(const DesiredState& d, Diagnostics& diags) {
     if (r.addr.kind != Kind::Port) continue;
     auto mtu = r.attrs.getInt("mtu");
     auto sw = r.attrs.getString("switch");
+    if (auto pg = r.attrs.getString("portGroup"))  // a port in a group is on the group's switch
+      for (const auto& g : d.resources)
+        if (g.addr == Address{r.addr.target, Kind::PortGroup, *pg}) sw = g.attrs.getString("switch");
     if (!mtu || !sw) continue;
     auto it = switchMtu.find({r.addr.target, Kind::Switch, *sw});
     if (it != switchMtu.end() && *mtu > it->second)
