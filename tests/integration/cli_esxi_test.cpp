@@ -144,7 +144,7 @@ class CliEsxi : public EsxiHostTest {
                "switch: vSwitch1, vlan: 30, teaming: {active: [vmnic2], standby: []}" +
                    std::string(promiscuous ? ", security: {allowPromiscuous: true}, justification: lab capture" : "")) +
            doc("PortGroup", "web", "switch: " + webSwitch + ", vlan: 4095") +
-           doc("Port", "vmk1", "portGroup: storage, mtu: 9000, addresses: [" + vmk1Addr + "]" + vmk1Extra) +
+           doc("Port", "vmk1", "portGroup: storage, mtu: " + mtu + ", addresses: [" + vmk1Addr + "]" + vmk1Extra) +
            doc("Port", "vmk2", "portGroup: VM Net 10, esxi: {dhcp: true}");
   }
 };
