@@ -137,16 +137,21 @@ void vlanRange(const DesiredState& d, Diagnostics& diags) {
 
 void portMtu(const DesiredState& d, Diagnostics& diags) {
   std::map<Address, int64_t> switchMtu;
-  for (const auto& r : d.resources)
+  std::map<Address, std::string> groupSwitch;
+  for (const auto& r : d.resources) {
     if (r.addr.kind == Kind::Switch)
       if (auto m = r.attrs.getInt("mtu")) switchMtu[r.addr] = *m;
+    if (r.addr.kind == Kind::PortGroup)
+      if (auto s = r.attrs.getString("switch")) groupSwitch[r.addr] = *s;
+  }
   for (const auto& r : d.resources) {
     if (r.addr.kind != Kind::Port) continue;
     auto mtu = r.attrs.getInt("mtu");
     auto sw = r.attrs.getString("switch");
-    if (auto pg = r.attrs.getString("portGroup"))  // a port in a group is on the group's switch
-      for (const auto& g : d.resources)
-        if (g.addr == Address{r.addr.target, Kind::PortGroup, *pg}) sw = g.attrs.getString("switch");
+    if (auto pg = r.attrs.getString("portGroup")) {  // a port in a group is on the group's switch
+      auto g = groupSwitch.find({r.addr.target, Kind::PortGroup, *pg});
+      sw = g == groupSwitch.end() ? std::nullopt : std::optional<std::string>(g->second);
+    }
     if (!mtu || !sw) continue;
     auto it = switchMtu.find({r.addr.target, Kind::Switch, *sw});
     if (it != switchMtu.end() && *mtu > it->second)

@@ -233,7 +233,7 @@ Result<std::vector<QueueFlow>> OpenFlowChannel::flows(bool ours) {
   return out;
 }
 
-Status OpenFlowChannel::replaceQueueFlows(const std::vector<QueueFlow>& want) {
+Status OpenFlowChannel::replaceQueueFlows(const std::vector<QueueFlow>& want, const std::vector<QueueFlow>& have) {
   // An add replaces a flow with the same match and priority whoever made it: refuse instead.
   auto foreign = flows(false);
   if (!foreign) return foreign.error();
@@ -242,10 +242,8 @@ Status OpenFlowChannel::replaceQueueFlows(const std::vector<QueueFlow>& want) {
       if (w.inPort == f.inPort)
         return failure("a flow vnetplan did not make already matches in_port=" + std::to_string(f.inPort) +
                        " at priority " + std::to_string(kQueueFlowPriority) + "; vnetplan will not replace it");
-  auto have = flows(true);
-  if (!have) return have.error();
   std::map<uint32_t, uint32_t> current, wanted;
-  for (const auto& f : *have) current[f.inPort] = f.queue;
+  for (const auto& f : have) current[f.inPort] = f.queue;
   for (const auto& f : want) wanted[f.inPort] = f.queue;
   // Every port that should be classified stays classified throughout: changed flows are modified in place and new
   // ones added before anything is deleted, and only flows no port wants any more are deleted, last. The switch

@@ -277,7 +277,7 @@ Status OvsSession::syncFlows(const std::vector<std::string>& bridges) {
     if (!have) return have.error();
     if (*have == want) continue;
     spdlog::debug("target={} ovs: bridge {}: writing {} NIOC flow(s)", target_, bridge, want.size());
-    if (Status s = (*ch)->replaceQueueFlows(want); !s) return s;
+    if (Status s = (*ch)->replaceQueueFlows(want, *have); !s) return s;
   }
   return {};
 }
