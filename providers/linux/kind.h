@@ -65,6 +65,7 @@ extern const KindOps kMacvtapOps;
 extern const KindOps kVxlanOps;
 extern const KindOps kVfOps;
 extern const KindOps kNicOps;
+extern const KindOps kPciOps;
 // The provider's table: every row above.
 const LinuxKinds& linuxKinds();
 

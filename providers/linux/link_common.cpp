@@ -27,7 +27,7 @@ using LinkPtr = std::unique_ptr<rtnl_link, LinkFree>;
 
 const LinuxKinds& linuxKinds() {
   static const LinuxKinds table(
-      {&kBridgeOps, &kPortGroupOps, &kVethOps, &kTapOps, &kVlanOps, &kMacvtapOps, &kVxlanOps, &kVfOps, &kNicOps});
+      {&kBridgeOps, &kPortGroupOps, &kVethOps, &kTapOps, &kVlanOps, &kMacvtapOps, &kVxlanOps, &kVfOps, &kNicOps, &kPciOps});
   return table;
 }
 
@@ -39,7 +39,7 @@ KindTraits makePortTraits() {
   // A tap's multi-queue and vnet_hdr modes are fixed when it is made; so are a sub-interface's lower device and
   // VLAN id, a macvtap's lower device and mode, a vxlan's VNI and UDP port (the kernel refuses to change them).
   t.replaceOn = {"type", "peer", "peerNetns", "linux.multiQueue", "linux.vnetHdr", "link", "vlanId", "vni",
-                 "dstPort", "mode", "vf"};
+                 "dstPort", "mode", "vf", "pciAddress"};
   t.replaceOnRemove = {"linux.owner", "linux.group"};  // the kernel cannot unset a tap's owner or group
   // A vNIC's MTU change drops frames until the guest follows; moving a port to another switch, port group or VLAN
   // (or taking VLANs off its trunk) cuts its traffic; a vxlan's new remote or local endpoint drops what is in flight.
