@@ -1,5 +1,7 @@
 // Plan-time knowledge of a physical function: the link looked up in the target's namespace, its device and
-// driver, and what the driver cannot do (a plan error naming the driver and the field).
+// driver, and what the driver cannot do (a plan error naming the driver and the field). Like the kernel's
+// capabilities (caps.h), this is the host vnetplan runs on, which is the linux provider's target. A NIC that is
+// not there is no error here (validate may run elsewhere); the apply names it.
 #pragma once
 #include <optional>
 #include <string>
