@@ -215,14 +215,6 @@ void checkAverage(const FieldCheck& fc) {
     fc.fail("field shaping.averageKbps of a vf Port must be whole Mbps (a multiple of 1000): the PF limits a VF's "
             "transmit rate in Mbps (max_tx_rate)");
 }
-void checkNotOnVf(const FieldCheck& fc) {
-  std::string why;
-  if (fc.path == "shaping.peakKbps" || fc.path == "shaping.burstKiB")
-    why = "a VF's rate limiter has one rate (max_tx_rate = shaping.averageKbps), no peak or burst";
-  else if (fc.path == "security.allowPromiscuous")
-    why = "the PF decides a VF's promiscuous mode through trust (security.allowMacChanges)";
-  if (!why.empty()) fc.fail("field " + fc.path + " is not supported for a vf Port: " + why, "provider/unsupported");
-}
 void checkLinkState(const FieldCheck& fc) {
   if (!fc.requireString()) return;
   if (!linkStateOf(fc.value.get<std::string>())) fc.fail("field linkState must be auto, enable or disable");
@@ -248,6 +240,15 @@ void vfCheck(const Resource& r, const Target& t, Diagnostics& diags) {
            "switch, not a Linux bridge (use vlan)", "provider/unsupported");
   if (auto q = r.attrs.getInt("linux.vlanQos"); q && *q && !r.attrs.getInt("vlan").value_or(0))
     fail("field linux.vlanQos needs vlan (the priority goes into the VF's VLAN tag)");
+  // (the generic "not supported" message names the field too; this one says why)
+  for (const char* p : {"shaping.peakKbps", "shaping.burstKiB"})
+    if (r.attrs.has(p))
+      diags.error(r.locOf(p), "linux: field " + std::string(p) + " of Port " + r.addr.name + ": a VF's rate limiter "
+                  "has one rate (max_tx_rate = shaping.averageKbps), no peak or burst", "provider/unsupported");
+  if (r.attrs.has("security.allowPromiscuous"))
+    diags.error(r.locOf("security.allowPromiscuous"),
+                "linux: field security.allowPromiscuous of Port " + r.addr.name + ": the PF decides a VF's "
+                "promiscuous mode through trust (security.allowMacChanges)", "provider/unsupported");
   if (auto link = r.attrs.getString("link")) checkPfSupports(r, t, *link, diags);
 }
 
@@ -273,10 +274,8 @@ const KindOps kVfOps{.kind = Kind::Port,
                                 {"linux.vlanQos", checkQos},
                                 {"linux.minTxRate", checkMinRate},
                                 {"shaping.averageKbps", checkAverage},
-                                {"shaping.", checkNotOnVf},
                                 {"security.allowForgedTransmits", [](const FieldCheck& fc) { fc.requireBool(); }},
                                 {"security.allowMacChanges", [](const FieldCheck& fc) { fc.requireBool(); }},
-                                {"security.", checkNotOnVf},
                                 {"linkState", checkLinkState},
                                 {"switch", nullptr},
                                 {"portGroup", nullptr}},

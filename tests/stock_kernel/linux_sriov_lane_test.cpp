@@ -233,7 +233,7 @@ TEST_F(LinuxSriovLane, PlanErrorsNameTheDriverAndTheField) {
   for (const char* want : {"field link of Port vm1: v0 (driver veth) has no SR-IOV virtual functions",
                            "field linux.sriov.numVfs of Port v0p: v0p (driver veth) has no SR-IOV",
                            "shaping.averageKbps of a vf Port must be whole Mbps",
-                           "shaping.peakKbps is not supported for a vf Port", "a trunk is not possible",
+                           "field shaping.peakKbps of Port vm2: a VF's rate limiter has one rate", "a trunk is not possible",
                            "use linkState"})
     EXPECT_NE(r.err.find(want), std::string::npos) << want << "\n" << r.err;
 }
