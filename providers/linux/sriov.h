@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "base/result.h"
-#include "providers/linux/netlink.h"
+#include "base/netlink.h"
 
 namespace vnetplan::lnx {
 

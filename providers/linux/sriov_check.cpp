@@ -7,7 +7,8 @@
 #include <netlink/attr.h>
 #include <sys/socket.h>
 
-#include "providers/linux/netns.h"
+#include "base/fd.h"
+#include "base/netns.h"
 
 namespace vnetplan::lnx {
 
@@ -29,7 +30,7 @@ constexpr DriverLimit kLimits[] = {
 
 PfProbe probePf(const Target& t, const std::string& name) {
   PfProbe p;
-  Fd nsFd;
+  UniqueFd nsFd;
   if (auto ns = t.spec.getString("netns")) {
     auto fd = openNetns(*ns);
     if (!fd.ok()) return p;
