@@ -212,6 +212,17 @@ TEST_F(LinuxSriovLane, NumVfsChangeIsADisruptiveReplaceOfEveryVf) {
   EXPECT_EQ(vf(3).value("vf", -1), 3);
   EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + g).exitCode, 0);
   showRoundTrip(g);
+  // `show --all` imports the VFs no Port names too (as <pf>v<N>, to adopt), set by hand or not.
+  ip("link set pf0 vf 3 vlan 33 qos 2");
+  auto all = vnetplan("show --all --target t1 -f " + g);
+  ASSERT_EQ(all.exitCode, 0) << all.err;
+  const auto at = all.out.find("name: pf0v3");
+  ASSERT_NE(at, std::string::npos) << all.out;
+  const std::string v3 = all.out.substr(at, all.out.find("---", at) - at);
+  for (const char* want : {"type: vf", "link: pf0", "vf: 3", "vlan: 33", "vlanQos: 2", "adopt: true"})
+    EXPECT_NE(v3.find(want), std::string::npos) << want << "\n" << v3;
+  EXPECT_NE(all.out.find("name: pf0v1"), std::string::npos) << all.out;
+  EXPECT_EQ(all.out.find("name: pf0v0"), std::string::npos) << all.out;  // VF 0 is vm1
 
   // Out of the manifests: the VF goes back to blank, the NIC to the count it had when adopted (0).
   auto empty = manifest(kTarget, "empty.yaml");
