@@ -48,7 +48,6 @@ std::string unsupportedReason(const std::string& path) {
     return "a Linux bond has one teaming policy for the whole switch: set it in the Switch's uplinks.teaming";
   if (under("security") || under("shaping") || under("nioc") || path == "niocClass")
     return "the linux provider does not implement this policy yet";
-  if (path == "network") return "Networks are a later issue; attach the port to a bridge with switch:";
   return "";
 }
 
@@ -73,6 +72,7 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
   void checkTogether(const Target& target, const std::vector<const Resource*>& resources,
                      Diagnostics& diags) const override {
     checkNames(target, resources, diags);
+    checkNetworkPorts(resources, diags);
     checkUplinkNics(resources, diags);
     checkSegments(target, resources, diags);
   }
@@ -120,11 +120,35 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
       auto peerNetns = r->attrs.getString("peerNetns");
       if (peer && (!peerNetns || peerNetns == netns)) claim(*peer, r, "veth peer");
     }
+    for (const Resource* r : resources)
+      if (r->addr.kind == Kind::Network && r->attrs.getString("mode") != "bridged")
+        claim(r->attrs.getString("bridge").value_or(r->addr.name), r, "bridge of the Network");
     for (const Resource* r : resources) {
       if (r->addr.kind == Kind::PortGroup) claim(r->addr.name, r, "port group (a bridge of that name where the "
                                                                   "kernel has no VLAN filtering)");
       if (r->addr.kind != Kind::Switch) continue;
       if (auto bond = r->attrs.getString("linux.bond.name")) claim(*bond, r, "bond");
+    }
+  }
+
+  // A bridged Network marks a bridge that is someone else's (a Switch's, or the LAN's): its ports are that bridge's
+  // ports, attached with switch:, and observed so.
+  void checkNetworkPorts(const std::vector<const Resource*>& resources, Diagnostics& diags) const {
+    std::map<std::string, const Resource*> networks;
+    for (const Resource* r : resources)
+      if (r->addr.kind == Kind::Network) networks[r->addr.name] = r;
+    for (const Resource* r : resources) {
+      if (r->addr.kind != Kind::Port) continue;
+      auto net = r->attrs.getString("network");
+      if (!net) continue;
+      auto it = networks.find(*net);
+      if (it != networks.end() && it->second->attrs.getString("mode") == "bridged")
+        diags.error(r->locOf("network"),
+                    "linux: " + r->addr.str() + ": Network " + *net + " is mode bridged, on bridge " +
+                        it->second->attrs.getString("bridge").value_or("?") +
+                        ", which is not the Network's own: attach the port with switch: " +
+                        it->second->attrs.getString("bridge").value_or("?"),
+                    "provider/invalid");
     }
   }
 
@@ -288,6 +312,7 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
 
  protected:
   void checkCommon(const Resource& r, const Target&, Diagnostics& diags) const override {
+    if (r.addr.kind == Kind::Network) return;  // its name is no interface's (its bridge's is checked by its row)
     if (std::string why = lnx::ifnameProblem(r.addr.name); !why.empty())
       diags.error(r.loc,
                   "linux: invalid interface name '" + r.addr.name + "' for " + kindName(r.addr.kind) + " " +
@@ -297,7 +322,7 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
 
   const std::vector<FieldRule>& commonFields(Kind kind) const override {
     static const std::vector<FieldRule> none;
-    if (kind == Kind::PortGroup) return none;
+    if (kind == Kind::PortGroup || kind == Kind::Network) return none;
     return kind == Kind::Port ? lnx::commonPortFields() : lnx::commonLinkFields();
   }
 
@@ -323,7 +348,7 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
     auto fail = [&](const std::string& msg, const char* code) { diags.error(r.loc, "linux: " + msg, code); };
     if (r.addr.kind != Kind::Port)
       return fail("kind " + std::string(kindName(r.addr.kind)) + " is not supported yet (the linux provider manages "
-                  "Switch, PortGroup and Port)", "provider/unsupported");
+                  "Switch, PortGroup, Port and Network)", "provider/unsupported");
     const Json* type = r.attrs.find("type");
     if (!type) return fail("field type is required for a Port (" + table().variantList(Kind::Port) + ")", "provider/invalid");
     if (!type->is_string())
@@ -376,6 +401,7 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
       parts.push_back("on bridge " + *sw + (vlan && !vlan->untagged() ? " " + lnx::vlanText(*vlan) : ""));
     }
     if (auto pg = a.getString("portGroup")) parts.push_back("in port group " + *pg);
+    if (auto net = a.getString("network")) parts.push_back("on network " + *net);
     if (auto mac = a.getString("mac")) {
       auto host = a.getString("linux.hostMac");
       parts.push_back(host ? "guest mac " + *mac + ", host side " + *host : "mac " + *mac);

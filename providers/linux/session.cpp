@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
+#include <linux/ip.h>
 #include <linux/net_namespace.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
@@ -87,6 +88,19 @@ std::optional<LinkInfo> parseLink(const nlmsghdr* h) {
     int rem;
     nla_for_each_nested(a, tb[IFLA_PROP_LIST], rem) {
       if (nla_type(a) == IFLA_ALT_IFNAME) l.altnames.push_back(attrString(a));
+    }
+  }
+  if (tb[IFLA_AF_SPEC]) {
+    nlattr* af;
+    int rem;
+    nla_for_each_nested(af, tb[IFLA_AF_SPEC], rem) {
+      if (nla_type(af) != AF_INET) continue;
+      nlattr* inet[IFLA_INET_MAX + 1] = {};
+      if (nla_parse_nested(inet, IFLA_INET_MAX, af, nullptr) == 0 && inet[IFLA_INET_CONF] &&
+          nla_len(inet[IFLA_INET_CONF]) >= static_cast<int>(IPV4_DEVCONF_FORWARDING * sizeof(uint32_t))) {
+        const auto* conf = static_cast<const uint32_t*>(nla_data(inet[IFLA_INET_CONF]));
+        l.ipv4Forwarding = conf[IPV4_DEVCONF_FORWARDING - 1] != 0;
+      }
     }
   }
   if (tb[IFLA_LINKINFO]) {
@@ -378,7 +392,12 @@ void LinuxSession::attachmentAttrs(const LinkInfo& link, Attrs& a) const {
   a.set("switch", nullptr);
   a.set("portGroup", nullptr);
   setVlan(a, VlanSpec{});
+  a.set("network", nullptr);
   if (!link.master) return;
+  if (auto nb = topo_.netBridges.find(link.master); nb != topo_.netBridges.end()) {
+    a.set("network", nb->second);
+    return;
+  }
   if (auto pgb = topo_.pgBridges.find(link.master); pgb != topo_.pgBridges.end()) {
     if (!pgb->second.empty()) {
       a.set("portGroup", pgb->second);

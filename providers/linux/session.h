@@ -59,6 +59,11 @@ class LinuxSession : public TargetSession {
   // During observe: a link of this namespace by ifindex; every link.
   const LinkInfo* linkAt(int index) const;
   const std::unordered_map<int, LinkInfo>& links() const { return links_; }
+  // During observe: the addresses of a link (CIDR text), or null.
+  const std::vector<std::string>* addressesOf(int index) const {
+    auto it = addrs_.find(index);
+    return it == addrs_.end() ? nullptr : &it->second;
+  }
   // How the links relate (uplinks, port groups, VLAN tables): from the last observe, kept current by the hooks.
   Topology& topo() { return topo_; }
   // The VLAN tables of the namespace's bridges (dumped now if the last observe had no reason to).

@@ -228,7 +228,7 @@ TEST_F(LinuxProviderCheck, RejectsEveryFieldItDoesNotImplement) {
   Diagnostics d = check(Kind::Port, "vm1", {{"type", "gre"}, {"remote", "10.0.0.1"}});
   EXPECT_TRUE(anyContains(d, "linux: Port type 'gre' is not supported")) << dump(d);
   d = check(Kind::Port, "vm1", {{"type", "tap"}, {"switch", "br0"}, {"network", "default"}});
-  EXPECT_TRUE(anyContains(d, "linux: field network is not supported yet")) << dump(d);
+  EXPECT_TRUE(anyContains(d, "field network of Port vm1 cannot be combined with switch")) << dump(d);
   d = check(Kind::Port, "vm1", {{"type", "tap"}, {"security", {{"allowPromiscuous", true}}}});
   EXPECT_TRUE(anyContains(d, "linux: field security.allowPromiscuous is not supported yet")) << dump(d);
   d = check(Kind::Switch, "br0", {{"uplinks", {{"nics", {"eth0"}}}}, {"shaping", {{"averageKbps", 1000}}}});
