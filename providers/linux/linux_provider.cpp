@@ -1,5 +1,6 @@
 #include "providers/linux/linux_provider.h"
 #include "providers/linux/netns.h"
+#include "providers/linux/policy_security.h"
 
 #include <cmath>
 #include <map>
@@ -46,7 +47,9 @@ std::string unsupportedReason(const std::string& path) {
   auto under = [&](const char* prefix) { return path.rfind(prefix, 0) == 0; };
   if (under("teaming"))
     return "a Linux bond has one teaming policy for the whole switch: set it in the Switch's uplinks.teaming";
-  if (under("security") || under("shaping") || under("nioc") || path == "niocClass")
+  if (under("security"))
+    return "security policy is enforced on tap and veth ports (bridge-family nftables on the guest's MAC)";
+  if (under("shaping") || under("nioc") || path == "niocClass")
     return "the linux provider does not implement this policy yet";
   return "";
 }
@@ -322,8 +325,16 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
 
   const std::vector<FieldRule>& commonFields(Kind kind) const override {
     static const std::vector<FieldRule> none;
-    if (kind == Kind::PortGroup || kind == Kind::Network) return none;
-    return kind == Kind::Port ? lnx::commonPortFields() : lnx::commonLinkFields();
+    // Security policy on a Switch or PortGroup reaches their tap and veth ports by inheritance; it is enforced
+    // there (policy_security.h).
+    static const std::vector<FieldRule> switchFields = [] {
+      auto f = lnx::commonLinkFields();
+      for (const auto& r : lnx::securityFields()) f.push_back(r);
+      return f;
+    }();
+    if (kind == Kind::Network) return none;
+    if (kind == Kind::PortGroup) return lnx::securityFields();
+    return kind == Kind::Port ? lnx::commonPortFields() : switchFields;
   }
 
   void unsupportedField(const FieldCheck& fc, const Row* row) const override {
@@ -366,6 +377,13 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
     };
     toInt("mtu");
     toInt("linux.txQueueLen");
+    if (r.addr.kind == Kind::Switch || r.addr.kind == Kind::PortGroup) {
+      // Inherited by the ports already (which enforce it); the bridge itself has nothing to hold it.
+      std::vector<std::string> security;
+      for (const auto& [path, v] : r.attrs.values())
+        if (startsWith(path, "security.")) security.push_back(path);
+      for (const auto& p : security) r.attrs.erase(p), r.origins.erase(p);
+    }
     if (r.addr.kind == Kind::Port || r.addr.kind == Kind::PortGroup) {
       // Teaming reaches a port by inheritance only (check() refuses it declared there): it is the switch's.
       std::vector<std::string> teaming;

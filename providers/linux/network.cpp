@@ -339,7 +339,7 @@ Status networkCreate(LinuxSession& s, const Step& step) {
   if (n.address)
     if (Status st = addAddresses(s, kNetworkOps, n.bridge, index, {n.address->str()}); !st.ok()) return undo(st);
   if (Status st = setForwarding(s, what + ": bridge " + n.bridge, index, forwards(n.mode)); !st.ok()) return undo(st);
-  if (forwards(n.mode) && !n.forwardDev.empty()) {
+  if ((n.mode == "nat" || n.mode == "routed") && !n.forwardDev.empty()) {
     tookFwd = true;
     if (Status st = takeForwardDev(s, n.name, n.forwardDev, "create"); !st.ok()) return undo(st);
   }
@@ -360,6 +360,33 @@ Status networkUpdate(LinuxSession& s, const Step& step) {
     return s.failure(what, "changing mode between bridged (an existing bridge) and " +
                                (ownsBridge(n.mode) ? n.mode : beforeMode) +
                                " (a bridge of its own) needs a replace: remove the Network and create it again");
+  if (before.bridge != n.bridge) {
+    if (!ownsBridge(n.mode))
+      return s.failure(what, "bridged mode: moving to another bridge needs a replace: remove the Network and create it again");
+    // The kernel renames only a link that is down; its ports stay enslaved through the rename.
+    auto old = s.ifindex(before.bridge);
+    if (!old.ok()) return s.failure(what, old.error().message);
+    LinkChange down;
+    down.up = false;
+    if (Status st = changeLink(s, kNetworkOps, before.bridge, down, "update"); !st.ok()) return st;
+    NlMsg m = newMsg(RTM_NEWLINK, 0);
+    ifinfomsg ifi{};
+    ifi.ifi_family = AF_UNSPEC;
+    ifi.ifi_index = *old;
+    ifi.ifi_flags = ifi.ifi_change = IFF_UP;
+    if (!m || nlmsg_append(m.get(), &ifi, sizeof ifi, NLMSG_ALIGNTO) != 0 ||
+        nla_put_string(m.get(), IFLA_IFNAME, n.bridge.c_str()) != 0)
+      return s.failure(what, "cannot build the request (out of memory)");
+    NlOutcome o = s.nl().request(m.get());
+    if (!o.ok()) {
+      LinkChange up;
+      up.up = true;
+      (void)changeLink(s, kNetworkOps, before.bridge, up, "undo");
+      return s.failure(what + ": rename bridge " + before.bridge + " to " + n.bridge, o.message);
+    }
+    s.forget(before.bridge);
+    s.remember(n.bridge, *old);
+  }
   auto index = s.ifindex(n.bridge);
   if (!index.ok()) return s.failure(what, index.error().message);
   if (before.mode != n.mode) {
@@ -377,7 +404,7 @@ Status networkUpdate(LinuxSession& s, const Step& step) {
   }
   // Forwarding and rules are rewritten whatever changed: an update is also how drift of them is repaired.
   if (Status st = setForwarding(s, what + ": bridge " + n.bridge, *index, forwards(n.mode)); !st.ok()) return st;
-  const std::string newDev = forwards(n.mode) ? n.forwardDev : "";
+  const std::string newDev = n.mode == "nat" || n.mode == "routed" ? n.forwardDev : "";
   if (!before.forwardDev.empty() && before.forwardDev != newDev)
     if (Status st = releaseForwardDev(s, n.name, before.forwardDev, "update"); !st.ok()) return st;
   if (!newDev.empty())
@@ -447,12 +474,8 @@ Json forwardsJson(std::vector<PortForward> pfs) {
 
 void networkObserve(LinuxSession& s, Observation& obs) {
   if (s.topo().networks.empty()) return;
-  std::vector<Json> entries;
-  std::string listError;
-  if (auto listed = nftListOwned(s.nsFd(), kTablePrefix); listed.ok())
-    for (auto& e : *listed) entries.push_back(nftStripHandles(e));
-  else
-    listError = listed.error().message;
+  const std::vector<Json>& entries = s.ownedNft();
+  const std::string listError = s.nftError();
   for (const auto& [name, info] : s.topo().networks) {
     const LinkInfo* bridge = s.linkAt(info.bridgeIndex);
     if (!bridge) continue;
@@ -472,10 +495,11 @@ void networkObserve(LinuxSession& s, Observation& obs) {
     std::vector<Json> mine;
     for (const auto& e : entries) {
       const Json& body = e.begin().value();
+      if (body.value("family", "") != "inet") continue;
       if ((e.contains("table") ? body.value("name", "") : body.value("table", "")) == table) mine.push_back(e);
     }
     auto pfs = observedForwards(mine, table);
-    a.set("portForwards", forwardsJson(pfs));
+    if (!pfs.empty() || info.mode == "nat") a.set("portForwards", forwardsJson(pfs));  // the schema: nat only
     observeDnsmasq(s, name, a);
     // What the kernel has against what this Network's attributes make: a difference is drift, said in the mode
     // (which an update rewrites whole).
@@ -569,29 +593,18 @@ void networkCheck(const Resource& r, const Target&, Diagnostics& diags) {
   if ((mode == "nat" || mode == "routed") && !r.attrs.getString("forwardDev"))
     fail("mode " + mode + " needs forwardDev on linux: vnetplan turns IPv4 forwarding on per interface (the "
          "network's bridge and the device its traffic leaves and returns by), never globally");
-  if (!forwards(mode) && r.attrs.getString("forwardDev"))
-    fail("field forwardDev does not apply to mode " + mode + " (its VMs are not routed beyond the host)", "forwardDev");
+  if (mode != "nat" && mode != "routed" && r.attrs.getString("forwardDev"))
+    fail("field forwardDev only applies to mode nat or routed" +
+             std::string(mode == "open" ? " (open: the host's own settings decide where traffic leaves)" : ""),
+         "forwardDev");
   if (const Json* pf = r.attrs.find("portForwards"); pf && pf->is_array() && !pf->empty() && mode != "nat")
     fail("field portForwards only applies to mode nat (routed VMs are reachable at their own addresses)", "portForwards");
   const bool dhcp = r.attrs.getString("ipv4.dhcp.start") || r.attrs.getString("ipv4.dhcp.end");
   if (dhcp && !servesDhcp(mode))
     fail("DHCP is served only for mode nat, routed, isolated or host-only", "ipv4.dhcp.start");
-  if (dhcp && hasAddr) {
-    auto addr = parsePrefix(*r.attrs.getString("ipv4.address"));
-    auto start = parseAddress(r.attrs.getString("ipv4.dhcp.start").value_or(""));
-    auto end = parseAddress(r.attrs.getString("ipv4.dhcp.end").value_or(""));
-    if (!start || !end) {
-      fail("ipv4.dhcp needs both start and end", "ipv4.dhcp.start");
-    } else if (addr) {
-      IpPrefix net = addr->network();
-      for (const auto& [what, ip] : {std::pair{"start", *start}, std::pair{"end", *end}})
-        if (!net.contains(ip))
-          fail(std::string("ipv4.dhcp.") + what + " " + ip.addressStr() + " is outside the network " + net.str(),
-               std::string("ipv4.dhcp.") + what);
-      if (std::lexicographical_compare(end->addr.begin(), end->addr.begin() + 4, start->addr.begin(), start->addr.begin() + 4))
-        fail("ipv4.dhcp.end " + end->addressStr() + " comes before start " + start->addressStr(), "ipv4.dhcp.end");
-    }
-  }
+  // A range outside the subnet or reversed is lint/dhcp-range's (reconciler/lint.cpp).
+  if (dhcp && (!r.attrs.getString("ipv4.dhcp.start") || !r.attrs.getString("ipv4.dhcp.end")))
+    fail("ipv4.dhcp needs both start and end", "ipv4.dhcp.start");
   if (const auto name = r.addr.name; netMark(name, "host-only").size() > 127)
     fail("the name is too long for the record vnetplan keeps on the bridge (at most 107 characters)");
 }
@@ -635,9 +648,8 @@ void networkDescribe(const Step& step, const Target&, std::vector<std::string>& 
 KindTraits networkTraits() {
   KindTraits t;
   t.kind = Kind::Network;
-  // The bridge is the Network's: another name is another bridge (its ports would be left behind on the old one).
-  t.replaceOn = {"bridge"};
-  t.disruptiveOn = {"mode", "forwardDev", "ipv4.address"};
+  // Another bridge name renames the bridge (down, rename, up: its ports stay on it).
+  t.disruptiveOn = {"mode", "bridge", "forwardDev", "ipv4.address"};
   t.unorderedLists = {"portForwards"};
   t.defaults = {{"ipv4.address", nullptr}, {"forwardDev", nullptr}, {"portForwards", Json::array()},
                 {"ipv4.dhcp.start", nullptr}, {"ipv4.dhcp.end", nullptr}};

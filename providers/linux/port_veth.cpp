@@ -8,6 +8,7 @@
 
 #include "providers/linux/attach.h"
 #include "providers/linux/kind.h"
+#include "providers/linux/policy_security.h"
 #include "providers/linux/session.h"
 
 namespace vnetplan::lnx {
@@ -35,6 +36,7 @@ void vethAttrs(LinuxSession& s, const LinkInfo& l, Attrs& a) {
     // give the other end (often a container's eth0) its old address back.
     if (!peer->mac.empty()) a.set("linux.peerMac", peer->mac);
   }
+  observeSecurity(s, l.name, peer ? peer->mac : "", a);
 }
 
 Status vethCreate(LinuxSession& s, const Step& step) {
@@ -131,6 +133,7 @@ Status vethCreate(LinuxSession& s, const Step& step) {
   if (Status st = settleAttachment(s, kVethOps, name, *idx, *at, std::nullopt); !st.ok()) return undo(st);
   if (!addrs.empty())
     if (Status st = addAddresses(s, kVethOps, name, *idx, addrs); !st.ok()) return undo(st);
+  if (Status st = syncSecurity(s, name, a, "linux.peerMac"); !st.ok()) return undo(st);
   return {};
 }
 
@@ -140,7 +143,7 @@ Status vethUpdate(LinuxSession& s, const Step& step) {
   for (const auto& path : step.changed)
     if (path != "mtu" && path != "mac" && path != "switch" && path != "portGroup" && path != "vlan" &&
         path != "vlan.trunk" && path != "up" && path != "addresses" && path != "linux.peerMac" &&
-        path != "linux.txQueueLen" && path != "status.peerUp" && path != "status.peerMtu")
+        path != "linux.txQueueLen" && path != "status.peerUp" && path != "status.peerMtu" && !securityPath(path))
       return s.failure("update veth " + name, "changing " + path + " is not supported by the linux provider");
   auto change = portLinkChange(s, kVethOps, step);
   if (!change.ok()) return change.error();
@@ -172,11 +175,16 @@ Status vethUpdate(LinuxSession& s, const Step& step) {
     NlOutcome o = sendLinkChange(*sock, *peer, peerChange);
     if (!o.ok()) return err("linux: update veth peer " + *peer + " " + where + ": " + o.message);
   }
-  if (changes(step, "addresses")) return syncAddresses(s, kVethOps, name, step.before, step.after);
+  if (changes(step, "addresses"))
+    if (Status st = syncAddresses(s, kVethOps, name, step.before, step.after); !st.ok()) return st;
+  bool policy = changes(step, "linux.peerMac");
+  for (const auto& path : step.changed) policy = policy || securityPath(path);
+  if (policy) return syncSecurity(s, name, step.after, "linux.peerMac");
   return {};
 }
 
 Status vethRemove(LinuxSession& s, const Step& step) {
+  if (Status st = dropSecurity(s, step.addr.name); !st.ok()) return st;
   Status st = removePort(s, kVethOps, step);
   if (auto peer = step.before.getString("peer"); peer && !step.before.has("peerNetns")) s.forget(*peer);
   return st;
@@ -219,6 +227,7 @@ void checkPeerMac(const FieldCheck& fc) {
 
 void vethCheck(const Resource& r, const Target& t, Diagnostics& diags) {
   checkBridgePort(r, t, diags);
+  checkSecurity(r, diags, "linux.peerMac");
   if (!r.attrs.has("peer"))
     diags.error(r.loc, "linux: field peer is required for a veth Port (the name of the other end)", "provider/invalid");
 }
@@ -236,7 +245,10 @@ const KindOps kVethOps{.kind = Kind::Port,
                        .traits = &kPortTraits,
                        .fields = withBridgePortFields({{"peer", checkInterfaceNameField},
                                                        {"peerNetns", checkPeerNetns},
-                                                       {"linux.peerMac", checkPeerMac}}),
+                                                       {"linux.peerMac", checkPeerMac},
+                                                       {"security.allowMacChanges", checkSecurityField},
+                                                       {"security.allowForgedTransmits", checkSecurityField},
+                                                       {"security.allowPromiscuous", checkSecurityField}}),
                        .check = vethCheck,
                        .normalize = vethNormalize,
                        .describe = vethDescribe,

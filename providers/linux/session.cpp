@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "base/netaddr.h"
+#include "providers/linux/nft.h"
 
 namespace vnetplan::lnx {
 
@@ -230,6 +231,9 @@ Result<Observation> LinuxSession::observe() {
   }
   links_.clear();
   nsidNames_.reset();
+  nftOwned_.reset();
+  nftTables_.clear();
+  nftError_.clear();
   remoteLinks_.clear();
 
   // One link dump ...
@@ -425,6 +429,21 @@ void LinuxSession::attachmentAttrs(const LinkInfo& link, Attrs& a) const {
   }
   a.set("switch", sw->name);
   setVlan(a, spec);
+}
+
+const std::vector<Json>& LinuxSession::ownedNft() {
+  if (nftOwned_) return *nftOwned_;
+  nftOwned_.emplace();
+  auto listed = nftListOwned(nsFd(), "vnp-");
+  if (!listed.ok()) {
+    nftError_ = listed.error().message;
+    return *nftOwned_;
+  }
+  for (auto& e : *listed) {
+    if (e.contains("table")) nftTables_.insert(e["table"].value("family", "") + " " + e["table"].value("name", ""));
+    nftOwned_->push_back(nftStripHandles(std::move(e)));
+  }
+  return *nftOwned_;
 }
 
 const LinkInfo* LinuxSession::linkAt(int index) const {

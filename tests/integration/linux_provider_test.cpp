@@ -230,7 +230,17 @@ TEST_F(LinuxProviderCheck, RejectsEveryFieldItDoesNotImplement) {
   d = check(Kind::Port, "vm1", {{"type", "tap"}, {"switch", "br0"}, {"network", "default"}});
   EXPECT_TRUE(anyContains(d, "field network of Port vm1 cannot be combined with switch")) << dump(d);
   d = check(Kind::Port, "vm1", {{"type", "tap"}, {"security", {{"allowPromiscuous", true}}}});
-  EXPECT_TRUE(anyContains(d, "linux: field security.allowPromiscuous is not supported yet")) << dump(d);
+  EXPECT_TRUE(anyContains(d, "linux: security.allowPromiscuous: true cannot be honoured on a Linux bridge port")) << dump(d);
+  d = check(Kind::Port, "vm1", {{"type", "tap"}, {"security", {{"allowForgedTransmits", false}}}});
+  EXPECT_TRUE(anyContains(d, "filter on the guest's MAC: set mac")) << dump(d);
+  d = check(Kind::Port, "vm1", {{"type", "vxlan"}, {"vni", 5}, {"security", {{"allowForgedTransmits", false}}}});
+  EXPECT_TRUE(anyContains(d, "field security.allowForgedTransmits is only valid for a")) << dump(d);
+  d = check(Kind::Network, "n1", {{"mode", "nat"}, {"ipv4", {{"address", "10.9.0.1/24"}}}});
+  EXPECT_TRUE(anyContains(d, "mode nat needs forwardDev on linux")) << dump(d);
+  d = check(Kind::Network, "n1", {{"mode", "internal"}, {"ipv4", {{"address", "10.9.0.1/24"}}}});
+  EXPECT_TRUE(anyContains(d, "mode internal keeps the host off the network")) << dump(d);
+  d = check(Kind::Network, "n1", {{"mode", "isolated"}, {"ipv4", {{"address", "10.9.0.1/24"}}}, {"portForwards", Json::array({{{"proto", "tcp"}, {"port", 80}, {"to", "10.9.0.5"}}})}});
+  EXPECT_TRUE(anyContains(d, "field portForwards only applies to mode nat")) << dump(d);
   d = check(Kind::Switch, "br0", {{"uplinks", {{"nics", {"eth0"}}}}, {"shaping", {{"averageKbps", 1000}}}});
   EXPECT_FALSE(anyContains(d, "linux: field uplinks.nics is not supported yet")) << dump(d);
   EXPECT_TRUE(anyContains(d, "linux: field shaping.averageKbps is not supported yet")) << dump(d);
