@@ -157,6 +157,7 @@ Status stopDnsmasq(LinuxSession& s, const std::string& network) {
   std::error_code ec;
   fs::remove_all(dir, ec);
   if (ec) return s.failure("stop dnsmasq of network " + network, "cannot remove " + dir + ": " + ec.message());
+  fs::remove(fs::path(dir).parent_path(), ec);  // the namespace's directory, once its last Network is gone
   return {};
 }
 

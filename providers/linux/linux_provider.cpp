@@ -1,6 +1,7 @@
 #include "providers/linux/linux_provider.h"
 #include "providers/linux/netns.h"
 #include "providers/linux/policy_security.h"
+#include "providers/linux/shaping.h"
 
 #include <cmath>
 #include <map>
@@ -49,7 +50,9 @@ std::string unsupportedReason(const std::string& path) {
     return "a Linux bond has one teaming policy for the whole switch: set it in the Switch's uplinks.teaming";
   if (under("security"))
     return "security policy is enforced on tap and veth ports (bridge-family nftables on the guest's MAC)";
-  if (under("shaping") || under("nioc") || path == "niocClass")
+  if (under("shaping"))
+    return "shaping is a TBF on tap and veth ports";
+  if (under("nioc") || path == "niocClass")
     return "the linux provider does not implement this policy yet";
   return "";
 }
@@ -323,17 +326,29 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
                   "provider/invalid");
   }
 
+  // Security and shaping on a Switch or PortGroup (inherited by their ports).
+  static const std::vector<FieldRule>& policyFields() {
+    static const std::vector<FieldRule> fields = [] {
+      auto f = lnx::securityFields();
+      f.push_back({"shaping.averageKbps", lnx::checkShapingField});
+      f.push_back({"shaping.peakKbps", lnx::checkShapingField});
+      f.push_back({"shaping.burstKiB", lnx::checkShapingField});
+      return f;
+    }();
+    return fields;
+  }
+
   const std::vector<FieldRule>& commonFields(Kind kind) const override {
     static const std::vector<FieldRule> none;
     // Security policy on a Switch or PortGroup reaches their tap and veth ports by inheritance; it is enforced
     // there (policy_security.h).
     static const std::vector<FieldRule> switchFields = [] {
       auto f = lnx::commonLinkFields();
-      for (const auto& r : lnx::securityFields()) f.push_back(r);
+      for (const auto& r : policyFields()) f.push_back(r);
       return f;
     }();
     if (kind == Kind::Network) return none;
-    if (kind == Kind::PortGroup) return lnx::securityFields();
+    if (kind == Kind::PortGroup) return policyFields();
     return kind == Kind::Port ? lnx::commonPortFields() : switchFields;
   }
 
@@ -377,11 +392,12 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
     };
     toInt("mtu");
     toInt("linux.txQueueLen");
+    for (const char* p : {"shaping.averageKbps", "shaping.peakKbps", "shaping.burstKiB"}) toInt(p);
     if (r.addr.kind == Kind::Switch || r.addr.kind == Kind::PortGroup) {
       // Inherited by the ports already (which enforce it); the bridge itself has nothing to hold it.
       std::vector<std::string> security;
       for (const auto& [path, v] : r.attrs.values())
-        if (startsWith(path, "security.")) security.push_back(path);
+        if (startsWith(path, "security.") || startsWith(path, "shaping.")) security.push_back(path);
       for (const auto& p : security) r.attrs.erase(p), r.origins.erase(p);
     }
     if (r.addr.kind == Kind::Port || r.addr.kind == Kind::PortGroup) {

@@ -23,6 +23,7 @@
 #include "providers/linux/records.h"
 #include "providers/linux/policy_security.h"
 #include "providers/linux/session.h"
+#include "providers/linux/shaping.h"
 
 namespace vnetplan::lnx {
 
@@ -60,6 +61,7 @@ void tapAttrs(LinuxSession& s, const LinkInfo& l, Attrs& a) {
   v = get(IFLA_TUN_GROUP);
   a.set("linux.group", v ? Json(static_cast<int64_t>(*v)) : Json(nullptr));
   observeSecurity(s, l.name, a.getString("mac").value_or(""), a);
+  observeShaping(s, l, a);
 }
 
 short tapFlags(const Attrs& a, bool exclusive) {
@@ -162,6 +164,7 @@ Status tapCreate(LinuxSession& s, const Step& step) {
   if (!addrs.empty())
     if (Status st = addAddresses(s, kTapOps, name, *idx, addrs); !st.ok()) return undo(st);
   if (Status st = syncSecurity(s, name, a, "mac"); !st.ok()) return undo(st);
+  if (Status st = syncShaping(s, name, a); !st.ok()) return undo(st);
   return {};
 }
 
@@ -175,7 +178,8 @@ Status tapUpdate(LinuxSession& s, const Step& step) {
       ids.push_back(path);
     } else if (path != "mtu" && path != "mac" && path != "linux.hostMac" && path != "switch" &&
                path != "portGroup" && path != "vlan" && path != "vlan.trunk" && path != "up" &&
-               path != "addresses" && path != "linux.txQueueLen" && !securityPath(path)) {
+               path != "addresses" && path != "linux.txQueueLen" && !securityPath(path) &&
+        !shapingPath(path)) {
       return s.failure("update tap " + name, "changing " + path + " is not supported by the linux provider");
     }
   }
@@ -196,8 +200,14 @@ Status tapUpdate(LinuxSession& s, const Step& step) {
   if (changes(step, "addresses"))
     if (Status st = syncAddresses(s, kTapOps, name, step.before, step.after); !st.ok()) return st;
   bool policy = changes(step, "mac");
-  for (const auto& path : step.changed) policy = policy || securityPath(path);
-  if (policy) return syncSecurity(s, name, step.after, "mac");
+  bool shaping = false;
+  for (const auto& path : step.changed) {
+    policy = policy || securityPath(path);
+    shaping = shaping || shapingPath(path) || path == "mtu";
+  }
+  if (policy)
+    if (Status st = syncSecurity(s, name, step.after, "mac"); !st.ok()) return st;
+  if (shaping) return syncShaping(s, name, step.after);
   return {};
 }
 
@@ -245,6 +255,7 @@ void checkHostMac(const FieldCheck& fc) {
 void tapCheck(const Resource& r, const Target& t, Diagnostics& diags) {
   checkBridgePort(r, t, diags);
   checkSecurity(r, diags, "mac");
+  checkShaping(r, diags);
 }
 
 // Owner and group by id, as the kernel reports them; the host side's MAC derived from the guest's.
@@ -275,6 +286,9 @@ const KindOps kTapOps{.kind = Kind::Port,
                                                       {"linux.owner", checkOwnerOrGroup},
                                                       {"linux.group", checkOwnerOrGroup},
                                                       {"linux.hostMac", checkHostMac},
+                                                      {"shaping.averageKbps", checkShapingField},
+                                                      {"shaping.peakKbps", checkShapingField},
+                                                      {"shaping.burstKiB", checkShapingField},
                                                       {"security.allowMacChanges", checkSecurityField},
                                                       {"security.allowForgedTransmits", checkSecurityField},
                                                       {"security.allowPromiscuous", checkSecurityField}}),

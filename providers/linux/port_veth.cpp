@@ -10,6 +10,7 @@
 #include "providers/linux/kind.h"
 #include "providers/linux/policy_security.h"
 #include "providers/linux/session.h"
+#include "providers/linux/shaping.h"
 
 namespace vnetplan::lnx {
 
@@ -37,6 +38,7 @@ void vethAttrs(LinuxSession& s, const LinkInfo& l, Attrs& a) {
     if (!peer->mac.empty()) a.set("linux.peerMac", peer->mac);
   }
   observeSecurity(s, l.name, peer ? peer->mac : "", a);
+  observeShaping(s, l, a);
 }
 
 Status vethCreate(LinuxSession& s, const Step& step) {
@@ -134,6 +136,7 @@ Status vethCreate(LinuxSession& s, const Step& step) {
   if (!addrs.empty())
     if (Status st = addAddresses(s, kVethOps, name, *idx, addrs); !st.ok()) return undo(st);
   if (Status st = syncSecurity(s, name, a, "linux.peerMac"); !st.ok()) return undo(st);
+  if (Status st = syncShaping(s, name, a); !st.ok()) return undo(st);
   return {};
 }
 
@@ -143,7 +146,8 @@ Status vethUpdate(LinuxSession& s, const Step& step) {
   for (const auto& path : step.changed)
     if (path != "mtu" && path != "mac" && path != "switch" && path != "portGroup" && path != "vlan" &&
         path != "vlan.trunk" && path != "up" && path != "addresses" && path != "linux.peerMac" &&
-        path != "linux.txQueueLen" && path != "status.peerUp" && path != "status.peerMtu" && !securityPath(path))
+        path != "linux.txQueueLen" && path != "status.peerUp" && path != "status.peerMtu" && !securityPath(path) &&
+        !shapingPath(path))
       return s.failure("update veth " + name, "changing " + path + " is not supported by the linux provider");
   auto change = portLinkChange(s, kVethOps, step);
   if (!change.ok()) return change.error();
@@ -178,8 +182,14 @@ Status vethUpdate(LinuxSession& s, const Step& step) {
   if (changes(step, "addresses"))
     if (Status st = syncAddresses(s, kVethOps, name, step.before, step.after); !st.ok()) return st;
   bool policy = changes(step, "linux.peerMac");
-  for (const auto& path : step.changed) policy = policy || securityPath(path);
-  if (policy) return syncSecurity(s, name, step.after, "linux.peerMac");
+  bool shaping = false;
+  for (const auto& path : step.changed) {
+    policy = policy || securityPath(path);
+    shaping = shaping || shapingPath(path) || path == "mtu";
+  }
+  if (policy)
+    if (Status st = syncSecurity(s, name, step.after, "linux.peerMac"); !st.ok()) return st;
+  if (shaping) return syncShaping(s, name, step.after);
   return {};
 }
 
@@ -228,6 +238,7 @@ void checkPeerMac(const FieldCheck& fc) {
 void vethCheck(const Resource& r, const Target& t, Diagnostics& diags) {
   checkBridgePort(r, t, diags);
   checkSecurity(r, diags, "linux.peerMac");
+  checkShaping(r, diags);
   if (!r.attrs.has("peer"))
     diags.error(r.loc, "linux: field peer is required for a veth Port (the name of the other end)", "provider/invalid");
 }
@@ -246,7 +257,10 @@ const KindOps kVethOps{.kind = Kind::Port,
                        .fields = withBridgePortFields({{"peer", checkInterfaceNameField},
                                                        {"peerNetns", checkPeerNetns},
                                                        {"linux.peerMac", checkPeerMac},
-                                                       {"security.allowMacChanges", checkSecurityField},
+                                                       {"shaping.averageKbps", checkShapingField},
+                                                      {"shaping.peakKbps", checkShapingField},
+                                                      {"shaping.burstKiB", checkShapingField},
+                                                      {"security.allowMacChanges", checkSecurityField},
                                                        {"security.allowForgedTransmits", checkSecurityField},
                                                        {"security.allowPromiscuous", checkSecurityField}}),
                        .check = vethCheck,

@@ -17,6 +17,7 @@
 
 #include "base/netaddr.h"
 #include "providers/linux/nft.h"
+#include "providers/linux/shaping.h"
 
 namespace vnetplan::lnx {
 
@@ -232,6 +233,7 @@ Result<Observation> LinuxSession::observe() {
   links_.clear();
   nsidNames_.reset();
   nftOwned_.reset();
+  qdiscs_.reset();
   nftTables_.clear();
   nftError_.clear();
   remoteLinks_.clear();
@@ -429,6 +431,11 @@ void LinuxSession::attachmentAttrs(const LinkInfo& link, Attrs& a) const {
   }
   a.set("switch", sw->name);
   setVlan(a, spec);
+}
+
+const std::map<int, Json>& LinuxSession::qdiscs() {
+  if (!qdiscs_) qdiscs_ = dumpTbfQdiscs(*nl_);
+  return *qdiscs_;
 }
 
 const std::vector<Json>& LinuxSession::ownedNft() {

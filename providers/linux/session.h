@@ -77,6 +77,8 @@ class LinuxSession : public TargetSession {
     if (exists) nftTables_.insert(family + " " + name);
     else nftTables_.erase(family + " " + name);
   }
+  // Root TBF qdiscs by ifindex ({rate, bucket, peak} in bytes), dumped once per observe when asked (shaping.h).
+  const std::map<int, Json>& qdiscs();
   // During observe: the addresses of a link (CIDR text), or null.
   const std::vector<std::string>* addressesOf(int index) const {
     auto it = addrs_.find(index);
@@ -118,6 +120,7 @@ class LinuxSession : public TargetSession {
   std::optional<std::vector<Json>> nftOwned_;
   std::set<std::string> nftTables_;
   std::string nftError_;
+  std::optional<std::map<int, Json>> qdiscs_;
 };
 
 }  // namespace vnetplan::lnx

@@ -241,9 +241,13 @@ TEST_F(LinuxProviderCheck, RejectsEveryFieldItDoesNotImplement) {
   EXPECT_TRUE(anyContains(d, "mode internal keeps the host off the network")) << dump(d);
   d = check(Kind::Network, "n1", {{"mode", "isolated"}, {"ipv4", {{"address", "10.9.0.1/24"}}}, {"portForwards", Json::array({{{"proto", "tcp"}, {"port", 80}, {"to", "10.9.0.5"}}})}});
   EXPECT_TRUE(anyContains(d, "field portForwards only applies to mode nat")) << dump(d);
-  d = check(Kind::Switch, "br0", {{"uplinks", {{"nics", {"eth0"}}}}, {"shaping", {{"averageKbps", 1000}}}});
+  d = check(Kind::Switch, "br0", {{"uplinks", {{"nics", {"eth0"}}}}, {"nioc", {{"enabled", true}}}});
   EXPECT_FALSE(anyContains(d, "linux: field uplinks.nics is not supported yet")) << dump(d);
-  EXPECT_TRUE(anyContains(d, "linux: field shaping.averageKbps is not supported yet")) << dump(d);
+  EXPECT_TRUE(anyContains(d, "linux: field nioc.enabled is not supported yet")) << dump(d);
+  d = check(Kind::Port, "vm1", {{"type", "tap"}, {"shaping", {{"averageKbps", 1000}, {"peakKbps", 500}, {"burstKiB", 64}}}});
+  EXPECT_TRUE(anyContains(d, "shaping.peakKbps 500 is below averageKbps 1000")) << dump(d);
+  d = check(Kind::Port, "vm1", {{"type", "tap"}, {"shaping", {{"peakKbps", 500}}}});
+  EXPECT_TRUE(anyContains(d, "shaping needs averageKbps and burstKiB")) << dump(d);
   d = check(Kind::Switch, "br0", {{"linux", {{"bridge", {{"multicastSnooping", false}}}}}});
   EXPECT_TRUE(anyContains(d, "linux: field linux.bridge.multicastSnooping is not supported yet")) << dump(d);
   d = check(Kind::Switch, "br0", {{"peer", "x"}});  // a Port field on a Switch
