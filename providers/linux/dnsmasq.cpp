@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "base/netaddr.h"
-#include "providers/linux/netns.h"
+#include "base/netns.h"
 #include "providers/linux/session.h"
 
 extern char** environ;

@@ -4,7 +4,7 @@
 
 #include <memory>
 
-#include "providers/linux/netns.h"
+#include "base/netns.h"
 
 namespace vnetplan::lnx {
 

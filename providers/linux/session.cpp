@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/ifaddr.h"
 #include "base/netaddr.h"
 #include "providers/linux/nft.h"
 #include "providers/linux/shaping.h"
