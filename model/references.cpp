@@ -13,6 +13,9 @@ const std::vector<ReferenceField>& referenceFields() {
       // The lower device of a vlan/macvtap/vxlan port: often a NIC vnetplan does not manage.
       {Kind::Port, "link", Kind::Port, false},
       {Kind::Network, "switch", Kind::Switch, true},
+      // A Network's forwardDev may be a Port of the manifests (a veth), and a bridged Network's bridge a Switch's.
+      {Kind::Network, "forwardDev", Kind::Port, false},
+      {Kind::Network, "bridge", Kind::Switch, false},
       {Kind::Mirror, "switch", Kind::Switch, true},
       {Kind::Mirror, "source.ports", Kind::Port, false},
       {Kind::Mirror, "destination.port", Kind::Port, false},

@@ -160,6 +160,7 @@ Graph buildGraph(const DesiredState& desired) {
         std::string to = resourceNode(r.addr.target, ref.to, name);
         if (to.empty()) {
           if (ref.to != Kind::Port) continue;  // an unknown required reference never validates
+          if (ref.path == "forwardDev") continue;  // a NIC: drawn below, where the Network's traffic leaves
           to = extra("nic", name, cluster, {"interface " + name}, GraphNode::Shape::External);
         }
         if (ref.path == "source.ports")
@@ -170,6 +171,8 @@ Graph buildGraph(const DesiredState& desired) {
           edge(self, to, "over", GraphEdge::Style::Plain);
         else if (ref.path == "network")
           edge(self, to, "attached", GraphEdge::Style::Plain);
+        else if (ref.path == "forwardDev")
+          edge(self, to, "forward", GraphEdge::Style::Dashed);
         else if (ref.path == "rules[].group")
           edge(self, to, "allows", GraphEdge::Style::Dashed);
         else
@@ -220,7 +223,8 @@ Graph buildGraph(const DesiredState& desired) {
       if (!drawn.count({to, self})) edge(self, to, "veth pair", GraphEdge::Style::Pair);
     }
     // Where a Network's traffic leaves the host.
-    if (r.addr.kind == Kind::Network && a.has("forwardDev")) {
+    if (r.addr.kind == Kind::Network && a.has("forwardDev") &&
+        resourceNode(r.addr.target, Kind::Port, str(a, "forwardDev")).empty()) {
       std::string nic = extra("nic", str(a, "forwardDev"), cluster, {"NIC " + str(a, "forwardDev")},
                               GraphNode::Shape::External);
       edge(self, nic, "forward", GraphEdge::Style::Dashed);

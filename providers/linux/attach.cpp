@@ -99,6 +99,15 @@ Result<Attachment> attachmentOf(LinuxSession& s, const KindOps& ops, const std::
   const std::string what = std::string(prepare ? "attach " : "detach ") + ops.label + " " + port;
   auto vlan = vlanOf(a);
   if (!vlan) vlan = VlanSpec{};
+  if (auto net = a.getString("network")) {
+    const NetworkInfo* n = s.topo().network(*net);
+    if (!n || !n->bridgeIndex) {
+      if (!prepare) return at;
+      return s.failure(what, "no Network " + *net + " on this target (it is not there yet, or was removed)");
+    }
+    at.bridge = n->bridgeIndex;
+    return at;
+  }
   if (auto pgName = a.getString("portGroup")) {
     const PortGroupInfo* pg = s.topo().portGroup(*pgName);
     if (!pg) {

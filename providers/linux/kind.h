@@ -39,6 +39,7 @@ struct LinkInfo {
   std::vector<std::string> altnames;  // IFLA_PROP_LIST (where vnetplan keeps its records: records.h)
   std::string slaveKind;              // IFLA_INFO_SLAVE_KIND: "bridge", "bond"
   std::string parentBus, parentDev;   // IFLA_PARENT_DEV_BUS_NAME / _NAME: "pci" "0000:00:03.0" (sriov.h)
+  std::optional<bool> ipv4Forwarding;  // IFLA_AF_SPEC / AF_INET / IFLA_INET_CONF: the device's IPv4 forwarding
   // IFLA_INFO_DATA scalars of a bond (IFLA_BOND_*), vlan (IFLA_VLAN_*), macvlan/macvtap (IFLA_MACVLAN_*) or
   // vxlan (IFLA_VXLAN_*) link, by attribute id; IFLA_VXLAN_PORT in host byte order.
   std::map<int, uint64_t> data;
@@ -66,6 +67,7 @@ extern const KindOps kVxlanOps;
 extern const KindOps kVfOps;
 extern const KindOps kNicOps;
 extern const KindOps kPciOps;
+extern const KindOps kNetworkOps;
 // The provider's table: every row above.
 const LinuxKinds& linuxKinds();
 

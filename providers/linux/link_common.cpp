@@ -27,7 +27,8 @@ using LinkPtr = std::unique_ptr<rtnl_link, LinkFree>;
 
 const LinuxKinds& linuxKinds() {
   static const LinuxKinds table(
-      {&kBridgeOps, &kPortGroupOps, &kVethOps, &kTapOps, &kVlanOps, &kMacvtapOps, &kVxlanOps, &kVfOps, &kNicOps, &kPciOps});
+      {&kBridgeOps, &kPortGroupOps, &kVethOps, &kTapOps, &kVlanOps, &kMacvtapOps, &kVxlanOps, &kVfOps, &kNicOps, &kPciOps,
+       &kNetworkOps});
   return table;
 }
 
@@ -44,11 +45,11 @@ KindTraits makePortTraits() {
   // A vNIC's MTU change drops frames until the guest follows; moving a port to another switch, port group or VLAN
   // (or taking VLANs off its trunk) cuts its traffic; a vxlan's new remote or local endpoint drops what is in flight.
   // A PF's new VF count replaces every VF (the kernel goes through 0); a VF's link state cuts its guest off.
-  t.disruptiveOn = {"switch", "portGroup", "vlan", "vlan.trunk", "up", "mtu", "remote", "local",
+  t.disruptiveOn = {"switch", "portGroup", "network", "vlan", "vlan.trunk", "up", "mtu", "remote", "local",
                     "linux.sriov.numVfs", "linkState"};
   t.unorderedLists = {"addresses"};
   // Left out of a manifest: the port is up, has no addresses, is not attached to a bridge and has no VLAN.
-  t.defaults = {{"up", true}, {"addresses", Json::array()}, {"switch", nullptr}, {"portGroup", nullptr},
+  t.defaults = {{"up", true}, {"addresses", Json::array()}, {"switch", nullptr}, {"portGroup", nullptr}, {"network", nullptr},
                 {"vlan", nullptr}};
   return t;
 }
@@ -83,6 +84,10 @@ void checkMac(const FieldCheck& fc) {
 }  // namespace
 
 const KindTraits kPortTraits = makePortTraits();
+
+void checkNetworkRef(const FieldCheck& fc) {
+  if (!fc.value.is_string()) fc.fail("field " + fc.path + " must be the name of a Network");
+}
 
 void checkPortGroupRef(const FieldCheck& fc) {
   if (!fc.value.is_string()) return fc.fail("field " + fc.path + " must be the name of a PortGroup");
@@ -125,6 +130,7 @@ const std::vector<FieldRule>& commonPortFields() {
 const std::vector<FieldRule>& bridgePortFields() {
   static const std::vector<FieldRule> fields{{"switch", checkInterfaceNameField},
                                              {"portGroup", checkPortGroupRef},
+                                             {"network", checkNetworkRef},
                                              {"vlan", checkVlan},
                                              {"vlan.trunk", checkVlan}};
   return fields;
@@ -134,7 +140,11 @@ void checkBridgePort(const Resource& r, const Target&, Diagnostics& diags) {
   auto fail = [&](const std::string& m) { diags.error(r.loc, "linux: " + m, "provider/invalid"); };
   const bool ownVlan = (r.attrs.has("vlan") && !r.attrs.find("vlan")->is_null() && r.attrs.getInt("vlan") != 0) ||
                        r.attrs.has("vlan.trunk");
-  if (ownVlan && r.attrs.has("portGroup"))
+  if (r.attrs.has("network") && !r.attrs.find("network")->is_null() &&
+      (r.attrs.getString("switch") || r.attrs.getString("portGroup") || ownVlan))
+    fail("field network of Port " + r.addr.name +
+         " cannot be combined with switch, portGroup or vlan (the port joins the Network's bridge, untagged)");
+  else if (ownVlan && r.attrs.has("portGroup"))
     fail("field vlan of Port " + r.addr.name + " cannot be combined with portGroup (the port group's VLAN applies)");
   else if (ownVlan && !r.attrs.has("switch"))
     fail("field vlan of Port " + r.addr.name + " needs switch (a VLAN of which bridge?)");
@@ -208,7 +218,7 @@ std::vector<FieldRule> withBridgePortFields(std::vector<FieldRule> own) {
 }
 
 bool changesAttachment(const Step& step) {
-  return changes(step, "switch") || changes(step, "portGroup") || changes(step, "vlan") || changes(step, "vlan.trunk");
+  return changes(step, "switch") || changes(step, "portGroup") || changes(step, "network") || changes(step, "vlan") || changes(step, "vlan.trunk");
 }
 
 Result<PortChange> portLinkChange(LinuxSession& s, const KindOps& ops, const Step& step, const char* macPath) {

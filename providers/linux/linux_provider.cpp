@@ -1,5 +1,7 @@
 #include "providers/linux/linux_provider.h"
 #include "base/netns.h"
+#include "providers/linux/policy_security.h"
+#include "providers/linux/shaping.h"
 
 #include <cmath>
 #include <map>
@@ -46,9 +48,12 @@ std::string unsupportedReason(const std::string& path) {
   auto under = [&](const char* prefix) { return path.rfind(prefix, 0) == 0; };
   if (under("teaming"))
     return "a Linux bond has one teaming policy for the whole switch: set it in the Switch's uplinks.teaming";
-  if (under("security") || under("shaping") || under("nioc") || path == "niocClass")
+  if (under("security"))
+    return "security policy is enforced on tap and veth ports (bridge-family nftables on the guest's MAC)";
+  if (under("shaping"))
+    return "shaping is a TBF on tap and veth ports";
+  if (under("nioc") || path == "niocClass")
     return "the linux provider does not implement this policy yet";
-  if (path == "network") return "Networks are a later issue; attach the port to a bridge with switch:";
   return "";
 }
 
@@ -73,6 +78,7 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
   void checkTogether(const Target& target, const std::vector<const Resource*>& resources,
                      Diagnostics& diags) const override {
     checkNames(target, resources, diags);
+    checkNetworkPorts(resources, diags);
     checkUplinkNics(resources, diags);
     checkSegments(target, resources, diags);
   }
@@ -127,11 +133,35 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
       auto peerNetns = r->attrs.getString("peerNetns");
       if (peer && (!peerNetns || peerNetns == netns)) claim(*peer, r, "veth peer");
     }
+    for (const Resource* r : resources)
+      if (r->addr.kind == Kind::Network && r->attrs.getString("mode") != "bridged")
+        claim(r->attrs.getString("bridge").value_or(r->addr.name), r, "bridge of the Network");
     for (const Resource* r : resources) {
       if (r->addr.kind == Kind::PortGroup) claim(r->addr.name, r, "port group (a bridge of that name where the "
                                                                   "kernel has no VLAN filtering)");
       if (r->addr.kind != Kind::Switch) continue;
       if (auto bond = r->attrs.getString("linux.bond.name")) claim(*bond, r, "bond");
+    }
+  }
+
+  // A bridged Network marks a bridge that is someone else's (a Switch's, or the LAN's): its ports are that bridge's
+  // ports, attached with switch:, and observed so.
+  void checkNetworkPorts(const std::vector<const Resource*>& resources, Diagnostics& diags) const {
+    std::map<std::string, const Resource*> networks;
+    for (const Resource* r : resources)
+      if (r->addr.kind == Kind::Network) networks[r->addr.name] = r;
+    for (const Resource* r : resources) {
+      if (r->addr.kind != Kind::Port) continue;
+      auto net = r->attrs.getString("network");
+      if (!net) continue;
+      auto it = networks.find(*net);
+      if (it != networks.end() && it->second->attrs.getString("mode") == "bridged")
+        diags.error(r->locOf("network"),
+                    "linux: " + r->addr.str() + ": Network " + *net + " is mode bridged, on bridge " +
+                        it->second->attrs.getString("bridge").value_or("?") +
+                        ", which is not the Network's own: attach the port with switch: " +
+                        it->second->attrs.getString("bridge").value_or("?"),
+                    "provider/invalid");
     }
   }
 
@@ -307,6 +337,7 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
 
  protected:
   void checkCommon(const Resource& r, const Target&, Diagnostics& diags) const override {
+    if (r.addr.kind == Kind::Network) return;  // its name is no interface's (its bridge's is checked by its row)
     if (std::string why = lnx::ifnameProblem(r.addr.name); !why.empty())
       diags.error(r.loc,
                   "linux: invalid interface name '" + r.addr.name + "' for " + kindName(r.addr.kind) + " " +
@@ -314,10 +345,30 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
                   "provider/invalid");
   }
 
+  // Security and shaping on a Switch or PortGroup (inherited by their ports).
+  static const std::vector<FieldRule>& policyFields() {
+    static const std::vector<FieldRule> fields = [] {
+      auto f = lnx::securityFields();
+      f.push_back({"shaping.averageKbps", lnx::checkShapingField});
+      f.push_back({"shaping.peakKbps", lnx::checkShapingField});
+      f.push_back({"shaping.burstKiB", lnx::checkShapingField});
+      return f;
+    }();
+    return fields;
+  }
+
   const std::vector<FieldRule>& commonFields(Kind kind) const override {
     static const std::vector<FieldRule> none;
-    if (kind == Kind::PortGroup) return none;
-    return kind == Kind::Port ? lnx::commonPortFields() : lnx::commonLinkFields();
+    // Security policy on a Switch or PortGroup reaches their tap and veth ports by inheritance; it is enforced
+    // there (policy_security.h).
+    static const std::vector<FieldRule> switchFields = [] {
+      auto f = lnx::commonLinkFields();
+      for (const auto& r : policyFields()) f.push_back(r);
+      return f;
+    }();
+    if (kind == Kind::Network) return none;
+    if (kind == Kind::PortGroup) return policyFields();
+    return kind == Kind::Port ? lnx::commonPortFields() : switchFields;
   }
 
   void unsupportedField(const FieldCheck& fc, const Row* row) const override {
@@ -342,7 +393,7 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
     auto fail = [&](const std::string& msg, const char* code) { diags.error(r.loc, "linux: " + msg, code); };
     if (r.addr.kind != Kind::Port)
       return fail("kind " + std::string(kindName(r.addr.kind)) + " is not supported yet (the linux provider manages "
-                  "Switch, PortGroup and Port)", "provider/unsupported");
+                  "Switch, PortGroup, Port and Network)", "provider/unsupported");
     const Json* type = r.attrs.find("type");
     if (!type) return fail("field type is required for a Port (" + table().variantList(Kind::Port) + ")", "provider/invalid");
     if (!type->is_string())
@@ -360,6 +411,14 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
     };
     toInt("mtu");
     toInt("linux.txQueueLen");
+    for (const char* p : {"shaping.averageKbps", "shaping.peakKbps", "shaping.burstKiB"}) toInt(p);
+    if (r.addr.kind == Kind::Switch || r.addr.kind == Kind::PortGroup) {
+      // Inherited by the ports already (which enforce it); the bridge itself has nothing to hold it.
+      std::vector<std::string> security;
+      for (const auto& [path, v] : r.attrs.values())
+        if (startsWith(path, "security.") || startsWith(path, "shaping.")) security.push_back(path);
+      for (const auto& p : security) r.attrs.erase(p), r.origins.erase(p);
+    }
     if (r.addr.kind == Kind::Port || r.addr.kind == Kind::PortGroup) {
       // Teaming reaches a port by inheritance only (check() refuses it declared there): it is the switch's.
       std::vector<std::string> teaming;
@@ -395,6 +454,7 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
       parts.push_back("on bridge " + *sw + (vlan && !vlan->untagged() ? " " + lnx::vlanText(*vlan) : ""));
     }
     if (auto pg = a.getString("portGroup")) parts.push_back("in port group " + *pg);
+    if (auto net = a.getString("network")) parts.push_back("on network " + *net);
     if (auto mac = a.getString("mac")) {
       auto host = a.getString("linux.hostMac");
       parts.push_back(host ? "guest mac " + *mac + ", host side " + *host : "mac " + *mac);

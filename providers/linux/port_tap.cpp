@@ -21,7 +21,9 @@
 #include "providers/linux/attach.h"
 #include "providers/linux/kind.h"
 #include "providers/linux/records.h"
+#include "providers/linux/policy_security.h"
 #include "providers/linux/session.h"
+#include "providers/linux/shaping.h"
 
 namespace vnetplan::lnx {
 
@@ -42,7 +44,7 @@ Mac hostMacFor(const Mac& guest) {
   return host;
 }
 
-void tapAttrs(LinuxSession&, const LinkInfo& l, Attrs& a) {
+void tapAttrs(LinuxSession& s, const LinkInfo& l, Attrs& a) {
   a.set("linux.hostMac", l.mac.empty() ? Json(nullptr) : Json(l.mac));
   a.set("mac", nullptr);
   for (const auto& alt : l.altnames)
@@ -58,6 +60,8 @@ void tapAttrs(LinuxSession&, const LinkInfo& l, Attrs& a) {
   a.set("linux.owner", v ? Json(static_cast<int64_t>(*v)) : Json(nullptr));
   v = get(IFLA_TUN_GROUP);
   a.set("linux.group", v ? Json(static_cast<int64_t>(*v)) : Json(nullptr));
+  observeSecurity(s, l.name, a.getString("mac").value_or(""), a);
+  observeShaping(s, l, a);
 }
 
 short tapFlags(const Attrs& a, bool exclusive) {
@@ -159,6 +163,8 @@ Status tapCreate(LinuxSession& s, const Step& step) {
   auto addrs = a.getStrings("addresses");
   if (!addrs.empty())
     if (Status st = addAddresses(s, kTapOps, name, *idx, addrs); !st.ok()) return undo(st);
+  if (Status st = syncSecurity(s, name, a, "mac"); !st.ok()) return undo(st);
+  if (Status st = syncShaping(s, name, a); !st.ok()) return undo(st);
   return {};
 }
 
@@ -172,7 +178,8 @@ Status tapUpdate(LinuxSession& s, const Step& step) {
       ids.push_back(path);
     } else if (path != "mtu" && path != "mac" && path != "linux.hostMac" && path != "switch" &&
                path != "portGroup" && path != "vlan" && path != "vlan.trunk" && path != "up" &&
-               path != "addresses" && path != "linux.txQueueLen") {
+               path != "addresses" && path != "linux.txQueueLen" && !securityPath(path) &&
+        !shapingPath(path)) {
       return s.failure("update tap " + name, "changing " + path + " is not supported by the linux provider");
     }
   }
@@ -190,11 +197,24 @@ Status tapUpdate(LinuxSession& s, const Step& step) {
     const std::optional<std::string> before = step.before.getString("mac");
     if (Status st = recordGuestMac(s, name, *idx, &before, step.after.getString("mac")); !st.ok()) return st;
   }
-  if (changes(step, "addresses")) return syncAddresses(s, kTapOps, name, step.before, step.after);
+  if (changes(step, "addresses"))
+    if (Status st = syncAddresses(s, kTapOps, name, step.before, step.after); !st.ok()) return st;
+  bool policy = changes(step, "mac");
+  bool shaping = false;
+  for (const auto& path : step.changed) {
+    policy = policy || securityPath(path);
+    shaping = shaping || shapingPath(path) || path == "mtu";
+  }
+  if (policy)
+    if (Status st = syncSecurity(s, name, step.after, "mac"); !st.ok()) return st;
+  if (shaping) return syncShaping(s, name, step.after);
   return {};
 }
 
-Status tapRemove(LinuxSession& s, const Step& step) { return removePort(s, kTapOps, step); }
+Status tapRemove(LinuxSession& s, const Step& step) {
+  if (Status st = dropSecurity(s, step.addr.name); !st.ok()) return st;
+  return removePort(s, kTapOps, step);
+}
 
 void tapObserve(LinuxSession& s, Observation& obs) { s.observeLinks(obs, kTapOps, tapMatches, tapAttrs); }
 
@@ -232,7 +252,11 @@ void checkHostMac(const FieldCheck& fc) {
               "leave linux.hostMac out (the tap then gets " + formatMac(hostMacFor(*g).data(), 6) + ")");
 }
 
-void tapCheck(const Resource& r, const Target& t, Diagnostics& diags) { checkBridgePort(r, t, diags); }
+void tapCheck(const Resource& r, const Target& t, Diagnostics& diags) {
+  checkBridgePort(r, t, diags);
+  checkSecurity(r, diags, "mac");
+  checkShaping(r, diags);
+}
 
 // Owner and group by id, as the kernel reports them; the host side's MAC derived from the guest's.
 void tapNormalize(Resource& r) {
@@ -261,7 +285,13 @@ const KindOps kTapOps{.kind = Kind::Port,
                                                       {"linux.vnetHdr", checkFlag},
                                                       {"linux.owner", checkOwnerOrGroup},
                                                       {"linux.group", checkOwnerOrGroup},
-                                                      {"linux.hostMac", checkHostMac}}),
+                                                      {"linux.hostMac", checkHostMac},
+                                                      {"shaping.averageKbps", checkShapingField},
+                                                      {"shaping.peakKbps", checkShapingField},
+                                                      {"shaping.burstKiB", checkShapingField},
+                                                      {"security.allowMacChanges", checkSecurityField},
+                                                      {"security.allowForgedTransmits", checkSecurityField},
+                                                      {"security.allowPromiscuous", checkSecurityField}}),
                       .check = tapCheck,
                       .normalize = tapNormalize,
                       .describe = tapDescribe,

@@ -8,7 +8,9 @@
 
 #include "providers/linux/attach.h"
 #include "providers/linux/kind.h"
+#include "providers/linux/policy_security.h"
 #include "providers/linux/session.h"
+#include "providers/linux/shaping.h"
 
 namespace vnetplan::lnx {
 
@@ -35,6 +37,8 @@ void vethAttrs(LinuxSession& s, const LinkInfo& l, Attrs& a) {
     // give the other end (often a container's eth0) its old address back.
     if (!peer->mac.empty()) a.set("linux.peerMac", peer->mac);
   }
+  observeSecurity(s, l.name, peer ? peer->mac : "", a);
+  observeShaping(s, l, a);
 }
 
 Status vethCreate(LinuxSession& s, const Step& step) {
@@ -131,6 +135,8 @@ Status vethCreate(LinuxSession& s, const Step& step) {
   if (Status st = settleAttachment(s, kVethOps, name, *idx, *at, std::nullopt); !st.ok()) return undo(st);
   if (!addrs.empty())
     if (Status st = addAddresses(s, kVethOps, name, *idx, addrs); !st.ok()) return undo(st);
+  if (Status st = syncSecurity(s, name, a, "linux.peerMac"); !st.ok()) return undo(st);
+  if (Status st = syncShaping(s, name, a); !st.ok()) return undo(st);
   return {};
 }
 
@@ -140,7 +146,8 @@ Status vethUpdate(LinuxSession& s, const Step& step) {
   for (const auto& path : step.changed)
     if (path != "mtu" && path != "mac" && path != "switch" && path != "portGroup" && path != "vlan" &&
         path != "vlan.trunk" && path != "up" && path != "addresses" && path != "linux.peerMac" &&
-        path != "linux.txQueueLen" && path != "status.peerUp" && path != "status.peerMtu")
+        path != "linux.txQueueLen" && path != "status.peerUp" && path != "status.peerMtu" && !securityPath(path) &&
+        !shapingPath(path))
       return s.failure("update veth " + name, "changing " + path + " is not supported by the linux provider");
   auto change = portLinkChange(s, kVethOps, step);
   if (!change.ok()) return change.error();
@@ -172,11 +179,22 @@ Status vethUpdate(LinuxSession& s, const Step& step) {
     NlOutcome o = sendLinkChange(*sock, *peer, peerChange);
     if (!o.ok()) return err("linux: update veth peer " + *peer + " " + where + ": " + o.message);
   }
-  if (changes(step, "addresses")) return syncAddresses(s, kVethOps, name, step.before, step.after);
+  if (changes(step, "addresses"))
+    if (Status st = syncAddresses(s, kVethOps, name, step.before, step.after); !st.ok()) return st;
+  bool policy = changes(step, "linux.peerMac");
+  bool shaping = false;
+  for (const auto& path : step.changed) {
+    policy = policy || securityPath(path);
+    shaping = shaping || shapingPath(path) || path == "mtu";
+  }
+  if (policy)
+    if (Status st = syncSecurity(s, name, step.after, "linux.peerMac"); !st.ok()) return st;
+  if (shaping) return syncShaping(s, name, step.after);
   return {};
 }
 
 Status vethRemove(LinuxSession& s, const Step& step) {
+  if (Status st = dropSecurity(s, step.addr.name); !st.ok()) return st;
   Status st = removePort(s, kVethOps, step);
   if (auto peer = step.before.getString("peer"); peer && !step.before.has("peerNetns")) s.forget(*peer);
   return st;
@@ -219,6 +237,8 @@ void checkPeerMac(const FieldCheck& fc) {
 
 void vethCheck(const Resource& r, const Target& t, Diagnostics& diags) {
   checkBridgePort(r, t, diags);
+  checkSecurity(r, diags, "linux.peerMac");
+  checkShaping(r, diags);
   if (!r.attrs.has("peer"))
     diags.error(r.loc, "linux: field peer is required for a veth Port (the name of the other end)", "provider/invalid");
 }
@@ -236,7 +256,13 @@ const KindOps kVethOps{.kind = Kind::Port,
                        .traits = &kPortTraits,
                        .fields = withBridgePortFields({{"peer", checkInterfaceNameField},
                                                        {"peerNetns", checkPeerNetns},
-                                                       {"linux.peerMac", checkPeerMac}}),
+                                                       {"linux.peerMac", checkPeerMac},
+                                                       {"shaping.averageKbps", checkShapingField},
+                                                      {"shaping.peakKbps", checkShapingField},
+                                                      {"shaping.burstKiB", checkShapingField},
+                                                      {"security.allowMacChanges", checkSecurityField},
+                                                       {"security.allowForgedTransmits", checkSecurityField},
+                                                       {"security.allowPromiscuous", checkSecurityField}}),
                        .check = vethCheck,
                        .normalize = vethNormalize,
                        .describe = vethDescribe,

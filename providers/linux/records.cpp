@@ -88,6 +88,27 @@ std::optional<Mac> parseGuestMacRecord(std::string_view alt, int ifindex) {
   return parseMac(text, nullptr);
 }
 
+std::string netMark(const std::string& network, const std::string& mode) { return "vnpnet." + network + "." + mode; }
+
+std::optional<NetMark> parseNetMark(std::string_view alt) {
+  if (!startsWith(alt, "vnpnet.")) return std::nullopt;
+  std::string_view rest = alt.substr(7);
+  auto dot = rest.rfind('.');  // a Network's name may hold dots, a mode never does
+  if (dot == std::string_view::npos || dot == 0 || dot + 1 == rest.size()) return std::nullopt;
+  return NetMark{std::string(rest.substr(0, dot)), std::string(rest.substr(dot + 1))};
+}
+
+std::string fwdRecord(const std::string& network, bool before) {
+  return "vnpfwd." + network + (before ? ".1" : ".0");
+}
+
+std::optional<FwdRecord> parseFwdRecord(std::string_view alt) {
+  if (!startsWith(alt, "vnpfwd.") || alt.size() < 10) return std::nullopt;
+  std::string_view tail = alt.substr(alt.size() - 2);
+  if (tail != ".0" && tail != ".1") return std::nullopt;
+  return FwdRecord{std::string(alt.substr(7, alt.size() - 9)), tail == ".1"};
+}
+
 NlOutcome addAltname(NlSocket& sock, int ifindex, const std::string& alt) {
   NlOutcome o = altnameRequest(sock, RTM_NEWLINKPROP, ifindex, alt);
   if (o.errnum == EEXIST) return {};

@@ -11,6 +11,9 @@
 //   vnpvf.<ifindex>.auto          on a Switch's bridge whose VLAN filtering port groups turned on
 //   vnpvf.<ifindex>.off           on a Switch's bridge that must not filter VLANs (linux.bridge.vlanFiltering: false)
 //   vnpmac.<ifindex>.<12 hex>     on a tap: the guest's MAC (the tap itself has a derived one)
+//   vnpnet.<network>.<mode>       on a Network's bridge: the Network it is (and its mode)
+//   vnpfwd.<network>.<0|1>        on a Network's forwardDev: that Network turned its IPv4 forwarding on, which was
+//                                 <0|1> before the first Network did (restored when the last one lets go)
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -49,6 +52,20 @@ VfMark parseVfMark(std::string_view alt, int ifindex);
 
 std::string guestMacRecord(int ifindex, const Mac& mac);
 std::optional<Mac> parseGuestMacRecord(std::string_view alt, int ifindex);
+
+struct NetMark {
+  std::string network;
+  std::string mode;
+};
+std::string netMark(const std::string& network, const std::string& mode);
+std::optional<NetMark> parseNetMark(std::string_view alt);
+
+struct FwdRecord {
+  std::string network;
+  bool before = false;  // the device's forwarding before any Network turned it on
+};
+std::string fwdRecord(const std::string& network, bool before);
+std::optional<FwdRecord> parseFwdRecord(std::string_view alt);
 
 // RTM_NEWLINKPROP / RTM_DELLINKPROP of one altname. Adding one that exists and removing one that does not are
 // not errors.

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
+#include <linux/ip.h>
 #include <linux/net_namespace.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
@@ -16,6 +17,8 @@
 
 #include "base/ifaddr.h"
 #include "base/netaddr.h"
+#include "providers/linux/nft.h"
+#include "providers/linux/shaping.h"
 
 namespace vnetplan::lnx {
 
@@ -90,6 +93,19 @@ std::optional<LinkInfo> parseLink(const nlmsghdr* h) {
     int rem;
     nla_for_each_nested(a, tb[IFLA_PROP_LIST], rem) {
       if (nla_type(a) == IFLA_ALT_IFNAME) l.altnames.push_back(attrString(a));
+    }
+  }
+  if (tb[IFLA_AF_SPEC]) {
+    nlattr* af;
+    int rem;
+    nla_for_each_nested(af, tb[IFLA_AF_SPEC], rem) {
+      if (nla_type(af) != AF_INET) continue;
+      nlattr* inet[IFLA_INET_MAX + 1] = {};
+      if (nla_parse_nested(inet, IFLA_INET_MAX, af, nullptr) == 0 && inet[IFLA_INET_CONF] &&
+          nla_len(inet[IFLA_INET_CONF]) >= static_cast<int>(IPV4_DEVCONF_FORWARDING * sizeof(uint32_t))) {
+        const auto* conf = static_cast<const uint32_t*>(nla_data(inet[IFLA_INET_CONF]));
+        l.ipv4Forwarding = conf[IPV4_DEVCONF_FORWARDING - 1] != 0;
+      }
     }
   }
   if (tb[IFLA_LINKINFO]) {
@@ -219,6 +235,10 @@ Result<Observation> LinuxSession::observe() {
   }
   links_.clear();
   nsidNames_.reset();
+  nftOwned_.reset();
+  qdiscs_.reset();
+  nftTables_.clear();
+  nftError_.clear();
   remoteLinks_.clear();
 
   // One link dump ...
@@ -381,7 +401,12 @@ void LinuxSession::attachmentAttrs(const LinkInfo& link, Attrs& a) const {
   a.set("switch", nullptr);
   a.set("portGroup", nullptr);
   setVlan(a, VlanSpec{});
+  a.set("network", nullptr);
   if (!link.master) return;
+  if (auto nb = topo_.netBridges.find(link.master); nb != topo_.netBridges.end()) {
+    a.set("network", nb->second);
+    return;
+  }
   if (auto pgb = topo_.pgBridges.find(link.master); pgb != topo_.pgBridges.end()) {
     if (!pgb->second.empty()) {
       a.set("portGroup", pgb->second);
@@ -409,6 +434,26 @@ void LinuxSession::attachmentAttrs(const LinkInfo& link, Attrs& a) const {
   }
   a.set("switch", sw->name);
   setVlan(a, spec);
+}
+
+const std::map<int, Json>& LinuxSession::qdiscs() {
+  if (!qdiscs_) qdiscs_ = dumpTbfQdiscs(*nl_);
+  return *qdiscs_;
+}
+
+const std::vector<Json>& LinuxSession::ownedNft() {
+  if (nftOwned_) return *nftOwned_;
+  nftOwned_.emplace();
+  auto listed = nftListOwned(nsFd(), "vnp-");
+  if (!listed.ok()) {
+    nftError_ = listed.error().message;
+    return *nftOwned_;
+  }
+  for (auto& e : *listed) {
+    if (e.contains("table")) nftTables_.insert(e["table"].value("family", "") + " " + e["table"].value("name", ""));
+    nftOwned_->push_back(nftStripHandles(std::move(e)));
+  }
+  return *nftOwned_;
 }
 
 const LinkInfo* LinuxSession::linkAt(int index) const {

@@ -5,6 +5,8 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
+#include <vector>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -61,6 +63,29 @@ class LinuxSession : public TargetSession {
   // During observe: a link of this namespace by ifindex; every link.
   const LinkInfo* linkAt(int index) const;
   const std::unordered_map<int, LinkInfo>& links() const { return links_; }
+  // vnetplan's own nftables tables (names starting "vnp-"), listed once per observe (lazily: a namespace without
+  // Networks or port policies costs one listing only when asked), handles stripped. nftError(): why the listing
+  // failed ("" when it did not).
+  const std::vector<Json>& ownedNft();
+  const std::string& nftError() {
+    (void)ownedNft();
+    return nftError_;
+  }
+  bool hasNftTable(const std::string& family, const std::string& name) {
+    (void)ownedNft();
+    return nftTables_.count(family + " " + name) != 0;
+  }
+  void setNftTable(const std::string& family, const std::string& name, bool exists) {
+    if (exists) nftTables_.insert(family + " " + name);
+    else nftTables_.erase(family + " " + name);
+  }
+  // Root TBF qdiscs by ifindex ({rate, bucket, peak} in bytes), dumped once per observe when asked (shaping.h).
+  const std::map<int, Json>& qdiscs();
+  // During observe: the addresses of a link (CIDR text), or null.
+  const std::vector<std::string>* addressesOf(int index) const {
+    auto it = addrs_.find(index);
+    return it == addrs_.end() ? nullptr : &it->second;
+  }
   // How the links relate (uplinks, port groups, VLAN tables): from the last observe, kept current by the hooks.
   Topology& topo() { return topo_; }
   // The VLAN tables of the namespace's bridges (dumped now if the last observe had no reason to).
@@ -94,6 +119,10 @@ class LinuxSession : public TargetSession {
   std::optional<std::map<int32_t, std::string>> nsidNames_;
   std::map<int32_t, std::unordered_map<int, LinkInfo>> remoteLinks_;
   Topology topo_;
+  std::optional<std::vector<Json>> nftOwned_;
+  std::set<std::string> nftTables_;
+  std::string nftError_;
+  std::optional<std::map<int, Json>> qdiscs_;
 };
 
 }  // namespace vnetplan::lnx

@@ -68,11 +68,14 @@ int putLinkInfo(nl_msg* m, const Attrs& a, Pick pick, int vlanFiltering = -1) {
   return 0;
 }
 
-// A bridge made for a port group (bridge-per-VLAN shape) belongs to its PortGroup, not a Switch of its own.
+// A bridge made for a port group (bridge-per-VLAN shape) belongs to its PortGroup, and one made for a Network to
+// the Network, not a Switch of its own.
 bool bridgeMatches(const LinkInfo& l) {
   if (l.kind != "bridge") return false;
-  for (const auto& a : l.altnames)
+  for (const auto& a : l.altnames) {
     if (isPgBridgeMark(a)) return false;
+    if (auto n = parseNetMark(a); n && n->mode != "bridged") return false;  // a Network's own bridge
+  }
   return true;
 }
 

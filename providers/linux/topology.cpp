@@ -20,11 +20,29 @@ Topology Topology::build(const std::unordered_map<int, LinkInfo>& links) {
     byName[l.name] = index;
     if (l.master) t.master[index] = l.master;
   }
-  // Bridges made for port groups carry a mark; every other bridge is a Switch.
+  // Bridges made for port groups and Networks carry a mark; every other bridge is a Switch.
   for (const auto& [index, l] : links) {
+    for (const auto& a : l.altnames)
+      if (auto f = parseFwdRecord(a)) {
+        t.networks[f->network].forwardDev = index;
+        t.networks[f->network].fwdBefore = f->before;
+      }
     if (l.kind != "bridge") continue;
-    bool pgBridge = false;
-    for (const auto& a : l.altnames) pgBridge = pgBridge || isPgBridgeMark(a);
+    bool pgBridge = false, netBridge = false;
+    for (const auto& a : l.altnames) {
+      pgBridge = pgBridge || isPgBridgeMark(a);
+      if (auto n = parseNetMark(a)) {
+        NetworkInfo& net = t.networks[n->network];
+        net.name = n->network;
+        net.mode = n->mode;
+        net.bridgeIndex = index;
+        if (n->mode != "bridged") {
+          netBridge = true;
+          t.netBridges[index] = n->network;
+        }
+      }
+    }
+    if (netBridge) continue;
     if (pgBridge) {
       t.pgBridges[index] = "";
       continue;
@@ -81,7 +99,14 @@ Topology Topology::build(const std::unordered_map<int, LinkInfo>& links) {
     pg->second.subVid = static_cast<uint16_t>(l.get(IFLA_VLAN_ID).value_or(0));
     pg->second.subName = l.name;
   }
+  // A forwardDev record of a Network whose bridge is gone (removed by hand) names no Network.
+  for (auto it = t.networks.begin(); it != t.networks.end();) it = it->second.bridgeIndex ? std::next(it) : t.networks.erase(it);
   return t;
+}
+
+const NetworkInfo* Topology::network(const std::string& name) const {
+  auto it = networks.find(name);
+  return it == networks.end() ? nullptr : &it->second;
 }
 
 const SwitchInfo* Topology::switchAt(int index) const {

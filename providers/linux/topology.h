@@ -37,6 +37,15 @@ struct SwitchInfo {
   std::vector<int> uplinks;  // NICs or the bond enslaved to the bridge as its uplink
 };
 
+// A Network (records.h: vnpnet mark on its bridge). Its bridge is its own in every mode but bridged, where it is
+// a Switch's (or a bridge vnetplan does not manage).
+struct NetworkInfo {
+  std::string name, mode;
+  int bridgeIndex = 0;
+  int forwardDev = 0;   // the link carrying this Network's vnpfwd record (0 = none)
+  bool fwdBefore = false;
+};
+
 struct Topology {
   std::map<int, SwitchInfo> switches;               // by bridge ifindex
   std::map<std::string, PortGroupInfo> portGroups;  // by name
@@ -46,11 +55,14 @@ struct Topology {
   std::set<int> plumbing;                           // 802.1Q sub-interfaces inside port group bridges
   std::map<int, int> master;                        // link -> master ifindex (every enslaved link)
   std::optional<std::map<int, PortVlans>> vlans;    // bridge VLAN tables (dumped when some bridge filters)
+  std::map<std::string, NetworkInfo> networks;      // by name
+  std::map<int, std::string> netBridges;            // bridge ifindex -> the Network owning it (not bridged mode)
 
   // Builds the index from one link dump.
   static Topology build(const std::unordered_map<int, LinkInfo>& links);
   const SwitchInfo* switchAt(int index) const;
   const PortGroupInfo* portGroup(const std::string& name) const;
+  const NetworkInfo* network(const std::string& name) const;
   // The port group whose members look like `spec` on switch `switchIndex` (the identity of a port group on a
   // Linux bridge is its VLAN), or null.
   const PortGroupInfo* portGroupFor(int switchIndex, const VlanSpec& spec) const;

@@ -1,0 +1,30 @@
+// The security policy of a bridge port (DESIGN §2 `security`, seed 001), enforced with bridge-family nftables
+// rules in a table of the port's own, `bridge vnp-port-<port>`:
+//   allowForgedTransmits: false  frames from the port whose source MAC is not the guest's are dropped
+//   allowMacChanges: false       unicast frames to the port for another MAC than the guest's are dropped (a guest
+//                                that changed its MAC gets nothing)
+//   allowPromiscuous             false is what a Linux bridge port is (it gets its own unicast, floods and
+//                                broadcasts); true cannot be honoured by a bridge port: a plan-time error
+// Switch and PortGroup policies reach the ports by inheritance, and are enforced there.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "providers/linux/kind.h"
+
+namespace vnetplan::lnx {
+
+// The field rule of every security.* path (a tap or veth Port, and the Switch / PortGroup they inherit from).
+void checkSecurityField(const FieldCheck& fc);
+const std::vector<FieldRule>& securityFields();
+bool securityPath(const std::string& path);
+// Plan time: a `false` needs the guest's MAC (`macPath`: a tap's mac, a veth's linux.peerMac).
+void checkSecurity(const Resource& r, Diagnostics& diags, const char* macPath);
+// Leaves the port's table as `a` asks (none when nothing is false), in one nftables batch.
+Status syncSecurity(LinuxSession& s, const std::string& port, const Attrs& a, const char* macPath);
+// Removes the port's table if it has one.
+Status dropSecurity(LinuxSession& s, const std::string& port);
+// During observe: security.* of a port whose guest MAC is `guestMac` ("" if unknown).
+void observeSecurity(LinuxSession& s, const std::string& port, const std::string& guestMac, Attrs& a);
+
+}  // namespace vnetplan::lnx

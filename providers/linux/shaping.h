@@ -1,0 +1,26 @@
+// Traffic shaping of a tap or veth Port (DESIGN §2 `shaping`, inherited Switch -> PortGroup -> Port) as a TBF root
+// qdisc on the port, through libnl-route. It shapes what the port sends, i.e. the traffic towards the guest:
+//   averageKbps -> rate (bytes/s = kbps * 125, exact both ways)
+//   burstKiB    -> bucket (bytes = KiB * 1024; the kernel keeps it as time at that rate: read back to the KiB)
+//   peakKbps    -> peakrate (bytes/s = kbps * 125), with a minimum burst of one MTU-sized frame
+// The queue holds 50 ms at the average rate beyond the bucket (TBF needs a limit).
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "providers/linux/kind.h"
+
+namespace vnetplan::lnx {
+
+void checkShapingField(const FieldCheck& fc);
+bool shapingPath(const std::string& path);
+void checkShaping(const Resource& r, Diagnostics& diags);
+// Leaves the port's root qdisc as `a` asks: a TBF, or the kernel's default (no root qdisc of ours).
+Status syncShaping(LinuxSession& s, const std::string& port, const Attrs& a);
+// Every root TBF qdisc of the namespace by ifindex ({rate, bucket, peak}, bytes), for LinuxSession::qdiscs().
+std::map<int, Json> dumpTbfQdiscs(NlSocket& sock);
+// During observe: shaping.* of a port with a TBF root qdisc.
+void observeShaping(LinuxSession& s, const LinkInfo& l, Attrs& a);
+
+}  // namespace vnetplan::lnx
