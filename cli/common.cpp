@@ -15,6 +15,7 @@
 #include "base/fileio.h"
 #include "cli/output.h"
 #include "reconciler/render.h"
+#include "state/backends.h"
 
 namespace vnetplan::cli {
 
@@ -32,7 +33,7 @@ void printDiagnostics(const GlobalOptions& g, const Diagnostics& diags) {
 
 Result<std::unique_ptr<state::Store>> openStore(const GlobalOptions& g) {
   auto backend = state::openBackend(g.stateUrl);
-  if (!backend) return err("--state " + g.stateUrl + ": " + backend.error().message);
+  if (!backend) return err("--state " + state::redactStateUrl(g.stateUrl) + ": " + backend.error().message);
   return std::make_unique<state::Store>(std::move(*backend));
 }
 
