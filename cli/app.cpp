@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "cli/output.h"
 #include "cli/providers.h"
 
@@ -29,6 +30,8 @@ Exit codes:
                         1 failed, and everything was rolled back (the target is as before), or refused
                         3 failed, and the rollback could not restore everything (the message lists
                           exactly what is left; state records it; run 'vnetplan rollback' to retry)
+                        4 applied and verified, but the state store could not record it (the journal
+                          is kept: 'vnetplan rollback' undoes the change; then apply again)
 
 Environment:
   NO_COLOR              disable colored output
@@ -49,6 +52,28 @@ std::optional<std::chrono::milliseconds> parseDuration(const std::string& s) {
   if (unit == "s") return std::chrono::milliseconds(n * 1000);
   if (unit == "m") return std::chrono::milliseconds(n * 60000);
   return std::chrono::milliseconds(n * 3600000);
+}
+
+// "unknown command 'pln' (did you mean 'plan'?)" when the first word that is not an option (or an option's value)
+// names no subcommand.
+std::optional<std::string> unknownCommand(const CLI::App& app, int argc, char** argv) {
+  static const std::set<std::string> withValue{"--state", "--log-level", "--log-format", "--parallelism",
+                                               "--target-timeout"};
+  std::vector<std::string> names;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+    if (!sub->get_group().empty()) names.push_back(sub->get_name());
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("-", 0) == 0) {
+      if (withValue.count(a)) ++i;
+      continue;
+    }
+    if (std::find(names.begin(), names.end(), a) != names.end()) return std::nullopt;
+    std::string hint = closestMatch(a, names);
+    return "unknown command '" + a + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
+           "; 'vnetplan --help' lists the commands";
+  }
+  return std::nullopt;
 }
 
 std::atomic<bool> gInterrupted{false};
@@ -186,7 +211,10 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
 
   // graph
   GraphArgs ga;
-  auto* graph = app.add_subcommand("graph", "Draw the declared topology.");
+  auto* graph = app.add_subcommand("graph",
+      "Draw the declared topology: targets (and namespaces veth pairs reach) as boxes; switches, port groups with "
+      "their VLANs, ports, networks with their modes, mirrors; uplink NICs and teams; veth pairs. Render the DOT "
+      "with graphviz (dot -Tsvg), paste the Mermaid into any Markdown that renders it. Never contacts a target.");
   graph->add_option("-f,--file", ga.files, "Manifest file or directory (repeatable)")->required();
   graph->add_option("--format", ga.format, "mermaid|dot")->check(CLI::IsMember({"mermaid", "dot"}));
 
@@ -209,19 +237,34 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
       "demo", "Plan and apply the built-in quickstart in a throwaway network namespace, then remove it (needs root).");
   demoCmd->add_flag("--keep", demo.keep, "Keep the namespace and state afterwards");
 
+  // Each subcommand's --help shows its own exit codes (the whole table is in `vnetplan --help`).
+  validate->footer("\nExit codes: 0 valid, 1 invalid.\n");
+  plan->footer("\nExit codes: 0 success; with --detailed-exitcode 0 no changes, 1 error, 2 changes present. 1 also\n"
+               "when a target could not be planned (unreachable, or an apply running or unfinished on it).\n");
+  apply->footer("\nExit codes:\n  0 applied and verified\n  1 failed, and everything was rolled back (the target is as "
+                "before), or refused\n  3 failed, and the rollback could not restore everything (listed; 'vnetplan "
+                "rollback' retries)\n  4 applied and verified, but the state store could not record it ('vnetplan "
+                "rollback' undoes it)\n");
+  rollback->footer("\nExit codes: 0 restored (or nothing to roll back), 1 refused or not approved, 3 could not restore "
+                   "everything (listed), 4 restored but not recorded.\n");
+  confirm->footer("\nExit codes: 0 confirmed; 1 nothing awaits confirmation, the deadline has passed, or error.\n");
+  drift->footer("\nExit codes: 0 in sync, 1 error (or a target could not be checked), 2 drift present.\n");
+  for (auto* sub : {show, graph, stateCmd, schema, demoCmd}) sub->footer("\nExit codes: 0 success, 1 error.\n");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (auto unknown = unknownCommand(app, argc, argv)) {
+      return fail(*unknown);
+    }
     return app.exit(e) == 0 ? 0 : 1;
   }
 
+  setupLogging(g.output);
   if (auto d = parseDuration(targetTimeout); d && d->count() > 0) {
     g.targetTimeout = *d;
   } else {
-    std::cerr << "error: --target-timeout: not a duration: " << targetTimeout << " (e.g. 30s, 2m)\n";
-    return 1;
+    return fail(std::string("--target-timeout: not a duration: ") + targetTimeout + " (e.g. 30s, 2m)");
   }
-  setupLogging(g.output);
   struct sigaction sa_{};
   sa_.sa_handler = onSignal;
   sigaction(SIGINT, &sa_, nullptr);
@@ -236,8 +279,7 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
     if (*plan) {
       auto d = parseDuration(planLockTimeout);
       if (!d) {
-        std::cerr << "error: --lock-timeout: not a duration: " << planLockTimeout << " (e.g. 30s, 5m)\n";
-        return 1;
+        return fail(std::string("--lock-timeout: not a duration: ") + planLockTimeout + " (e.g. 30s, 5m)");
       }
       pa.lockTimeout = *d;
       return cmdPlan(g, pa);
@@ -245,28 +287,24 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
     if (*apply) {
       auto d = parseDuration(lockTimeout);
       if (!d) {
-        std::cerr << "error: --lock-timeout: not a duration: " << lockTimeout << " (e.g. 30s, 5m)\n";
-        return 1;
+        return fail(std::string("--lock-timeout: not a duration: ") + lockTimeout + " (e.g. 30s, 5m)");
       }
       aa.lockTimeout = *d;
       if (!confirmTimeout.empty()) {
         auto c = parseDuration(confirmTimeout);
         if (!c || c->count() == 0) {
-          std::cerr << "error: --confirm-timeout: not a positive duration: " << confirmTimeout << "\n";
-          return 1;
+          return fail(std::string("--confirm-timeout: not a positive duration: ") + confirmTimeout);
         }
         aa.confirmTimeout = *c;
       } else if (!aa.probes.empty()) {
-        std::cerr << "error: --probe needs --confirm-timeout\n";
-        return 1;
+        return fail("--probe needs --confirm-timeout");
       }
       return cmdApply(g, aa);
     }
     if (*rollback) {
       auto d = parseDuration(rbLockTimeout);
       if (!d) {
-        std::cerr << "error: --lock-timeout: not a duration: " << rbLockTimeout << "\n";
-        return 1;
+        return fail(std::string("--lock-timeout: not a duration: ") + rbLockTimeout);
       }
       ra.lockTimeout = *d;
       return cmdRollback(g, ra);
@@ -276,8 +314,7 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
     if (*drift) {
       auto d = parseDuration(driftLockTimeout);
       if (!d) {
-        std::cerr << "error: --lock-timeout: not a duration: " << driftLockTimeout << " (e.g. 30s, 5m)\n";
-        return 1;
+        return fail(std::string("--lock-timeout: not a duration: ") + driftLockTimeout + " (e.g. 30s, 5m)");
       }
       da.lockTimeout = *d;
       return cmdDrift(g, da);
@@ -292,8 +329,7 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
     if (*demoCmd) return cmdDemo(g, demo);
   } catch (const std::exception& e) {
     // Only truly unexpected failures get here; routine errors are Results.
-    std::cerr << "vnetplan: internal error: " << e.what() << "\n";
-    return 1;
+    return fail(std::string("internal error: ") + e.what());
   }
   return 1;
 }

@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <unistd.h>
-#include <yaml-cpp/yaml.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -13,13 +12,14 @@
 #include <sstream>
 #include <thread>
 
+#include "base/probe.h"
 #include "cli/common.h"
 #include "cli/providers.h"
-#include "reconciler/graph.h"
+#include "cli/yaml_out.h"
 #include "model/codec.h"
 #include "reconciler/applier.h"
+#include "reconciler/graph.h"
 #include "reconciler/pipeline.h"
-#include "base/probe.h"
 #include "reconciler/render.h"
 #include "reconciler/schema_validator.h"
 #include "reconciler/snapshot.h"
@@ -46,7 +46,7 @@ int cmdValidate(const GlobalOptions& g, const ValidateArgs& a) {
   } else {
     printDiagnostics(g, diags);
     if (diags.hasErrors())
-      std::cerr << diags.errorCount() << " error(s), " << diags.warningCount() << " warning(s)\n";
+      say(std::to_string(diags.errorCount()) + " error(s), " + std::to_string(diags.warningCount()) + " warning(s)");
     else
       std::cout << "Valid: " << desired.targets.size() << " target(s), " << desired.resources.size()
                 << " resource(s) in " << desired.files.size() << " file(s)"
@@ -84,7 +84,7 @@ int cmdPlan(const GlobalOptions& g, const PlanArgs& a) {
   std::cout << renderPlan(g, *plan, a.format, a.showUnchanged);
   if (!a.out.empty()) {
     if (Status s = writeFileAtomic(a.out, renderPlanJson(*plan)); !s) return fail(s.error().message);
-    std::cerr << "Saved the plan to " << a.out << ". Apply exactly this plan with: vnetplan apply " << a.out << "\n";
+    say("Saved the plan to " + a.out + ". Apply exactly this plan with: vnetplan apply " + a.out);
   }
   if (reportUnreachable(*plan, "planned")) return 1;
   if (a.detailedExitCode && plan->hasChanges()) return 2;
@@ -165,9 +165,8 @@ int cmdConfirm(const GlobalOptions& g, const std::vector<std::string>& targets) 
   auto confirmed = confirmPending(**store, targets);
   if (!confirmed) return fail(confirmed.error().message);
   if (confirmed->empty()) {
-    std::cerr << "error: nothing awaits confirmation (no apply with --confirm-timeout is waiting"
-              << (targets.empty() ? "" : " on the targets given") << ")\n";
-    return 1;
+    return fail(std::string("nothing awaits confirmation (no apply with --confirm-timeout is waiting") +
+                (targets.empty() ? "" : " on the targets given") + ")");
   }
   // The waiting apply (or, if it is gone, its watchdog) commits the change: wait a little to say which.
   for (const auto& t : *confirmed) {
@@ -188,7 +187,7 @@ int cmdConfirmWatchdog(const GlobalOptions& g, const WatchdogArgs& a) {
   ApplyOptions opts = applyOptions(g, nullptr);
   auto outcome = superviseConfirmation(**store, g.registry(), a.target, a.journal, opts);
   for (const auto& t : outcome.targets)
-    spdlog::warn("confirm watchdog: target {}: {}", t.target, t.message);
+    spdlog::warn("target={} confirm watchdog: {}", t.target, t.message);
   return outcome.exitCode();
 }
 
@@ -237,7 +236,7 @@ int cmdDrift(const GlobalOptions& g, const DriftArgs& a) {
   if (diags.hasErrors()) return 1;
   if (a.format == "json") std::cout << renderDriftJson(*plan);
   else if (a.format == "junit") std::cout << renderDriftJunit(*plan);
-  else if (a.format == "prometheus") std::cout << renderDriftPrometheus(*plan);
+  else if (a.format == "prometheus") std::cout << renderDriftPrometheus(*plan, std::chrono::system_clock::now());
   else std::cout << renderDriftText(*plan, {useColor(g.output, STDOUT_FILENO), false});
   if (reportUnreachable(*plan, "checked for drift")) return 1;
   return plan->drift.empty() ? 0 : 2;
@@ -284,9 +283,7 @@ int cmdShow(const GlobalOptions& g, const ShowArgs& a) {
   std::cout << "# live state of target " << a.target << " (" << docs.size() << " object(s)"
             << (a.all ? ", including unmanaged ones marked adopt: true" : ", managed by vnetplan") << ")\n";
   for (const auto& d : docs) {
-    YAML::Emitter e;
-    e << toYaml(d);
-    std::cout << "---\n" << e.c_str() << "\n";
+    std::cout << "---\n" << toYamlText(d) << "\n";
   }
   return 0;
 }

@@ -10,9 +10,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "base/fileio.h"
+#include "base/redact.h"
 #include "cli/output.h"
 #include "reconciler/render.h"
 #include "state/backends.h"
@@ -22,12 +24,33 @@ namespace vnetplan::cli {
 namespace fs = std::filesystem;
 
 int fail(const std::string& message) {
+  if (jsonLogs()) {
+    writeJsonLine({{"message", message}}, "error");
+    return 1;
+  }
   std::cerr << "error: " << message << "\n";
   return 1;
 }
 
+void say(const std::string& message) {
+  if (jsonLogs())
+    writeJsonLine({{"message", message}}, "info");
+  else
+    std::cerr << message << "\n";
+}
+
 void printDiagnostics(const GlobalOptions& g, const Diagnostics& diags) {
   if (diags.items().empty()) return;
+  if (jsonLogs()) {
+    for (const Diagnostic& d : diags.items()) {
+      Json line{{"message", d.message}, {"file", d.loc.file}};
+      if (d.loc.line > 0) line["line"] = d.loc.line;
+      if (d.loc.col > 0) line["column"] = d.loc.col;
+      if (!d.code.empty()) line["rule"] = d.code;
+      writeJsonLine(std::move(line), d.severity == Severity::Error ? "error" : "warn");
+    }
+    return;
+  }
   std::cerr << diags.render(useColor(g.output, STDERR_FILENO));
 }
 
@@ -45,8 +68,25 @@ std::optional<DesiredState> loadOrReport(const GlobalOptions& g, const std::vect
   Diagnostics diags;
   DesiredState desired = loadDesired(files, g.registry(), diags, prefetch);
   printDiagnostics(g, diags);
+  if (jsonLogs()) {
+    std::map<std::string, std::string> addresses;
+    for (const Target& t : desired.targets) {
+      std::string where;
+      for (const char* field : {"endpoint", "host", "db", "netns"}) {
+        if (auto v = t.spec.getString(field)) {
+          where = *v;
+          if (std::string(field) == "host")
+            if (auto port = t.spec.getInt("port")) where += ":" + std::to_string(*port);
+          if (std::string(field) == "netns") where = "netns:" + where;
+          break;
+        }
+      }
+      addresses[t.name] = redactCredentials(where);
+    }
+    setLogAddresses(std::move(addresses));
+  }
   if (diags.hasErrors()) {
-    std::cerr << diags.errorCount() << " error(s), " << diags.warningCount() << " warning(s)\n";
+    say(std::to_string(diags.errorCount()) + " error(s), " + std::to_string(diags.warningCount()) + " warning(s)");
     return std::nullopt;
   }
   return desired;
@@ -90,8 +130,24 @@ int reportOutcome(const GlobalOptions& g, const ApplyOutcome& outcome) {
       case TargetResult::Refused: label = "refused"; c = "\033[31m"; break;
       case TargetResult::RolledBack: label = "failed, rolled back"; c = "\033[33m"; break;
       case TargetResult::Damaged: label = "FAILED, NOT fully restored"; c = "\033[31;1m"; break;
+      case TargetResult::StateNotRecorded: label = "applied, but NOT recorded in the state store"; c = "\033[31;1m"; break;
     }
-    std::ostream& os = (t.result == TargetResult::Applied || t.result == TargetResult::NoChanges) ? std::cout : std::cerr;
+    const bool good = t.result == TargetResult::Applied || t.result == TargetResult::NoChanges;
+    if (g.output.logFormat == "json") {
+      // With JSON logs the outcome is a JSON line too (on stderr, with the logs), whatever the log level.
+      static const std::map<TargetResult, const char*> kOutcome{
+          {TargetResult::NoChanges, "no-changes"}, {TargetResult::Applied, "applied"},
+          {TargetResult::Refused, "refused"},      {TargetResult::RolledBack, "rolled-back"},
+          {TargetResult::Damaged, "damaged"},      {TargetResult::StateNotRecorded, "not-recorded"}};
+      Json line{{"target", t.target},
+                {"outcome", kOutcome.at(t.result)},
+                {"message", t.message}};
+      if (t.generation > 0) line["generation"] = t.generation;
+      if (!t.leftovers.empty()) line["leftovers"] = t.leftovers;
+      writeJsonLine(std::move(line), good ? "info" : "error");
+      continue;
+    }
+    std::ostream& os = good ? std::cout : std::cerr;
     os << (color ? c : "") << "Target " << t.target << ": " << label << (color ? "\033[0m" : "");
     if (t.generation > 0) os << " (generation " << t.generation << ")";
     os << "\n";
@@ -111,8 +167,12 @@ FanoutOptions fanout(const GlobalOptions& g, Progress* progress) {
 // Names, on stderr, the targets a plan left out; true if there were any (the command then exits 1).
 bool reportUnreachable(const Plan& plan, const char* what) {
   if (plan.unreachable.empty()) return false;
-  for (const auto& u : plan.unreachable)
-    std::cerr << "error: target " << u.target << " was not " << what << ": " << u.error << "\n";
+  for (const auto& u : plan.unreachable) {
+    if (jsonLogs())
+      writeJsonLine({{"target", u.target}, {"message", std::string("not ") + what + ": " + u.error}}, "error");
+    else
+      std::cerr << "error: target " << u.target << " was not " << what << ": " << u.error << "\n";
+  }
   return true;
 }
 
@@ -177,39 +237,20 @@ std::function<int64_t(const std::string&, const std::string&)> watchdogStarter(c
 
 bool confirmInteractively() {
   if (!isatty(STDIN_FILENO)) {
-    std::cerr << "error: refusing to apply without confirmation: stdin is not a terminal; "
-                 "pass --auto-approve (or apply a reviewed plan file)\n";
+    fail("refusing to apply without confirmation: stdin is not a terminal; "
+         "pass --auto-approve (or apply a reviewed plan file)");
     return false;
   }
   std::cout << "\nDo you want to apply these changes? Only 'yes' will be accepted: " << std::flush;
   std::string answer;
   std::getline(std::cin, answer);
   if (answer != "yes") {
-    std::cerr << "Apply cancelled.\n";
+    say("Apply cancelled.");
     return false;
   }
   return true;
 }
 
-YAML::Node toYaml(const Json& j) {
-  YAML::Node n;
-  if (j.is_object()) {
-    n = YAML::Node(YAML::NodeType::Map);
-    for (auto it = j.begin(); it != j.end(); ++it) n[it.key()] = toYaml(it.value());
-  } else if (j.is_array()) {
-    n = YAML::Node(YAML::NodeType::Sequence);
-    for (const auto& e : j) n.push_back(toYaml(e));
-  } else if (j.is_string()) {
-    n = j.get<std::string>();
-  } else if (j.is_boolean()) {
-    n = j.get<bool>();
-  } else if (j.is_number_integer()) {
-    n = j.get<int64_t>();
-  } else if (j.is_number()) {
-    n = j.get<double>();
-  }
-  return n;
-}
 
 
 }  // namespace vnetplan::cli

@@ -7,7 +7,6 @@
 #include <string>
 #include <vector>
 
-#include <yaml-cpp/yaml.h>
 
 #include "cli/commands.h"
 #include "reconciler/applier.h"
@@ -17,7 +16,8 @@
 namespace vnetplan::cli {
 
 // "error: MESSAGE" on stderr; returns 1 (the exit code).
-int fail(const std::string& message);
+int fail(const std::string& message);  // "error: message" on stderr (a JSON line with JSON logs); returns 1
+void say(const std::string& message);   // a remark on stderr (a JSON line with JSON logs)
 void printDiagnostics(const GlobalOptions& g, const Diagnostics& diags);
 Result<std::unique_ptr<state::Store>> openStore(const GlobalOptions& g);
 std::set<std::string> toSet(const std::vector<std::string>& v);
@@ -39,6 +39,5 @@ ApplyOptions applyOptions(const GlobalOptions& g, Progress* progress);
 std::function<int64_t(const std::string&, const std::string&)> watchdogStarter(const GlobalOptions& g);
 // Asks on the terminal; false (with the reason) when stdin is not one.
 bool confirmInteractively();
-YAML::Node toYaml(const Json& j);
 
 }  // namespace vnetplan::cli

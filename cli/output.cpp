@@ -4,17 +4,96 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <cstdlib>
 #include <mutex>
 
 namespace vnetplan::cli {
 
+namespace {
+
+bool gJsonLogs = false;
+std::mutex gAddressesMu;
+std::map<std::string, std::string> gAddresses;
+
+void addAddress(nlohmann::json& line) {
+  if (!line.contains("target") || line.contains("address")) return;
+  std::lock_guard<std::mutex> lock(gAddressesMu);
+  auto it = gAddresses.find(line["target"].get<std::string>());
+  if (it != gAddresses.end() && !it->second.empty()) line["address"] = it->second;
+}
+
+std::string utcNowMillis(std::chrono::system_clock::time_point now) {
+  const auto t = std::chrono::system_clock::to_time_t(now);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+// One JSON object per line: {"time", "level", "target", "address", "step", ..., "message"}. Log calls put their
+// fields first as key=value words ("target=hv1 step=3/10 create bridge br0"); those become members, the rest is
+// the message. Built with a JSON library, so a message with quotes, newlines or invalid UTF-8 is still one valid
+// line.
+class JsonLineFormatter final : public spdlog::formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    nlohmann::json line = nlohmann::json::object();
+    line["time"] = utcNowMillis(msg.time);
+    line["level"] = std::string(spdlog::level::to_string_view(msg.level).data(),
+                                spdlog::level::to_string_view(msg.level).size());
+    std::string text(msg.payload.data(), msg.payload.size());
+    static const char* kFields[] = {"target", "address", "step", "progress", "outcome", "generation"};
+    for (;;) {
+      size_t eq = text.find('='), sp = text.find(' ');
+      if (eq == std::string::npos || (sp != std::string::npos && eq > sp)) break;
+      const std::string key = text.substr(0, eq);
+      if (std::find(std::begin(kFields), std::end(kFields), key) == std::end(kFields)) break;
+      const std::string value = text.substr(eq + 1, sp == std::string::npos ? std::string::npos : sp - eq - 1);
+      line[key] = value;
+      text = sp == std::string::npos ? "" : text.substr(sp + 1);
+    }
+    line["message"] = text;
+    addAddress(line);
+    const std::string out = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    dest.append(out.data(), out.data() + out.size());
+  }
+  std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<JsonLineFormatter>(); }
+};
+
+}  // namespace
+
+bool jsonLogs() { return gJsonLogs; }
+
+void setLogAddresses(std::map<std::string, std::string> addresses) {
+  std::lock_guard<std::mutex> lock(gAddressesMu);
+  gAddresses = std::move(addresses);
+}
+
+void writeJsonLine(nlohmann::json fields, const char* level) {
+  nlohmann::json line{{"time", utcNowMillis(std::chrono::system_clock::now())}};
+  if (!fields.contains("level")) line["level"] = level;
+  line.update(fields);
+  addAddress(line);
+  const std::string out = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  std::fwrite(out.data(), 1, out.size(), stderr);
+  std::fflush(stderr);
+}
+
 void setupLogging(const OutputOptions& o) {
+  gJsonLogs = o.logFormat == "json";
   spdlog::drop("vnetplan");  // a second run in one process (tests) sets it up afresh
   auto logger = spdlog::stderr_logger_mt("vnetplan");
   if (o.logFormat == "json")
-    logger->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","msg":"%v"})", spdlog::pattern_time_type::utc);
+    logger->set_formatter(std::make_unique<JsonLineFormatter>());
   else
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v", spdlog::pattern_time_type::utc);
   auto level = spdlog::level::from_str(o.logLevel);

@@ -1,7 +1,9 @@
 #include "cli/providers.h"
 
+#include "providers/esxi/esxi_provider.h"
 #include "providers/linux/linux_provider.h"
 #include "providers/ovs/ovs_provider.h"
+#include "providers/vpc/vpc_provider.h"
 
 namespace vnetplan {
 
@@ -10,6 +12,8 @@ const ProviderRegistry& builtinProviders() {
     ProviderRegistry r;
     r.add(makeLinuxProvider());
     r.add(makeOvsProvider());
+    r.add(makeEsxiProvider());
+    r.add(makeVpcProvider());
     return r;
   }();
   return registry;

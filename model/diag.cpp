@@ -12,16 +12,24 @@ std::string SourceLoc::str() const {
   return file + ":" + std::to_string(line) + ":" + std::to_string(col > 0 ? col : 1);
 }
 
+// The same finding at the same place is said once (a value many resources inherit, a fanned-out resource).
+void Diagnostics::add(Diagnostic d) {
+  std::string key = std::to_string(static_cast<int>(d.severity)) + '\x1f' + d.loc.str() + '\x1f' + d.code + '\x1f' +
+                    d.message;
+  if (!seen_.insert(std::move(key)).second) return;
+  items_.push_back(std::move(d));
+}
+
 void Diagnostics::error(SourceLoc loc, std::string message, std::string code) {
-  items_.push_back({Severity::Error, std::move(loc), std::move(message), std::move(code)});
+  add({Severity::Error, std::move(loc), std::move(message), std::move(code)});
 }
 
 void Diagnostics::warning(SourceLoc loc, std::string message, std::string code) {
-  items_.push_back({Severity::Warning, std::move(loc), std::move(message), std::move(code)});
+  add({Severity::Warning, std::move(loc), std::move(message), std::move(code)});
 }
 
 void Diagnostics::append(const Diagnostics& other) {
-  items_.insert(items_.end(), other.items_.begin(), other.items_.end());
+  for (const auto& d : other.items_) add(d);
 }
 
 bool Diagnostics::hasErrors() const { return errorCount() > 0; }

@@ -1,5 +1,6 @@
 // Diagnostics: every problem found in a run, each with file:line:col, reported together.
 #pragma once
+#include <set>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,7 @@ class Diagnostics {
  public:
   void error(SourceLoc loc, std::string message, std::string code = "");
   void warning(SourceLoc loc, std::string message, std::string code = "");
-  void add(Diagnostic d) { items_.push_back(std::move(d)); }
+  void add(Diagnostic d);  // an exact duplicate (severity, place, message, code) is dropped
   void append(const Diagnostics& other);
   bool hasErrors() const;
   size_t errorCount() const;
@@ -36,6 +37,7 @@ class Diagnostics {
 
  private:
   std::vector<Diagnostic> items_;
+  std::set<std::string> seen_;
 };
 
 // "did you mean" helper: the closest candidate within a small edit distance, or "".

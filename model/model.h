@@ -80,7 +80,14 @@ struct Resource {
   bool adopt = false;
   bool deleteOnRelease = false;  // onRelease: delete (an adopted object is otherwise released, never deleted)
   std::string justification;
-  SourceLoc loc;
+  SourceLoc loc;  // the resource's metadata.name
+  // Where each attribute's value is written ("mtu" -> the 9000 in the manifest). An inherited attribute points
+  // at the declaring resource's value, so a message about it lands where the user can change it.
+  std::map<std::string, SourceLoc> fieldLocs;
+  const SourceLoc& locOf(const std::string& path) const {
+    auto it = fieldLocs.find(path);
+    return it == fieldLocs.end() ? loc : it->second;
+  }
 };
 
 // Everything the manifests declare, after fan-out and inheritance.

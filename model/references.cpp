@@ -20,6 +20,7 @@ const std::vector<ReferenceField>& referenceFields() {
       {Kind::SecurityGroup, "vpc", Kind::Vpc, true},
       {Kind::SecurityGroup, "rules[].group", Kind::SecurityGroup, true},
       {Kind::Route, "vpc", Kind::Vpc, true},
+      {Kind::Vpc, "peering[].vpc", Kind::Vpc, true},
   };
   return fields;
 }

@@ -19,7 +19,8 @@ int ApplyOutcome::exitCode() const {
   int code = 0;
   for (const auto& t : targets) {
     if (t.result == TargetResult::Damaged) return 3;
-    if (t.result == TargetResult::Refused || t.result == TargetResult::RolledBack) code = 1;
+    if (t.result == TargetResult::StateNotRecorded) code = std::max(code, 4);
+    if (t.result == TargetResult::Refused || t.result == TargetResult::RolledBack) code = std::max(code, 1);
   }
   return code;
 }

@@ -42,7 +42,10 @@ struct ApplyOptions {
   std::chrono::milliseconds verifyBackoff{0};
 };
 
-enum class TargetResult { NoChanges, Applied, Refused, RolledBack, Damaged };
+// Damaged: failed, and the rollback could not restore everything (exit 3). StateNotRecorded: the change is applied
+// and verified on the target, but the state store could not record it (exit 4): the journal stays, so the next
+// apply refuses until 'vnetplan rollback' undoes the change (then apply again).
+enum class TargetResult { NoChanges, Applied, Refused, RolledBack, Damaged, StateNotRecorded };
 
 struct TargetOutcome {
   std::string target;
@@ -54,7 +57,8 @@ struct TargetOutcome {
 
 struct ApplyOutcome {
   std::vector<TargetOutcome> targets;
-  int exitCode() const;  // 0 applied/no changes, 1 failed and fully rolled back or refused, 3 damaged
+  // 0 applied/no changes, 1 failed and fully rolled back or refused, 3 damaged, 4 applied but not recorded
+  int exitCode() const;
 };
 
 // Locks every target (in name order, so two callers cannot deadlock) and checks that none has an

@@ -136,7 +136,12 @@ struct Builder {
         Resource r;
         r.addr = Address{target, *kind, name};
         r.attrs = attrs;
-        for (const auto& [path, _] : attrs.values()) r.origins[path] = AttrOrigin{Origin::Explicit, ""};
+        for (const auto& [path, _] : attrs.values()) {
+          r.origins[path] = AttrOrigin{Origin::Explicit, ""};
+          std::string pointer = "/spec/" + path;
+          std::replace(pointer.begin() + 6, pointer.end(), '.', '/');
+          r.fieldLocs[path] = d.at(pointer);
+        }
         r.labels = stringMap(meta.value("labels", Json::object()));
         r.adopt = spec.value("adopt", false);
         r.deleteOnRelease = spec.value("onRelease", std::string("restore")) == "delete";
@@ -220,6 +225,7 @@ struct Builder {
                                ? po->second.from
                                : parent.addr.str();
         child.origins[path] = AttrOrigin{Origin::Inherited, from};
+        child.fieldLocs[path] = parent.locOf(parentPath);
       }
     }
   }
@@ -234,9 +240,25 @@ struct Builder {
         if (!parent)
           if (auto sw = r.attrs.getString("switch")) parent = find({r.addr.target, Kind::Switch, *sw});
         if (parent) inheritFrom(r, *parent);
-        if (kind == Kind::Port) inheritMtu(r);
+        if (kind == Kind::Port) inheritMtu(r), defaultNiocClass(r);
       }
     }
+  }
+
+  // On a switch that divides its uplink (nioc), a port neither it nor its PortGroup puts in a class carries a
+  // virtual machine's traffic: class virtualmachine, as on vSphere. The plan shows it as a default.
+  void defaultNiocClass(Resource& port) {
+    if (port.attrs.has("niocClass")) return;
+    std::optional<std::string> sw = port.attrs.getString("switch");
+    if (auto pg = port.attrs.getString("portGroup")) {
+      const Resource* group = find({port.addr.target, Kind::PortGroup, *pg});
+      if (!group || group->attrs.has("niocClass")) return;
+      sw = group->attrs.getString("switch");
+    }
+    const Resource* parent = sw ? find({port.addr.target, Kind::Switch, *sw}) : nullptr;
+    if (!parent || parent->attrs.subtree("nioc.").empty() || parent->attrs.getBool("nioc.enabled") == false) return;
+    port.attrs.set("niocClass", "virtualmachine");
+    port.origins["niocClass"] = AttrOrigin{Origin::Default, ""};
   }
 
   // A Port takes its Switch's MTU (through its PortGroup's switch) unless it says otherwise: a VM's tap on a
@@ -252,6 +274,7 @@ struct Builder {
     if (!parent || !parent->attrs.has("mtu")) return;
     port.attrs.set("mtu", *parent->attrs.find("mtu"));
     port.origins["mtu"] = AttrOrigin{Origin::Inherited, parent->addr.str()};
+    port.fieldLocs["mtu"] = parent->locOf("mtu");
   }
 };
 

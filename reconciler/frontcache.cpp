@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kFormat = 2;
+constexpr int kFormat = 3;  // 3: resources carry fieldLocs
 
 Json locJson(const SourceLoc& l) { return Json::array({l.file, l.line, l.col}); }
 std::optional<SourceLoc> locFrom(const Json& j) {
@@ -88,6 +88,8 @@ std::string encode(const std::string& key, const DesiredState& d, const std::vec
       origins[path] = Json::array({static_cast<int>(o.origin), o.from});
     Json deps = Json::array();
     for (const auto& a : r.dependsOn) deps.push_back(a.str());
+    Json fieldLocs = Json::object();
+    for (const auto& [path, l] : r.fieldLocs) fieldLocs[path] = locJson(l);
     resources.push_back(Json{{"a", r.addr.str()},
                              {"v", flatJson(r.attrs)},
                              {"o", std::move(origins)},
@@ -96,7 +98,8 @@ std::string encode(const std::string& key, const DesiredState& d, const std::vec
                              {"adopt", r.adopt},
                              {"deleteOnRelease", r.deleteOnRelease},
                              {"j", r.justification},
-                             {"loc", locJson(r.loc)}});
+                             {"loc", locJson(r.loc)},
+                             {"fl", std::move(fieldLocs)}});
   }
   Json warns = Json::array();
   for (const auto& w : warnings) warns.push_back(Json{{"loc", locJson(w.loc)}, {"m", w.message}, {"c", w.code}});
@@ -162,6 +165,13 @@ static std::optional<Entry> decodeOrThrow(const std::string& bytes,
       int origin = o[0].get<int>();
       if (origin < 0 || origin > static_cast<int>(Origin::Default)) return std::nullopt;
       res.origins[path] = AttrOrigin{static_cast<Origin>(origin), o[1].get<std::string>()};
+    }
+    const Json fieldLocs = r.value("fl", Json::object());
+    if (!fieldLocs.is_object()) return std::nullopt;
+    for (const auto& [path, l] : fieldLocs.items()) {
+      auto fl = locFrom(l);
+      if (!fl) return std::nullopt;
+      res.fieldLocs[path] = *fl;
     }
     for (const auto& dep : r.value("d", Json::array())) {
       auto a = dep.is_string() ? Address::parse(dep.get<std::string>()) : std::nullopt;

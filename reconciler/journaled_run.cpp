@@ -32,6 +32,7 @@ JournaledRun::JournaledRun(state::Store& store, const ApplyOptions& opts, StepCo
                            TargetSession& session, Target target)
     : store_(store), opts_(opts), counter_(counter), provider_(provider), session_(session), target_(std::move(target)) {
   out_.target = target_.name;
+  session_.setParallelism(opts_.parallelism);
 }
 
 void JournaledRun::keep(const Status& s, const char* what) {
@@ -92,9 +93,9 @@ TargetOutcome JournaledRun::run(const Change& change) {
 bool JournaledRun::commit(state::Journal& journal) {
   journal.status = state::JournalStatus::Committing;
   auto fail = [&](const std::string& message) {
-    out_.result = TargetResult::Damaged;
-    out_.message = "the change was applied and verified, but " + message +
-                   "; the journal is kept: run 'vnetplan rollback' to undo it";
+    out_.result = TargetResult::StateNotRecorded;
+    out_.message = "the change is applied and verified on the target, but the state store could not record it (" +
+                   message + "). The journal is kept: run 'vnetplan rollback' to undo the change, then apply again";
     out_.leftovers = {message};
     return false;
   };

@@ -27,10 +27,10 @@ struct FieldCheck {
   const Json& value;
   Diagnostics& diags;
   std::string_view provider;  // "linux": every message starts with it
-  // "<provider>: <message>" at the resource's location.
-  void fail(const std::string& message, const char* code = "provider/invalid") const {
-    diags.error(resource.loc, std::string(provider) + ": " + message, code);
-  }
+  // "<provider>: <message>" at the field's value in the manifest. A value the resource inherited is reported
+  // where it is declared (the PortGroup or Switch), in terms of that resource: every port that inherits it gives
+  // the same message at the same place, which Diagnostics keeps once.
+  void fail(const std::string& message, const char* code = "provider/invalid") const;
   // An integer in [lo, hi] (an integral float or decimal string counts: normalize turns those into integers).
   bool requireInt(int64_t lo, int64_t hi, const char* unit = "") const;
   bool requireBool() const;
@@ -336,6 +336,17 @@ class TableProvider : public Provider {
 };
 
 // ---- value checks shared by every provider
+
+inline void FieldCheck::fail(const std::string& message, const char* code) const {
+  std::string text = message;
+  auto origin = resource.origins.find(path);
+  if (origin != resource.origins.end() && origin->second.origin == Origin::Inherited) {
+    const std::string self = resource.addr.str(), from = origin->second.from;
+    for (size_t at = text.find(self); at != std::string::npos; at = text.find(self, at + from.size()))
+      text.replace(at, self.size(), from);
+  }
+  diags.error(resource.locOf(path), std::string(provider) + ": " + text, code);
+}
 
 inline bool FieldCheck::requireInt(int64_t lo, int64_t hi, const char* unit) const {
   std::optional<int64_t> n;

@@ -38,15 +38,17 @@ void bondMode(const DesiredState& d, Diagnostics& diags) {
   for (const auto& r : d.resources) {
     if (r.addr.kind != Kind::Switch) continue;
     if (const Json* mode = r.attrs.find("linux.bond.mode"); mode && badBondMode(*mode))
-      diags.error(r.loc,
+      diags.error(r.locOf("linux.bond.mode"),
                   r.addr.str() + ": bond mode " + mode->dump() +
                       " on a bridge that carries VMs breaks forwarding (MAC flapping / duplicate frames); "
                       "use active-backup (1), balance-xor (2) or 802.3ad (4)",
                   "lint/bond-mode");
-    if (providerOf(d, r) == "linux" && r.attrs.getString("uplinks.teaming.policy") == "round-robin")
-      diags.error(r.loc,
-                  r.addr.str() + ": teaming policy round-robin is bond mode 0 (balance-rr) on Linux, which "
-                                 "breaks a bridge that carries VMs; use failover, ip-hash or lacp",
+    const auto policy = r.attrs.getString("uplinks.teaming.policy");
+    if (providerOf(d, r) == "linux" && (policy == "round-robin" || policy == "load-based"))
+      diags.error(r.locOf("uplinks.teaming.policy"),
+                  r.addr.str() + ": teaming policy " + *policy + " is bond mode " +
+                      (*policy == "round-robin" ? "0 (balance-rr)" : "5 or 6 (balance-tlb/alb)") +
+                      " on Linux, which breaks a bridge that carries VMs; use failover, src-mac, ip-hash or lacp",
                   "lint/bond-mode");
   }
 }
@@ -56,7 +58,7 @@ void bondArpMonitor(const DesiredState& d, Diagnostics& diags) {
     if (r.addr.kind != Kind::Switch || providerOf(d, r) != "linux") continue;
     auto arp = r.attrs.getInt("linux.bond.arpInterval");
     if ((arp && *arp > 0) || r.attrs.getString("uplinks.teaming.failureDetection") == "arp")
-      diags.warning(r.loc,
+      diags.warning(r.locOf(arp ? "linux.bond.arpInterval" : "uplinks.teaming.failureDetection"),
                     r.addr.str() + ": ARP monitoring on a bond under a VM bridge is unreliable (the bridge "
                                    "answers for the VMs); use MII monitoring (linux.bond.miimon)",
                     "lint/bond-arp");
@@ -68,11 +70,11 @@ void ipHashTeaming(const DesiredState& d, Diagnostics& diags) {
     const std::string p = teamingPrefix(r);
     if (r.attrs.getString(p + "policy") != "ip-hash") continue;
     if (!r.attrs.getStrings(p + "standby").empty())
-      diags.error(r.loc, r.addr.str() + ": ip-hash teaming cannot have standby uplinks (all uplinks must be active "
+      diags.error(r.locOf(p + "standby"), r.addr.str() + ": ip-hash teaming cannot have standby uplinks (all uplinks must be active "
                                         "in the physical switch's EtherChannel)",
                   "lint/ip-hash");
     if (r.attrs.getString(p + "failureDetection") == "beacon")
-      diags.error(r.loc, r.addr.str() + ": ip-hash teaming cannot use beacon probing; use link status",
+      diags.error(r.locOf(p + "failureDetection"), r.addr.str() + ": ip-hash teaming cannot use beacon probing; use link status",
                   "lint/ip-hash");
   }
 }
@@ -82,7 +84,7 @@ void beaconUplinks(const DesiredState& d, Diagnostics& diags) {
     if (r.addr.kind != Kind::Switch) continue;
     if (r.attrs.getString("uplinks.teaming.failureDetection") != "beacon") continue;
     if (r.attrs.getStrings("uplinks.nics").size() < 3)
-      diags.warning(r.loc,
+      diags.warning(r.locOf("uplinks.teaming.failureDetection"),
                     r.addr.str() + ": beacon probing with fewer than 3 uplinks cannot tell which uplink failed",
                     "lint/beacon");
   }
@@ -93,7 +95,7 @@ void esxiLacp(const DesiredState& d, Diagnostics& diags) {
     if (providerOf(d, r) != "esxi") continue;
     const std::string p = teamingPrefix(r);
     if (r.attrs.getString(p + "policy") == "lacp" || r.attrs.has(p + "lacp.mode"))
-      diags.error(r.loc, r.addr.str() + ": LACP needs a vSphere Distributed Switch; a standard vSwitch supports "
+      diags.error(r.locOf(r.attrs.getString(p + "policy") == "lacp" ? p + "policy" : p + "lacp.mode"), r.addr.str() + ": LACP needs a vSphere Distributed Switch; a standard vSwitch supports "
                                         "static EtherChannel only (use ip-hash)",
                   "lint/esxi-lacp");
   }
@@ -110,7 +112,7 @@ void vlanRange(const DesiredState& d, Diagnostics& diags) {
     for (const char* path : {"vlan", "vlanId"}) {
       auto v = r.attrs.getInt(path);
       if (v && !vlanInRange(*v, provider))
-        diags.error(r.loc,
+        diags.error(r.locOf(path),
                     r.addr.str() + ": " + path + " " + std::to_string(*v) + " is out of range for provider " +
                         provider + (*v == 4095 ? " (4095 = all VLANs exists on esxi only; use a trunk)" : " (1-4094)"),
                     "lint/vlan-range");
@@ -127,7 +129,7 @@ void vlanRange(const DesiredState& d, Diagnostics& diags) {
         hi = std::strtoll(s.substr(dash + 1).c_str(), nullptr, 10);
       }
       if (lo < 1 || hi > 4094 || lo > hi)
-        diags.error(r.loc, r.addr.str() + ": trunk range " + item.dump() + " must lie within 1-4094, low to high",
+        diags.error(r.locOf("vlan.trunk"), r.addr.str() + ": trunk range " + item.dump() + " must lie within 1-4094, low to high",
                     "lint/vlan-range");
     }
   }
@@ -135,17 +137,25 @@ void vlanRange(const DesiredState& d, Diagnostics& diags) {
 
 void portMtu(const DesiredState& d, Diagnostics& diags) {
   std::map<Address, int64_t> switchMtu;
-  for (const auto& r : d.resources)
+  std::map<Address, std::string> groupSwitch;
+  for (const auto& r : d.resources) {
     if (r.addr.kind == Kind::Switch)
       if (auto m = r.attrs.getInt("mtu")) switchMtu[r.addr] = *m;
+    if (r.addr.kind == Kind::PortGroup)
+      if (auto s = r.attrs.getString("switch")) groupSwitch[r.addr] = *s;
+  }
   for (const auto& r : d.resources) {
     if (r.addr.kind != Kind::Port) continue;
     auto mtu = r.attrs.getInt("mtu");
     auto sw = r.attrs.getString("switch");
+    if (auto pg = r.attrs.getString("portGroup")) {  // a port in a group is on the group's switch
+      auto g = groupSwitch.find({r.addr.target, Kind::PortGroup, *pg});
+      sw = g == groupSwitch.end() ? std::nullopt : std::optional<std::string>(g->second);
+    }
     if (!mtu || !sw) continue;
     auto it = switchMtu.find({r.addr.target, Kind::Switch, *sw});
     if (it != switchMtu.end() && *mtu > it->second)
-      diags.error(r.loc,
+      diags.error(r.locOf("mtu"),
                   r.addr.str() + ": mtu " + std::to_string(*mtu) + " is above its switch " + *sw + "'s mtu " +
                       std::to_string(it->second) + "; frames that large would be dropped",
                   "lint/port-mtu");
@@ -156,25 +166,27 @@ void overlappingSubnets(const DesiredState& d, Diagnostics& diags) {
   struct Net {
     IpPrefix prefix;
     const Resource* owner;
+    std::string field;
   };
   std::map<std::string, std::vector<Net>> byTarget;
   for (const auto& r : d.resources) {
     std::vector<std::string> cidrs;
+    std::string field;
     if (r.addr.kind == Kind::Network) {
-      if (auto a = r.attrs.getString("ipv4.address")) cidrs.push_back(*a);
+      if (auto a = r.attrs.getString(field = "ipv4.address")) cidrs.push_back(*a);
     } else if (r.addr.kind == Kind::Subnet) {
-      if (auto c = r.attrs.getString("cidr")) cidrs.push_back(*c);
+      if (auto c = r.attrs.getString(field = "cidr")) cidrs.push_back(*c);
     } else if (r.addr.kind == Kind::Switch) {
-      cidrs = r.attrs.getStrings("addresses");
+      cidrs = r.attrs.getStrings(field = "addresses");
     }
     for (const auto& c : cidrs)
-      if (auto p = parsePrefix(c)) byTarget[r.addr.target].push_back({*p, &r});
+      if (auto p = parsePrefix(c)) byTarget[r.addr.target].push_back({*p, &r, field});
   }
   for (const auto& [target, nets] : byTarget)
     for (size_t i = 0; i < nets.size(); ++i)
       for (size_t j = i + 1; j < nets.size(); ++j)
         if (nets[i].owner != nets[j].owner && nets[i].prefix.overlaps(nets[j].prefix))
-          diags.error(nets[j].owner->loc,
+          diags.error(nets[j].owner->locOf(nets[j].field),
                       nets[j].owner->addr.str() + ": subnet " + nets[j].prefix.str() + " overlaps " +
                           nets[i].prefix.str() + " of " + nets[i].owner->addr.str(),
                       "lint/subnet-overlap");
@@ -184,7 +196,7 @@ void promiscuous(const DesiredState& d, Diagnostics& diags) {
   for (const auto& r : d.resources) {
     if (r.attrs.getBool("security.allowPromiscuous") == true && isExplicit(r, "security.allowPromiscuous") &&
         r.justification.empty())
-      diags.warning(r.loc,
+      diags.warning(r.locOf("security.allowPromiscuous"),
                     r.addr.str() + ": allowPromiscuous: true lets every VM here see all traffic on the segment; "
                                    "add spec.justification to record why",
                     "lint/promiscuous");
@@ -205,9 +217,36 @@ void natPortForwards(const DesiredState& d, Diagnostics& diags) {
       std::string host = (colon != std::string::npos && to.find(':') == colon) ? to.substr(0, colon) : to;
       auto addr = parseAddress(host);
       if (addr && !prefix->contains(*addr))
-        diags.error(r.loc, r.addr.str() + ": port forward to " + to + " is outside the network " + prefix->str(),
+        diags.error(r.locOf("portForwards"), r.addr.str() + ": port forward to " + to + " is outside the network " + prefix->str(),
                     "lint/nat-forward");
     }
+  }
+}
+
+// dnsmasq takes --dhcp-range=START,END as written: a reversed range serves nobody, and a range outside the
+// network hands out addresses nothing routes to.
+void dhcpRange(const DesiredState& d, Diagnostics& diags) {
+  for (const auto& r : d.resources) {
+    if (r.addr.kind != Kind::Network) continue;
+    auto start = r.attrs.getString("ipv4.dhcp.start"), end = r.attrs.getString("ipv4.dhcp.end");
+    if (!start || !end) continue;
+    auto a = parseAddress(*start), b = parseAddress(*end);
+    if (!a || !b || a->family != b->family) continue;  // the schema reports the format
+    if (std::lexicographical_compare(b->addr.begin(), b->addr.begin() + b->addrLen(), a->addr.begin(),
+                                     a->addr.begin() + a->addrLen()))
+      diags.error(r.locOf("ipv4.dhcp.start"),
+                  r.addr.str() + ": DHCP range start " + *start + " is after its end " + *end +
+                      " (write the lower address as start)",
+                  "lint/dhcp-range");
+    auto net = r.attrs.getString("ipv4.address");
+    auto prefix = net ? parsePrefix(*net) : std::nullopt;
+    if (!prefix) continue;
+    for (const auto& [field, addr] : {std::pair{"ipv4.dhcp.start", a}, std::pair{"ipv4.dhcp.end", b}})
+      if (!prefix->contains(*addr))
+        diags.error(r.locOf(field),
+                    r.addr.str() + ": DHCP range " + field + " " + addr->addressStr() + " is outside the network " +
+                        prefix->network().str(),
+                    "lint/dhcp-range");
   }
 }
 
@@ -225,6 +264,7 @@ const std::vector<LintRule>& lintRules() {
       {"lint/subnet-overlap", "overlapping subnets among a target's networks", overlappingSubnets},
       {"lint/promiscuous", "allowPromiscuous: true without spec.justification", promiscuous},
       {"lint/nat-forward", "a nat Network's port forward to an address outside its subnet", natPortForwards},
+      {"lint/dhcp-range", "a Network's DHCP range reversed or outside its subnet", dhcpRange},
   };
   return kRules;
 }

@@ -21,6 +21,7 @@
 #include "reconciler/lint.h"
 #include "reconciler/manifest.h"
 #include "reconciler/schema_validator.h"
+#include "state/store.h"
 
 namespace vnetplan {
 
@@ -117,6 +118,8 @@ DesiredState front(std::vector<Document> docs, const std::vector<ManifestSource>
 
 void checkWithProviders(DesiredState& desired, const ProviderRegistry& providers, Diagnostics& diags) {
   for (const auto& t : desired.targets) {
+    if (auto why = state::targetNameProblem(t.name))
+      diags.error(t.loc, "Target " + t.name + ": the state store cannot record it: " + *why, "target-name");
     Provider* p = providers.find(t.provider);
     if (!p) {
       std::string hint = closestMatch(t.provider, providers.names());

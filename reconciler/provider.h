@@ -82,6 +82,9 @@ class TargetSession {
   // Test hook (VNETPLAN_FAIL_AT_STEP) for Atomic and Batched sessions: the next applyBatch fails at step
   // `index` (0-based) the way the backend fails (Atomic: inside the transaction, so nothing commits).
   virtual void injectFailure(long index) { (void)index; }
+  // How many steps of one batch a Batched session may run at once (--parallelism), where its backend takes
+  // concurrent requests; the applier sets it before the first step.
+  virtual void setParallelism(int n) { (void)n; }
 };
 
 inline constexpr std::chrono::milliseconds kDefaultTargetTimeout{60000};

@@ -51,18 +51,26 @@ size_t widest(const std::vector<std::string>& keys) {
 
 void renderAttrsOf(std::ostringstream& out, const ResourceChange& c, const Palette& p) {
   const std::string indent = "      ";
-  if (c.action == Action::Create) {
+  if (c.action == Action::Create && c.after) {
+    // A default that means "none" (null, []) says nothing about what is created: left out of the text (the JSON
+    // plan has every attribute).
+    auto noise = [&](const std::string& k, const Json& v) {
+      auto o = c.origins.find(k);
+      return o != c.origins.end() && o->second.origin == Origin::Default && (v.is_null() || (v.is_array() && v.empty()));
+    };
     std::vector<std::string> keys;
-    for (const auto& [k, _] : c.after->values()) keys.push_back(k);
+    for (const auto& [k, v] : c.after->values())
+      if (!noise(k, v)) keys.push_back(k);
     size_t w = widest(keys);
     for (const auto& [k, v] : c.after->values())
-      out << indent << k << ":" << std::string(w - k.size() + 1, ' ') << v.dump() << p.dim() << originNote(c, k)
+      if (!noise(k, v))
+        out << indent << k << ":" << std::string(w - k.size() + 1, ' ') << v.dump() << p.dim() << originNote(c, k)
           << p.reset() << "\n";
   } else if (c.action == Action::Update || c.action == Action::Replace || c.action == Action::Release) {
     size_t w = widest(c.changedPaths);
     for (const auto& k : c.changedPaths)
-      out << indent << k << ":" << std::string(w - k.size() + 1, ' ') << show(c.before->find(k)) << " -> "
-          << show(c.after->find(k)) << p.dim() << originNote(c, k) << p.reset() << "\n";
+      out << indent << k << ":" << std::string(w - k.size() + 1, ' ') << show(c.before ? c.before->find(k) : nullptr)
+          << " -> " << show(c.after ? c.after->find(k) : nullptr) << p.dim() << originNote(c, k) << p.reset() << "\n";
   }
   if (!c.reason.empty()) out << indent << p.dim() << "# " << c.reason << p.reset() << "\n";
 }
@@ -89,17 +97,29 @@ std::string planSummary(const Plan& plan) {
   return out.str();
 }
 
+// "Drift: ..." and one "! address" block per drifted resource, with its attributes' last-applied and live values.
+static std::string driftListText(const Plan& plan, const Palette& p) {
+  std::ostringstream out;
+  out << p.yellow() << "Drift: live state differs from what vnetplan last applied:" << p.reset() << "\n";
+  for (const auto& d : plan.drift) {
+    out << "  " << p.yellow() << "!" << p.reset() << " " << d.addr.str() << "\n";
+    if (!d.live) {
+      out << "      deleted out of band\n";
+      continue;
+    }
+    for (const auto& path : d.paths)
+      out << "      " << path << ": last applied " << show(d.lastApplied->find(path)) << ", live "
+          << show(d.live->find(path)) << "\n";
+  }
+  return out.str();
+}
+
 std::string renderPlanText(const Plan& plan, const RenderOptions& opts) {
   Palette p{opts.color};
   std::ostringstream out;
   std::map<std::string, std::string> providerOf;
   for (const auto& t : plan.targets) providerOf[t.name] = t.provider;
-  if (!plan.hasChanges()) {
-    out << p.green() << "No changes." << p.reset()
-        << (plan.unreachable.empty() ? " Live state matches the manifests.\n"
-                                     : " Live state of the reachable targets matches the manifests.\n");
-  } else {
-    out << "vnetplan will perform the following actions:\n";
+  auto listChanges = [&] {
     std::string currentTarget;
     for (const auto& c : plan.changes) {
       if (c.action == Action::NoOp && !opts.showNoOps) continue;
@@ -109,20 +129,32 @@ std::string renderPlanText(const Plan& plan, const RenderOptions& opts) {
             << "\n";
       }
       std::string sym = actionSymbol(c.action);
-      out << "  " << p.forAction(c.action) << (sym + std::string(sym.size() < 3 ? 3 - sym.size() : 0, ' ')) << " " << c.addr.str() << p.reset();
+      out << "  " << p.forAction(c.action) << (sym + std::string(sym.size() < 3 ? 3 - sym.size() : 0, ' ')) << " "
+          << c.addr.str() << p.reset();
       if (c.adopt) out << p.yellow() << "  (adopt)" << p.reset();
-      if (c.disruptive && c.action != Action::Create)
-        out << p.red() << "  [disruptive]" << p.reset();
+      if (c.disruptive && c.action != Action::Create) out << p.red() << "  [disruptive]" << p.reset();
       out << "\n";
       renderAttrsOf(out, c, p);
     }
+  };
+  if (!plan.hasChanges()) {
+    out << p.green() << "No changes." << p.reset()
+        << (plan.unreachable.empty() ? " Live state matches the manifests.\n"
+                                     : " Live state of the reachable targets matches the manifests.\n");
+    if (opts.showNoOps && !plan.changes.empty()) {
+      out << "\nUnchanged resources:\n";
+      listChanges();
+    }
+  } else {
+    out << "vnetplan will perform the following actions:\n";
+    listChanges();
     out << "\n" << p.bold() << planSummary(plan) << p.reset() << "\n";
     size_t disruptive = 0;
     for (const auto& c : plan.changes)
       if (c.disruptive && c.action != Action::NoOp && c.action != Action::Create) ++disruptive;
     if (disruptive) out << p.red() << disruptive << " change(s) are disruptive: links flap or traffic drops." << p.reset() << "\n";
   }
-  if (!plan.drift.empty()) out << "\n" << renderDriftText(plan, opts);
+  if (!plan.drift.empty()) out << "\n" << driftListText(plan, p);
   out << unreachableText(plan, p);
   return out.str();
 }
@@ -165,21 +197,17 @@ std::string renderPlanJson(const Plan& plan) { return planToJson(plan).dump(2) +
 std::string renderDriftText(const Plan& plan, const RenderOptions& opts) {
   Palette p{opts.color};
   std::ostringstream out;
-  if (plan.drift.empty()) {
+  if (plan.drift.empty())
     out << p.green() << "No drift." << p.reset() << " Live state matches what vnetplan last applied.\n";
-    return out.str();
-  }
-  out << p.yellow() << "Drift: live state differs from what vnetplan last applied:" << p.reset() << "\n";
-  for (const auto& d : plan.drift) {
-    out << "  " << p.yellow() << "!" << p.reset() << " " << d.addr.str() << "\n";
-    if (!d.live) {
-      out << "      deleted out of band\n";
-      continue;
-    }
-    for (const auto& path : d.paths)
-      out << "      " << path << ": last applied " << show(d.lastApplied->find(path)) << ", live "
-          << show(d.live->find(path)) << "\n";
-  }
+  else
+    out << driftListText(plan, p);
+  // Drift is what changed behind vnetplan's back; a manifest change not applied yet is the other half of "in sync".
+  if (size_t pending = plan.pendingChanges(); pending > 0)
+    out << p.yellow() << "Pending:" << p.reset() << " " << pending << " change(s) in the manifests not applied yet"
+        << (plan.drift.empty() ? "" : " (including the corrections of the drift above)")
+        << "; 'vnetplan plan' shows them.\n";
+  else
+    out << "No pending changes: the manifests ask for nothing that is not applied.\n";
   return out.str();
 }
 
@@ -228,9 +256,21 @@ std::string renderDriftJunit(const Plan& plan) {
       out << "/>\n";
       continue;
     }
-    std::string msg;
-    for (const auto& p : it->second->paths) msg += (msg.empty() ? "" : ", ") + p;
-    out << ">\n      <failure message=\"drift: " << xmlEscape(msg) << "\"/>\n    </testcase>\n";
+    // The message names what drifted with the values (last applied = expected, live = actual); the body has one
+    // line per attribute, for CI tools that show only one of the two.
+    const DriftEntry& d = *it->second;
+    std::vector<std::string> lines;
+    if (!d.live) lines.push_back("deleted out of band (expected it to exist)");
+    else
+      for (const auto& p : d.paths)
+        lines.push_back(p + ": expected " + show(d.lastApplied->find(p)) + ", actual " + show(d.live->find(p)));
+    std::string msg, body;
+    for (const auto& l : lines) {
+      msg += (msg.empty() ? "" : "; ") + l;
+      body += l + "\n";
+    }
+    out << ">\n      <failure type=\"drift\" message=\"drift: " << xmlEscape(msg) << "\">" << xmlEscape(body)
+        << "</failure>\n    </testcase>\n";
   }
   out << "  </testsuite>\n</testsuites>\n";
   return out.str();
@@ -249,24 +289,33 @@ static std::string promLabel(const std::string& s) {
   return out;
 }
 
-std::string renderDriftPrometheus(const Plan& plan) {
+std::string renderDriftPrometheus(const Plan& plan, std::chrono::system_clock::time_point now) {
   std::ostringstream out;
+  std::set<std::string> drifted;
+  for (const auto& d : plan.drift) drifted.insert(d.addr.str());
+  std::map<std::string, Address> resources;  // every resource of the plan, sorted: a series each, 0 or 1
+  for (const auto& c : plan.changes) resources.emplace(c.addr.str(), c.addr);
+  for (const auto& d : plan.drift) resources.emplace(d.addr.str(), d.addr);
   out << "# HELP vnetplan_drift_resources Resources whose live state differs from the last apply.\n"
       << "# TYPE vnetplan_drift_resources gauge\n"
       << "vnetplan_drift_resources " << plan.drift.size() << "\n"
-      << "# HELP vnetplan_resource_drift 1 when this resource drifted.\n"
+      << "# HELP vnetplan_resource_drift 1 when this resource drifted from the last apply, 0 when it did not.\n"
       << "# TYPE vnetplan_resource_drift gauge\n";
-  for (const auto& d : plan.drift)
-    out << "vnetplan_resource_drift{address=\"" << promLabel(d.addr.str()) << "\",target=\""
-        << promLabel(d.addr.target) << "\",kind=\"" << kindName(d.addr.kind) << "\"} 1\n";
+  for (const auto& [str, addr] : resources)
+    out << "vnetplan_resource_drift{address=\"" << promLabel(str) << "\",target=\"" << promLabel(addr.target)
+        << "\",kind=\"" << kindName(addr.kind) << "\"} " << (drifted.count(str) ? 1 : 0) << "\n";
   out << "# HELP vnetplan_target_up 1 when the target could be observed.\n"
       << "# TYPE vnetplan_target_up gauge\n";
   for (const auto& t : plan.targets) out << "vnetplan_target_up{target=\"" << promLabel(t.name) << "\"} 1\n";
   for (const auto& u : plan.unreachable) out << "vnetplan_target_up{target=\"" << promLabel(u.target) << "\"} 0\n";
   out << "# HELP vnetplan_pending_changes Changes a plan would make (manifests differ from live).\n"
       << "# TYPE vnetplan_pending_changes gauge\n"
-      << "vnetplan_pending_changes "
-      << plan.pendingChanges() << "\n";
+      << "vnetplan_pending_changes " << plan.pendingChanges() << "\n"
+      << "# HELP vnetplan_last_run_timestamp_seconds When this drift check ran (Unix time); alert on "
+         "time() - vnetplan_last_run_timestamp_seconds to catch a check that stopped running.\n"
+      << "# TYPE vnetplan_last_run_timestamp_seconds gauge\n"
+      << "vnetplan_last_run_timestamp_seconds "
+      << std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count() << "\n";
   return out.str();
 }
 

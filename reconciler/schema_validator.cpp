@@ -27,6 +27,7 @@
 #include <algorithm>
 
 #include "reconciler/validation/impl.h"
+#include "reconciler/validation/text.h"
 
 namespace vnetplan {
 
@@ -92,7 +93,7 @@ static bool rejectUnvalidatable(const Document& doc, const Json& v, const std::s
   }
   if (v.is_string()) {
     const size_t limit = pointer == "/metadata/name" ? kMaxName : kMaxString;
-    const size_t n = v.get_ref<const std::string&>().size();
+    const size_t n = validation::utf8Length(v.get_ref<const std::string&>());  // characters, as JSON Schema counts
     if (n > limit) {
       std::string field = pointer.substr(1);
       std::replace(field.begin(), field.end(), '/', '.');

@@ -181,6 +181,9 @@ project_name = service
 user_domain_id = default
 project_domain_id = default
 region_name = {REGION}
+# Every request's token is checked with Keystone (no cache of validations): a token Keystone revoked or let
+# expire is refused at once, as tests of re-authentication need.
+token_cache_time = -1
 """)
     print(f"PROJECT_ID={project['id']}")
     print(f"PROJECT_NAME={TEST_PROJECT}")

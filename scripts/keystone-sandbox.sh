@@ -21,7 +21,9 @@
 #   keystone-sandbox.sh stop KDIR    stops the server; no error if none runs.
 #   keystone-sandbox.sh check        exit 0 if Keystone can run here, else say what is missing.
 #
-# Tokens are fernet tokens. bcrypt runs with 4 rounds (password_hash_rounds) so that a password login costs
+# Tokens are fernet tokens, living KEYSTONE_SANDBOX_TOKEN_EXPIRATION seconds (default 3600); the
+# neutron-authtoken.conf it writes turns keystonemiddleware's cache of validations off, so a revoked or expired
+# token is refused at once. bcrypt runs with 4 rounds (password_hash_rounds) so that a password login costs
 # milliseconds, not a quarter second. wsgiref serves one request at a time and closes every connection
 # (HTTP/1.0 semantics): enough for tests.
 # Runs as any user (no root needed). Everything but the KEY=VALUE lines goes to stderr.
@@ -31,6 +33,7 @@ PY=/usr/bin/python3  # Debian's interpreter: the one python3-keystone is install
 START_TIMEOUT=${KEYSTONE_SANDBOX_START_TIMEOUT:-60}
 STOP_TIMEOUT=10
 SCHEMA_RECIPE=1
+TOKEN_EXPIRATION=${KEYSTONE_SANDBOX_TOKEN_EXPIRATION:-3600}
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 usage() {
@@ -187,6 +190,8 @@ connection = sqlite:///$dir/keystone.sqlite
 
 [token]
 provider = fernet
+# Seconds a token lives (KEYSTONE_SANDBOX_TOKEN_EXPIRATION; tests of token renewal use a short one).
+expiration = $TOKEN_EXPIRATION
 
 [fernet_tokens]
 key_repository = $dir/fernet-keys

@@ -82,6 +82,7 @@ PHYSNET=physnet1
 VLAN_RANGE=1:4094
 FLAT_PHYSNET=extnet
 VNI_RANGE=1:1000
+API_WORKERS=${NEUTRON_SANDBOX_API_WORKERS:-2}
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 usage() {
@@ -237,8 +238,9 @@ auth_strategy = $auth
 transport_url = fake:/
 bind_host = 127.0.0.1
 bind_port = $port
-# The API in the main process; oslo.service still forks one RPC/services worker, stopped with the group.
-api_workers = 0
+# API processes (0: the API in the main process); oslo.service also forks one RPC/services worker. All of them
+# are stopped with the group.
+api_workers = $API_WORKERS
 rpc_workers = 0
 rpc_state_report_workers = 0
 api_paste_config = $dir/api-paste.ini
@@ -281,6 +283,45 @@ quota_floatingip = -1
 quota_security_group = -1
 quota_security_group_rule = -1
 EOF
+  # sqlite under eventlet: green threads of one process interleave inside database transactions (oslo.db yields
+  # on purpose), and a second writer's busy-wait then blocks the whole process, holder included, until sqlite's
+  # timeout; between processes, a transaction that reads and then writes fails at once with "database is locked"
+  # when another process writes (sqlite does not wait where waiting could deadlock). Either way: 500s on
+  # concurrent requests, some after the object was committed. So each API process serves one request at a time
+  # (a green semaphore) and writes take a file lock shared by the API processes (API_WORKERS); reads of one
+  # process still run beside another's write.
+  cat >"$dir/vnetplan_sandbox_serialize.py" <<'EOF'
+import fcntl
+import os
+
+import eventlet.semaphore
+
+_one = eventlet.semaphore.Semaphore(1)
+_lock_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lock", "api-writes.lock")
+
+
+def filter_factory(global_conf, **local_conf):
+    def serialize(app):
+        def call(environ, start_response):
+            with _one:
+                fd = None
+                if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
+                    fd = os.open(_lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    body = app(environ, start_response)
+                    try:
+                        return [b"".join(body)]
+                    finally:
+                        close = getattr(body, "close", None)
+                        if close:
+                            close()
+                finally:
+                    if fd is not None:
+                        os.close(fd)
+        return call
+    return serialize
+EOF
   # Neutron's pipeline minus CORS and osprofiler (no browser, no tracing); pipeline_factory picks the line named
   # by auth_strategy.
   cat >"$dir/api-paste.ini" <<'EOF'
@@ -291,8 +332,11 @@ use = egg:Paste#urlmap
 
 [composite:neutronapi_v2_0]
 use = call:neutron.auth:pipeline_factory
-noauth = request_id catch_errors extensions neutronapiapp_v2_0
-keystone = request_id catch_errors authtoken keystonecontext extensions neutronapiapp_v2_0
+noauth = request_id catch_errors serialize extensions neutronapiapp_v2_0
+keystone = request_id catch_errors serialize authtoken keystonecontext extensions neutronapiapp_v2_0
+
+[filter:serialize]
+paste.filter_factory = vnetplan_sandbox_serialize:filter_factory
 
 [filter:request_id]
 paste.filter_factory = oslo_middleware:RequestId.factory
@@ -372,7 +416,7 @@ cmd_start() {
 
   # setsid: the server and the workers it forks form one process group that stop can end as a whole, and no
   # signal meant for the caller's group (a test runner's Ctrl-C) reaches it half-way.
-  setsid "$PY" -c 'import sys; from neutron.cmd.eventlet.server import main; sys.argv[0] = "neutron-server"; sys.exit(main())' \
+  PYTHONPATH=$dir${PYTHONPATH:+:$PYTHONPATH} setsid "$PY" -c 'import sys; from neutron.cmd.eventlet.server import main; sys.argv[0] = "neutron-server"; sys.exit(main())' \
     --config-file "$dir/neutron.conf" "${extra_conf[@]}" </dev/null >"$dir/neutron-server.out" 2>&1 &
   local pid=$!
   echo "$pid" >"$dir/neutron-server.pid"

@@ -44,7 +44,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kLockDir = ".locks";
-constexpr size_t kMaxNameBytes = 255;  // NAME_MAX on Linux filesystems
+constexpr size_t kMaxNameBytes = kFileBackendMaxNameBytes;
 
 using Fd = UniqueFd;
 
@@ -492,5 +492,7 @@ std::string nowRfc3339() {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
+
+size_t fileBackendNameBytes(const std::string& component) { return encodeName(component).size(); }
 
 }  // namespace vnetplan::state

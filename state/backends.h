@@ -20,4 +20,8 @@ std::string redactStateUrl(const std::string& url);
 // Requests the etcd backends of this process have sent to etcd (every attempt): for metrics and benchmarks.
 uint64_t etcdRequestsSent();
 
+// How long one key component is as a file name of the file backend, and the file system's limit.
+size_t fileBackendNameBytes(const std::string& component);
+constexpr size_t kFileBackendMaxNameBytes = 255;  // NAME_MAX on Linux file systems
+
 }  // namespace vnetplan::state

@@ -17,6 +17,7 @@
 
 #include "base/crashpoint.h"
 #include "model/codec.h"
+#include "state/backends.h"
 #include "state/percent.h"
 
 namespace vnetplan::state {
@@ -35,6 +36,18 @@ Result<std::string> targetDir(const std::string& target) {
   if (target.empty()) return err("empty target name");
   return "targets/" + encodeTarget(target) + "/";
 }
+
+}  // namespace
+
+std::optional<std::string> targetNameProblem(const std::string& target) {
+  const size_t bytes = fileBackendNameBytes(encodeTarget(target));
+  if (bytes <= kFileBackendMaxNameBytes) return std::nullopt;
+  return "the name takes " + std::to_string(bytes) + " bytes as a state file name, more than the file system's " +
+         std::to_string(kFileBackendMaxNameBytes) + " (letters, digits, '-', '_' and '.' take one byte, any other " +
+         "character three per UTF-8 byte); use a shorter name";
+}
+
+namespace {
 
 std::string generationFile(int64_t n) {
   char buf[32];

@@ -168,4 +168,8 @@ class Store {
 
 std::string nowRfc3339();
 
+// Why a Target name cannot name a target's state in every backend (nullopt: it can). `validate` reports it, so a
+// name the store would refuse never reaches an apply.
+std::optional<std::string> targetNameProblem(const std::string& target);
+
 }  // namespace vnetplan::state

@@ -1,6 +1,9 @@
 // Link operations shared by the kinds: one-message link changes, deletes, Port update plumbing.
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netlink/addr.h>
+#include <netlink/attr.h>
 #include <netlink/route/link.h>
 
 #include <algorithm>
@@ -8,6 +11,7 @@
 
 #include "base/netaddr.h"
 #include "providers/linux/kind.h"
+#include "providers/linux/attach.h"
 #include "providers/linux/session.h"
 
 namespace vnetplan::lnx {
@@ -22,7 +26,8 @@ using LinkPtr = std::unique_ptr<rtnl_link, LinkFree>;
 }  // namespace
 
 const LinuxKinds& linuxKinds() {
-  static const LinuxKinds table({&kBridgeOps, &kVethOps, &kTapOps});
+  static const LinuxKinds table(
+      {&kBridgeOps, &kPortGroupOps, &kVethOps, &kTapOps, &kVlanOps, &kMacvtapOps, &kVxlanOps});
   return table;
 }
 
@@ -31,13 +36,18 @@ namespace {
 KindTraits makePortTraits() {
   KindTraits t;
   t.kind = Kind::Port;
-  // A tap's multi-queue and vnet_hdr modes are fixed when it is made.
-  t.replaceOn = {"type", "peer", "peerNetns", "linux.multiQueue", "linux.vnetHdr"};
+  // A tap's multi-queue and vnet_hdr modes are fixed when it is made; so are a sub-interface's lower device and
+  // VLAN id, a macvtap's lower device and mode, a vxlan's VNI and UDP port (the kernel refuses to change them).
+  t.replaceOn = {"type", "peer", "peerNetns", "linux.multiQueue", "linux.vnetHdr", "link", "vlanId", "vni",
+                 "dstPort", "mode"};
   t.replaceOnRemove = {"linux.owner", "linux.group"};  // the kernel cannot unset a tap's owner or group
-  t.disruptiveOn = {"switch", "up", "mtu"};  // a vNIC's MTU change drops frames until the guest follows
+  // A vNIC's MTU change drops frames until the guest follows; moving a port to another switch, port group or VLAN
+  // (or taking VLANs off its trunk) cuts its traffic; a vxlan's new remote or local endpoint drops what is in flight.
+  t.disruptiveOn = {"switch", "portGroup", "vlan", "vlan.trunk", "up", "mtu", "remote", "local"};
   t.unorderedLists = {"addresses"};
-  // Left out of a manifest: the port is up, has no addresses and is not attached to a bridge.
-  t.defaults = {{"up", true}, {"addresses", Json::array()}, {"switch", nullptr}};
+  // Left out of a manifest: the port is up, has no addresses, is not attached to a bridge and has no VLAN.
+  t.defaults = {{"up", true}, {"addresses", Json::array()}, {"switch", nullptr}, {"portGroup", nullptr},
+                {"vlan", nullptr}};
   return t;
 }
 
@@ -68,6 +78,17 @@ void checkAddresses(const FieldCheck& fc) {
   }
 }
 
+void checkVlan(const FieldCheck& fc) {
+  Attrs one;
+  one.set(fc.path, fc.value);
+  std::string why;
+  auto v = vlanOf(one, &why);
+  if (!v) return fc.fail("field " + fc.path + ": " + why);
+  if (v->mode == VlanSpec::Mode::Access && v->id == kNativeVid)
+    fc.fail("field " + fc.path + ": VLAN 1 is a Linux bridge's native VLAN, carried untagged; leave vlan out (or 0) "
+            "for the untagged segment, or use another VLAN id");
+}
+
 void checkMac(const FieldCheck& fc) {
   std::string why;
   if (!fc.value.is_string()) return fc.fail("field " + fc.path + " must be a string like 52:54:00:12:34:56");
@@ -79,6 +100,14 @@ void checkMac(const FieldCheck& fc) {
 }  // namespace
 
 const KindTraits kPortTraits = makePortTraits();
+
+void checkPortGroupRef(const FieldCheck& fc) {
+  if (!fc.value.is_string()) return fc.fail("field " + fc.path + " must be the name of a PortGroup");
+  std::string n = fc.value.get<std::string>();
+  if (std::string why = ifnameProblem(n); !why.empty())
+    fc.fail("field " + fc.path + ": '" + n + "' cannot be a linux port group (a port group may become a bridge " +
+            "of that name): " + why);
+}
 
 int64_t maxMtuFor(const Resource& r) {
   constexpr int64_t kMaxMtu = 65535;     // bridge, veth
@@ -105,10 +134,27 @@ const std::vector<FieldRule>& commonPortFields() {
                                              {"up", checkBool},
                                              {"addresses", checkAddresses},
                                              {"type", nullptr},  // chose the row
-                                             {"switch", checkInterfaceNameField},
                                              {"mac", checkMac},
                                              {"linux.txQueueLen", checkTxQueueLen}};
   return fields;
+}
+
+const std::vector<FieldRule>& bridgePortFields() {
+  static const std::vector<FieldRule> fields{{"switch", checkInterfaceNameField},
+                                             {"portGroup", checkPortGroupRef},
+                                             {"vlan", checkVlan},
+                                             {"vlan.trunk", checkVlan}};
+  return fields;
+}
+
+void checkBridgePort(const Resource& r, const Target&, Diagnostics& diags) {
+  auto fail = [&](const std::string& m) { diags.error(r.loc, "linux: " + m, "provider/invalid"); };
+  const bool ownVlan = (r.attrs.has("vlan") && !r.attrs.find("vlan")->is_null() && r.attrs.getInt("vlan") != 0) ||
+                       r.attrs.has("vlan.trunk");
+  if (ownVlan && r.attrs.has("portGroup"))
+    fail("field vlan of Port " + r.addr.name + " cannot be combined with portGroup (the port group's VLAN applies)");
+  else if (ownVlan && !r.attrs.has("switch"))
+    fail("field vlan of Port " + r.addr.name + " needs switch (a VLAN of which bridge?)");
 }
 
 bool changes(const Step& step, const std::string& path) {
@@ -173,34 +219,135 @@ Status deleteLink(LinuxSession& s, const KindOps& ops, const std::string& name) 
   return {};
 }
 
-Result<LinkChange> portLinkChange(LinuxSession& s, const KindOps& ops, const Step& step) {
+std::vector<FieldRule> withBridgePortFields(std::vector<FieldRule> own) {
+  for (const auto& f : bridgePortFields()) own.push_back(f);
+  return own;
+}
+
+bool changesAttachment(const Step& step) {
+  return changes(step, "switch") || changes(step, "portGroup") || changes(step, "vlan") || changes(step, "vlan.trunk");
+}
+
+Result<PortChange> portLinkChange(LinuxSession& s, const KindOps& ops, const Step& step, const char* macPath) {
   const std::string& name = step.addr.name;
   const Attrs& a = step.after;
-  LinkChange c;
+  PortChange pc;
+  LinkChange& c = pc.link;
   if (changes(step, "mtu")) {
     if (auto mtu = a.getInt("mtu")) c.mtu = static_cast<uint32_t>(*mtu);
   }
-  if (changes(step, "mac")) {
-    if (auto text = a.getString("mac")) {
+  if (changes(step, macPath)) {
+    if (auto text = a.getString(macPath)) {
       std::string why;
       auto mac = parseMac(*text, &why);
       if (!mac) return s.failure(std::string("update ") + ops.label + " " + name, "invalid mac '" + *text + "': " + why);
       c.mac = *mac;
     }
   }
-  if (changes(step, "switch")) {
-    if (auto sw = a.getString("switch")) {
-      auto index = masterIndex(s, ops, name, *sw);
-      if (!index.ok()) return index.error();
-      c.master = *index;
-    } else {
-      c.master = 0;  // detach
-    }
+  if (changesAttachment(step)) {
+    auto before = attachmentOf(s, ops, name, step.before, false);
+    if (!before.ok()) return before.error();
+    auto now = attachmentOf(s, ops, name, a, true);
+    if (!now.ok()) return now.error();
+    int current = 0;
+    if (auto idx = s.ifindex(name); idx.ok())
+      if (auto m = s.topo().master.find(*idx); m != s.topo().master.end()) current = m->second;
+    if (now->bridge != current || now->bridge != before->bridge) c.master = now->bridge;  // 0 = detach
+    pc.before = *before;
+    pc.now = *now;
   }
   if (changes(step, "up")) c.up = a.getBool("up").value_or(true);
   if (changes(step, "linux.txQueueLen"))
     if (auto q = a.getInt("linux.txQueueLen")) c.txqlen = static_cast<uint32_t>(*q);
-  return c;
+  return pc;
+}
+
+Status applyPortChange(LinuxSession& s, const KindOps& ops, const Step& step, const PortChange& pc) {
+  if (Status st = changeLink(s, ops, step.addr.name, pc.link); !st.ok()) return st;
+  if (!pc.now) return {};
+  auto index = s.ifindex(step.addr.name);
+  if (!index.ok()) return s.failure(std::string("update ") + ops.label + " " + step.addr.name, index.error().message);
+  return settleAttachment(s, ops, step.addr.name, *index, *pc.now, pc.before);
+}
+
+Status removePort(LinuxSession& s, const KindOps& ops, const Step& step) {
+  const std::string& name = step.addr.name;
+  int index = 0;
+  if (auto idx = s.ifindex(name); idx.ok()) index = *idx;
+  auto before = attachmentOf(s, ops, name, step.before, false);
+  if (Status st = deleteLink(s, ops, name); !st.ok()) return st;
+  if (!before.ok() || !index) return {};
+  return forgetAttachment(s, ops, name, index, *before);
+}
+
+Result<int> lowerIndex(LinuxSession& s, const KindOps& ops, const std::string& port, const Attrs& a) {
+  auto link = a.getString("link");
+  if (!link) return s.failure(std::string("create ") + ops.label + " " + port, "no lower device (link) given");
+  auto index = s.ifindex(*link);
+  if (!index.ok())
+    return s.failure(std::string("create ") + ops.label + " " + port + " on " + *link, index.error().message);
+  return index;
+}
+
+void dropInheritedMtu(Resource& r) {
+  auto o = r.origins.find("mtu");
+  if (o != r.origins.end() && o->second.origin == Origin::Inherited) {
+    r.attrs.erase("mtu");
+    r.origins.erase(o);
+  }
+}
+
+Status createPortLink(LinuxSession& s, const KindOps& ops, const Step& step, const char* kind, int lower,
+                      const std::function<bool(nl_msg*, const Attrs&)>& putData, const char* macPath) {
+  const std::string& name = step.addr.name;
+  const Attrs& a = step.after;
+  const std::string what = std::string("create ") + ops.label + " " + name;
+  auto at = attachmentOf(s, ops, name, a, true);
+  if (!at.ok()) return at.error();
+  NlMsg m = newMsg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO);
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  if (a.getBool("up").value_or(true)) ifi.ifi_flags = ifi.ifi_change = IFF_UP;
+  bool ok = m && nlmsg_append(m.get(), &ifi, sizeof ifi, NLMSG_ALIGNTO) == 0 &&
+            nla_put_string(m.get(), IFLA_IFNAME, name.c_str()) == 0;
+  if (ok && lower > 0) ok = nla_put_u32(m.get(), IFLA_LINK, static_cast<uint32_t>(lower)) == 0;
+  if (ok && at->bridge) ok = nla_put_u32(m.get(), IFLA_MASTER, static_cast<uint32_t>(at->bridge)) == 0;
+  if (auto mtu = a.getInt("mtu"); ok && mtu) ok = nla_put_u32(m.get(), IFLA_MTU, static_cast<uint32_t>(*mtu)) == 0;
+  if (auto q = a.getInt("linux.txQueueLen"); ok && q) ok = nla_put_u32(m.get(), IFLA_TXQLEN, static_cast<uint32_t>(*q)) == 0;
+  if (auto text = a.getString(macPath); ok && text) {
+    std::string why;
+    auto mac = parseMac(*text, &why);
+    if (!mac) return s.failure(what, "invalid " + std::string(macPath) + " '" + *text + "': " + why);
+    ok = nla_put(m.get(), IFLA_ADDRESS, static_cast<int>(mac->size()), mac->data()) == 0;
+  }
+  nlattr* info = ok ? nla_nest_start(m.get(), IFLA_LINKINFO) : nullptr;
+  ok = info && nla_put_string(m.get(), IFLA_INFO_KIND, kind) == 0;
+  nlattr* data = ok ? nla_nest_start(m.get(), IFLA_INFO_DATA) : nullptr;
+  ok = data && putData(m.get(), a);
+  if (!ok) return s.failure(what, "cannot build the request (out of memory)");
+  nla_nest_end(m.get(), data);
+  nla_nest_end(m.get(), info);
+  int index = 0;
+  NlOutcome o = s.nl().request(m.get(), [&](const nlmsghdr* h) {
+    if (auto l = parseLink(h); l && l->name == name) index = l->index;
+  });
+  if (!o.ok()) return s.failure(what, o.message);
+  if (index <= 0) {
+    auto idx = s.ifindex(name);
+    if (!idx.ok()) return s.failure(what, idx.error().message);
+    index = *idx;
+  }
+  s.remember(name, index);
+  auto undo = [&](Status st) {
+    (void)deleteLink(s, ops, name);  // all or nothing
+    (void)forgetAttachment(s, ops, name, index, *at);
+    return st;
+  };
+  if (Status st = settleAttachment(s, ops, name, index, *at, std::nullopt); !st.ok()) return undo(st);
+  auto addrs = a.getStrings("addresses");
+  if (!addrs.empty())
+    if (Status st = addAddresses(s, ops, name, index, addrs); !st.ok()) return undo(st);
+  return {};
 }
 
 Status rejectReplaceOnly(LinuxSession& s, const KindOps& ops, const Step& step,

@@ -7,8 +7,10 @@
 #include <set>
 
 #include "base/netaddr.h"
+#include "providers/linux/caps.h"
 #include "providers/linux/kind.h"
 #include "providers/linux/session.h"
+#include "providers/linux/vlans.h"
 #include "providers/linux/values.h"
 #include "reconciler/kind_table.h"
 
@@ -42,16 +44,15 @@ std::optional<int64_t> asInt(const Json& v) {
 // Why a portable field has no linux implementation yet (for the error message).
 std::string unsupportedReason(const std::string& path) {
   auto under = [&](const char* prefix) { return path.rfind(prefix, 0) == 0; };
-  if (path == "linux.bridge.vlanFiltering")
-    return "it needs bridge VLAN filtering, which the CI kernel lacks (a later issue)";
-  if (under("uplinks")) return "uplink teams (bonds) are a later issue";
-  if (under("security") || under("shaping") || under("teaming") || under("nioc") || path == "niocClass")
+  if (under("teaming"))
+    return "a Linux bond has one teaming policy for the whole switch: set it in the Switch's uplinks.teaming";
+  if (under("security") || under("shaping") || under("nioc") || path == "niocClass")
     return "the linux provider does not implement this policy yet";
-  if (path == "vlan" || path == "vlanId") return "VLANs need bridge VLAN filtering or 802.1q, a later issue";
-  if (path == "portGroup") return "port groups need bridge VLAN filtering, a later issue";
   if (path == "network") return "Networks are a later issue; attach the port to a bridge with switch:";
   return "";
 }
+
+bool startsWith(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
 
 class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSession> {
  public:
@@ -67,12 +68,42 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
     return {};
   }
 
-  // Bridges, ports and veth peers in one namespace share one set of interface names.
+  // Bridges, ports, veth peers, bonds and uplink NICs in one namespace share one set of interface names; port
+  // groups of one switch are told apart by their VLAN; each switch's port groups take one shape.
   void checkTogether(const Target& target, const std::vector<const Resource*>& resources,
                      Diagnostics& diags) const override {
+    checkNames(target, resources, diags);
+    checkUplinkNics(resources, diags);
+    checkSegments(target, resources, diags);
+  }
+
+  std::string describe(const Step& step, const Target& target) const override {
+    std::string out = TableProvider::describe(step, target);
+    if (step.addr.kind != Kind::PortGroup || step.action == StepAction::Delete) return out;
+    if (step.action == StepAction::Update) {
+      bool moved = false;
+      for (const auto& p : step.changed) moved = moved || p == "switch" || p == "vlan" || p == "vlan.trunk";
+      if (!moved) return out;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = shapes_.find(target.name + "/" + step.addr.name);
+    return it == shapes_.end() ? out : out + ": " + it->second;
+  }
+
+ private:
+  void checkNames(const Target& target, const std::vector<const Resource*>& resources, Diagnostics& diags) const {
     const auto netns = target.spec.getString("netns");
     std::map<std::string, const Resource*> taken;
     auto claim = [&](const std::string& ifname, const Resource* r, const std::string& what) {
+      // Names the kernel holds in every namespace, which observe never reports as objects: a plan would say
+      // "create" and the apply fail on "File exists".
+      if (ifname == "lo" || ifname == "bonding_masters")
+        diags.error(r->loc,
+                    "linux: " + r->addr.str() + ": " + what + " '" + ifname + "' is " +
+                        (ifname == "lo" ? "the loopback interface every network namespace has"
+                                        : "the bonding driver's control file in /sys/class/net") +
+                        "; choose another name",
+                    "provider/name-collision");
       auto [it, fresh] = taken.emplace(ifname, r);
       if (fresh) return;
       diags.error(r->loc,
@@ -89,7 +120,135 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
       auto peerNetns = r->attrs.getString("peerNetns");
       if (peer && (!peerNetns || peerNetns == netns)) claim(*peer, r, "veth peer");
     }
+    for (const Resource* r : resources) {
+      if (r->addr.kind == Kind::PortGroup) claim(r->addr.name, r, "port group (a bridge of that name where the "
+                                                                  "kernel has no VLAN filtering)");
+      if (r->addr.kind != Kind::Switch) continue;
+      if (auto bond = r->attrs.getString("linux.bond.name")) claim(*bond, r, "bond");
+    }
   }
+
+  // A NIC is the uplink of one switch, and not also a Port of the manifests.
+  void checkUplinkNics(const std::vector<const Resource*>& resources, Diagnostics& diags) const {
+    std::map<std::string, const Resource*> owner, declared;
+    for (const Resource* r : resources)
+      if (r->addr.kind == Kind::Port || r->addr.kind == Kind::Switch) declared[r->addr.name] = r;
+    for (const Resource* r : resources) {
+      if (r->addr.kind != Kind::Switch) continue;
+      for (const auto& nic : r->attrs.getStrings("uplinks.nics")) {
+        auto [it, fresh] = owner.emplace(nic, r);
+        if (!fresh)
+          diags.error(r->loc,
+                      "linux: " + r->addr.str() + ": NIC " + nic + " is also an uplink of " + it->second->addr.str() +
+                          " (at " + it->second->loc.str() + "); a NIC serves one switch",
+                      "provider/name-collision");
+        if (auto d = declared.find(nic); d != declared.end())
+          diags.error(r->loc,
+                      "linux: " + r->addr.str() + ": uplink NIC " + nic + " is also declared as " + d->second->addr.str() +
+                          " (at " + d->second->loc.str() + "); an uplink belongs to its switch",
+                      "provider/name-collision");
+      }
+    }
+  }
+
+  // On a Linux bridge a port group is its VLAN (that is all the kernel knows of it): two port groups of a switch
+  // need two VLANs, and a port directly on the switch is the untagged segment. Which shape a switch's port groups
+  // take is decided here (and said in the plan).
+  void checkSegments(const Target& target, const std::vector<const Resource*>& resources, Diagnostics& diags) const {
+    const lnx::KernelCaps& caps = lnx::kernelCaps();
+    std::map<std::string, const Resource*> switches;
+    for (const Resource* r : resources)
+      if (r->addr.kind == Kind::Switch) switches[r->addr.name] = r;
+    struct Segment {
+      lnx::VlanSpec vlan;
+      const Resource* owner;
+      bool portGroup;
+    };
+    std::map<std::string, std::vector<Segment>> bySwitch;
+    for (const Resource* r : resources) {
+      auto spec = lnx::vlanOf(r->attrs);
+      if (!spec) continue;
+      if (r->addr.kind == Kind::PortGroup) {
+        if (auto sw = r->attrs.getString("switch")) bySwitch[*sw].push_back({*spec, r, true});
+      } else if (r->addr.kind == Kind::Port && !r->attrs.getString("portGroup")) {
+        if (auto sw = r->attrs.getString("switch"); sw && switches.count(*sw)) bySwitch[*sw].push_back({*spec, r, false});
+      }
+    }
+    auto fail = [&](const Resource* r, const std::string& m) {
+      diags.error(r->loc, "linux: " + r->addr.str() + ": " + m, "provider/invalid");
+    };
+    for (const auto& [swName, segments] : bySwitch) {
+      const Resource* sw = switches.count(swName) ? switches[swName] : nullptr;
+      const std::optional<bool> vf = sw ? sw->attrs.getBool("linux.bridge.vlanFiltering") : std::nullopt;
+      bool needsVlans = false;
+      for (const auto& seg : segments) needsVlans = needsVlans || !seg.vlan.untagged();
+      enum { Aware, PerVlan, Unknown } shape;
+      std::string why;
+      if (vf == true || (!vf && caps.vlanFiltering == lnx::Cap::Yes)) {
+        shape = Aware;
+      } else if (vf == false) {
+        shape = PerVlan;
+        why = "the switch says linux.bridge.vlanFiltering: false";
+      } else if (caps.vlanFiltering == lnx::Cap::No) {
+        shape = PerVlan;
+        why = lnx::lacks(caps, "bridge VLAN filtering");
+      } else {
+        shape = Unknown;
+        why = caps.unknownWhy;
+      }
+      std::string uplink;
+      if (sw) {
+        if (auto bond = sw->attrs.getString("linux.bond.name")) uplink = *bond;
+        else if (auto nics = sw->attrs.getStrings("uplinks.nics"); !nics.empty()) uplink = nics.front();
+      }
+      for (size_t i = 0; i < segments.size(); ++i) {
+        const Segment& a = segments[i];
+        for (size_t j = 0; j < i; ++j) {
+          const Segment& b = segments[j];
+          const bool same = a.vlan == b.vlan ||
+                            (shape == PerVlan && a.portGroup && b.portGroup &&
+                             (a.vlan.untagged() || a.vlan.allVlans()) && (b.vlan.untagged() || b.vlan.allVlans()));
+          if (!same || (!a.portGroup && !b.portGroup)) continue;
+          const Segment& pg = a.portGroup ? a : b;
+          const Segment& other = a.portGroup ? b : a;
+          fail(other.owner, "it is the same segment of switch " + swName + " (" + lnx::vlanText(other.vlan) + ") as " +
+                                pg.owner->addr.str() + " (at " + pg.owner->loc.str() +
+                                "): on a Linux bridge a port group is its VLAN; " +
+                                (other.portGroup ? "give the port groups different VLANs, or use one"
+                                                 : "put the port in that port group"));
+        }
+        if (shape == PerVlan && !a.vlan.untagged()) {
+          if (!a.portGroup)
+            fail(a.owner, "a port's own vlan on switch " + swName + " needs bridge VLAN filtering, and " + why +
+                              "; use a PortGroup (a bridge per VLAN)");
+          else if (a.vlan.mode == lnx::VlanSpec::Mode::Trunk && !a.vlan.allVlans())
+            fail(a.owner, "a trunk of some VLANs (" + lnx::vlanText(a.vlan) + ") needs bridge VLAN filtering, and " + why +
+                              " (a bridge per VLAN can give a port every VLAN, 1-4094, or one)");
+          else if (a.vlan.mode == lnx::VlanSpec::Mode::Access && !uplink.empty() &&
+                   caps.vlanDevices == lnx::Cap::No)
+            fail(a.owner, "VLAN " + std::to_string(a.vlan.id) + " over uplink " + uplink + " needs bridge VLAN filtering " +
+                              "or 802.1Q sub-interfaces, and " + lnx::lacks(caps, "either"));
+        }
+        if (!a.portGroup) continue;
+        std::string text;
+        if (shape == Aware && !a.vlan.untagged())
+          text = "a VLAN of the VLAN-aware bridge " + swName + (uplink.empty() ? "" : ", carried tagged on " + uplink);
+        else if (shape == PerVlan && a.vlan.mode == lnx::VlanSpec::Mode::Access)
+          text = "bridge " + a.owner->addr.name + (uplink.empty() ? "" : " over " + uplink + "." + std::to_string(a.vlan.id)) +
+                 ", one bridge per VLAN (" + why + ")";
+        else if (a.vlan.untagged())
+          text = "the untagged segment: its ports sit on bridge " + swName;
+        else if (shape == PerVlan)
+          text = "every VLAN: its ports sit on bridge " + swName + " (" + why + ")";
+        else
+          text = "shape chosen at apply (the kernel could not be probed: " + why + ")";
+        std::lock_guard<std::mutex> lock(mu_);
+        shapes_[target.name + "/" + a.owner->addr.name] = text;
+      }
+    }
+  }
+
+ public:
 
   void checkTarget(const Target& target, Diagnostics& diags) const override {
     const SourceLoc& loc = target.loc;
@@ -137,10 +296,17 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
   }
 
   const std::vector<FieldRule>& commonFields(Kind kind) const override {
+    static const std::vector<FieldRule> none;
+    if (kind == Kind::PortGroup) return none;
     return kind == Kind::Port ? lnx::commonPortFields() : lnx::commonLinkFields();
   }
 
   void unsupportedField(const FieldCheck& fc, const Row* row) const override {
+    // Teaming inherited from the switch is the switch's (its bond); normalize drops it from the port.
+    if (startsWith(fc.path, "teaming.")) {
+      auto o = fc.resource.origins.find(fc.path);
+      if (o != fc.resource.origins.end() && o->second.origin == Origin::Inherited) return;
+    }
     // A field another Port type has: name the types it belongs to.
     auto others = row ? table().rowsAccepting(row->kind, fc.path, row) : std::vector<const Row*>{};
     if (!others.empty()) {
@@ -157,7 +323,7 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
     auto fail = [&](const std::string& msg, const char* code) { diags.error(r.loc, "linux: " + msg, code); };
     if (r.addr.kind != Kind::Port)
       return fail("kind " + std::string(kindName(r.addr.kind)) + " is not supported yet (the linux provider manages "
-                  "Switch and Port)", "provider/unsupported");
+                  "Switch, PortGroup and Port)", "provider/unsupported");
     const Json* type = r.attrs.find("type");
     if (!type) return fail("field type is required for a Port (" + table().variantList(Kind::Port) + ")", "provider/invalid");
     if (!type->is_string())
@@ -175,6 +341,22 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
     };
     toInt("mtu");
     toInt("linux.txQueueLen");
+    if (r.addr.kind == Kind::Port || r.addr.kind == Kind::PortGroup) {
+      // Teaming reaches a port by inheritance only (check() refuses it declared there): it is the switch's.
+      std::vector<std::string> teaming;
+      for (const auto& [path, v] : r.attrs.values())
+        if (startsWith(path, "teaming.")) teaming.push_back(path);
+      for (const auto& p : teaming) r.attrs.erase(p), r.origins.erase(p);
+      if (auto spec = lnx::vlanOf(r.attrs)) {
+        const bool had = r.attrs.has("vlan") || r.attrs.has("vlan.trunk");
+        auto origin = r.origins.count("vlan.trunk") ? r.origins["vlan.trunk"] : r.origins["vlan"];
+        r.origins.erase("vlan");
+        r.origins.erase("vlan.trunk");
+        lnx::setVlan(r.attrs, *spec);
+        if (!had) r.attrs.erase("vlan");
+        else r.origins[spec->mode == lnx::VlanSpec::Mode::Trunk ? "vlan.trunk" : "vlan"] = origin;
+      }
+    }
     if (const Json* v = r.attrs.find("addresses"); v && v->is_array()) {
       std::set<std::string> out;
       for (const auto& e : *v) {
@@ -189,8 +371,15 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
   }
 
   void commonDetailsAfter(const Attrs& a, std::vector<std::string>& parts) const override {
-    if (auto sw = a.getString("switch")) parts.push_back("on bridge " + *sw);
-    if (auto mac = a.getString("mac")) parts.push_back("mac " + *mac);
+    if (auto sw = a.getString("switch")) {
+      auto vlan = lnx::vlanOf(a);
+      parts.push_back("on bridge " + *sw + (vlan && !vlan->untagged() ? " " + lnx::vlanText(*vlan) : ""));
+    }
+    if (auto pg = a.getString("portGroup")) parts.push_back("in port group " + *pg);
+    if (auto mac = a.getString("mac")) {
+      auto host = a.getString("linux.hostMac");
+      parts.push_back(host ? "guest mac " + *mac + ", host side " + *host : "mac " + *mac);
+    }
     if (auto addrs = a.getStrings("addresses"); !addrs.empty()) parts.push_back("addresses " + show(a.find("addresses")));
     if (a.getBool("up") == false) parts.push_back("down");
   }
@@ -199,6 +388,11 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
     auto netns = target.spec.getString("netns");
     return netns ? " in netns " + *netns : " in the host netns";
   }
+
+ private:
+  // The shape each port group takes, decided by checkTogether() for the plan's descriptions.
+  mutable std::mutex mu_;
+  mutable std::map<std::string, std::string> shapes_;
 };
 
 }  // namespace

@@ -18,7 +18,9 @@
 #include <cstring>
 
 #include "base/fd.h"
+#include "providers/linux/attach.h"
 #include "providers/linux/kind.h"
+#include "providers/linux/records.h"
 #include "providers/linux/session.h"
 
 namespace vnetplan::lnx {
@@ -31,7 +33,20 @@ bool tapMatches(const LinkInfo& l) {
   return l.type == ARPHRD_ETHER;  // kernels without IFLA_TUN_TYPE: a tap is an Ethernet device
 }
 
+// The host side of a VM's tap must not carry the guest's MAC: the bridge would install it as a local (host)
+// address and keep every frame for the guest to itself. So `mac` is the guest's, kept as a record on the tap,
+// and the tap gets libvirt's derivation (the first octet 0xfe) unless linux.hostMac says otherwise.
+Mac hostMacFor(const Mac& guest) {
+  Mac host = guest;
+  host[0] = guest[0] == 0xfe ? 0xfa : 0xfe;
+  return host;
+}
+
 void tapAttrs(LinuxSession&, const LinkInfo& l, Attrs& a) {
+  a.set("linux.hostMac", l.mac.empty() ? Json(nullptr) : Json(l.mac));
+  a.set("mac", nullptr);
+  for (const auto& alt : l.altnames)
+    if (auto m = parseGuestMacRecord(alt, l.index)) a.set("mac", formatMac(m->data(), m->size()));
   auto get = [&](int t) -> std::optional<uint64_t> {
     auto it = l.tun.find(t);
     return it == l.tun.end() ? std::nullopt : std::optional<uint64_t>(it->second);
@@ -91,6 +106,20 @@ Status tunIoctls(LinuxSession& s, const std::string& name, const Attrs& a, short
   });
 }
 
+// Replaces the guest MAC record of a tap (`before` -> `after`, either may be absent).
+Status recordGuestMac(LinuxSession& s, const std::string& name, int index, const std::optional<std::string>* before,
+                      const std::optional<std::string>& after) {
+  auto macOf = [](const std::optional<std::string>& t) { return t ? parseMac(*t, nullptr) : std::nullopt; };
+  if (before)
+    if (auto m = macOf(*before))
+      if (NlOutcome o = delAltname(s.nl(), index, guestMacRecord(index, *m)); !o.ok())
+        return s.failure("update the guest MAC of tap " + name, o.message);
+  if (auto m = macOf(after))
+    if (NlOutcome o = addAltname(s.nl(), index, guestMacRecord(index, *m)); !o.ok())
+      return s.failure("record the guest MAC of tap " + name, o.message);
+  return {};
+}
+
 Status tapCreate(LinuxSession& s, const Step& step) {
   const std::string& name = step.addr.name;
   const Attrs& a = step.after;
@@ -111,26 +140,25 @@ Status tapCreate(LinuxSession& s, const Step& step) {
   };
   LinkChange c;
   if (auto mtu = a.getInt("mtu")) c.mtu = static_cast<uint32_t>(*mtu);
-  if (auto text = a.getString("mac")) {
+  if (auto text = a.getString("linux.hostMac")) {
     std::string why;
     auto mac = parseMac(*text, &why);
-    if (!mac) return undo(s.failure(what, "invalid mac '" + *text + "': " + why));
+    if (!mac) return undo(s.failure(what, "invalid linux.hostMac '" + *text + "': " + why));
     c.mac = *mac;
   }
-  if (auto sw = a.getString("switch")) {
-    auto master = masterIndex(s, kTapOps, name, *sw);
-    if (!master.ok()) return undo(master.error());
-    c.master = *master;
-  }
+  auto at = attachmentOf(s, kTapOps, name, a, true);
+  if (!at.ok()) return undo(at.error());
+  if (at->bridge) c.master = at->bridge;
   if (auto q = a.getInt("linux.txQueueLen")) c.txqlen = static_cast<uint32_t>(*q);
   if (a.getBool("up").value_or(true)) c.up = true;
   if (Status st = changeLink(s, kTapOps, name, c, "create"); !st.ok()) return undo(st);
+  auto idx = s.ifindex(name);
+  if (!idx.ok()) return undo(s.failure(what, idx.error().message));
+  if (Status st = settleAttachment(s, kTapOps, name, *idx, *at, std::nullopt); !st.ok()) return undo(st);
+  if (Status st = recordGuestMac(s, name, *idx, nullptr, a.getString("mac")); !st.ok()) return undo(st);
   auto addrs = a.getStrings("addresses");
-  if (!addrs.empty()) {
-    auto idx = s.ifindex(name);
-    if (!idx.ok()) return undo(s.failure(what, idx.error().message));
+  if (!addrs.empty())
     if (Status st = addAddresses(s, kTapOps, name, *idx, addrs); !st.ok()) return undo(st);
-  }
   return {};
 }
 
@@ -142,8 +170,9 @@ Status tapUpdate(LinuxSession& s, const Step& step) {
   for (const auto& path : step.changed) {
     if (path == "linux.owner" || path == "linux.group") {
       ids.push_back(path);
-    } else if (path != "mtu" && path != "mac" && path != "switch" && path != "up" && path != "addresses" &&
-               path != "linux.txQueueLen") {
+    } else if (path != "mtu" && path != "mac" && path != "linux.hostMac" && path != "switch" &&
+               path != "portGroup" && path != "vlan" && path != "vlan.trunk" && path != "up" &&
+               path != "addresses" && path != "linux.txQueueLen") {
       return s.failure("update tap " + name, "changing " + path + " is not supported by the linux provider");
     }
   }
@@ -152,14 +181,20 @@ Status tapUpdate(LinuxSession& s, const Step& step) {
     if (Status st = tunIoctls(s, name, step.after, tapFlags(step.after, false), ids, false, nullptr); !st.ok())
       return s.failure("update tap " + name, st.error().message);
   }
-  auto change = portLinkChange(s, kTapOps, step);
+  auto change = portLinkChange(s, kTapOps, step, "linux.hostMac");
   if (!change.ok()) return change.error();
-  if (Status st = changeLink(s, kTapOps, name, *change); !st.ok()) return st;
+  if (Status st = applyPortChange(s, kTapOps, step, *change); !st.ok()) return st;
+  if (changes(step, "mac")) {
+    auto idx = s.ifindex(name);
+    if (!idx.ok()) return s.failure("update tap " + name, idx.error().message);
+    const std::optional<std::string> before = step.before.getString("mac");
+    if (Status st = recordGuestMac(s, name, *idx, &before, step.after.getString("mac")); !st.ok()) return st;
+  }
   if (changes(step, "addresses")) return syncAddresses(s, kTapOps, name, step.before, step.after);
   return {};
 }
 
-Status tapRemove(LinuxSession& s, const Step& step) { return deleteLink(s, kTapOps, step.addr.name); }
+Status tapRemove(LinuxSession& s, const Step& step) { return removePort(s, kTapOps, step); }
 
 void tapObserve(LinuxSession& s, Observation& obs) { s.observeLinks(obs, kTapOps, tapMatches, tapAttrs); }
 
@@ -186,8 +221,30 @@ void checkOwnerOrGroup(const FieldCheck& fc) {
 
 void checkFlag(const FieldCheck& fc) { fc.requireBool(); }
 
-// Owner and group by id, as the kernel reports them.
+void checkHostMac(const FieldCheck& fc) {
+  std::string why;
+  if (!fc.value.is_string()) return fc.fail("field linux.hostMac must be a string like fe:54:00:12:34:56");
+  auto mac = parseMac(fc.value.get<std::string>(), &why);
+  if (!mac) return fc.fail("invalid linux.hostMac '" + fc.value.get<std::string>() + "': " + why);
+  if (auto guest = fc.resource.attrs.getString("mac"))
+    if (auto g = parseMac(*guest, nullptr); g && *g == *mac)
+      fc.fail("linux.hostMac is the guest's MAC (mac): the bridge would keep every frame for the guest as its own; "
+              "leave linux.hostMac out (the tap then gets " + formatMac(hostMacFor(*g).data(), 6) + ")");
+}
+
+void tapCheck(const Resource& r, const Target& t, Diagnostics& diags) { checkBridgePort(r, t, diags); }
+
+// Owner and group by id, as the kernel reports them; the host side's MAC derived from the guest's.
 void tapNormalize(Resource& r) {
+  if (auto mac = r.attrs.getString("linux.hostMac"))
+    if (auto m = parseMac(*mac, nullptr)) r.attrs.set("linux.hostMac", formatMac(m->data(), m->size()));
+  if (!r.attrs.has("linux.hostMac"))
+    if (auto guest = r.attrs.getString("mac"))
+      if (auto g = parseMac(*guest, nullptr)) {
+        Mac host = hostMacFor(*g);
+        r.attrs.set("linux.hostMac", formatMac(host.data(), host.size()));
+        r.origins["linux.hostMac"] = AttrOrigin{Origin::Default, ""};
+      }
   if (auto user = r.attrs.getString("linux.owner"))
     if (auto id = lookupUserId(*user)) r.attrs.set("linux.owner", *id);
   if (auto group = r.attrs.getString("linux.group"))
@@ -200,11 +257,12 @@ const KindOps kTapOps{.kind = Kind::Port,
                       .variant = "tap",
                       .label = "tap",
                       .traits = &kPortTraits,
-                      .fields = {{"linux.multiQueue", checkFlag},
-                                 {"linux.vnetHdr", checkFlag},
-                                 {"linux.owner", checkOwnerOrGroup},
-                                 {"linux.group", checkOwnerOrGroup}},
-                      .check = nullptr,
+                      .fields = withBridgePortFields({{"linux.multiQueue", checkFlag},
+                                                      {"linux.vnetHdr", checkFlag},
+                                                      {"linux.owner", checkOwnerOrGroup},
+                                                      {"linux.group", checkOwnerOrGroup},
+                                                      {"linux.hostMac", checkHostMac}}),
+                      .check = tapCheck,
                       .normalize = tapNormalize,
                       .describe = tapDescribe,
                       .observe = tapObserve,

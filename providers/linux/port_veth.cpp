@@ -6,6 +6,7 @@
 #include <netlink/route/link.h>
 #include <netlink/route/link/veth.h>
 
+#include "providers/linux/attach.h"
 #include "providers/linux/kind.h"
 #include "providers/linux/session.h"
 
@@ -83,11 +84,9 @@ Status vethCreate(LinuxSession& s, const Step& step) {
     rtnl_link_set_addr(peer, addr);
     nl_addr_put(addr);
   }
-  if (auto sw = a.getString("switch")) {
-    auto index = masterIndex(s, kVethOps, name, *sw);
-    if (!index.ok()) return index.error();
-    rtnl_link_set_master(link, *index);
-  }
+  auto at = attachmentOf(s, kVethOps, name, a, true);
+  if (!at.ok()) return at.error();
+  if (at->bridge) rtnl_link_set_master(link, static_cast<int>(at->bridge));
   if (a.getBool("up").value_or(true)) rtnl_link_set_flags(link, IFF_UP);
   // The peer cannot be brought up in the create request itself (veth_open() refuses with ENOTCONN until the
   // pair is linked, which happens after the peer is configured): it gets its own change below.
@@ -99,7 +98,7 @@ Status vethCreate(LinuxSession& s, const Step& step) {
 
   auto addrs = a.getStrings("addresses");
   nl_msg* raw = nullptr;
-  int rc = rtnl_link_build_add_request(link, NLM_F_CREATE | NLM_F_EXCL | (addrs.empty() ? 0 : NLM_F_ECHO), &raw);
+  int rc = rtnl_link_build_add_request(link, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO, &raw);
   if (rc < 0) return s.failure(what, std::string("cannot build the request: ") + nl_geterror(rc));
   NlMsg msg(raw);
   int index = 0;
@@ -127,11 +126,11 @@ Status vethCreate(LinuxSession& s, const Step& step) {
   if (*peerUp.up)
     if (NlOutcome po = sendLinkChange(*peerSock, *peerName, peerUp); !po.ok())
       return undo(s.failure(what, "bring the peer up: " + po.message));
-  if (!addrs.empty()) {
-    auto idx = s.ifindex(name);
-    Status st = idx.ok() ? addAddresses(s, kVethOps, name, *idx, addrs) : s.failure(what, idx.error().message);
-    if (!st.ok()) return undo(st);
-  }
+  auto idx = s.ifindex(name);
+  if (!idx.ok()) return undo(s.failure(what, idx.error().message));
+  if (Status st = settleAttachment(s, kVethOps, name, *idx, *at, std::nullopt); !st.ok()) return undo(st);
+  if (!addrs.empty())
+    if (Status st = addAddresses(s, kVethOps, name, *idx, addrs); !st.ok()) return undo(st);
   return {};
 }
 
@@ -139,15 +138,16 @@ Status vethUpdate(LinuxSession& s, const Step& step) {
   const std::string& name = step.addr.name;
   if (Status st = rejectReplaceOnly(s, kVethOps, step, {"type", "peer", "peerNetns"}); !st.ok()) return st;
   for (const auto& path : step.changed)
-    if (path != "mtu" && path != "mac" && path != "switch" && path != "up" && path != "addresses" &&
-        path != "linux.peerMac" && path != "linux.txQueueLen" && path != "status.peerUp" && path != "status.peerMtu")
+    if (path != "mtu" && path != "mac" && path != "switch" && path != "portGroup" && path != "vlan" &&
+        path != "vlan.trunk" && path != "up" && path != "addresses" && path != "linux.peerMac" &&
+        path != "linux.txQueueLen" && path != "status.peerUp" && path != "status.peerMtu")
       return s.failure("update veth " + name, "changing " + path + " is not supported by the linux provider");
   auto change = portLinkChange(s, kVethOps, step);
   if (!change.ok()) return change.error();
-  if (Status st = changeLink(s, kVethOps, name, *change); !st.ok()) return st;
+  if (Status st = applyPortChange(s, kVethOps, step, *change); !st.ok()) return st;
   // The peer follows the port's MTU (the pair's MTU stays equal) and takes linux.peerMac.
   LinkChange peerChange;
-  peerChange.mtu = change->mtu;
+  peerChange.mtu = change->link.mtu;
   if (changes(step, "status.peerMtu"))
     if (auto m = step.after.getInt("status.peerMtu")) peerChange.mtu = static_cast<uint32_t>(*m);
   if (changes(step, "status.peerUp")) peerChange.up = step.after.getBool("status.peerUp").value_or(true);
@@ -177,7 +177,7 @@ Status vethUpdate(LinuxSession& s, const Step& step) {
 }
 
 Status vethRemove(LinuxSession& s, const Step& step) {
-  Status st = deleteLink(s, kVethOps, step.addr.name);
+  Status st = removePort(s, kVethOps, step);
   if (auto peer = step.before.getString("peer"); peer && !step.before.has("peerNetns")) s.forget(*peer);
   return st;
 }
@@ -217,7 +217,8 @@ void checkPeerMac(const FieldCheck& fc) {
     fc.fail("invalid linux.peerMac '" + fc.value.get<std::string>() + "': " + why);
 }
 
-void vethCheck(const Resource& r, const Target&, Diagnostics& diags) {
+void vethCheck(const Resource& r, const Target& t, Diagnostics& diags) {
+  checkBridgePort(r, t, diags);
   if (!r.attrs.has("peer"))
     diags.error(r.loc, "linux: field peer is required for a veth Port (the name of the other end)", "provider/invalid");
 }
@@ -233,9 +234,9 @@ const KindOps kVethOps{.kind = Kind::Port,
                        .variant = "veth",
                        .label = "veth",
                        .traits = &kPortTraits,
-                       .fields = {{"peer", checkInterfaceNameField},
-                                  {"peerNetns", checkPeerNetns},
-                                  {"linux.peerMac", checkPeerMac}},
+                       .fields = withBridgePortFields({{"peer", checkInterfaceNameField},
+                                                       {"peerNetns", checkPeerNetns},
+                                                       {"linux.peerMac", checkPeerMac}}),
                        .check = vethCheck,
                        .normalize = vethNormalize,
                        .describe = vethDescribe,

@@ -8,9 +8,13 @@
 #include <net/if.h>
 #include <netlink/attr.h>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+
+#include "base/netaddr.h"
 
 namespace vnetplan::lnx {
 
@@ -31,6 +35,12 @@ uint64_t attrUint(const nlattr* a) {
   }
 }
 
+// "10.0.0.1" / "2001:db8::1" from raw address bytes.
+std::string addressText(int family, const void* bytes) {
+  std::string p = formatPrefix(family, bytes, family == AF_INET ? 32 : 128);
+  return p.substr(0, p.find('/'));
+}
+
 // RTM_GETLINK dump request; `targetNsid` >= 0 lists the links of that peer namespace instead.
 NlMsg linkDumpRequest(int32_t targetNsid = -1) {
   NlMsg m = newMsg(RTM_GETLINK, NLM_F_DUMP);
@@ -44,6 +54,15 @@ NlMsg linkDumpRequest(int32_t targetNsid = -1) {
 }
 
 }  // namespace
+
+bool LinkInfo::hasAltname(const std::string& a) const {
+  return std::find(altnames.begin(), altnames.end(), a) != altnames.end();
+}
+
+std::optional<uint64_t> LinkInfo::get(int attr) const {
+  auto it = data.find(attr);
+  return it == data.end() ? std::nullopt : std::optional<uint64_t>(it->second);
+}
 
 std::optional<LinkInfo> parseLink(const nlmsghdr* h) {
   if (h->nlmsg_type != RTM_NEWLINK || h->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return std::nullopt;
@@ -63,16 +82,68 @@ std::optional<LinkInfo> parseLink(const nlmsghdr* h) {
   if (tb[IFLA_TXQLEN]) l.txqlen = static_cast<uint32_t>(attrUint(tb[IFLA_TXQLEN]));
   if (tb[IFLA_LINK]) l.link = static_cast<int>(attrUint(tb[IFLA_LINK]));
   if (tb[IFLA_LINK_NETNSID] && nla_len(tb[IFLA_LINK_NETNSID]) >= 4) l.linkNetnsid = nla_get_s32(tb[IFLA_LINK_NETNSID]);
+  if (tb[IFLA_PROP_LIST]) {
+    nlattr* a;
+    int rem;
+    nla_for_each_nested(a, tb[IFLA_PROP_LIST], rem) {
+      if (nla_type(a) == IFLA_ALT_IFNAME) l.altnames.push_back(attrString(a));
+    }
+  }
   if (tb[IFLA_LINKINFO]) {
     nlattr* info[IFLA_INFO_MAX + 1] = {};
     if (nla_parse_nested(info, IFLA_INFO_MAX, tb[IFLA_LINKINFO], nullptr) == 0) {
       if (info[IFLA_INFO_KIND]) l.kind = attrString(info[IFLA_INFO_KIND]);
+      if (info[IFLA_INFO_SLAVE_KIND]) l.slaveKind = attrString(info[IFLA_INFO_SLAVE_KIND]);
       if (info[IFLA_INFO_DATA] && l.kind == "bridge") {
         nlattr* br[IFLA_BR_MAX + 1] = {};
         if (nla_parse_nested(br, IFLA_BR_MAX, info[IFLA_INFO_DATA], nullptr) == 0) {
           for (const auto& opt : bridgeOptions())
             if (br[opt.ifla]) l.bridge[opt.ifla] = attrUint(br[opt.ifla]);
-          if (br[IFLA_BR_VLAN_FILTERING]) l.bridge[IFLA_BR_VLAN_FILTERING] = attrUint(br[IFLA_BR_VLAN_FILTERING]);
+          for (int t : {IFLA_BR_VLAN_FILTERING, IFLA_BR_VLAN_DEFAULT_PVID})
+            if (br[t]) l.bridge[t] = attrUint(br[t]);
+        }
+      } else if (info[IFLA_INFO_DATA] && l.kind == "bond") {
+        nlattr* b[IFLA_BOND_MAX + 1] = {};
+        if (nla_parse_nested(b, IFLA_BOND_MAX, info[IFLA_INFO_DATA], nullptr) == 0) {
+          for (int t = 1; t <= IFLA_BOND_MAX; ++t)
+            if (b[t] && t != IFLA_BOND_ARP_IP_TARGET && t != IFLA_BOND_AD_INFO && t != IFLA_BOND_AD_ACTOR_SYSTEM &&
+                t != IFLA_BOND_NS_IP6_TARGET)
+              l.data[t] = attrUint(b[t]);
+          if (b[IFLA_BOND_ARP_IP_TARGET]) {
+            nlattr* a;
+            int rem;
+            nla_for_each_nested(a, b[IFLA_BOND_ARP_IP_TARGET], rem) {
+              if (nla_len(a) == 4) l.arpTargets.push_back(addressText(AF_INET, nla_data(a)));
+            }
+          }
+        }
+      } else if (info[IFLA_INFO_DATA] && l.kind == "vlan") {
+        nlattr* v[IFLA_VLAN_MAX + 1] = {};
+        if (nla_parse_nested(v, IFLA_VLAN_MAX, info[IFLA_INFO_DATA], nullptr) == 0) {
+          if (v[IFLA_VLAN_ID]) l.data[IFLA_VLAN_ID] = attrUint(v[IFLA_VLAN_ID]);
+          if (v[IFLA_VLAN_PROTOCOL]) l.data[IFLA_VLAN_PROTOCOL] = ntohs(nla_get_u16(v[IFLA_VLAN_PROTOCOL]));
+        }
+      } else if (info[IFLA_INFO_DATA] && (l.kind == "macvtap" || l.kind == "macvlan")) {
+        nlattr* v[IFLA_MACVLAN_MAX + 1] = {};
+        if (nla_parse_nested(v, IFLA_MACVLAN_MAX, info[IFLA_INFO_DATA], nullptr) == 0)
+          if (v[IFLA_MACVLAN_MODE]) l.data[IFLA_MACVLAN_MODE] = attrUint(v[IFLA_MACVLAN_MODE]);
+      } else if (info[IFLA_INFO_DATA] && l.kind == "vxlan") {
+        nlattr* v[IFLA_VXLAN_MAX + 1] = {};
+        if (nla_parse_nested(v, IFLA_VXLAN_MAX, info[IFLA_INFO_DATA], nullptr) == 0) {
+          for (int t : {IFLA_VXLAN_ID, IFLA_VXLAN_LINK, IFLA_VXLAN_TTL, IFLA_VXLAN_LEARNING})
+            if (v[t]) l.data[t] = attrUint(v[t]);
+          if (v[IFLA_VXLAN_PORT]) l.data[IFLA_VXLAN_PORT] = ntohs(nla_get_u16(v[IFLA_VXLAN_PORT]));
+          auto text = [](nlattr* a, int family) {
+            size_t len = family == AF_INET ? 4 : 16;
+            if (!a || static_cast<size_t>(nla_len(a)) < len) return std::string();
+            return addressText(family, nla_data(a));
+          };
+          l.vxlanRemote = text(v[IFLA_VXLAN_GROUP], AF_INET);
+          if (l.vxlanRemote.empty()) l.vxlanRemote = text(v[IFLA_VXLAN_GROUP6], AF_INET6);
+          l.vxlanLocal = text(v[IFLA_VXLAN_LOCAL], AF_INET);
+          if (l.vxlanLocal.empty()) l.vxlanLocal = text(v[IFLA_VXLAN_LOCAL6], AF_INET6);
+          if (l.vxlanRemote == "0.0.0.0" || l.vxlanRemote == "::") l.vxlanRemote.clear();
+          if (l.vxlanLocal == "0.0.0.0" || l.vxlanLocal == "::") l.vxlanLocal.clear();
         }
       } else if (info[IFLA_INFO_DATA] && l.kind == "tun") {
         nlattr* tun[IFLA_TUN_MAX + 1] = {};
@@ -171,6 +242,14 @@ Result<Observation> LinuxSession::observe() {
 
   index_.clear();
   for (const auto& [index, link] : links_) index_[link.name] = index;
+  topo_ = Topology::build(links_);
+  bool filtering = false;
+  for (const auto& [index, sw] : topo_.switches) filtering = filtering || sw.vlanFiltering;
+  if (filtering) {
+    auto vlans = dumpBridgeVlans(*nl_);
+    if (!vlans.ok()) return failure("list bridge VLANs", vlans.error().message);
+    topo_.vlans = std::move(vlans.value());
+  }
   addrs_ = std::move(addrs);
   linuxKinds().observe(*this, obs);
   addrs_.clear();
@@ -181,6 +260,9 @@ void LinuxSession::observeLinks(Observation& obs, const KindOps& row, bool (*mat
                                 void (*kindAttrs)(LinuxSession&, const LinkInfo&, Attrs&)) {
   for (const auto& [index, link] : links_) {
     if (!matches(link)) continue;
+    // A NIC that is a switch's uplink (or a bond's member) and a port group's sub-interface belong to the Switch
+    // and the PortGroup, not to a Port of their own.
+    if (row.kind == Kind::Port && (topo_.infrastructure(index) || link.slaveKind == "bond")) continue;
     ObservedObject obj;
     obj.addr = Address{target_, row.kind, link.name};
     Attrs& a = obj.attrs;
@@ -196,8 +278,7 @@ void LinuxSession::observeLinks(Observation& obs, const KindOps& row, bool (*mat
       if (!link.mac.empty()) a.set("mac", link.mac);
       a.set("linux.txQueueLen", static_cast<int64_t>(link.txqlen));
       // Always said, "not attached" included: a pre-image must record it so a rollback detaches the port again.
-      const LinkInfo* master = link.master != 0 ? linkAt(link.master) : nullptr;
-      a.set("switch", master ? Json(master->name) : Json(nullptr));
+      attachmentAttrs(link, a);
     }
     kindAttrs(*this, link, a);
     obs.objects.emplace(obj.addr, std::move(obj));
@@ -219,6 +300,29 @@ Status LinuxSession::apply(const Step& step) {
 Status LinuxSession::probe(const Probe& p, std::chrono::milliseconds timeout) {
   if (createPending_ && !netnsExists(netns_)) return err("probe " + p.spec + ": netns " + netns_ + " does not exist yet");
   return runInNetns(nsFd(), [&] { return runProbe(p, timeout); });
+}
+
+std::string LinuxSession::nameOf(int index) const {
+  for (const auto& [name, i] : index_)
+    if (i == index) return name;
+  return "";
+}
+
+Result<LinkInfo> LinuxSession::getLink(const std::string& name) {
+  NlMsg m = newMsg(RTM_GETLINK, 0);
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  if (!m || nlmsg_append(m.get(), &ifi, sizeof ifi, NLMSG_ALIGNTO) < 0 ||
+      nla_put_string(m.get(), IFLA_IFNAME, name.c_str()) < 0 ||
+      nla_put_u32(m.get(), IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS) < 0)
+    return err("out of memory");
+  std::optional<LinkInfo> found;
+  NlOutcome o = nl_->request(m.get(), [&](const nlmsghdr* h) {
+    if (auto l = parseLink(h)) found = std::move(*l);
+  });
+  if (!o.ok() || !found) return err(o.errnum == ENODEV || o.ok() ? "no interface named " + name : o.message);
+  index_[name] = found->index;
+  return std::move(*found);
 }
 
 Result<int> LinuxSession::ifindex(const std::string& name) {
@@ -259,6 +363,49 @@ Result<NlSocket*> LinuxSession::socketIn(const std::string& netnsName) {
   NlSocket* raw = sock->get();
   foreignSockets_.emplace(netnsName, std::move(sock.value()));
   return raw;
+}
+
+Result<std::map<int, PortVlans>*> LinuxSession::vlanTable() {
+  if (!topo_.vlans) {
+    auto vlans = dumpBridgeVlans(*nl_);
+    if (!vlans.ok()) return failure("list bridge VLANs", vlans.error().message);
+    topo_.vlans = std::move(vlans.value());
+  }
+  return &*topo_.vlans;
+}
+
+void LinuxSession::attachmentAttrs(const LinkInfo& link, Attrs& a) const {
+  a.set("switch", nullptr);
+  a.set("portGroup", nullptr);
+  setVlan(a, VlanSpec{});
+  if (!link.master) return;
+  if (auto pgb = topo_.pgBridges.find(link.master); pgb != topo_.pgBridges.end()) {
+    if (!pgb->second.empty()) {
+      a.set("portGroup", pgb->second);
+      return;
+    }
+  }
+  const SwitchInfo* sw = topo_.switchAt(link.master);
+  if (!sw) {
+    const LinkInfo* m = linkAt(link.master);
+    if (m) a.set("switch", m->name);
+    return;
+  }
+  VlanSpec spec;
+  if (sw->vlanFiltering && topo_.vlans) {
+    auto it = topo_.vlans->find(link.index);
+    if (it != topo_.vlans->end()) spec = specOf(it->second);
+  }
+  const PortGroupInfo* pg = topo_.portGroupFor(link.master, spec);
+  if (!pg && !sw->vlanFiltering)  // bridge-per-VLAN: a trunk of every VLAN is a port on the switch's own bridge
+    for (const auto& [name, p] : topo_.portGroups)
+      if (p.switchIndex == link.master && p.vlan.allVlans()) pg = &p;
+  if (pg) {
+    a.set("portGroup", pg->name);
+    return;
+  }
+  a.set("switch", sw->name);
+  setVlan(a, spec);
 }
 
 const LinkInfo* LinuxSession::linkAt(int index) const {

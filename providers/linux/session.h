@@ -12,6 +12,7 @@
 #include "providers/linux/kind.h"
 #include "providers/linux/netlink.h"
 #include "providers/linux/netns.h"
+#include "providers/linux/topology.h"
 #include "reconciler/provider.h"
 
 namespace vnetplan::lnx {
@@ -39,7 +40,11 @@ class LinuxSession : public TargetSession {
 
   // ifindex of a link of this namespace: from the last observe and this session's creates, else asked.
   Result<int> ifindex(const std::string& name);
+  // One link as the kernel has it now (RTM_GETLINK by name).
+  Result<LinkInfo> getLink(const std::string& name);
   void remember(const std::string& name, int index) { index_[name] = index; }
+  // The name of a link this session knows ("" if none).
+  std::string nameOf(int index) const;
   void forget(const std::string& name) { index_.erase(name); }
 
   // An open fd of /run/netns/NAME (kept for the session), e.g. for a veth peer's IFLA_NET_NS_FD.
@@ -51,8 +56,15 @@ class LinuxSession : public TargetSession {
   // link has (mtu, up, addresses; for a Port type, mac, linux.txQueueLen, switch) and then `kindAttrs`.
   void observeLinks(Observation& obs, const KindOps& row, bool (*matches)(const LinkInfo&),
                     void (*kindAttrs)(LinuxSession&, const LinkInfo&, Attrs&));
-  // During observe: a link of this namespace by ifindex.
+  // During observe: a link of this namespace by ifindex; every link.
   const LinkInfo* linkAt(int index) const;
+  const std::unordered_map<int, LinkInfo>& links() const { return links_; }
+  // How the links relate (uplinks, port groups, VLAN tables): from the last observe, kept current by the hooks.
+  Topology& topo() { return topo_; }
+  // The VLAN tables of the namespace's bridges (dumped now if the last observe had no reason to).
+  Result<std::map<int, PortVlans>*> vlanTable();
+  // The switch, port group and VLAN attributes of a link that may be a bridge port (every Port row has them).
+  void attachmentAttrs(const LinkInfo& link, Attrs& a) const;
   // During observe: a link in the namespace known here as `nsid`. The netns name is "nsid:N" when no
   // /run/netns entry is that namespace; `link` is null when the link was not found there.
   struct RemoteLink {
@@ -79,6 +91,7 @@ class LinuxSession : public TargetSession {
   std::map<int, std::vector<std::string>> addrs_;
   std::optional<std::map<int32_t, std::string>> nsidNames_;
   std::map<int32_t, std::unordered_map<int, LinkInfo>> remoteLinks_;
+  Topology topo_;
 };
 
 }  // namespace vnetplan::lnx

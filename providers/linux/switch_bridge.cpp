@@ -8,8 +8,12 @@
 #include <net/if.h>
 #include <netlink/attr.h>
 
+#include "providers/linux/attach.h"
+#include "providers/linux/caps.h"
 #include "providers/linux/kind.h"
+#include "providers/linux/records.h"
 #include "providers/linux/session.h"
+#include "providers/linux/uplinks.h"
 
 namespace vnetplan::lnx {
 
@@ -51,21 +55,28 @@ int putOption(nl_msg* m, const BridgeOption& opt, uint32_t value) {
 
 // IFLA_LINKINFO { kind "bridge", data { the options selected by `pick` } }.
 template <typename Pick>
-int putLinkInfo(nl_msg* m, const Attrs& a, Pick pick) {
+int putLinkInfo(nl_msg* m, const Attrs& a, Pick pick, int vlanFiltering = -1) {
   nlattr* info = nla_nest_start(m, IFLA_LINKINFO);
   if (!info || nla_put_string(m, IFLA_INFO_KIND, "bridge") < 0) return -1;
   nlattr* data = nla_nest_start(m, IFLA_INFO_DATA);
   if (!data) return -1;
   for (const auto& opt : bridgeOptions())
     if (pick(opt) && putOption(m, opt, kernelValue(opt, a)) < 0) return -1;
+  if (vlanFiltering >= 0 && nla_put_u8(m, IFLA_BR_VLAN_FILTERING, static_cast<uint8_t>(vlanFiltering)) < 0) return -1;
   nla_nest_end(m, data);
   nla_nest_end(m, info);
   return 0;
 }
 
-bool bridgeMatches(const LinkInfo& l) { return l.kind == "bridge"; }
+// A bridge made for a port group (bridge-per-VLAN shape) belongs to its PortGroup, not a Switch of its own.
+bool bridgeMatches(const LinkInfo& l) {
+  if (l.kind != "bridge") return false;
+  for (const auto& a : l.altnames)
+    if (isPgBridgeMark(a)) return false;
+  return true;
+}
 
-void bridgeAttrs(LinuxSession&, const LinkInfo& l, Attrs& a) {
+void bridgeAttrs(LinuxSession& s, const LinkInfo& l, Attrs& a) {
   for (const auto& opt : bridgeOptions()) {
     auto it = l.bridge.find(opt.ifla);
     if (it == l.bridge.end()) continue;
@@ -82,8 +93,19 @@ void bridgeAttrs(LinuxSession&, const LinkInfo& l, Attrs& a) {
       a.set(opt.path, static_cast<int64_t>(v));
     }
   }
+  // VLAN filtering the switch asked for (true), refused (false: bridge-per-VLAN port groups), or left to its port
+  // groups and VLAN ports (null: on while they need it, which the switch's own attribute does not show).
   auto vf = l.bridge.find(IFLA_BR_VLAN_FILTERING);
-  if (vf != l.bridge.end() && vf->second != 0) a.set("linux.bridge.vlanFiltering", true);
+  const bool on = vf != l.bridge.end() && vf->second != 0;
+  const SwitchInfo* sw = s.topo().switchAt(l.index);
+  const VfMark mark = sw ? sw->mark : VfMark::None;
+  a.set("linux.bridge.vlanFiltering", on && mark != VfMark::Auto ? Json(true)
+                                      : !on && mark == VfMark::Off ? Json(false)
+                                                                    : Json(nullptr));
+  // The switch carries frames as large as its smallest uplink passes: an uplink below the bridge's MTU shows.
+  uint32_t uplinkMtu = 0;
+  observeUplinks(s, l, a, &uplinkMtu);
+  if (uplinkMtu && uplinkMtu < l.mtu) a.set("mtu", static_cast<int64_t>(uplinkMtu));
 }
 
 Status bridgeCreate(LinuxSession& s, const Step& step) {
@@ -106,7 +128,10 @@ Status bridgeCreate(LinuxSession& s, const Step& step) {
   // *change* pins it (the kernel's "MTU set by user" flag). So the bridge is created one off the wanted MTU
   // and changed to it right after: two messages, but the declared MTU holds whatever ports join later.
   if (built && mtu) built = nla_put_u32(m.get(), IFLA_MTU, static_cast<uint32_t>(*mtu == kMinMtu ? *mtu + 1 : *mtu - 1)) == 0;
-  if (built) built = putLinkInfo(m.get(), a, [&](const BridgeOption& opt) { return a.has(opt.path); }) == 0;
+  const std::optional<bool> vlanFiltering = a.getBool("linux.bridge.vlanFiltering");
+  if (built)
+    built = putLinkInfo(m.get(), a, [&](const BridgeOption& opt) { return a.has(opt.path); },
+                        vlanFiltering == true ? 1 : -1) == 0;
   if (!built) return s.failure(what, "cannot build the request (out of memory)");
 
   int index = 0;
@@ -114,23 +139,84 @@ Status bridgeCreate(LinuxSession& s, const Step& step) {
     if (auto l = parseLink(h); l && l->name == name) index = l->index;
   });
   if (!o.ok()) return s.failure(what, o.message);
-  if (index > 0) s.remember(name, index);
+  if (index <= 0) {
+    auto idx = s.ifindex(name);
+    if (!idx.ok()) return s.failure(what, idx.error().message);
+    index = *idx;
+  }
+  s.remember(name, index);
+  SwitchInfo info;
+  info.name = name;
+  info.vlanFiltering = vlanFiltering == true;
+  info.mark = vlanFiltering == false ? VfMark::Off : VfMark::None;
+  s.topo().switches[index] = info;
 
-  // Anything failing from here removes the half-made bridge, so a create is all or nothing.
+  // Anything failing from here removes the half-made bridge (and gives its NICs back), so a create is all or
+  // nothing.
   auto undo = [&](Status st) {
+    Step back = step;
+    back.action = StepAction::Delete;
+    back.before = step.after;
+    (void)removeUplinks(s, back, index);
     (void)deleteLink(s, kBridgeOps, name);
+    s.topo().switches.erase(index);
     return st;
   };
+  if (vlanFiltering == false)
+    if (NlOutcome r = addAltname(s.nl(), index, vfMark(index, VfMark::Off)); !r.ok())
+      return undo(s.failure(what + " (record linux.bridge.vlanFiltering: false)", r.message));
   if (mtu) {
     LinkChange c;
     c.mtu = static_cast<uint32_t>(*mtu);
     if (Status st = changeLink(s, kBridgeOps, name, c, "create"); !st.ok()) return undo(st);
   }
+  if (Status st = createUplinks(s, step, index); !st.ok()) return undo(st);
   auto addrs = a.getStrings("addresses");
-  if (!addrs.empty()) {
-    auto idx = s.ifindex(name);
-    if (!idx.ok()) return undo(s.failure(what, idx.error().message));
-    if (Status st = addAddresses(s, kBridgeOps, name, *idx, addrs); !st.ok()) return undo(st);
+  if (!addrs.empty())
+    if (Status st = addAddresses(s, kBridgeOps, name, index, addrs); !st.ok()) return undo(st);
+  return {};
+}
+
+// linux.bridge.vlanFiltering: true / false / left to the port groups (null).
+Status updateVlanFiltering(LinuxSession& s, const Step& step, int index) {
+  const std::string what = "update bridge " + step.addr.name + ": linux.bridge.vlanFiltering";
+  auto it = s.topo().switches.find(index);
+  if (it == s.topo().switches.end()) return s.failure(what, "the bridge is not known as a switch");
+  SwitchInfo& sw = it->second;
+  bool portGroups = false;
+  for (const auto& [n, pg] : s.topo().portGroups) portGroups = portGroups || pg.switchIndex == index;
+  const bool inUse = portGroups || !s.topo().vlansInUse(index).empty();
+  const std::optional<bool> want = step.after.getBool("linux.bridge.vlanFiltering");
+  auto mark = [&](VfMark m) -> Status {
+    for (VfMark old : {VfMark::Auto, VfMark::Off})
+      if (old != m && sw.mark == old)
+        if (NlOutcome o = delAltname(s.nl(), index, vfMark(index, old)); !o.ok()) return s.failure(what, o.message);
+    if (m != VfMark::None && sw.mark != m)
+      if (NlOutcome o = addAltname(s.nl(), index, vfMark(index, m)); !o.ok()) return s.failure(what, o.message);
+    sw.mark = m;
+    return {};
+  };
+  if (want && *want != sw.vlanFiltering && portGroups)
+    return s.failure(what, std::string("its port groups are built ") +
+                               (sw.vlanFiltering ? "as VLANs of the bridge" : "as bridges of their own") +
+                               "; changing the shape under them is not supported: remove the port groups first");
+  if (want == true) {
+    if (kernelCaps().vlanFiltering == Cap::No) return s.failure(what, lacks(kernelCaps(), "bridge VLAN filtering"));
+    if (Status st = mark(VfMark::None); !st.ok()) return st;
+    if (!sw.vlanFiltering) return setVlanFiltering(s, kBridgeOps, index, true);
+    return {};
+  }
+  if (want == false) {
+    if (sw.vlanFiltering && inUse) return s.failure(what, "ports of the bridge still use VLANs of it");
+    if (sw.vlanFiltering)
+      if (Status st = setVlanFiltering(s, kBridgeOps, index, false); !st.ok()) return st;
+    return mark(VfMark::Off);
+  }
+  if (sw.mark == VfMark::Off)
+    if (Status st = mark(VfMark::None); !st.ok()) return st;
+  if (sw.vlanFiltering && sw.mark != VfMark::Auto) {
+    if (inUse) return mark(VfMark::Auto);  // its port groups keep it on, and turn it off when they go
+    return setVlanFiltering(s, kBridgeOps, index, false);
   }
   return {};
 }
@@ -139,12 +225,15 @@ Status bridgeUpdate(LinuxSession& s, const Step& step) {
   const std::string& name = step.addr.name;
   const Attrs& a = step.after;
   const std::string what = "update bridge " + name;
-  bool linkChange = false, optionChange = false;
+  bool linkChange = false, optionChange = false, uplinks = false;
   for (const auto& path : step.changed) {
     if (path == "mtu" || path == "up") {
       linkChange = true;
-    } else if (path == "addresses") {
+      uplinks = uplinks || path == "mtu";
+    } else if (path == "addresses" || path == "linux.bridge.vlanFiltering") {
       continue;
+    } else if (uplinkPath(path)) {
+      uplinks = true;
     } else {
       bool known = false;
       for (const auto& opt : bridgeOptions()) known = known || path == opt.path;
@@ -171,16 +260,44 @@ Status bridgeUpdate(LinuxSession& s, const Step& step) {
     NlOutcome o = s.nl().request(m.get());
     if (!o.ok()) return s.failure(what, o.message);
   }
+  if (uplinks || changes(step, "linux.bridge.vlanFiltering")) {
+    auto index = s.ifindex(name);
+    if (!index.ok()) return s.failure(what, index.error().message);
+    if (!s.topo().switchAt(*index)) {  // adopted and not seen as a switch before (cannot happen after an observe)
+      SwitchInfo info;
+      info.name = name;
+      s.topo().switches[*index] = info;
+    }
+    if (changes(step, "linux.bridge.vlanFiltering"))
+      if (Status st = updateVlanFiltering(s, step, *index); !st.ok()) return st;
+    if (uplinks)
+      if (Status st = updateUplinks(s, step, *index); !st.ok()) return st;
+  }
   if (changes(step, "addresses")) return syncAddresses(s, kBridgeOps, name, step.before, a);
   return {};
 }
 
-Status bridgeRemove(LinuxSession& s, const Step& step) { return deleteLink(s, kBridgeOps, step.addr.name); }
+Status bridgeRemove(LinuxSession& s, const Step& step) {
+  auto index = s.ifindex(step.addr.name);
+  if (index.ok())
+    if (Status st = removeUplinks(s, step, *index); !st.ok()) return st;
+  Status st = deleteLink(s, kBridgeOps, step.addr.name);
+  if (index.ok()) {
+    Topology& t = s.topo();
+    t.switches.erase(*index);
+    for (auto it = t.portGroups.begin(); it != t.portGroups.end();)
+      it = it->second.switchIndex == *index ? t.portGroups.erase(it) : std::next(it);
+    for (auto it = t.master.begin(); it != t.master.end();) it = it->second == *index ? t.master.erase(it) : std::next(it);
+  }
+  return st;
+}
 
 void bridgeObserve(LinuxSession& s, Observation& obs) { s.observeLinks(obs, kBridgeOps, bridgeMatches, bridgeAttrs); }
 
 void bridgeDescribe(const Step& step, const Target&, std::vector<std::string>& parts) {
+  describeUplinks(step, parts);
   if (step.action != StepAction::Create) return;
+  if (auto vf = step.after.getBool("linux.bridge.vlanFiltering")) parts.push_back(*vf ? "VLAN-aware" : "no VLAN filtering");
   for (const auto& opt : bridgeOptions()) {
     const Json* v = step.after.find(opt.path);
     if (!v) continue;
@@ -208,6 +325,7 @@ void checkBridgeOption(const FieldCheck& fc) {
 }
 
 void bridgeNormalize(Resource& r) {
+  normalizeUplinks(r);
   for (const auto& opt : bridgeOptions()) {
     if (opt.boolean) continue;
     const Json* v = r.attrs.find(opt.path);
@@ -220,19 +338,36 @@ void bridgeNormalize(Resource& r) {
   }
 }
 
+void checkVlanFiltering(const FieldCheck& fc) {
+  if (!fc.requireBool()) return;
+  const KernelCaps& caps = kernelCaps();
+  if (fc.value.get<bool>() && caps.vlanFiltering == Cap::No)
+    fc.fail("linux.bridge.vlanFiltering: true needs bridge VLAN filtering, but " + lacks(caps, "bridge VLAN filtering"),
+            "provider/unsupported");
+}
+
 std::vector<FieldRule> bridgeFields() {
   std::vector<FieldRule> fields;
   for (const auto& opt : bridgeOptions()) fields.push_back({opt.path, checkBridgeOption});
+  fields.push_back({"linux.bridge.vlanFiltering", checkVlanFiltering});
+  for (const auto& f : uplinkFields()) fields.push_back(f);
   return fields;
 }
+
+void bridgeCheck(const Resource& r, const Target& t, Diagnostics& diags) { checkUplinks(r, t, diags); }
 
 KindTraits bridgeTraits() {
   KindTraits t;
   t.kind = Kind::Switch;
-  t.disruptiveOn = {"up", "stp"};  // enabling STP sends every port through listening/learning
-  t.unorderedLists = {"addresses"};
-  // Left out of a manifest: the bridge is up and has no host addresses.
-  t.defaults = {{"up", true}, {"addresses", Json::array()}};
+  // Enabling STP sends every port through listening/learning; a NIC joining or leaving, a bond rebuilt for another
+  // mode or LACP rate and a change of VLAN filtering cut or re-learn the switch's traffic.
+  t.disruptiveOn = {"up", "stp", "uplinks.nics", "linux.bond.name", "linux.bond.mode", "uplinks.teaming.policy",
+                    "uplinks.teaming.lacp.rate", "linux.bridge.vlanFiltering"};
+  t.unorderedLists = {"addresses", "uplinks.nics", "uplinks.teaming.standby", "linux.bond.arpIpTarget"};
+  // Left out of a manifest: the bridge is up, has no host addresses and no uplinks.
+  t.defaults = {{"up", true}, {"addresses", Json::array()}, {"uplinks.nics", Json::array()}};
+  // A bond's NICs take a moment to join and settle.
+  t.verify = VerifyPolicy{8, std::chrono::milliseconds(100)};
   return t;
 }
 
@@ -245,7 +380,7 @@ const KindOps kBridgeOps{.kind = Kind::Switch,
                          .label = "bridge",
                          .traits = &kBridgeTraits,
                          .fields = bridgeFields(),
-                         .check = nullptr,
+                         .check = bridgeCheck,
                          .normalize = bridgeNormalize,
                          .describe = bridgeDescribe,
                          .observe = bridgeObserve,

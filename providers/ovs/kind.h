@@ -143,7 +143,7 @@ inline constexpr const char* kNiocClassKey = "vnetplan:nioc-class";  // on a Por
 
 // ---- NIOC (nioc.cpp): a linux-htb QoS on the uplink port, one Queue per traffic class, and OpenFlow
 // set_queue flows classifying each member port's traffic.
-int niocQueueId(const std::string& cls);  // 1..10, 0 if unknown
+int niocQueueId(const std::string& cls);  // 0 (virtualmachine, the default queue)..9; -1 if unknown
 // Inserts the QoS and Queue rows for a Switch's `nioc.*` attributes; returns the QoS reference.
 Json insertNioc(TxnContext& ctx, const Address& addr, const Attrs& a);
 // Deletes a QoS row and its Queues if vnetplan owns them (both are root tables: nothing else removes them).

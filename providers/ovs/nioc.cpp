@@ -2,6 +2,10 @@
 // a port's class (its own niocClass, else its PortGroup's) becomes an OpenFlow flow `in_port=P ->
 // set_queue:Q, NORMAL` (openflow.cpp), since OVSDB cannot classify traffic.
 //
+// virtualmachine is queue 0, the queue linux-htb gives every packet no flow classified, and it always exists
+// (normal shares unless configured): a VM port without a niocClass is a virtual machine's traffic, as on vSphere,
+// never HTB's unconfigured default class (12 kbit/s). Ports in class virtualmachine therefore need no flow.
+//
 // Shares become HTB guaranteed rates: every class first gets its reservation, and what is left of the uplink is
 // divided in proportion to the shares; HTB lends unused bandwidth in proportion to those rates, which is how
 // vSphere shares behave under contention. A limit is the class's ceiling (default: the whole uplink).
@@ -78,7 +82,7 @@ const QosRow* uplinkQos(const Snapshot& snap, const BridgeRow& bridge) {
 int niocQueueId(const std::string& cls) {
   const auto& c = classes();
   auto it = std::find(c.begin(), c.end(), cls);
-  return it == c.end() ? 0 : static_cast<int>(it - c.begin()) + 1;
+  return it == c.end() ? -1 : static_cast<int>(it - c.begin());
 }
 
 Json insertNioc(TxnContext& ctx, const Address& addr, const Attrs& a) {
@@ -188,7 +192,8 @@ std::map<std::string, ExpectedFlow> expectedNiocFlows(const Snapshot& snap) {
       if (std::string group = get(port->externalIds, kPortGroupKey); cls.empty() && !group.empty()) {
         cls = parseSettings(get(br.externalIds, kGroupPrefix + group)).getString("niocClass").value_or("");
       }
-      if (cls.empty() || !configured.count(cls)) continue;
+      // virtualmachine is queue 0, where unclassified packets go: no flow.
+      if (cls.empty() || cls == "virtualmachine" || !configured.count(cls)) continue;
       ExpectedFlow f;
       f.bridge = br.name;
       f.queue = static_cast<uint32_t>(niocQueueId(cls));

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 namespace vnetplan::ovs {
 
@@ -68,24 +69,29 @@ void putMatch(std::string& s, const uint32_t* inPort) {
   pad(s, (8 - (s.size() - start) % 8) % 8);
 }
 
-std::string flowMod(uint32_t xid, uint8_t command, const QueueFlow* flow) {
+enum : uint8_t { kAdd = 0, kModifyStrict = 2, kDeleteStrict = 4 };
+
+// One queue flow, by its exact match (in_port at vnetplan's priority) and cookie: an add of a new one, a strict
+// modify of one of ours whose queue changes (same rule, new actions: it never leaves the table), or a strict delete
+// of one of ours that is no longer wanted.
+std::string flowMod(uint32_t xid, uint8_t command, const QueueFlow& flow) {
   std::string s = header(kFlowMod, xid);
   put64(s, kFlowCookie);
-  put64(s, command == 0 ? 0 : ~uint64_t{0});  // delete: every flow with exactly this cookie
-  put8(s, command == 0 ? 0 : 0xff);            // table 0 / OFPTT_ALL
+  put64(s, command == kAdd ? 0 : ~uint64_t{0});  // modify/delete: only a flow with exactly our cookie
+  put8(s, 0);                                    // table 0
   put8(s, command);
   put16(s, 0), put16(s, 0);  // idle, hard timeout
   put16(s, kQueueFlowPriority);
   put32(s, kAny), put32(s, kAny), put32(s, kAny);  // buffer, out_port, out_group
   // An add checks for overlap: a user's flow with the same match and priority is refused, never replaced.
-  put16(s, command == 0 ? 0x0002 : 0);  // OFPFF_CHECK_OVERLAP
+  put16(s, command == kAdd ? 0x0002 : 0);  // OFPFF_CHECK_OVERLAP
   pad(s, 2);
-  putMatch(s, flow ? &flow->inPort : nullptr);
-  if (flow) {
+  putMatch(s, &flow.inPort);
+  if (command != kDeleteStrict) {
     put16(s, 4);   // OFPIT_APPLY_ACTIONS
     put16(s, 32);  // 8 + set_queue (8) + output (16)
     pad(s, 4);
-    put16(s, 21), put16(s, 8), put32(s, flow->queue);  // OFPAT_SET_QUEUE
+    put16(s, 21), put16(s, 8), put32(s, flow.queue);  // OFPAT_SET_QUEUE
     put16(s, 0), put16(s, 16), put32(s, kNormal), put16(s, 0), pad(s, 6);  // OFPAT_OUTPUT NORMAL
   }
   return finish(s);
@@ -227,7 +233,7 @@ Result<std::vector<QueueFlow>> OpenFlowChannel::flows(bool ours) {
   return out;
 }
 
-Status OpenFlowChannel::replaceQueueFlows(const std::vector<QueueFlow>& want) {
+Status OpenFlowChannel::replaceQueueFlows(const std::vector<QueueFlow>& want, const std::vector<QueueFlow>& have) {
   // An add replaces a flow with the same match and priority whoever made it: refuse instead.
   auto foreign = flows(false);
   if (!foreign) return foreign.error();
@@ -236,10 +242,22 @@ Status OpenFlowChannel::replaceQueueFlows(const std::vector<QueueFlow>& want) {
       if (w.inPort == f.inPort)
         return failure("a flow vnetplan did not make already matches in_port=" + std::to_string(f.inPort) +
                        " at priority " + std::to_string(kQueueFlowPriority) + "; vnetplan will not replace it");
-  const std::vector<QueueFlow>& flows = want;
-  if (Status s = send(flowMod(xid_++, 3, nullptr)); !s) return s;  // OFPFC_DELETE by cookie
-  for (const auto& f : flows)
-    if (Status s = send(flowMod(xid_++, 0, &f)); !s) return s;  // OFPFC_ADD
+  std::map<uint32_t, uint32_t> current, wanted;
+  for (const auto& f : have) current[f.inPort] = f.queue;
+  for (const auto& f : want) wanted[f.inPort] = f.queue;
+  // Every port that should be classified stays classified throughout: changed flows are modified in place and new
+  // ones added before anything is deleted, and only flows no port wants any more are deleted, last. The switch
+  // processes one connection's messages in order; the barrier waits for all of them.
+  std::vector<std::pair<uint8_t, QueueFlow>> mods;
+  for (const auto& [port, queue] : wanted) {
+    auto it = current.find(port);
+    if (it == current.end()) mods.push_back({kAdd, QueueFlow{port, queue}});
+    else if (it->second != queue) mods.insert(mods.begin(), {kModifyStrict, QueueFlow{port, queue}});
+  }
+  for (const auto& [port, queue] : current)
+    if (!wanted.count(port)) mods.push_back({kDeleteStrict, QueueFlow{port, queue}});
+  for (const auto& [command, flow] : mods)
+    if (Status s = send(flowMod(xid_++, command, flow)); !s) return s;
   const uint32_t xid = xid_++;
   if (Status s = send(finish(header(kBarrierRequest, xid))); !s) return s;
   auto deadline = Clock::now() + timeout_;

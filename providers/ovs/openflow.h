@@ -33,9 +33,11 @@ class OpenFlowChannel {
 
   // The queue flows with vnetplan's cookie, sorted.
   Result<std::vector<QueueFlow>> queueFlows();
-  // Replaces every flow with vnetplan's cookie by `want` (delete by cookie, add, barrier). Refuses when a flow
-  // someone else made has the same match and priority as one of `want` (an add would replace it).
-  Status replaceQueueFlows(const std::vector<QueueFlow>& want);
+  // Makes the flows with vnetplan's cookie, `have` (as queueFlows() read them), equal `want`: changed ones
+  // modified in place, new ones added, stale ones deleted last, then a barrier, so no wanted port is ever without
+  // its flow. Refuses when a flow someone else made has the same match and priority as one of `want` (an add
+  // would replace it).
+  Status replaceQueueFlows(const std::vector<QueueFlow>& want, const std::vector<QueueFlow>& have);
 
  private:
   OpenFlowChannel(std::string path, StreamSocket sock, std::chrono::milliseconds timeout)

@@ -70,13 +70,14 @@ class OvsProvider final : public TableProvider<const ovs::OvsLive, ovs::TxnConte
       std::string sw = r->attrs.getString("switch").value_or("");
       if (auto g = r->attrs.getString("portGroup"); g && groups.count(*g)) sw = groups[*g]->attrs.getString("switch").value_or("");
       auto it = switches.find(sw);
-      if (it == switches.end() || it->second->attrs.getBool("nioc.enabled") == false ||
-          it->second->attrs.subtree("nioc.classes." + *cls + ".").empty())
+      const bool niocOn = it != switches.end() && it->second->attrs.getBool("nioc.enabled") != false &&
+                          !it->second->attrs.subtree("nioc.").empty();
+      if (!niocOn || (*cls != "virtualmachine" && it->second->attrs.subtree("nioc.classes." + *cls + ".").empty()))
         diags.error(r->loc,
                     "ovs: " + r->addr.str() + ": niocClass " + *cls + " is not a class of switch " + sw +
                         "'s nioc (add nioc.classes." + *cls + " there)",
                     "provider/invalid");
-      else if (!unixDb)
+      else if (!unixDb && *cls != "virtualmachine")  // virtualmachine is queue 0: no flow to write
         diags.error(r->loc,
                     "ovs: " + r->addr.str() + ": niocClass needs OpenFlow flows written through ovs-vswitchd's "
                     "management socket on the host; the Target's db must be a unix: socket",

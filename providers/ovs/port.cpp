@@ -1,5 +1,6 @@
 // Port = an OVS Port with one Interface of the same name: internal, system (an existing host device), tap,
-// vxlan/gre/geneve tunnels and patch ports. VLAN from `vlan` or from the Port's PortGroup; shaping as
+// vxlan/gre/geneve tunnels and patch ports. `mac` of a tap or system port is the guest's (external_ids:
+// attached-mac); of an internal port, its own. VLAN from `vlan` or from the Port's PortGroup; shaping as
 // ingress policing.
 #include <algorithm>
 #include <cmath>
@@ -10,6 +11,13 @@
 namespace vnetplan::ovs {
 
 namespace {
+
+// A VM's port (a tap, or a system port: a tap libvirt made) carries the guest's MAC, not its own: `mac` is
+// written where libvirt and OVN look for it, external_ids:attached-mac. The host side's own MAC stays what the
+// device has (OVS sets Interface.mac on internal ports only, and forwards by learning, so it never matters).
+// An internal port is a host interface: `mac` is its own address.
+constexpr const char* kAttachedMac = "attached-mac";
+bool guestMac(const std::string& ifaceType) { return ifaceType == "tap" || ifaceType.empty(); }
 
 // Tunnel and patch fields <-> Interface options.
 struct OptionField {
@@ -65,7 +73,12 @@ void observePorts(const OvsLive& live, Observation& obs) {
         const InterfaceRow& i = *iface;
         a.set("type", i.type.empty() ? "system" : i.type);
         if (i.mtuRequest) a.set("mtu", *i.mtuRequest);
-        if (i.mac) a.set("mac", *i.mac);
+        StrMap ids = userKeys(i.externalIds);
+        if (guestMac(i.type)) {
+          if (auto m = ids.find(kAttachedMac); m != ids.end()) a.set("mac", m->second), ids.erase(m);
+        } else if (i.mac) {
+          a.set("mac", *i.mac);
+        }
         if (i.ofportRequest) a.set("ovs.ofport", *i.ofportRequest);
         StrMap options = i.options;
         for (const auto& f : kOptions) {
@@ -79,7 +92,7 @@ void observePorts(const OvsLive& live, Observation& obs) {
         }
         mapToAttrs(options, "ovs.options", a);  // options vnetplan does not write: shown so drift is visible
         mapToAttrs(i.otherConfig, "ovs.otherConfig", a);
-        mapToAttrs(userKeys(i.externalIds), "ovs.externalIds", a);
+        mapToAttrs(ids, "ovs.externalIds", a);
         if (i.policingRate > 0) a.set("shaping.averageKbps", i.policingRate);
         if (i.policingBurst > 0) a.set("shaping.burstKiB", kbToKib(i.policingBurst));
       }
@@ -97,18 +110,21 @@ void observePorts(const OvsLive& live, Observation& obs) {
 Json interfaceRow(TxnContext& ctx, const Step& step) {
   const Attrs& a = step.after;
   std::string type = a.getString("type").value_or("internal");
+  std::map<std::string, std::string> ids = attrsToMap(a, "ovs.externalIds");
+  const bool vmMac = guestMac(type == "system" ? "" : type);
+  if (vmMac && a.has("mac")) ids[kAttachedMac] = *a.getString("mac");
   std::map<std::string, std::string> options = attrsToMap(a, "ovs.options");
   for (const auto& f : kOptions)
     if (const Json* v = a.find(f.attr)) options[f.option] = v->is_string() ? v->get<std::string>() : v->dump();
   Json row{{"type", type == "system" ? "" : type},
            {"options", mapOf(options)},
            {"mtu_request", a.has("mtu") ? Json(*a.getInt("mtu")) : setOf({})},
-           {"mac", a.has("mac") ? Json(*a.getString("mac")) : setOf({})},
+           {"mac", a.has("mac") && !vmMac ? Json(*a.getString("mac")) : setOf({})},
            {"ofport_request", a.has("ovs.ofport") ? Json(*a.getInt("ovs.ofport")) : setOf({})},
            {"ingress_policing_rate", a.getInt("shaping.averageKbps").value_or(0)},
            {"ingress_policing_burst", a.has("shaping.burstKiB") ? kibToKb(*a.getInt("shaping.burstKiB")) : 0},
            {"other_config", mapOf(attrsToMap(a, "ovs.otherConfig"))},
-           {"external_ids", ctx.ownedIds(step.addr, attrsToMap(a, "ovs.externalIds"))}};
+           {"external_ids", ctx.ownedIds(step.addr, ids)}};
   return row;
 }
 
@@ -223,7 +239,9 @@ void checkType(const FieldCheck& fc) {
 }
 
 void checkMac(const FieldCheck& fc) {
-  if (typeOf(fc.resource) != "internal") unsupported(fc, "OVS sets the MAC address of internal ports only");
+  const std::string type = typeOf(fc.resource);
+  if (type != "internal" && type != "tap" && type != "system")
+    unsupported(fc, "a MAC address is an internal port's own or the guest's behind a tap or system port");
 }
 
 void checkPeer(const FieldCheck& fc) {
@@ -258,6 +276,8 @@ void portCheck(const Resource& r, const Target&, Diagnostics& diags) {
     fail("field vlan: the VLAN of a Port in a port group comes from the group; set it there");
   if (kTunnelTypes.count(type) && !a.has("remote")) fail("a " + type + " Port needs remote");
   if (type == "patch" && !a.has("peer")) fail("a patch Port needs peer (the other patch port)");
+  if (a.has("mac") && a.has(std::string("ovs.externalIds.") + kAttachedMac))
+    fail(std::string("field ovs.externalIds.") + kAttachedMac + ": the guest's MAC is set by mac; set one of them");
   if (a.has("shaping.burstKiB") && !a.has("shaping.averageKbps"))
     fail("field shaping.burstKiB needs shaping.averageKbps (OVS polices a rate with a burst)");
 }

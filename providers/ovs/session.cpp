@@ -165,7 +165,7 @@ TargetSession::BatchResult OvsSession::applyBatch(const std::vector<Step>& steps
                      "request reconfiguration");
     ctx.txn().select("Open_vSwitch", {"next_cfg"}, "read next_cfg");
     Json params = ctx.txn().params();
-    spdlog::debug("ovs: target {}: one transaction of {} operations for {} steps", target_, ctx.txn().size(), steps.size());
+    spdlog::debug("target={} ovs: one transaction of {} operations for {} steps", target_, ctx.txn().size(), steps.size());
     auto reply = call("transact", params);
     snap_.reset();  // whatever happened, the next step starts from fresh rows
     if (!reply) return {err(who + reply.error().message + " (the transaction's outcome is unknown; it is re-observed)"), 0};
@@ -204,7 +204,7 @@ TargetSession::BatchResult OvsSession::applyBatch(const std::vector<Step>& steps
       return {err(who + "stale: " + o.message + " failed; the target was changed by someone else since it was "
                         "observed, nothing was changed. Run plan again."),
               index, true};
-    spdlog::warn("ovs: target {}: {} changed concurrently (not an object of this plan); retrying ({}/{})", target_,
+    spdlog::warn("target={} ovs: {} changed concurrently (not an object of this plan); retrying ({}/{})", target_,
                  o.message, attempt, kStaleRetries);
   }
 }
@@ -228,7 +228,7 @@ void OvsSession::annotateFlows(Observation& obs) {
     auto ch = sock ? OpenFlowChannel::open(*sock, conn_->remoteTimeout()) : Result<std::unique_ptr<OpenFlowChannel>>(sock.error());
     auto flows = ch ? (*ch)->queueFlows() : Result<std::vector<QueueFlow>>(ch.error());
     if (!flows) {
-      spdlog::warn("ovs: target {}: cannot read the NIOC flows of bridge {}: {}", target_, bridge, flows.error().message);
+      spdlog::warn("target={} ovs: cannot read the NIOC flows of bridge {}: {}", target_, bridge, flows.error().message);
       continue;
     }
     std::map<uint32_t, uint32_t> actual;
@@ -276,8 +276,8 @@ Status OvsSession::syncFlows(const std::vector<std::string>& bridges) {
     auto have = (*ch)->queueFlows();
     if (!have) return have.error();
     if (*have == want) continue;
-    spdlog::debug("ovs: target {}: bridge {}: writing {} NIOC flow(s)", target_, bridge, want.size());
-    if (Status s = (*ch)->replaceQueueFlows(want); !s) return s;
+    spdlog::debug("target={} ovs: bridge {}: writing {} NIOC flow(s)", target_, bridge, want.size());
+    if (Status s = (*ch)->replaceQueueFlows(want, *have); !s) return s;
   }
   return {};
 }
@@ -320,7 +320,7 @@ TargetSession::BatchResult OvsSession::settle(int64_t nextCfg, const std::vector
       return {};
     }
     if (std::chrono::steady_clock::now() >= deadline) {
-      spdlog::warn("ovs: target {}: ovs-vswitchd has not applied the change within {} ms (is it running?); the "
+      spdlog::warn("target={} ovs: ovs-vswitchd has not applied the change within {} ms (is it running?); the "
                    "database holds the new configuration",
                    target_, settleMs);
       return {};

@@ -89,6 +89,7 @@ void observeSwitches(const OvsLive& live, Observation& obs) {
     a.set("ovs.rstp", br.rstp);
     mapToAttrs(br.otherConfig, "ovs.otherConfig", a);
     mapToAttrs(userKeys(br.externalIds), "ovs.externalIds", a);
+    std::map<std::string, Json> uplinkMtus;  // NIC -> its mtu_request (null: none)
     for (const auto& puuid : br.ports) {
       const PortRow* port = snap.port(puuid);
       if (!port) continue;
@@ -97,13 +98,22 @@ void observeSwitches(const OvsLive& live, Observation& obs) {
           if (const InterfaceRow* iface = snap.interface(iu); iface && iface->mtuRequest) a.set("mtu", *iface->mtuRequest);
       } else if (isUplinkPort(*port)) {
         std::vector<std::string> nics;
-        for (const auto& iu : port->interfaces) nics.push_back(snap.nameOf("Interface", iu));
+        for (const auto& iu : port->interfaces) {
+          nics.push_back(snap.nameOf("Interface", iu));
+          if (const InterfaceRow* iface = snap.interface(iu))
+            uplinkMtus[nics.back()] = iface->mtuRequest ? Json(*iface->mtuRequest) : Json();
+        }
         std::sort(nics.begin(), nics.end());
         a.set("uplinks.nics", Json(nics));
         if (nics.size() > 1) bondAttrs(*port, a);
         if (port->qos) niocAttrs(snap, *port->qos, a);
       }
     }
+    // The switch's MTU is its uplinks' too (jumbo frames must leave the host): an uplink NIC at another MTU is
+    // drift, shown per NIC.
+    const Json* mtu = a.find("mtu");
+    for (const auto& [nic, m] : uplinkMtus)
+      if (mtu ? m != *mtu : !m.is_null()) a.set("ovs.uplinkMtu." + nic, m.is_null() ? Json("unset") : m);
     if (const NetFlowRow* nf = br.netflow ? snap.netflow(*br.netflow) : nullptr) {
       std::vector<std::string> targets = nf->targets;
       std::sort(targets.begin(), targets.end());
@@ -158,8 +168,9 @@ std::optional<Json> insertUplink(TxnContext& ctx, const Address& addr, const Att
   std::vector<Json> ifaces;
   for (const auto& nic : nics) {
     ctx.guardAbsent("Interface", nic, "interface " + nic);
-    ifaces.push_back(ctx.txn().insert("Interface", Json{{"name", nic}, {"type", "system"}, {"external_ids", ctx.ownedIds(addr)}},
-                                      "create uplink interface " + nic));
+    Json iface{{"name", nic}, {"type", "system"}, {"external_ids", ctx.ownedIds(addr)}};
+    if (auto mtu = a.getInt("mtu")) iface["mtu_request"] = *mtu;
+    ifaces.push_back(ctx.txn().insert("Interface", iface, "create uplink interface " + nic));
   }
   const std::string pname = uplinkPortName(addr.name, nics);
   std::map<std::string, std::string> extra{{kRoleKey, "uplink"}};
@@ -252,6 +263,15 @@ Status updateSwitch(TxnContext& ctx, const Step& step) {
   }
   auto oldUplink = uplinkOf(ctx.snap(), *buuid);
   const bool rebuild = changed(step, "uplinks") || changed(step, "ovs.bond");
+  if (!rebuild && oldUplink && (changed(step, "mtu") || changed(step, "ovs.uplinkMtu")))
+    for (const auto& iu : ctx.snap().interfacesOf(*oldUplink)) {
+      const std::string nic = ctx.snap().nameOf("Interface", iu);
+      ctx.guard("Interface", iu, "uplink interface " + nic);
+      // A rollback's pre-image may hold a NIC at its own MTU (ovs.uplinkMtu.NIC): restored exactly.
+      Json mtu = a.has("mtu") ? Json(*a.getInt("mtu")) : setOf({});
+      if (const Json* own = a.find("ovs.uplinkMtu." + nic)) mtu = own->is_number_integer() ? *own : setOf({});
+      ctx.txn().update("Interface", iu, Json{{"mtu_request", mtu}}, "set mtu_request of uplink " + nic);
+    }
   if ((rebuild || changed(step, "nioc") || changed(step, "ovs.niocRates") || changed(step, "ovs.uplinkQos")) && oldUplink)
     if (auto q = ctx.snap().port(*oldUplink)->qos) deleteNioc(ctx, *oldUplink, *q);
   if (!rebuild && oldUplink && (changed(step, "nioc") || changed(step, "ovs.niocRates") || changed(step, "ovs.uplinkQos"))) {
@@ -404,6 +424,11 @@ void switchNormalize(Resource& r) {
             v.is_string() && named.count(v.get<std::string>()))
           shares.emplace_back(path, named.at(v.get<std::string>()));
       for (const auto& [p, n] : shares) r.attrs.set(p, n);
+      // Traffic no port classifies is virtual machines' (queue 0): that class always has a share.
+      if (r.attrs.subtree("nioc.classes.virtualmachine.").empty()) {
+        r.attrs.set("nioc.classes.virtualmachine.shares", 50);
+        r.origins["nioc.classes.virtualmachine.shares"] = AttrOrigin{Origin::Default, ""};
+      }
     }
   }
   if (r.attrs.getInt("ovs.netflow.activeTimeout") == 0) r.attrs.erase("ovs.netflow.activeTimeout");

@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "base/redact.h"
+
 namespace vnetplan::validation {
 
 std::vector<std::string> splitPointer(const std::string& pointer) {
@@ -124,7 +126,7 @@ std::string formatNumber(double d) {
 std::string gotValue(const Json& v) {
   switch (v.type()) {
     case Json::value_t::string:
-      return "'" + truncated(v.get<std::string>()) + "'";
+      return "'" + truncated(redactCredentials(v.get<std::string>())) + "'";
     case Json::value_t::array:
       return "a list";
     case Json::value_t::object:
@@ -140,7 +142,7 @@ std::string gotValue(const Json& v) {
 std::string gotTyped(const Json& v) {
   switch (v.type()) {
     case Json::value_t::string:
-      return "string '" + truncated(v.get<std::string>()) + "'";
+      return "string '" + truncated(redactCredentials(v.get<std::string>())) + "'";
     case Json::value_t::boolean:
       return "boolean " + v.dump();
     case Json::value_t::number_integer:

@@ -72,7 +72,7 @@ TEST_F(CliLinux, CreateNoopUpdateReplacePrune) {
   EXPECT_EQ(l["br0"]["linkinfo"]["info_kind"], "bridge");
   EXPECT_EQ(l["br0"]["mtu"], 9000);
   EXPECT_EQ(l["vm1"]["master"], "br0");
-  EXPECT_EQ(l["vm1"]["address"], "52:54:00:00:00:01");
+  EXPECT_EQ(l["vm1"]["address"], "fe:54:00:00:00:01");  // the host side of the guest's 52:54:00:00:00:01
   EXPECT_EQ(l["vm1"]["linkinfo"]["info_kind"], "tun");
   EXPECT_EQ(l["vm2"]["master"], "br0");
   EXPECT_EQ(addrs("br0"), std::vector<std::string>{"10.9.0.1/24"});
@@ -93,7 +93,7 @@ TEST_F(CliLinux, CreateNoopUpdateReplacePrune) {
   l = links();
   EXPECT_EQ(l["br0"]["ifindex"], brIndex) << "updated in place, not recreated";
   EXPECT_EQ(l["br0"]["mtu"], 8000);
-  EXPECT_EQ(l["vm1"]["address"], "52:54:00:00:00:02");
+  EXPECT_EQ(l["vm1"]["address"], "fe:54:00:00:00:02");
   EXPECT_EQ(addrs("br0"), (std::vector<std::string>{"10.9.0.1/24", "10.9.5.1/24"}));
   EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + f).exitCode, 0);
 
@@ -173,8 +173,18 @@ TEST_F(CliLinux, DriftAfterOutOfBandChange) {
   EXPECT_NE(r.out.find("mtu: last applied 9000, live 1500"), std::string::npos) << r.out;
   r = vnetplan("drift --format prometheus -f " + f);
   EXPECT_NE(r.out.find("vnetplan_drift_resources 1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("vnetplan_resource_drift{address=\"t1/Switch/br0\",target=\"t1\",kind=\"Switch\"} 1"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("vnetplan_resource_drift{address=\"t1/Port/vm1\",target=\"t1\",kind=\"Port\"} 0"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("vnetplan_last_run_timestamp_seconds "), std::string::npos) << r.out;
+  if (std::system("command -v promtool >/dev/null") == 0) {  // Prometheus' own checker accepts the exposition
+    writeFile(dir / "drift.prom", r.out);
+    auto check = runShell("promtool check metrics < " + (dir / "drift.prom").string(), dir);
+    EXPECT_EQ(check.exitCode, 0) << check.out << check.err;
+  }
   r = vnetplan("drift --format junit -f " + f);
-  EXPECT_NE(r.out.find("<failure message=\"drift: mtu\"/>"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("message=\"drift: mtu: expected 9000, actual 1500\""), std::string::npos) << r.out;
   EXPECT_EQ(links()["br0"]["mtu"], 1500) << "drift is read-only";
 
   r = vnetplan("plan -f " + f);

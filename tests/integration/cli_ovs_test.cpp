@@ -385,6 +385,91 @@ TEST_F(CliOvs, UnsupportedFieldsAreRejectedAtPlanTimeNamingTheReason) {
   EXPECT_TRUE(table("Bridge").empty()) << "plan never changes the target";
 }
 
+// A VM's MAC is the guest's: on a tap or system port (a tap libvirt made) `mac` goes to external_ids:attached-mac,
+// where libvirt and OVN keep it, and the interface's own MAC is left alone; an internal port's `mac` is its own.
+TEST_F(CliOvs, AVmPortsMacIsTheGuestsAndAnInternalPortsItsOwn) {
+  ip("link add vnet7 type veth peer name vnet7-guest");  // what libvirt would have made for a guest
+  const std::string m = kTarget + doc("Switch", "br0", "ovs: {datapathType: netdev}") +
+                        doc("Port", "vm1", "switch: br0, type: tap, mac: \"52:54:00:0A:00:01\"") +
+                        doc("Port", "vnet7", "switch: br0, type: system, mac: \"52:54:00:0a:00:07\"") +
+                        doc("Port", "mgmt0", "switch: br0, type: internal, mac: \"02:00:00:00:00:09\"");
+  auto f = ovsManifest(m);
+  const std::string hostMac = runShell("ip netns exec " + ns + " cat /sys/class/net/vnet7/address", dir).out;
+  auto r = vnp("apply --auto-approve -f " + f);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  Json vm1 = row("Interface", "vm1"), vnet7 = row("Interface", "vnet7"), mgmt = row("Interface", "mgmt0");
+  EXPECT_EQ(vm1["external_ids"]["attached-mac"], "52:54:00:0a:00:01");
+  EXPECT_TRUE(vm1["mac"].is_null() || vm1["mac"] == Json::array()) << vm1["mac"];
+  EXPECT_EQ(vnet7["external_ids"]["attached-mac"], "52:54:00:0a:00:07");
+  EXPECT_EQ(runShell("ip netns exec " + ns + " cat /sys/class/net/vnet7/address", dir).out, hostMac)
+      << "the host side keeps its own MAC";
+  EXPECT_EQ(mgmt["mac"], "02:00:00:00:00:09");
+  EXPECT_FALSE(mgmt["external_ids"].contains("attached-mac"));
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + f).exitCode, 0);
+  // Someone points the port at another guest: drift on mac, repaired.
+  ASSERT_EQ(vsctl("set interface vm1 external_ids:attached-mac=52:54:00:ff:ff:ff").exitCode, 0);
+  auto d = vnp("drift -f " + f);
+  EXPECT_EQ(d.exitCode, 2) << d.out << d.err;
+  EXPECT_NE(d.out.find("mac"), std::string::npos) << d.out;
+  ASSERT_EQ(vnp("apply --auto-approve -f " + f).exitCode, 0);
+  EXPECT_EQ(row("Interface", "vm1")["external_ids"]["attached-mac"], "52:54:00:0a:00:01");
+  // `show` renders it back as mac, which re-applied plans nothing.
+  auto show = vnp("show --target hv1 -f " + f);
+  ASSERT_EQ(show.exitCode, 0) << show.err;
+  EXPECT_NE(show.out.find("mac: 52:54:00:0a:00:01\n"), std::string::npos) << show.out;  // hex: no YAML reader retypes it
+  EXPECT_EQ(show.out.find("attached-mac"), std::string::npos) << show.out;
+  // Both at once is a contradiction, refused at plan time.
+  auto both = vnp("plan -f " + ovsManifest(kTarget + doc("Switch", "br0", "ovs: {datapathType: netdev}") +
+                                                doc("Port", "vm1", "switch: br0, type: tap, mac: \"52:54:00:0a:00:01\", "
+                                                                   "ovs: {externalIds: {attached-mac: \"52:54:00:0a:00:02\"}}"),
+                                            "both.yaml"));
+  EXPECT_EQ(both.exitCode, 1);
+  EXPECT_NE(both.err.find("the guest's MAC is set by mac"), std::string::npos) << both.err;
+}
+
+// Jumbo frames take effect end to end: the switch's MTU is its uplinks' (mtu_request on every uplink NIC, which
+// ovs-vswitchd applies to the kernel device) and its ports' (inherited; the plan says so).
+TEST_F(CliOvs, SwitchMtuReachesUplinksAndPorts) {
+  ip("link add eth1 type veth peer name eth1-p");
+  ip("link add eth2 type veth peer name eth2-p");
+  auto manifest = [&](int mtu) {
+    return kTarget + doc("Switch", "br0", "mtu: " + std::to_string(mtu) + ", ovs: {datapathType: netdev}, uplinks: {nics: [eth1, eth2]}") +
+           doc("Port", "vm1", "switch: br0");
+  };
+  auto f = ovsManifest(manifest(9000), "jumbo.yaml");
+  auto p = vnp("plan -f " + f);
+  EXPECT_NE(p.out.find("inherited from hv1/Switch/br0"), std::string::npos) << p.out;
+  auto r = vnp("apply --auto-approve -f " + f);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  auto kernelMtu = [&](const std::string& dev) {
+    return runShell("ip netns exec " + ns + " cat /sys/class/net/" + dev + "/mtu", dir).out;
+  };
+  for (const char* nic : {"eth1", "eth2"}) {
+    EXPECT_EQ(row("Interface", nic)["mtu_request"], 9000) << nic;
+    EXPECT_EQ(kernelMtu(nic), "9000\n") << nic;
+  }
+  EXPECT_EQ(row("Interface", "vm1")["mtu_request"], 9000);
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + f).exitCode, 0);
+  // A NIC set back by hand is drift, repaired without rebuilding the bond.
+  const Json bondUuid = row("Port", "br0-uplink")["_uuid"];
+  ASSERT_EQ(vsctl("set interface eth2 mtu_request=1500").exitCode, 0);
+  auto d = vnp("drift -f " + f);
+  EXPECT_EQ(d.exitCode, 2) << d.out;
+  EXPECT_NE(d.out.find("ovs.uplinkMtu.eth2"), std::string::npos) << d.out;
+  ASSERT_EQ(vnp("apply --auto-approve -f " + f).exitCode, 0);
+  EXPECT_EQ(row("Interface", "eth2")["mtu_request"], 9000);
+  EXPECT_EQ(row("Port", "br0-uplink")["_uuid"], bondUuid);
+  // A change that fails after the commit rolls the uplinks back to 9000.
+  auto g = ovsManifest(manifest(1600), "small.yaml");
+  r = vnp("apply --auto-approve -f " + g, "VNETPLAN_FAIL_AFTER_COMMIT=1");
+  ASSERT_EQ(r.exitCode, 1) << r.out << r.err;
+  for (const char* nic : {"eth1", "eth2"}) EXPECT_EQ(row("Interface", nic)["mtu_request"], 9000) << nic;
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + f).exitCode, 0);
+  r = vnp("apply --auto-approve -f " + g);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  for (const char* nic : {"eth1", "eth2"}) EXPECT_EQ(row("Interface", nic)["mtu_request"], 1600) << nic;
+}
+
 TEST_F(CliOvs, ExamplesValidateAndApply) {
   const fs::path examples = fs::path(VNETPLAN_SOURCE_DIR) / "examples";
   int applied = 0;
@@ -429,6 +514,9 @@ TEST_F(CliOvs, NiocQosQueuesAndClassificationFlows) {
                   doc("Port", "vmk1", "portGroup: vmotion") + doc("Port", "vm1", "switch: br0, niocClass: virtualmachine") +
                   doc("Port", "vm2", "switch: br0");
   auto f = ovsManifest(m);
+  auto p = vnp("plan -f " + f);
+  // vm2 names no class: it is a virtual machine's port, and the plan says so.
+  EXPECT_NE(p.out.find("niocClass: \"virtualmachine\"  (default)"), std::string::npos) << p.out << p.err;
   auto r = vnp("apply --auto-approve -f " + f);
   ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
   Json bond = row("Port", "br0-uplink");
@@ -458,10 +546,52 @@ TEST_F(CliOvs, NiocQosQueuesAndClassificationFlows) {
   };
   auto ofport = [&](const std::string& name) { return row("Interface", name)["ofport"].get<int64_t>(); };
   auto fl = flows();
-  EXPECT_EQ(fl.size(), 2u);
-  EXPECT_EQ(fl[ofport("vm1")], "1");   // virtualmachine = queue 1
-  EXPECT_EQ(fl[ofport("vmk1")], "2");  // vmotion via the port group = queue 2
+  EXPECT_EQ(fl.size(), 1u);            // virtualmachine = queue 0, where linux-htb puts what no flow classifies
+  EXPECT_EQ(fl[ofport("vmk1")], "1");  // vmotion via the port group = queue 1
+  EXPECT_EQ(row("Port", "vm2")["external_ids"]["vnetplan:nioc-class"], "virtualmachine");
+  std::map<std::string, std::string> queueOf;  // queue id -> class
+  for (const auto& [id, uuid] : qos[0]["queues"].items())
+    for (const auto& q : table("Queue"))
+      if (q["_uuid"] == uuid) queueOf[id] = q["external_ids"]["vnetplan:nioc-class"];
+  EXPECT_EQ(queueOf["0"], "virtualmachine") << qos[0].dump() << "vm2 has no niocClass: its traffic is a virtual machine's";
   EXPECT_EQ(vnp("plan --detailed-exitcode -f " + f).exitCode, 0);
+
+  // Flows are changed in place: a port whose class does not change keeps its flow (never deleted and re-added,
+  // so never a moment without it); a port changing class has its flow modified; a new one added, a stale one
+  // deleted last. OpenFlow's flow duration shows which flows were left alone.
+  auto durations = [&] {
+    auto d = runShell("ovs-ofctl -O OpenFlow13 dump-flows unix:" + (dir / "ovs" / "br0.mgmt").string(), dir);
+    std::map<int64_t, double> out;  // ofport -> seconds since the flow was added
+    std::istringstream in(d.out);
+    for (std::string line; std::getline(in, line);) {
+      auto p = line.find("in_port="), t = line.find("duration=");
+      if (p == std::string::npos || t == std::string::npos || line.find("set_queue:") == std::string::npos) continue;
+      out[std::stoll(line.substr(p + 8))] = std::stod(line.substr(t + 9));
+    }
+    return out;
+  };
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  {
+    // vm1 joins vmotion (a flow added); then moves on to a new class, management (its flow modified in place).
+    std::string moved = m;
+    moved.replace(moved.find("niocClass: virtualmachine}"), 26, "niocClass: vmotion}");
+    auto mv = vnp("apply --auto-approve -f " + ovsManifest(moved, "moved.yaml"));
+    ASSERT_EQ(mv.exitCode, 0) << mv.out << mv.err;
+    EXPECT_EQ(flows()[ofport("vm1")], "1");
+    EXPECT_GE(durations()[ofport("vmk1")], 1.4) << "an unchanged flow was deleted and re-added";
+    std::string managed = moved;
+    managed.replace(managed.find("niocClass: vmotion}", managed.find("name: vm1}")), 19, "niocClass: management}");
+    managed.replace(managed.find("vmotion: {shares: normal, limitMbps: 400}"), 41,
+                    "vmotion: {shares: normal, limitMbps: 400}, management: {shares: low}");
+    mv = vnp("apply --auto-approve -f " + ovsManifest(managed, "managed.yaml"));
+    ASSERT_EQ(mv.exitCode, 0) << mv.out << mv.err;
+    EXPECT_EQ(flows()[ofport("vm1")], "2");
+    EXPECT_GE(durations()[ofport("vmk1")], 1.4) << "an unchanged flow was deleted and re-added";
+    // Back: vm1's flow is deleted (last), vmk1's still untouched.
+    ASSERT_EQ(vnp("apply --auto-approve -f " + f).exitCode, 0);
+    EXPECT_EQ(flows().count(ofport("vm1")), 0u);
+    EXPECT_GE(durations()[ofport("vmk1")], 1.4);
+  }
 
   // A flow someone else made for vm2 at vnetplan's priority: giving vm2 a class is refused, not overwritten.
   const std::string mgmt = "unix:" + (dir / "ovs" / "br0.mgmt").string();
@@ -486,7 +616,7 @@ TEST_F(CliOvs, NiocQosQueuesAndClassificationFlows) {
 
   // Drift: a flow deleted and a queue rate changed by hand.
   ASSERT_EQ(runShell("ovs-ofctl -O OpenFlow13 del-flows unix:" + (dir / "ovs" / "br0.mgmt").string() + " in_port=" +
-                         std::to_string(ofport("vm1")),
+                         std::to_string(ofport("vmk1")),
                      dir)
                 .exitCode,
             0);
@@ -499,7 +629,7 @@ TEST_F(CliOvs, NiocQosQueuesAndClassificationFlows) {
   EXPECT_NE(d.out.find("ovs.niocFlow"), std::string::npos) << d.out;
   EXPECT_NE(d.out.find("ovs.niocRates.vmotion"), std::string::npos) << d.out;
   ASSERT_EQ(vnp("apply --auto-approve -f " + f).exitCode, 0);
-  EXPECT_EQ(flows().size(), 2u);
+  EXPECT_EQ(flows().size(), 1u);
   EXPECT_EQ(vnp("drift -f " + f).exitCode, 0);
 
   // Update: a port leaves its class; the switch's NIOC changes (new QoS rows, old ones deleted: root tables).
@@ -510,17 +640,23 @@ TEST_F(CliOvs, NiocQosQueuesAndClassificationFlows) {
   r = vnp("apply --auto-approve -f " + g);
   ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
   EXPECT_EQ(table("QoS").size(), 1u);
-  EXPECT_EQ(table("Queue").size(), 1u) << "the old queues are deleted";
+  // The old queues are deleted; virtualmachine is there with normal shares although the manifest names only
+  // vmotion: 2000 Mbit/s split 50:100.
+  ASSERT_EQ(table("Queue").size(), 2u);
+  queues.clear();
+  for (const auto& q : table("Queue")) queues[q["external_ids"]["vnetplan:nioc-class"]] = q["other_config"];
+  EXPECT_EQ(queues["virtualmachine"]["min-rate"], "666666666");
+  EXPECT_EQ(queues["vmotion"]["min-rate"], "1333333333");
   fl = flows();
   EXPECT_EQ(fl.size(), 1u);
-  EXPECT_EQ(fl[ofport("vmk1")], "2");
+  EXPECT_EQ(fl[ofport("vmk1")], "1");
   EXPECT_EQ(vnp("plan --detailed-exitcode -f " + g).exitCode, 0);
 
   // Rollback after the commit restores the rows and the flows of the pre-image.
   r = vnp("apply --auto-approve -f " + f, "VNETPLAN_FAIL_AFTER_COMMIT=1");
   ASSERT_EQ(r.exitCode, 1) << r.out << r.err;
   EXPECT_NE(r.err.find("Rolled back"), std::string::npos) << r.err;
-  EXPECT_EQ(table("Queue").size(), 1u);
+  EXPECT_EQ(table("Queue").size(), 2u);
   EXPECT_EQ(flows().size(), 1u);
   EXPECT_EQ(vnp("plan --detailed-exitcode -f " + g).exitCode, 0);
 
@@ -531,7 +667,7 @@ TEST_F(CliOvs, NiocQosQueuesAndClassificationFlows) {
   r = vnp("apply --auto-approve -f " + g);
   ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
   EXPECT_EQ(table("QoS").size(), 1u);
-  EXPECT_EQ(table("Queue").size(), 1u);
+  EXPECT_EQ(table("Queue").size(), 2u);
   EXPECT_EQ(row("Port", "br0-uplink")["qos"], table("QoS")[0]["_uuid"]);
 
   // Everything removed: no QoS or Queue row is left behind, no vnetplan flow either.

@@ -12,7 +12,9 @@
 // network namespace are needed (as root, sshd needs /run/sshd, which the sandbox creates). Without OpenSSH
 // installed every test skips with "SKIPPED: openssh-server is not installed".
 #pragma once
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -23,6 +25,38 @@
 #include "tests/integration/harness.h"
 
 namespace vnptest {
+
+// pids of live processes whose environment names `stateFile` as ESXCLI_STATE (a session's shell and its esxcli).
+inline std::vector<std::string> sessionProcesses(const std::string& stateFile) {
+  std::vector<std::string> out;
+  const std::string want = "ESXCLI_STATE=" + stateFile;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string pid = e.path().filename().string();
+    if (!std::all_of(pid.begin(), pid.end(), ::isdigit)) continue;
+    std::string stat = readAll(e.path() / "stat");
+    size_t close = stat.rfind(')');
+    if (close == std::string::npos || close + 2 >= stat.size() || stat[close + 2] == 'Z') continue;
+    std::string env = readAll(e.path() / "environ");
+    for (size_t p = 0; p < env.size();) {
+      size_t end = env.find('\0', p);
+      if (end == std::string::npos) end = env.size();
+      if (env.compare(p, end - p, want) == 0) out.push_back(pid);
+      p = end + 1;
+    }
+  }
+  return out;
+}
+
+// Polls `f` until it holds or `timeout` passes; the last answer counts.
+template <class F>
+bool eventually(F f, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (f()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return f();
+}
 
 // One sandbox: the facts scripts/esxi-sandbox.sh prints.
 struct EsxiHost {

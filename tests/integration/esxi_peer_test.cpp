@@ -47,36 +47,6 @@ std::vector<std::string> lines(const std::string& s) {
 
 bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
 
-// pids of live processes whose environment names `stateFile` as ESXCLI_STATE (a session's shell and its esxcli).
-std::vector<std::string> sessionProcesses(const std::string& stateFile) {
-  std::vector<std::string> out;
-  const std::string want = "ESXCLI_STATE=" + stateFile;
-  for (const auto& e : fs::directory_iterator("/proc")) {
-    const std::string pid = e.path().filename().string();
-    if (!std::all_of(pid.begin(), pid.end(), ::isdigit)) continue;
-    std::string stat = readAll(e.path() / "stat");
-    size_t close = stat.rfind(')');
-    if (close == std::string::npos || close + 2 >= stat.size() || stat[close + 2] == 'Z') continue;
-    std::string env = readAll(e.path() / "environ");
-    for (size_t p = 0; p < env.size();) {
-      size_t end = env.find('\0', p);
-      if (end == std::string::npos) end = env.size();
-      if (env.compare(p, end - p, want) == 0) out.push_back(pid);
-      p = end + 1;
-    }
-  }
-  return out;
-}
-
-template <class F>
-bool eventually(F f, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    if (f()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return f();
-}
 
 class EsxiPeer : public EsxiHostTest {
  protected:

@@ -314,3 +314,56 @@ INSTANTIATE_TEST_SUITE_P(Modes, FakeApply,
                            }
                            return std::string("?");
                          });
+
+namespace {
+
+// A backend that refuses to write one kind of document (a full disk, a lost etcd), delegating everything else.
+class RefusingBackend : public state::Backend {
+ public:
+  RefusingBackend(std::unique_ptr<state::Backend> inner, std::string refuse)
+      : inner_(std::move(inner)), refuse_(std::move(refuse)) {}
+  std::string url() const override { return inner_->url(); }
+  Result<std::optional<std::string>> read(const std::string& key) override { return inner_->read(key); }
+  Status write(const std::string& key, const std::string& bytes) override {
+    if (key.find(refuse_) != std::string::npos) return err("No space left on device");
+    return inner_->write(key, bytes);
+  }
+  Status remove(const std::string& key) override { return inner_->remove(key); }
+  Result<std::vector<std::string>> list(const std::string& prefix) override { return inner_->list(prefix); }
+  Result<std::unique_ptr<state::Lock>> lock(const state::LockInfo& info, std::chrono::milliseconds wait) override {
+    return inner_->lock(info, wait);
+  }
+  Result<std::vector<LockStatus>> locks() override { return inner_->locks(); }
+  Status unlock(const std::string& id) override { return inner_->unlock(id); }
+
+ private:
+  std::unique_ptr<state::Backend> inner_;
+  std::string refuse_;
+};
+
+}  // namespace
+
+// Applied and verified, but the state store cannot record it: its own outcome and exit code (4), not "failed and
+// not restored" (3); the journal stays so the next apply refuses until 'vnetplan rollback'.
+TEST(FakeApplyStateStore, AppliedButNotRecordedIsExitFour) {
+  const fs::path dir = fs::temp_directory_path() / ("vnp-fake-norecord-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  FakeWorld world;
+  ProviderRegistry registry = fakeRegistry(world, "esxi");
+  state::Store store(std::make_unique<RefusingBackend>(std::move(*state::openBackend("file://" + dir.string())),
+                                                       "/generations/"));
+  Diagnostics d;
+  DesiredState desired = loadDesiredText(kManifest, "m.yaml", registry, d);
+  ASSERT_FALSE(d.hasErrors()) << d.render(false);
+  auto p = planDesired(desired, {}, store, registry, d);
+  ASSERT_TRUE(p.ok());
+  auto out = applyPlan(*p, store, registry, ApplyOptions{});
+  EXPECT_EQ(out.exitCode(), 4) << out.targets[0].message;
+  EXPECT_EQ(out.targets[0].result, TargetResult::StateNotRecorded);
+  EXPECT_NE(out.targets[0].message.find("could not record"), std::string::npos) << out.targets[0].message;
+  EXPECT_NE(out.targets[0].message.find("No space left on device"), std::string::npos) << out.targets[0].message;
+  EXPECT_EQ(world.live["hv1"].size(), 4u) << "the change is on the target";
+  auto j = store.journal("hv1");
+  ASSERT_TRUE(j.ok() && j->has_value());
+  fs::remove_all(dir);
+}

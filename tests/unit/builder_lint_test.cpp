@@ -247,6 +247,27 @@ spec: {targets: [kvm1], mode: nat, ipv4: {address: 10.0.5.1/24}, portForwards: [
   EXPECT_NE(out.find("port forward to 192.168.9.9:80 is outside the network 10.0.5.1/24"), std::string::npos) << out;
 }
 
+TEST(Lint, LoadBasedTeamingOnLinuxAndPortMtuThroughAPortGroup) {
+  auto out = lintOf(R"(---
+apiVersion: vnetplan.io/v1
+kind: Switch
+metadata: {name: br0}
+spec: {targets: [kvm1], mtu: 1500, uplinks: {nics: [eth0, eth1], teaming: {policy: load-based}}}
+---
+apiVersion: vnetplan.io/v1
+kind: PortGroup
+metadata: {name: web}
+spec: {targets: [kvm1], switch: br0, vlan: 10}
+---
+apiVersion: vnetplan.io/v1
+kind: Port
+metadata: {name: vm1}
+spec: {targets: [kvm1], portGroup: web, type: tap, mtu: 9000}
+)");
+  EXPECT_NE(out.find("teaming policy load-based is bond mode 5 or 6"), std::string::npos) << out;
+  EXPECT_NE(out.find("kvm1/Port/vm1: mtu 9000 is above its switch br0's mtu 1500"), std::string::npos) << out;
+}
+
 TEST(Lint, EveryRuleHasIdAndDescription) {
   std::set<std::string> ids;
   for (const auto& r : lintRules()) {

@@ -368,6 +368,15 @@ TEST(SchemaValid, NamesMayContainUnicodeAndSpaces) {
   EXPECT_EQ(validate(doc("PortGroup", "  targets: [esx01]\n  switch: vSwitch0\n", "\"Management Network é\"")), "");
 }
 
+// maxLength counts characters (JSON Schema), not bytes: 200 two-byte characters fit in 253; 254 ASCII ones do not.
+TEST(SchemaValues, MaxLengthCountsCharactersNotBytes) {
+  std::string name;
+  for (int i = 0; i < 200; ++i) name += "\xc3\xa9";  // é
+  EXPECT_EQ(validate(doc("PortGroup", "  targets: [esx01]\n  switch: vSwitch0\n", "\"" + name + "\"")), "");
+  EXPECT_HAS(validate(doc("PortGroup", "  targets: [esx01]\n  switch: vSwitch0\n", std::string(254, 'a'))),
+             "must be at most 253 characters long (got 254)");
+}
+
 TEST(SchemaText, IsTheEmbeddedDraft7Schema) {
   const std::string& text = SchemaValidator::schemaText();
   auto j = Json::parse(text);
@@ -629,6 +638,10 @@ TEST(SchemaTarget, ProviderFields) {
   EXPECT_ONE_ERROR(doc("Target", "  provider: ovs\n  db: \"tcp:host\"\n"),
                    "test.yaml:7:7: error: spec.db: must be an OVSDB remote, unix:PATH or tcp:HOST:PORT (got "
                    "'tcp:host') [schema]");
+  // A connection string with credentials in it is wrong, and the error does not repeat them.
+  EXPECT_ONE_ERROR(doc("Target", "  provider: ovs\n  db: \"tcp:admin:s3cret@10.0.0.1:6640\"\n"),
+                   "test.yaml:7:7: error: spec.db: must be an OVSDB remote, unix:PATH or tcp:HOST:PORT (got "
+                   "'tcp:***@10.0.0.1:6640') [schema]");
   EXPECT_ONE_ERROR(doc("Target", "  provider: esxi\n"),
                    "test.yaml:5:1: error: spec: missing required field 'host' (required when provider is esxi) "
                    "[schema]");
