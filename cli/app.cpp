@@ -229,6 +229,10 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
   stHistory->add_option("target", stTarget)->required();
   auto* stUnlock = stateCmd->add_subcommand("unlock", "Remove a lock left by a process that is gone.");
   stUnlock->add_option("lock_id", stLock)->required();
+  std::string stMigrateTo;
+  auto* stMigrate = stateCmd->add_subcommand(
+      "migrate", "Copy the whole store (--state) to another, empty one (e.g. file:// to etcd://), and verify the copy.");
+  stMigrate->add_option("--to", stMigrateTo, "The destination store's URL")->required();
 
   auto* schema = app.add_subcommand("schema", "Print the JSON Schema of manifests (point your editor at it).");
 
@@ -325,6 +329,7 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
     if (*stShow) return cmdStateShow(g, stTarget);
     if (*stHistory) return cmdStateHistory(g, stTarget);
     if (*stUnlock) return cmdStateUnlock(g, stLock);
+    if (*stMigrate) return cmdStateMigrate(g, stMigrateTo);
     if (*schema) return cmdSchema();
     if (*demoCmd) return cmdDemo(g, demo);
   } catch (const std::exception& e) {

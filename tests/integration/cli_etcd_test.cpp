@@ -3,6 +3,7 @@
 // lease, and state read back by another process after etcd restarted. A real etcd (scripts/etcd-sandbox.sh on
 // 127.0.0.1) and a linux target in a network namespace the test creates.
 #include <atomic>
+#include <map>
 #include <thread>
 
 #include "state/store.h"
@@ -151,6 +152,87 @@ TEST_F(CliEtcd, StateSurvivesAnEtcdRestart) {
   r = run("state list", "list");
   EXPECT_EQ(r.exitCode, 0) << r.err;
   EXPECT_NE(r.out.find("t1"), std::string::npos) << r.out;
+}
+
+// Every document of a store, as bytes.
+std::map<std::string, std::string> dump(const std::string& url) {
+  std::map<std::string, std::string> out;
+  auto b = vnetplan::state::openBackend(url);
+  if (!b.ok()) {
+    ADD_FAILURE() << b.error().message;
+    return out;
+  }
+  auto keys = (*b)->list("");
+  EXPECT_TRUE(keys.ok());
+  if (!keys.ok()) return out;
+  for (const auto& k : *keys) {
+    auto v = (*b)->read(k);
+    if (v.ok() && v->has_value()) out[k] = **v;
+  }
+  return out;
+}
+
+// file:// -> etcd:// -> file://: every document byte for byte; the target plans empty on each store and applies
+// on the new one; a non-empty destination and a running operation are refused.
+TEST_F(CliEtcd, StateMigrateFileToEtcdAndBack) {
+  auto f = manifest(kManifest);
+  const std::string fileUrl = "file://" + (dir / "state").string();
+  const std::string bin = std::string(VNETPLAN_BINARY) + " --no-color --state ";
+  RunResult r = runShell(bin + fileUrl + " apply --auto-approve -f " + f, dir);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  ip("link set br0 mtu 1450");  // a second generation, from a repair
+  r = runShell(bin + fileUrl + " apply --auto-approve -f " + f, dir);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  auto source = dump(fileUrl);
+  ASSERT_GE(source.size(), 3u) << "state and two generations";
+
+  r = runShell(bin + fileUrl + " state migrate --to " + shellQuote(url), dir);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("Copied " + std::to_string(source.size()) + " document(s)"), std::string::npos) << r.out;
+  EXPECT_EQ(dump(url), source);
+  EXPECT_EQ(dump(fileUrl), source) << "the source is unchanged";
+  RunResult hist = run("state history t1", "history");
+  EXPECT_EQ(hist.exitCode, 0) << hist.err;
+  RunResult fileHist = runShell(bin + fileUrl + " --no-color state history t1", dir);
+  EXPECT_EQ(hist.out, fileHist.out);
+  RunResult plan = run("plan --detailed-exitcode -f " + f, "plan");
+  EXPECT_EQ(plan.exitCode, 0) << plan.out << plan.err;
+
+  // Again into the same (now non-empty) store: refused, nothing touched.
+  r = runShell(bin + fileUrl + " state migrate --to " + shellQuote(url), dir);
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_NE(r.err.find("is not empty"), std::string::npos) << r.err;
+  EXPECT_EQ(dump(url), source);
+
+  // The etcd store moves on (a third generation), then goes back to a fresh file:// store.
+  ip("link set br0 mtu 1460");
+  RunResult a = run("apply --auto-approve -f " + f, "apply3");
+  ASSERT_EQ(a.exitCode, 0) << a.out << a.err;
+  auto etcdDocs = dump(url);
+  EXPECT_GT(etcdDocs.size(), source.size());
+  const std::string backUrl = "file://" + (dir / "state-back").string();
+
+  // While an apply holds t1's lock (awaiting confirmation), migrate refuses, naming it.
+  ip("link set br0 mtu 1470");
+  RunResult held;
+  std::thread th([&] { held = run("apply --auto-approve --confirm-timeout 60s -f " + f, "held"); });
+  ASSERT_TRUE(journalReaches(vnetplan::state::JournalStatus::AwaitingConfirm, 60s)) << readAll(dir / "held.err");
+  RunResult busy = run("state migrate --to " + shellQuote(backUrl), "busy");
+  EXPECT_EQ(busy.exitCode, 1);
+  EXPECT_NE(busy.err.find("not migrating while an operation runs"), std::string::npos) << busy.err;
+  EXPECT_NE(busy.err.find("operation apply"), std::string::npos) << busy.err;
+  EXPECT_TRUE(dump(backUrl).empty());
+  EXPECT_EQ(run("confirm", "confirm").exitCode, 0);
+  th.join();
+  ASSERT_EQ(held.exitCode, 0) << held.out << held.err;
+
+  etcdDocs = dump(url);
+  RunResult back = run("state migrate --to " + shellQuote(backUrl), "back");
+  ASSERT_EQ(back.exitCode, 0) << back.out << back.err;
+  EXPECT_EQ(dump(backUrl), etcdDocs);
+  r = runShell(bin + backUrl + " plan --detailed-exitcode -f " + f, dir);
+  EXPECT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(links()["br0"]["mtu"], 1400);
 }
 
 // A refused URL never echoes a credential.
