@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <functional>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -99,6 +100,8 @@ Status writeFileAtomic(const std::string& path, const std::string& data) {
 }
 
 std::string gitCommitOf(const std::vector<std::string>& files) {
+  // `vnetplan serve` applies a commit it extracted (no work tree): it says which one.
+  if (const char* c = std::getenv("VNETPLAN_GIT_COMMIT"); c && std::strlen(c) == 40) return c;
   if (files.empty()) return "";
   fs::path dir = fs::is_directory(files[0]) ? fs::path(files[0]) : fs::path(files[0]).parent_path();
   if (dir.empty()) dir = ".";
