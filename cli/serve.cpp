@@ -367,9 +367,21 @@ class Agent {
     }
     std::set<std::string> unreachable;
     for (const auto& u : j.value("unreachable_targets", Json::array())) {
-      std::string name = u.is_object() ? u.value("target", u.value("name", "")) : "";
+      std::string name = u.is_object() ? u.value("target", "") : "";
+      if (name.empty()) continue;
       auto it = next.find(name);
-      if (it == next.end()) continue;
+      if (it == next.end()) {  // a plan lists only the targets it planned: keep what is known of this one
+        TargetView tv;
+        auto old = view_.targets.find(name);
+        if (old != view_.targets.end()) tv = old->second;
+        tv.name = name;
+        tv.changes = Json::array();
+        tv.drift = Json::array();
+        tv.lastPlanAt = ended;
+        tv.lastPlanDuration = duration;
+        tv.planRevision = rev;
+        it = next.emplace(name, std::move(tv)).first;
+      }
       it->second.state = "unreachable";
       it->second.error = u.value("error", "");
       unreachable.insert(name);

@@ -330,13 +330,19 @@ TEST_F(CliServe, CommitPlanApplyDriftAndABrokenCommit) {
   EXPECT_NE(agent->log().find("serve: stopped"), std::string::npos);
 }
 
-// A webhook pulls at once (the interval here is an hour).
+// A webhook pulls at once (the interval here is an hour). A target that cannot be reached (its namespace does not
+// exist) is reported as such; the others are planned all the same.
 TEST_F(CliServe, WebhookPullsAtOnce) {
-  const std::string sha1 = commit(manifests(ns, ns2), "one");
+  const std::string missing = "apiVersion: vnetplan.io/v1\nkind: Target\nmetadata: {name: t3}\n"
+                              "spec: {provider: linux, netns: vnp-missing-" + std::to_string(::getpid()) + "}\n---\n";
+  const std::string sha1 = commit(missing + manifests(ns, ns2), "one");
   startAgent("--interval 1h");
   waitStatus([&](const Json& s) { return s["source"]["revision"] == sha1 && s.value("runs", 0) >= 1; });
-  const std::string sha2 = commit(manifests(ns, ns2, "---\napiVersion: vnetplan.io/v1\nkind: Switch\nmetadata: {name: br1}\n"
-                                                    "spec: {targets: [t1]}\n"),
+  Json t3 = waitTarget("t3", [](const Json& t) { return t["state"] == "unreachable"; });
+  EXPECT_NE(t3["error"].get<std::string>().find("vnp-missing"), std::string::npos) << t3.dump(2);
+  waitTarget("t1", [](const Json& t) { return t["state"] == "pending"; });
+  const std::string sha2 = commit(missing + manifests(ns, ns2, "---\napiVersion: vnetplan.io/v1\nkind: Switch\n"
+                                                              "metadata: {name: br1}\nspec: {targets: [t1]}\n"),
                                   "two");
   std::this_thread::sleep_for(1500ms);
   HttpReply s = http.get("/api/v1/status");
@@ -350,6 +356,8 @@ TEST_F(CliServe, WebhookPullsAtOnce) {
   EXPECT_EQ(http.get("/healthz").status, 200);
   std::string m = metrics();
   EXPECT_NE(m.find("vnetplan_webhooks_total 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("vnetplan_target_up{target=\"t3\"} 0"), std::string::npos) << m;
+  EXPECT_NE(m.find("vnetplan_target_up{target=\"t1\"} 1"), std::string::npos) << m;
 }
 
 // Bound to anything but loopback the agent needs a bearer token, and then every view but /healthz asks for it.
