@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -307,7 +308,16 @@ std::optional<std::vector<KeyValue>> keyValues(const Json& reply) {
 
 // ---- the gateway ----------------------------------------------------------------------------------------
 
-Gateway::Gateway(Config cfg) : cfg_(std::move(cfg)), idle_(cfg_.endpoints.size()) {}
+Gateway::Gateway(Config cfg) : cfg_(std::move(cfg)), idle_(cfg_.endpoints.size()) {
+  // OpenSSL writes to the socket with write(2): a connection etcd closed (a refused client certificate, a restart)
+  // raises SIGPIPE, whose default action ends the whole process. cpp-httplib's plain sockets use MSG_NOSIGNAL;
+  // TLS ones cannot, so SIGPIPE is ignored (write then fails with EPIPE, an error like any other) unless the
+  // program chose a disposition of its own.
+  if (cfg_.tls) {
+    struct sigaction old {};
+    if (::sigaction(SIGPIPE, nullptr, &old) == 0 && old.sa_handler == SIG_DFL) ::signal(SIGPIPE, SIG_IGN);
+  }
+}
 Gateway::~Gateway() = default;
 
 uint64_t Gateway::requestsSent() { return gRequests.load(); }

@@ -350,3 +350,118 @@ TEST_F(StateEtcd, AuthenticationWithAPasswordReference) {
 }
 
 }  // namespace
+
+namespace {
+
+// etcd with mutual TLS (scripts/etcd-sandbox.sh with ETCD_SANDBOX_TLS): certificates made here with openssl, a CA
+// of the test's own. The backend trusts the server only through cacert=, and proves itself with cert=/key=.
+// etcd 3.4's JSON gateway dials etcd's own gRPC port with the server certificate as its client certificate: with
+// --client-cert-auth that certificate needs extendedKeyUsage clientAuth too (else every gateway call fails with
+// "certificate specifies an incompatible key usage" in etcd's log).
+class StateEtcdTls : public ScratchTest {
+ protected:
+  void SetUp() override {
+    ScratchTest::SetUp();
+    if (HasFatalFailure()) return;
+    if (std::system("command -v openssl >/dev/null 2>&1 && command -v curl >/dev/null 2>&1") != 0)
+      GTEST_SKIP() << "SKIPPED: openssl and curl are needed to make and check certificates";
+    tls = dir / "tls";
+    fs::create_directories(tls);
+    const std::string t = shellQuote(tls.string());
+    auto key = [&](const std::string& name) {
+      return "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout " + t + "/" + name +
+             "-key.pem -out " + t + "/" + name + ".csr -subj /CN=" + name;
+    };
+    auto sign = [&](const std::string& name, const std::string& ca, const std::string& ext) {
+      return "printf '" + ext + "' >" + t + "/" + name + ".ext && openssl x509 -req -in " + t + "/" + name + ".csr -CA " +
+             t + "/" + ca + ".pem -CAkey " + t + "/" + ca + "-key.pem -CAcreateserial -days 2 -out " + t + "/" + name +
+             ".pem -extfile " + t + "/" + name + ".ext";
+    };
+    const std::string script =
+        "set -e; for ca in ca other-ca; do openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+        "-keyout " + t + "/$ca-key.pem -out " + t + "/$ca.pem -days 2 -subj /CN=vnp-test-$ca; done; " +
+        key("server") + "; " + sign("server", "ca", "subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth,clientAuth") + "; " +
+        key("client") + "; " + sign("client", "ca", "extendedKeyUsage=clientAuth") + "; " + key("stranger") + "; " +
+        sign("stranger", "other-ca", "extendedKeyUsage=clientAuth");
+    RunResult r = runShell("bash -c " + shellQuote(script), dir, 60);
+    ASSERT_EQ(r.exitCode, 0) << r.err;
+    sandbox = std::make_unique<Sandbox>("etcd-sandbox.sh", dir / "etcd", std::vector<std::string>{"etcd.log", "etcd.out"});
+    if (std::string why = sandbox->unavailable(dir); !why.empty()) GTEST_SKIP() << "SKIPPED: etcd cannot run here: " << why;
+    ::setenv("ETCD_SANDBOX_TLS", tls.c_str(), 1);
+    auto started = sandbox->start(dir);
+    ::unsetenv("ETCD_SANDBOX_TLS");
+    ASSERT_TRUE(started);
+    endpoint = sandbox->fact("ENDPOINT");
+    ASSERT_EQ(endpoint.rfind("https://", 0), 0u) << endpoint;
+    hostPort = endpoint.substr(8);
+  }
+  void TearDown() override {
+    if (sandbox) {
+      if (HasFailure()) std::cerr << sandbox->logTails(dir);
+      EXPECT_TRUE(sandbox->stop(dir));
+    }
+    ScratchTest::TearDown();
+  }
+  std::string url(const std::string& options) const { return "etcd://" + hostPort + "/vnetplan?timeout=3s&" + options; }
+  std::string pem(const std::string& name) const { return (tls / (name + ".pem")).string(); }
+
+  fs::path tls;
+  std::unique_ptr<Sandbox> sandbox;
+  std::string endpoint, hostPort;
+};
+
+TEST_F(StateEtcdTls, MutualTlsWithTheUrlsOptionsOrTheEnvironment) {
+  const std::string good = "cacert=" + pem("ca") + "&cert=" + pem("client") + "&key=" + pem("client-key");
+  {
+    auto b = openBackend(url(good));
+    ASSERT_TRUE(b.ok()) << b.error().message;
+    Store s(std::move(*b));
+    TargetState st;
+    st.target = "hv01";
+    st.generation = 3;
+    Status saved = s.save(st);
+    ASSERT_TRUE(saved.ok()) << saved.error().message;
+    auto lock = s.lockTarget("hv01", "apply", 0ms);
+    ASSERT_TRUE(lock.ok()) << lock.error().message;
+    auto back = s.load("hv01");
+    ASSERT_TRUE(back.ok()) << back.error().message;
+    EXPECT_EQ(back->generation, 3);
+  }
+  // The same through VNETPLAN_ETCD_* (as a systemd unit's environment file would give them).
+  ::setenv("VNETPLAN_ETCD_CACERT", pem("ca").c_str(), 1);
+  ::setenv("VNETPLAN_ETCD_CERT", pem("client").c_str(), 1);
+  ::setenv("VNETPLAN_ETCD_KEY", pem("client-key").c_str(), 1);
+  {
+    auto b = openBackend("etcd://" + hostPort + "/vnetplan?timeout=3s");
+    ::unsetenv("VNETPLAN_ETCD_CACERT");
+    ::unsetenv("VNETPLAN_ETCD_CERT");
+    ::unsetenv("VNETPLAN_ETCD_KEY");
+    ASSERT_TRUE(b.ok()) << b.error().message;
+    Store s(std::move(*b));
+    auto back = s.load("hv01");
+    ASSERT_TRUE(back.ok()) << back.error().message;
+    EXPECT_EQ(back->generation, 3);
+  }
+  // A server certificate from a CA we were not told to trust: refused, and said so.
+  {
+    auto b = openBackend(url("cacert=" + pem("other-ca") + "&cert=" + pem("client") + "&key=" + pem("client-key")));
+    ASSERT_TRUE(b.ok());
+    auto r = (*b)->read("targets/hv01/state.json");
+    ASSERT_FALSE(r.ok());
+    EXPECT_TRUE(contains(r.error().message, "not trusted")) << r.error().message;
+  }
+  // No client certificate, or one from another CA: etcd refuses the connection.
+  for (const std::string& opts :
+       {"cacert=" + pem("ca"), "cacert=" + pem("ca") + "&cert=" + pem("stranger") + "&key=" + pem("stranger-key")}) {
+    auto b = openBackend(url(opts));
+    ASSERT_TRUE(b.ok());
+    auto r = (*b)->read("targets/hv01/state.json");
+    EXPECT_FALSE(r.ok()) << opts;
+  }
+  // Plain http to the TLS port: an error, not a hang.
+  auto plain = openBackend("etcd://" + hostPort + "/vnetplan?timeout=1s");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE((*plain)->read("targets/hv01/state.json").ok());
+}
+
+}  // namespace
