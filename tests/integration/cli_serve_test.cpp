@@ -149,9 +149,9 @@ class CliServe : public NetnsTest {
   }
   std::string stateUrl() const { return "file://" + (dir / "state").string(); }
 
-  void startAgent(const std::string& extra) {
+  void startAgent(const std::string& extra, const std::string& env = "") {
     agent = std::make_unique<ServeProcess>();
-    ASSERT_TRUE(agent->start(std::string(VNETPLAN_BINARY) + " --state " + stateUrl() + " serve --manifests file://" +
+    ASSERT_TRUE(agent->start((env.empty() ? "" : "env " + env + " ") + std::string(VNETPLAN_BINARY) + " --state " + stateUrl() + " serve --manifests file://" +
                                  repo.string() + " --listen 127.0.0.1:0 " + extra,
                              dir / "serve.err"));
     base = agent->address();
@@ -328,6 +328,28 @@ TEST_F(CliServe, CommitPlanApplyDriftAndABrokenCommit) {
 
   EXPECT_EQ(agent->stop(), 0) << "SIGTERM stops the agent cleanly";
   EXPECT_NE(agent->log().find("serve: stopped"), std::string::npos);
+}
+
+// An auto-apply that fails is rolled back (the same apply as the CLI's), shown as apply-failed, and not repeated on
+// the same commit every interval; the other targets go on being planned. (VNETPLAN_FAIL_AT_STEP=1, inherited by
+// the agent's apply, makes the first step fail.)
+TEST_F(CliServe, FailedAutoApplyIsRolledBackAndNotRepeated) {
+  const std::string sha1 = commit(manifests(ns, ns2), "br0");
+  startAgent("--interval 1s --auto-apply-target t1", "VNETPLAN_FAIL_AT_STEP=1");
+  Json t1 = waitTarget("t1", [](const Json& t) { return t["state"] == "apply-failed"; });
+  EXPECT_EQ(t1["lastApply"]["outcome"], "rolled-back") << t1.dump(2);
+  EXPECT_EQ(t1["lastApply"]["exitCode"], 1);
+  EXPECT_EQ(t1["lastApply"]["revision"], sha1);
+  EXPECT_NE(t1["lastApply"]["message"].get<std::string>().find("Rolled back"), std::string::npos) << t1.dump(2);
+  EXPECT_FALSE(hasLink(ns, "br0")) << "rolled back: the target is as before";
+  const double runs = http.get("/api/v1/status").json.value("runs", 0.0);
+  waitStatus([&](const Json& s) { return s.value("runs", 0.0) >= runs + 3; });
+  t1 = waitTarget("t1", [](const Json& t) { return t["state"] == "apply-failed"; });
+  EXPECT_EQ(t1["applies"].value("rolled-back", 0), 1) << "not retried every interval on the same commit";
+  waitTarget("t2", [](const Json& t) { return t["state"] == "pending"; });  // t2 goes on being planned
+  std::string m = metrics();
+  EXPECT_NE(m.find("vnetplan_applies_total{target=\"t1\",outcome=\"rolled-back\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("vnetplan_target_state{target=\"t1\",state=\"apply-failed\"} 1"), std::string::npos) << m;
 }
 
 // A webhook pulls at once (the interval here is an hour). A target that cannot be reached (its namespace does not
