@@ -34,22 +34,50 @@ bool badBondMode(const Json& mode) {
   return mode.is_string() && kBadNames.count(mode.get<std::string>());
 }
 
+// The Switch each Port sits on: its own `switch`, or its PortGroup's.
+std::map<Address, Address> portSwitches(const DesiredState& d) {
+  std::map<Address, std::string> groupSwitch;
+  for (const auto& r : d.resources)
+    if (r.addr.kind == Kind::PortGroup)
+      if (auto s = r.attrs.getString("switch")) groupSwitch[r.addr] = *s;
+  std::map<Address, Address> out;
+  for (const auto& r : d.resources) {
+    if (r.addr.kind != Kind::Port) continue;
+    auto sw = r.attrs.getString("switch");
+    if (auto pg = r.attrs.getString("portGroup")) {
+      auto g = groupSwitch.find({r.addr.target, Kind::PortGroup, *pg});
+      sw = g == groupSwitch.end() ? std::nullopt : std::optional<std::string>(g->second);
+    }
+    if (sw) out[r.addr] = {r.addr.target, Kind::Switch, *sw};
+  }
+  return out;
+}
+
+// Seed 004: these modes break a bridge that carries VMs (an error); on a bridge with no ports yet they are a
+// warning, since the first VM attached breaks it.
 void bondMode(const DesiredState& d, Diagnostics& diags) {
+  std::set<Address> carriesVms;
+  for (const auto& [port, sw] : portSwitches(d)) carriesVms.insert(sw);
   for (const auto& r : d.resources) {
     if (r.addr.kind != Kind::Switch) continue;
+    const bool vms = carriesVms.count(r.addr) > 0;
+    auto report = [&](const SourceLoc& loc, const std::string& what, const std::string& use) {
+      if (vms)
+        diags.error(loc, r.addr.str() + ": " + what + " on a bridge that carries VMs breaks forwarding (MAC flapping / "
+                         "duplicate frames); use " + use, "lint/bond-mode");
+      else
+        diags.warning(loc, r.addr.str() + ": " + what + " breaks forwarding once VMs are attached to this bridge "
+                           "(MAC flapping / duplicate frames); use " + use, "lint/bond-mode");
+    };
     if (const Json* mode = r.attrs.find("linux.bond.mode"); mode && badBondMode(*mode))
-      diags.error(r.locOf("linux.bond.mode"),
-                  r.addr.str() + ": bond mode " + mode->dump() +
-                      " on a bridge that carries VMs breaks forwarding (MAC flapping / duplicate frames); "
-                      "use active-backup (1), balance-xor (2) or 802.3ad (4)",
-                  "lint/bond-mode");
+      report(r.locOf("linux.bond.mode"), "bond mode " + mode->dump(),
+             "active-backup (1), balance-xor (2) or 802.3ad (4)");
     const auto policy = r.attrs.getString("uplinks.teaming.policy");
     if (providerOf(d, r) == "linux" && (policy == "round-robin" || policy == "load-based"))
-      diags.error(r.locOf("uplinks.teaming.policy"),
-                  r.addr.str() + ": teaming policy " + *policy + " is bond mode " +
-                      (*policy == "round-robin" ? "0 (balance-rr)" : "5 or 6 (balance-tlb/alb)") +
-                      " on Linux, which breaks a bridge that carries VMs; use failover, src-mac, ip-hash or lacp",
-                  "lint/bond-mode");
+      report(r.locOf("uplinks.teaming.policy"),
+             "teaming policy " + *policy + " is bond mode " +
+                 (*policy == "round-robin" ? "0 (balance-rr)" : "5 or 6 (balance-tlb/alb)") + " on Linux, which",
+             "failover, src-mac, ip-hash or lacp");
   }
 }
 
@@ -137,27 +165,20 @@ void vlanRange(const DesiredState& d, Diagnostics& diags) {
 
 void portMtu(const DesiredState& d, Diagnostics& diags) {
   std::map<Address, int64_t> switchMtu;
-  std::map<Address, std::string> groupSwitch;
-  for (const auto& r : d.resources) {
+  for (const auto& r : d.resources)
     if (r.addr.kind == Kind::Switch)
       if (auto m = r.attrs.getInt("mtu")) switchMtu[r.addr] = *m;
-    if (r.addr.kind == Kind::PortGroup)
-      if (auto s = r.attrs.getString("switch")) groupSwitch[r.addr] = *s;
-  }
+  const auto switches = portSwitches(d);
   for (const auto& r : d.resources) {
     if (r.addr.kind != Kind::Port) continue;
     auto mtu = r.attrs.getInt("mtu");
-    auto sw = r.attrs.getString("switch");
-    if (auto pg = r.attrs.getString("portGroup")) {  // a port in a group is on the group's switch
-      auto g = groupSwitch.find({r.addr.target, Kind::PortGroup, *pg});
-      sw = g == groupSwitch.end() ? std::nullopt : std::optional<std::string>(g->second);
-    }
-    if (!mtu || !sw) continue;
-    auto it = switchMtu.find({r.addr.target, Kind::Switch, *sw});
+    auto sw = switches.find(r.addr);
+    if (!mtu || sw == switches.end()) continue;
+    auto it = switchMtu.find(sw->second);
     if (it != switchMtu.end() && *mtu > it->second)
       diags.error(r.locOf("mtu"),
-                  r.addr.str() + ": mtu " + std::to_string(*mtu) + " is above its switch " + *sw + "'s mtu " +
-                      std::to_string(it->second) + "; frames that large would be dropped",
+                  r.addr.str() + ": mtu " + std::to_string(*mtu) + " is above its switch " + sw->second.name +
+                      "'s mtu " + std::to_string(it->second) + "; frames that large would be dropped",
                   "lint/port-mtu");
   }
 }

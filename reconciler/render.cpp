@@ -72,6 +72,10 @@ void renderAttrsOf(std::ostringstream& out, const ResourceChange& c, const Palet
       out << indent << k << ":" << std::string(w - k.size() + 1, ' ') << show(c.before ? c.before->find(k) : nullptr)
           << " -> " << show(c.after ? c.after->find(k) : nullptr) << p.dim() << originNote(c, k) << p.reset() << "\n";
   }
+  // What the provider will make (e.g. which shape a port group takes on this kernel; a tap's host-side MAC). An
+  // update's description repeats the lines above.
+  if (!c.description.empty() && (c.action == Action::Create || c.action == Action::Replace))
+    out << indent << p.dim() << "# " << c.description << p.reset() << "\n";
   if (!c.reason.empty()) out << indent << p.dim() << "# " << c.reason << p.reset() << "\n";
 }
 

@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "base/fd.h"
-#include "providers/linux/netlink.h"
+#include "base/netlink.h"
 
 namespace vnetplan::lnx {
 

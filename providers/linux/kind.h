@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "providers/linux/netlink.h"
+#include "base/netlink.h"
 #include "providers/linux/vlans.h"
 #include "providers/linux/values.h"
 #include "reconciler/kind_table.h"
@@ -142,9 +142,7 @@ bool changes(const Step& step, const std::string& path);
 
 // ---- addresses (addresses.cpp)
 
-// Adds one RTM_NEWADDR's address to `out[ifindex]` if it is one the user manages (kernel-made IPv6
-// link-local and router-advertised addresses are skipped).
-void collectAddress(const nlmsghdr* h, std::map<int, std::vector<std::string>>& out);
+// Adds `cidrs` to the device (observed through base/ifaddr.h's collectAddress).
 Status addAddresses(LinuxSession& s, const KindOps& ops, const std::string& name, int ifindex,
                     const std::vector<std::string>& cidrs);
 // Removes the addresses of `before` missing from `after`, then adds the new ones.

@@ -1,5 +1,5 @@
 #include "providers/linux/linux_provider.h"
-#include "providers/linux/netns.h"
+#include "base/netns.h"
 
 #include <cmath>
 #include <map>
@@ -62,8 +62,8 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
 
   Status prepare(const Target& target) override {
     auto netns = target.spec.getString("netns");
-    if (!netns || !target.spec.getBool("createNetns").value_or(false) || lnx::netnsExists(*netns)) return {};
-    if (Status st = lnx::createNetns(*netns); !st.ok())
+    if (!netns || !target.spec.getBool("createNetns").value_or(false) || netnsExists(*netns)) return {};
+    if (Status st = createNetns(*netns); !st.ok())
       return err("linux: target " + target.name + ": create netns " + *netns + ": " + st.error().message);
     return {};
   }
@@ -179,6 +179,18 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
     };
     for (const auto& [swName, segments] : bySwitch) {
       const Resource* sw = switches.count(swName) ? switches[swName] : nullptr;
+      // Each port group is recorded on the switch's bridge as an altname (records.h), and the kernel holds at
+      // most 496 per device (each counts 132 bytes of a 64 KiB property list); a few stay free for other records.
+      constexpr size_t kMaxPortGroups = 480;
+      size_t groups = 0;
+      for (const auto& seg : segments) groups += seg.portGroup ? 1 : 0;
+      if (groups > kMaxPortGroups)
+        diags.error(sw ? sw->loc : segments.front().owner->loc,
+                    "linux: switch " + swName + " has " + std::to_string(groups) + " port groups; the linux provider "
+                    "records each on the switch's bridge as an altname and the kernel holds at most 496 per device, "
+                    "so at most " + std::to_string(kMaxPortGroups) + " port groups per switch (split them over "
+                    "several switches, or give VMs vlan Ports on a bridge each)",
+                    "provider/unsupported");
       const std::optional<bool> vf = sw ? sw->attrs.getBool("linux.bridge.vlanFiltering") : std::nullopt;
       bool needsVlans = false;
       for (const auto& seg : segments) needsVlans = needsVlans || !seg.vlan.untagged();

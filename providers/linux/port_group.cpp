@@ -74,6 +74,18 @@ Status deleteSub(LinuxSession& s, PortGroupInfo& pg) {
   return {};
 }
 
+// Notes the sub-interface `name` (ifindex `index`, on `uplink`) as the port group's, enslaved to its bridge.
+Status plumbed(LinuxSession& s, PortGroupInfo& pg, const std::string& name, int index, int uplink) {
+  s.remember(name, index);
+  s.topo().plumbing.insert(index);
+  s.topo().master[index] = pg.bridgeIndex;
+  pg.subIndex = index;
+  pg.subLower = uplink;
+  pg.subVid = pg.vlan.id;
+  pg.subName = name;
+  return {};
+}
+
 // The port group's bridge holds the sub-interface <uplink>.<vlan> of its switch's uplink (none without an uplink),
 // at the uplink's MTU.
 Status syncPlumbing(LinuxSession& s, PortGroupInfo& pg) {
@@ -96,6 +108,18 @@ Status syncPlumbing(LinuxSession& s, PortGroupInfo& pg) {
   const std::string what = "create " + name + " (VLAN " + std::to_string(pg.vlan.id) + " of " + lower +
                            ") for port group " + pg.name;
   if (kernelCaps().vlanDevices == Cap::No) return s.failure(what, lacks(kernelCaps(), "802.1Q VLAN devices"));
+  if (auto existing = s.getLink(name); existing.ok()) {
+    // The sub-interface taken off its bridge (by hand): put back, not made again.
+    if (existing->kind != "vlan" || existing->link != uplink || existing->get(IFLA_VLAN_ID) != pg.vlan.id)
+      return s.failure(what, "a device named " + name + " exists and is not VLAN " + std::to_string(pg.vlan.id) +
+                                 " of " + lower + "; rename or remove it");
+    LinkChange c;
+    c.master = pg.bridgeIndex;
+    c.mtu = *mtu;
+    c.up = true;
+    if (NlOutcome o = sendLinkChange(s.nl(), name, c); !o.ok()) return s.failure(what + " (put it back)", o.message);
+    return plumbed(s, pg, name, existing->index, uplink);
+  }
   NlMsg m = newMsg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO);
   ifinfomsg ifi{};
   ifi.ifi_family = AF_UNSPEC;
@@ -117,14 +141,12 @@ Status syncPlumbing(LinuxSession& s, PortGroupInfo& pg) {
     if (auto l = parseLink(h); l && l->name == name) index = l->index;
   });
   if (!o.ok()) return s.failure(what, o.message);
-  s.remember(name, index);
-  s.topo().plumbing.insert(index);
-  s.topo().master[index] = pg.bridgeIndex;
-  pg.subIndex = index;
-  pg.subLower = uplink;
-  pg.subVid = pg.vlan.id;
-  pg.subName = name;
-  return {};
+  if (index <= 0) {  // kernels before 6.3 do not echo a created link (NLM_F_ECHO): ask for it
+    auto idx = s.ifindex(name);
+    if (!idx.ok()) return s.failure(what, idx.error().message);
+    index = *idx;
+  }
+  return plumbed(s, pg, name, index, uplink);
 }
 
 // ---------------------------------------------------------------- realizing a port group
@@ -196,6 +218,11 @@ Result<PortGroupInfo> build(LinuxSession& s, const std::string& name, const Attr
         if (auto l = parseLink(h); l && l->name == name) pg.bridgeIndex = l->index;
       });
       if (!o.ok()) return s.failure(what + " (its bridge " + name + ")", o.message);
+      if (pg.bridgeIndex <= 0) {  // kernels before 6.3 do not echo a created link (NLM_F_ECHO): ask for it
+        auto idx = s.ifindex(name);
+        if (!idx.ok()) return s.failure(what + " (its bridge " + name + ")", idx.error().message);
+        pg.bridgeIndex = *idx;
+      }
     }
     s.remember(name, pg.bridgeIndex);
     if (NlOutcome o = addAltname(s.nl(), pg.bridgeIndex, pgBridgeMark(pg.bridgeIndex)); !o.ok())

@@ -18,7 +18,7 @@
 #include <string_view>
 
 #include "base/result.h"
-#include "providers/linux/netlink.h"
+#include "base/netlink.h"
 #include "providers/linux/values.h"
 #include "providers/linux/vlans.h"
 

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/ifaddr.h"
 #include "base/netaddr.h"
 
 namespace vnetplan::lnx {

@@ -10,12 +10,14 @@
 #include <utility>
 
 #include "providers/linux/kind.h"
-#include "providers/linux/netlink.h"
-#include "providers/linux/netns.h"
+#include "base/netlink.h"
+#include "base/netns.h"
 #include "providers/linux/topology.h"
 #include "reconciler/provider.h"
 
 namespace vnetplan::lnx {
+
+using Fd = UniqueFd;
 
 class LinuxSession : public TargetSession {
  public:

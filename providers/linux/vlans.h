@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "model/model.h"
-#include "providers/linux/netlink.h"
+#include "base/netlink.h"
 
 namespace vnetplan::lnx {
 

@@ -442,3 +442,16 @@ TEST_F(CliLinuxL2, PortGroupsAsBridgesPerVlanWhereTheKernelHasNoVlanFiltering) {
   l = links();
   EXPECT_EQ(l.size(), 1u) << "only lo is left";
 }
+
+// The kernel holds at most 496 altnames per device and each port group is one on its switch's bridge: more than
+// 480 port groups on one switch is a plan-time error naming the limit, not a failure halfway through an apply.
+TEST_F(CliLinuxL2, TooManyPortGroupsOnOneSwitchIsAPlanError) {
+  std::string m = kTarget + sw("br0", "stp: false");
+  for (int v = 100; v < 100 + 481; ++v)
+    m += doc("kind: PortGroup\nmetadata: {name: pg" + std::to_string(v) + "}\nspec: {targets: [t1], switch: br0, vlan: " +
+             std::to_string(v) + "}\n");
+  auto r = vnetplan("validate -f " + manifest(m));
+  EXPECT_NE(r.exitCode, 0);
+  EXPECT_NE((r.out + r.err).find("switch br0 has 481 port groups"), std::string::npos) << r.out << r.err;
+  EXPECT_NE((r.out + r.err).find("at most 480 port groups per switch"), std::string::npos) << r.out << r.err;
+}

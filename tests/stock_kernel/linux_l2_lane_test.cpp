@@ -4,6 +4,7 @@
 // `bridge -j vlan`, carrier failover and real frames. On a kernel without the feature each test SKIPs with the
 // reason.
 #include <functional>
+#include <tuple>
 
 #include "tests/integration/harness.h"
 
@@ -51,6 +52,18 @@ class LinuxL2Lane : public NetnsTest {
     auto r = runShell("ip -n " + ns + " link add vnpprobe " + args + " && ip -n " + ns + " link del vnpprobe", dir);
     if (r.exitCode != 0) {
       why = "SKIPPED: this kernel has no " + feature + " (" + r.err + ")";
+      return false;
+    }
+    return true;
+  }
+  // 802.1Q needs a lower device that takes VLANs (not lo): a throwaway veth pair.
+  bool kernelHasVlanDevices() {
+    auto r = runShell("ip -n " + ns + " link add vnpprobe0 type veth peer name vnpprobe1 && ip -n " + ns +
+                          " link add link vnpprobe0 name vnpprobe0.10 type vlan id 10; rc=$?; ip -n " + ns +
+                          " link del vnpprobe0; exit $rc",
+                      dir);
+    if (r.exitCode != 0) {
+      why = "SKIPPED: this kernel has no 802.1Q VLAN devices (" + r.err + ")";
       return false;
     }
     return true;
@@ -312,5 +325,169 @@ TEST_F(LinuxL2Lane, PortGroupVlansCarryRealFrames) {
   ASSERT_EQ(vnetplan("apply --auto-approve -f " + empty).exitCode, 0);
   auto l = links();
   EXPECT_FALSE(l.count("br0"));
+  EXPECT_EQ(l["eth1"].value("master", ""), "");
+}
+
+// Port type vlan: an 802.1Q sub-interface of a NIC. Frames leave tagged (the far end's own sub-interface answers);
+// MTU updates in place with an exact rollback; a VLAN id change is a replace; drift made with `ip` is repaired.
+TEST_F(LinuxL2Lane, VlanPortTagsFramesUpdatesReplacesDriftsAndRollsBack) {
+  if (!kernelHasVlanDevices()) GTEST_SKIP() << why;
+  const std::string far = ns + "-far";
+  ASSERT_EQ(std::system(("ip netns add " + far).c_str()), 0);
+  extraNetns.push_back(far);
+  nic("eth1", far);
+  ip("link set eth1 up");
+  auto vlanPort = [&](int vid, int mtu) {
+    return obj("Port", "v10", "type: vlan, link: eth1, vlanId: " + std::to_string(vid) + ", mtu: " +
+                                  std::to_string(mtu) + ", up: true, addresses: [192.0.2.1/24]");
+  };
+  auto f = manifest(kTarget + vlanPort(10, 1500));
+  auto r = vnetplan("apply --auto-approve -f " + f);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  auto l = links();
+  ASSERT_TRUE(l.count("v10")) << r.out;
+  EXPECT_EQ(l["v10"]["linkinfo"]["info_kind"], "vlan");
+  EXPECT_EQ(l["v10"]["linkinfo"]["info_data"]["id"], 10);
+  EXPECT_EQ(l["v10"]["linkinfo"]["info_data"]["protocol"], "802.1Q");
+  EXPECT_EQ(l["v10"].value("link", ""), "eth1");
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + f).exitCode, 0);
+  showRoundTrip(f);
+
+  // Real frames: only the far end's VLAN 10 sub-interface answers, so a reply proves the tag.
+  auto inFar = [&](const std::string& cmd) { return runShell("ip netns exec " + far + " " + cmd, dir); };
+  inFar("ip link set eth1-far up");
+  inFar("ip link add link eth1-far name far.10 type vlan id 10");
+  inFar("ip addr add 192.0.2.2/24 dev far.10");
+  inFar("ip link set far.10 up");
+  auto ping = runShell("ip netns exec " + ns + " ping -c 3 -W 2 192.0.2.2", dir);
+  EXPECT_EQ(ping.exitCode, 0) << ping.out << ping.err;
+
+  // MTU: in place (same ifindex), rolled back exactly after a failure at each step.
+  const int index = links()["v10"]["ifindex"];
+  auto g = manifest(kTarget + vlanPort(10, 1400), "g.yaml");
+  injectFailures(g, 1, f);
+  r = vnetplan("apply --auto-approve -f " + g);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  l = links();
+  EXPECT_EQ(l["v10"]["ifindex"], index);
+  EXPECT_EQ(l["v10"]["mtu"], 1400);
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + g).exitCode, 0);
+
+  // Drift: the MTU changed with ip; the plan shows it and apply repairs it.
+  ip("link set v10 mtu 1300");
+  r = vnetplan("drift -f " + g);
+  EXPECT_EQ(r.exitCode, 2) << r.out;
+  EXPECT_NE(r.out.find("mtu"), std::string::npos) << r.out;
+  ASSERT_EQ(vnetplan("apply --auto-approve -f " + g).exitCode, 0);
+  EXPECT_EQ(links()["v10"]["mtu"], 1400);
+
+  // A VLAN id change cannot be made in place: the plan says replace, and the port comes back on VLAN 20.
+  auto h = manifest(kTarget + vlanPort(20, 1400), "h.yaml");
+  r = vnetplan("plan -f " + h);
+  EXPECT_NE(r.out.find("replace"), std::string::npos) << r.out;
+  injectFailures(h, 2, g);
+  r = vnetplan("apply --auto-approve -f " + h);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(links()["v10"]["linkinfo"]["info_data"]["id"], 20);
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + h).exitCode, 0);
+  ping = runShell("ip netns exec " + ns + " ping -c 2 -W 1 192.0.2.2", dir);
+  EXPECT_NE(ping.exitCode, 0) << "VLAN 20 must not reach the far end's VLAN 10: " << ping.out;
+
+  // Prune: the sub-interface goes; its NIC stays.
+  ASSERT_EQ(vnetplan("apply --auto-approve -f " + manifest(kTarget, "empty.yaml")).exitCode, 0);
+  l = links();
+  EXPECT_FALSE(l.count("v10"));
+  EXPECT_TRUE(l.count("eth1"));
+}
+
+// Port groups as a bridge per VLAN over 802.1Q sub-interfaces of the uplink (the shape for kernels without VLAN
+// filtering, chosen here with linux.bridge.vlanFiltering: false): VMs on VLAN 10 reach each other, not VLAN 20,
+// and the far end of the uplink sees both tagged. Moving a VM between port groups keeps its device.
+TEST_F(LinuxL2Lane, BridgePerVlanOverSubInterfacesCarriesRealFrames) {
+  if (!kernelHasVlanDevices()) GTEST_SKIP() << why;
+  std::vector<std::string> vms = {"a", "b", "c"};
+  for (const auto& v : vms) {
+    ASSERT_EQ(std::system(("ip netns add " + ns + "-" + v).c_str()), 0);
+    extraNetns.push_back(ns + "-" + v);
+  }
+  const std::string far = ns + "-far";
+  ASSERT_EQ(std::system(("ip netns add " + far).c_str()), 0);
+  extraNetns.push_back(far);
+  nic("eth1", far);
+  auto vmPort = [&](const std::string& v, const std::string& pg) {
+    return obj("Port", "vm" + v, "portGroup: " + pg + ", type: veth, peer: eth0, peerNetns: " + ns + "-" + v);
+  };
+  auto manifestWith = [&](const std::string& bGroup, const std::string& name) {
+    return manifest(kTarget + obj("Switch", "br0", "stp: false, uplinks: {nics: [eth1]}, linux: {bridge: "
+                                                   "{vlanFiltering: false}}") +
+                        obj("PortGroup", "pg10", "switch: br0, vlan: 10") +
+                        obj("PortGroup", "pg20", "switch: br0, vlan: 20") + vmPort("a", "pg10") +
+                        vmPort("b", bGroup) + vmPort("c", "pg20"),
+                    name);
+  };
+  auto f = manifestWith("pg10", "f.yaml");
+  auto r = vnetplan("plan -f " + f);
+  EXPECT_NE(r.out.find("one bridge per VLAN"), std::string::npos) << r.out;
+  r = vnetplan("apply --auto-approve -f " + f);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  auto l = links();
+  EXPECT_EQ(l["br0"]["linkinfo"]["info_data"]["vlan_filtering"], 0);
+  for (const auto& [sub, vid, bridge] : std::vector<std::tuple<std::string, int, std::string>>{
+           {"eth1.10", 10, "pg10"}, {"eth1.20", 20, "pg20"}}) {
+    ASSERT_TRUE(l.count(sub)) << sub;
+    EXPECT_EQ(l[sub]["linkinfo"]["info_data"]["id"], vid) << sub;
+    EXPECT_EQ(l[sub].value("link", ""), "eth1") << sub;
+    EXPECT_EQ(l[sub].value("master", ""), bridge) << sub;
+    EXPECT_EQ(l[bridge]["linkinfo"]["info_kind"], "bridge") << bridge;
+  }
+  EXPECT_EQ(l["vma"].value("master", ""), "pg10");
+  EXPECT_EQ(l["vmb"].value("master", ""), "pg10");
+  EXPECT_EQ(l["vmc"].value("master", ""), "pg20");
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + f).exitCode, 0);
+  showRoundTrip(f);
+
+  auto in = [&](const std::string& v, const std::string& cmd) {
+    return runShell("ip netns exec " + ns + "-" + v + " " + cmd, dir);
+  };
+  int host = 1;
+  for (const auto& v : vms) {
+    in(v, "ip addr add 10.10.0." + std::to_string(host++) + "/24 dev eth0");
+    in(v, "ip link set eth0 up");
+  }
+  runShell("ip -n " + far + " link set eth1-far up", dir);
+  runShell("ip netns exec " + far + " timeout 10 tcpdump -U -nn -e -i eth1-far -w " + (dir / "far.pcap").string() +
+               " vlan >/dev/null 2>&1 & sleep 2",
+           dir);
+  auto ab = in("a", "ping -c 3 -W 2 10.10.0.2");
+  auto ac = in("a", "ping -c 2 -W 1 10.10.0.3");
+  EXPECT_EQ(ab.exitCode, 0) << "VLAN 10 to VLAN 10: " << ab.out << ab.err;
+  EXPECT_NE(ac.exitCode, 0) << "VLAN 10 must not reach VLAN 20: " << ac.out;
+  in("c", "ping -c 2 -W 1 10.10.0.1");
+  runShell("sleep 8", dir);
+  auto uplink = runShell("tcpdump -nn -e -r " + (dir / "far.pcap").string(), dir);
+  EXPECT_NE(uplink.out.find("vlan 10"), std::string::npos) << uplink.out << uplink.err;
+  EXPECT_NE(uplink.out.find("vlan 20"), std::string::npos) << uplink.out << uplink.err;
+
+  // vmb moves to pg20: the same device changes bridge; rollback exact at each step.
+  const int index = links()["vmb"]["ifindex"];
+  auto g = manifestWith("pg20", "g.yaml");
+  injectFailures(g, 1, f);
+  r = vnetplan("apply --auto-approve -f " + g);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(links()["vmb"]["ifindex"], index);
+  EXPECT_EQ(links()["vmb"].value("master", ""), "pg20");
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + g).exitCode, 0);
+
+  // Drift: a sub-interface taken off its bridge with ip is reported and repaired.
+  ip("link set eth1.10 nomaster");
+  r = vnetplan("drift -f " + g);
+  EXPECT_EQ(r.exitCode, 2) << r.out << r.err;
+  r = vnetplan("apply --auto-approve -f " + g);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(links()["eth1.10"].value("master", ""), "pg10");
+
+  ASSERT_EQ(vnetplan("apply --auto-approve -f " + manifest(kTarget, "empty.yaml")).exitCode, 0);
+  l = links();
+  for (const char* gone : {"br0", "pg10", "pg20", "eth1.10", "eth1.20"}) EXPECT_FALSE(l.count(gone)) << gone;
   EXPECT_EQ(l["eth1"].value("master", ""), "");
 }

@@ -181,9 +181,31 @@ apiVersion: vnetplan.io/v1
 kind: Switch
 metadata: {name: br0}
 spec: {targets: [kvm1], uplinks: {nics: [eth0, eth1]}, linux: {bond: {mode: balance-alb, arpInterval: 100}}}
+---
+apiVersion: vnetplan.io/v1
+kind: PortGroup
+metadata: {name: web}
+spec: {targets: [kvm1], switch: br0, vlan: 10}
+---
+apiVersion: vnetplan.io/v1
+kind: Port
+metadata: {name: vm1}
+spec: {targets: [kvm1], portGroup: web, type: tap}
 )");
   EXPECT_NE(out.find("error: kvm1/Switch/br0: bond mode \"balance-alb\""), std::string::npos) << out;
   EXPECT_NE(out.find("warning: kvm1/Switch/br0: ARP monitoring"), std::string::npos) << out;
+  // A bridge with no VM ports yet (e.g. a storage bond): a warning, not an error.
+  auto empty = lintOf(R"(---
+apiVersion: vnetplan.io/v1
+kind: Switch
+metadata: {name: br0}
+spec: {targets: [kvm1], uplinks: {nics: [eth0, eth1], teaming: {policy: round-robin}}, linux: {bond: {mode: 0}}}
+)");
+  EXPECT_EQ(empty.find("error:"), std::string::npos) << empty;
+  EXPECT_NE(empty.find("warning: kvm1/Switch/br0: bond mode 0 breaks forwarding once VMs are attached"),
+            std::string::npos) << empty;
+  EXPECT_NE(empty.find("warning: kvm1/Switch/br0: teaming policy round-robin is bond mode 0 (balance-rr) on Linux"),
+            std::string::npos) << empty;
   auto ok = lintOf(R"(---
 apiVersion: vnetplan.io/v1
 kind: Switch

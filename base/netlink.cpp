@@ -1,4 +1,4 @@
-#include "providers/linux/netlink.h"
+#include "base/netlink.h"
 
 #include <algorithm>
 #include <netlink/attr.h>
@@ -13,13 +13,13 @@
 #include <thread>
 
 #include "base/fd.h"
-#include "providers/linux/netns.h"
+#include "base/netns.h"
 
 #ifndef SOL_NETLINK
 #define SOL_NETLINK 270
 #endif
 
-namespace vnetplan::lnx {
+namespace vnetplan {
 
 namespace {
 
@@ -114,8 +114,10 @@ Result<std::unique_ptr<NlSocket>> NlSocket::open() {
   // Best effort: the kernel's reason for a refusal, and acks without a copy of our request.
   (void)setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
   (void)setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
-  // One recvmsg per datagram (no MSG_PEEK round): the kernel never builds a dump datagram above 32 KiB.
-  nl_socket_set_msg_buf_size(s->sk_, 64 * 1024);
+  // One recvmsg per datagram (no MSG_PEEK round). Dump datagrams stay below 32 KiB, but one message may be far
+  // larger (a link with hundreds of altnames or VFs: the kernel then sizes the datagram to the message), and a
+  // buffer too small truncates it. glibc serves the buffer from the heap after the first one is freed.
+  nl_socket_set_msg_buf_size(s->sk_, 1024 * 1024);
   nl_socket_disable_msg_peek(s->sk_);
   nl_cb* base = nl_socket_get_cb(s->sk_);  // takes a reference
   s->cb_ = nl_cb_clone(base);
@@ -186,4 +188,4 @@ NlOutcome NlSocket::dump(nl_msg* msg, const Handler& onMsg, const std::function<
   return out;
 }
 
-}  // namespace vnetplan::lnx
+}  // namespace vnetplan

@@ -11,7 +11,7 @@
 
 #include "base/result.h"
 
-namespace vnetplan::lnx {
+namespace vnetplan {
 
 struct NlMsgFree {
   void operator()(nl_msg* m) const { nlmsg_free(m); }
@@ -58,4 +58,4 @@ class NlSocket {
   nl_cb* cb_ = nullptr;
 };
 
-}  // namespace vnetplan::lnx
+}  // namespace vnetplan

@@ -1,4 +1,4 @@
-#include "providers/linux/netns.h"
+#include "base/netns.h"
 
 #include <fcntl.h>
 #include <linux/nsfs.h>
@@ -12,7 +12,7 @@
 #include <cstring>
 #include <thread>
 
-namespace vnetplan::lnx {
+namespace vnetplan {
 
 
 std::string netnsPath(const std::string& name) { return std::string(kNetnsRunDir) + "/" + name; }
@@ -22,10 +22,10 @@ bool netnsExists(const std::string& name) {
   return ::lstat(netnsPath(name).c_str(), &st) == 0;
 }
 
-Result<Fd> openNetns(const std::string& name, int* errnum) {
+Result<UniqueFd> openNetns(const std::string& name, int* errnum) {
   if (errnum) *errnum = 0;
   std::string path = netnsPath(name);
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) {
     int e = errno;
     if (errnum) *errnum = e;
@@ -65,7 +65,7 @@ Status createNetns(const std::string& name) {
   if (Status st = shareRunDir(); !st.ok()) return st;
   std::string path = netnsPath(name);
   {
-    Fd file(::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0));
+    UniqueFd file(::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0));
     if (!file.valid()) {
       int e = errno;
       return err("cannot create netns " + name + " (" + path + "): " + errnoText(e));
@@ -96,4 +96,4 @@ Status runInNetns(int nsFd, const std::function<Status()>& fn) {
   return result;
 }
 
-}  // namespace vnetplan::lnx
+}  // namespace vnetplan

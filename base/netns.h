@@ -11,9 +11,9 @@
 #include "base/fd.h"
 #include "base/result.h"
 
-namespace vnetplan::lnx {
+namespace vnetplan {
 
-using Fd = UniqueFd;
+
 
 inline constexpr const char* kNetnsRunDir = "/run/netns";
 std::string netnsPath(const std::string& name);
@@ -23,7 +23,7 @@ bool netnsExists(const std::string& name);
 
 // Opens /run/netns/NAME and checks that it is a network namespace. `*errnum` (optional) gets the errno of
 // a failed open (ENOENT when the namespace does not exist).
-Result<Fd> openNetns(const std::string& name, int* errnum = nullptr);
+Result<UniqueFd> openNetns(const std::string& name, int* errnum = nullptr);
 
 // Creates /run/netns/NAME the way `ip netns add` does: makes /run/netns a shared mount point, creates the
 // mount point file and bind-mounts a fresh network namespace on it. Fails if it already exists.
@@ -33,4 +33,4 @@ Status createNetns(const std::string& name);
 // namespace, still on the dedicated thread). Returns fn's status or the setns error.
 Status runInNetns(int nsFd, const std::function<Status()>& fn);
 
-}  // namespace vnetplan::lnx
+}  // namespace vnetplan
