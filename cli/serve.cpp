@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "base/redact.h"
 #include "cli/common.h"
 #include "cli/subprocess.h"
 #include "state/backends.h"
@@ -91,7 +92,7 @@ class Agent {
     view_.startedAt = unixNow();
     view_.intervalSeconds = std::chrono::duration<double>(a.interval).count();
     view_.source.kind = git() ? "git" : "directory";
-    view_.source.location = a.manifests;
+    view_.source.location = redactCredentials(a.manifests);  // an https URL may carry a token
     view_.source.branch = git() ? a.branch : "";
     for (const auto& t : a.autoApplyTargets) autoTargets_.insert(t);
     for (const auto& l : a.autoApplyLabels) {
@@ -205,8 +206,8 @@ class Agent {
       view_.source.lastSyncAt = now;
       if (r.exitCode != 0) {
         ++view_.syncFailures;
-        view_.source.syncError = "git: " + tail(r.err + r.error, 5);
-        if (!lastSyncError_) say("serve: pulling " + a_.manifests + " failed: " + view_.source.syncError);
+        view_.source.syncError = redactCredentials("git: " + tail(r.err + r.error, 5));
+        if (!lastSyncError_) say("serve: pulling " + view_.source.location + " failed: " + view_.source.syncError);
         lastSyncError_ = true;
         return current_;
       }
@@ -542,7 +543,7 @@ int cmdServe(const GlobalOptions& g, const ServeArgs& a) {
     if (l.find('=') == std::string::npos || l.front() == '=')
       return fail("--auto-apply-label " + l + ": expected KEY=VALUE");
   if (!isGitUrl(a.manifests) && !fs::is_directory(a.manifests))
-    return fail("--manifests " + a.manifests + ": neither a directory nor a Git URL (file://, https://, ssh://, "
+    return fail("--manifests " + redactCredentials(a.manifests) + ": neither a directory nor a Git URL (file://, https://, ssh://, "
                 "git://, user@host:path, or *.git)");
   // The state store must open (a wrong URL is an error now, not one per run).
   if (auto b = state::openBackend(g.stateUrl); !b)
@@ -662,7 +663,8 @@ int cmdServe(const GlobalOptions& g, const ServeArgs& a) {
     return fail("cannot listen on " + a.listen + " (in use, or not an address of this host)");
   }
   const std::string hostText = listen->host.find(':') != std::string::npos ? "[" + listen->host + "]" : listen->host;
-  say("serve: listening on http://" + hostText + ":" + std::to_string(port) + " (manifests " + a.manifests +
+  say("serve: listening on http://" + hostText + ":" + std::to_string(port) + " (manifests " +
+      redactCredentials(a.manifests) +
       (agent.git() ? " branch " + a.branch : "") + ", every " + std::to_string(a.interval.count()) + "ms, state " +
       state::redactStateUrl(g.stateUrl) + (tok.empty() ? "" : ", bearer token required") + ")");
 

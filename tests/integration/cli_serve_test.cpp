@@ -425,3 +425,33 @@ TEST_F(CliServe, NonLoopbackNeedsABearerToken) {
 }
 
 }  // namespace
+
+namespace {
+
+// A Git URL with a token in it: the agent shows the URL without it (log, JSON, page) and reports the failed pull.
+class CliServeUrl : public ScratchTest {};
+
+TEST_F(CliServeUrl, CredentialsInTheGitUrlAreNeverShown) {
+  ServeProcess agent;
+  ASSERT_TRUE(agent.start(std::string(VNETPLAN_BINARY) + " --state file://" + (dir / "state").string() +
+                              " serve --manifests 'https://bob:S3cretTok3n@127.0.0.1:1/net.git' --interval 1h"
+                              " --listen 127.0.0.1:0",
+                          dir / "serve.err"));
+  std::string base = agent.address();
+  ASSERT_FALSE(base.empty()) << agent.log();
+  JsonHttp http(base);
+  Json st;
+  for (int i = 0; i < 100; ++i, std::this_thread::sleep_for(100ms)) {
+    st = http.get("/api/v1/status").json;
+    if (st.is_object() && !st["source"].value("syncError", "").empty()) break;
+  }
+  EXPECT_NE(st["source"].value("syncError", "").find("git:"), std::string::npos) << st.dump(2);
+  EXPECT_EQ(st["source"]["location"], "https://***@127.0.0.1:1/net.git");
+  EXPECT_EQ(st.dump().find("S3cretTok3n"), std::string::npos);
+  EXPECT_EQ(http.get("/").body.find("S3cretTok3n"), std::string::npos);
+  EXPECT_EQ(http.get("/metrics").body.find("S3cretTok3n"), std::string::npos);
+  EXPECT_EQ(agent.stop(), 0);
+  EXPECT_EQ(agent.log().find("S3cretTok3n"), std::string::npos) << agent.log();
+}
+
+}  // namespace
