@@ -106,8 +106,15 @@ class Agent {
   void runLoop() {
     while (!stopping()) {
       cycle();
+      // Short waits: a signal only sets a flag (it cannot notify), and it must stop the agent within a moment
+      // however long the interval.
+      const auto until = std::chrono::steady_clock::now() + a_.interval;
       std::unique_lock<std::mutex> lock(wakeMu_);
-      wakeCv_.wait_for(lock, a_.interval, [&] { return wake_ || stop_.load(); });
+      while (!wake_ && !stopping()) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= until) break;
+        wakeCv_.wait_for(lock, std::min<std::chrono::steady_clock::duration>(until - now, std::chrono::milliseconds(200)));
+      }
       wake_ = false;
     }
   }
@@ -125,7 +132,10 @@ class Agent {
   }
 
   void stop() {
-    stop_ = true;
+    {
+      std::lock_guard<std::mutex> lock(wakeMu_);  // not between the waiter's check and its wait
+      stop_ = true;
+    }
     wakeCv_.notify_all();
   }
   bool stopping() const { return stop_.load() || (g_.interrupted && g_.interrupted->load()); }
