@@ -380,6 +380,10 @@ TEST_F(CliServe, WebhookPullsAtOnce) {
   EXPECT_NE(m.find("vnetplan_webhooks_total 1"), std::string::npos) << m;
   EXPECT_NE(m.find("vnetplan_target_up{target=\"t3\"} 0"), std::string::npos) << m;
   EXPECT_NE(m.find("vnetplan_target_up{target=\"t1\"} 1"), std::string::npos) << m;
+  // SIGTERM ends it at once, however long the interval.
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(agent->stop(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
 }
 
 // Bound to anything but loopback the agent needs a bearer token, and then every view but /healthz asks for it.
