@@ -147,7 +147,7 @@ class CliServe : public NetnsTest {
     EXPECT_EQ(git("commit -q -m " + shellQuote(message)), 0);
     return runShell("git -C " + shellQuote(repo.string()) + " rev-parse HEAD", dir).out.substr(0, 40);
   }
-  std::string stateUrl() const { return "file://" + (dir / "state").string(); }
+  std::string stateUrl() const { return state.empty() ? "file://" + (dir / "state").string() : state; }
 
   void startAgent(const std::string& extra, const std::string& env = "") {
     agent = std::make_unique<ServeProcess>();
@@ -208,7 +208,7 @@ class CliServe : public NetnsTest {
     return r.body;
   }
 
-  std::string ns2;
+  std::string ns2, state;
   fs::path repo;
   std::unique_ptr<ServeProcess> agent;
   std::string base;
@@ -350,6 +350,60 @@ TEST_F(CliServe, FailedAutoApplyIsRolledBackAndNotRepeated) {
   std::string m = metrics();
   EXPECT_NE(m.find("vnetplan_applies_total{target=\"t1\",outcome=\"rolled-back\"} 1"), std::string::npos) << m;
   EXPECT_NE(m.find("vnetplan_target_state{target=\"t1\",state=\"apply-failed\"} 1"), std::string::npos) << m;
+}
+
+// The agent and a CI runner share an etcd:// store: while the runner's apply holds t1's lock (awaiting
+// confirmation), the agent reports t1 as busy, naming the holder, and does not apply it; once confirmed, the agent
+// sees the runner's generation. (A real etcd on 127.0.0.1, scripts/etcd-sandbox.sh.)
+TEST_F(CliServe, SharesAnEtcdStoreWithACiRunner) {
+  Sandbox etcd("etcd-sandbox.sh", dir / "etcd", {"etcd.log"});
+  if (std::string why = etcd.unavailable(dir); !why.empty()) GTEST_SKIP() << "SKIPPED: etcd cannot run here: " << why;
+  RunResult runner;  // before the cleanup: the runner's thread writes it until joined
+  // Whatever fails below: etcd stopped, the runner's thread joined (it ends by its confirmation deadline).
+  struct Cleanup {
+    Sandbox& etcd;
+    const fs::path& dir;
+    std::thread th;
+    ~Cleanup() {
+      if (th.joinable()) th.join();
+      (void)etcd.stop(dir);
+    }
+  } cleanup{etcd, dir, {}};
+  ASSERT_TRUE(etcd.start(dir));
+  const std::string ep = etcd.fact("ENDPOINT");
+  state = "etcd://" + ep.substr(ep.find("://") + 3) + "/fleet?lock-ttl=2s";
+  commit(manifests(ns, ns2), "br0");
+
+  std::thread& th = cleanup.th;
+  th = std::thread([&] {
+    runner = runShell(std::string(VNETPLAN_BINARY) + " --state " + shellQuote(state) +
+                          " apply --auto-approve --confirm-timeout 60s --target t1 -f " + (repo / "net.yaml").string(),
+                      dir, 120);
+  });
+  // The runner holds the lock once its journal awaits confirmation.
+  bool held = false;
+  for (int i = 0; i < 300 && !held; ++i, std::this_thread::sleep_for(100ms)) {
+    RunResult l = runShell(std::string(VNETPLAN_BINARY) + " --state " + shellQuote(state) + " state list", dir, 30);
+    held = l.out.find("apply") != std::string::npos && l.out.find("lock") != std::string::npos;
+  }
+  ASSERT_TRUE(held) << "the runner took the lock";
+  startAgent("--interval 1s --auto-apply-target t1");
+  Json t1 = waitTarget("t1", [](const Json& t) { return t["state"] == "unreachable"; });
+  EXPECT_NE(t1["error"].get<std::string>().find("apply"), std::string::npos) << t1.dump(2);
+  EXPECT_TRUE(t1["lastApply"].is_null()) << "the agent did not apply over the runner";
+  waitTarget("t2", [](const Json& t) { return t["state"] == "pending"; });  // the others go on
+
+  RunResult conf = runShell(std::string(VNETPLAN_BINARY) + " --state " + shellQuote(state) + " confirm", dir, 60);
+  EXPECT_EQ(conf.exitCode, 0) << conf.out << conf.err;
+  th.join();
+  EXPECT_EQ(runner.exitCode, 0) << runner.out << runner.err;
+  t1 = waitTarget("t1", [](const Json& t) { return t["state"] == "in-sync" && t["generation"] == 1; });
+  EXPECT_TRUE(t1["lastApply"].is_null()) << "nothing was left for the agent to apply";
+  HttpReply gens = http.get("/api/v1/targets/t1/generations");
+  ASSERT_EQ(gens.status, 200) << gens;
+  EXPECT_EQ(gens.json["generations"].size(), 1u) << gens;
+  EXPECT_EQ(mtu(ns, "br0"), 1400);
+  EXPECT_EQ(agent->stop(), 0);
 }
 
 // A webhook pulls at once (the interval here is an hour). A target that cannot be reached (its namespace does not
