@@ -393,8 +393,12 @@ class Agent {
         tv.planRevision = rev;
         it = next.emplace(name, std::move(tv)).first;
       }
-      it->second.state = "unreachable";
       it->second.error = u.value("error", "");
+      // The plan names why (reconciler/pipeline.cpp targetBusy): an apply running (its lock held) or one that did
+      // not finish (its journal) is "busy", not a host that cannot be reached.
+      const std::string& e = it->second.error;
+      const bool busy = e.find(" is running on it (lock ") != std::string::npos || e.find("an earlier ") != std::string::npos;
+      it->second.state = busy ? "busy" : "unreachable";
       unreachable.insert(name);
     }
     for (auto& [name, tv] : next) {

@@ -48,7 +48,7 @@ struct TargetView {
   std::string name, provider;
   Json labels = Json::object();
   bool autoApply = false;
-  // in-sync | pending | drifted | unreachable | apply-failed | unknown (not planned yet)
+  // in-sync | pending | drifted | busy (an apply runs or did not finish) | unreachable | apply-failed | unknown
   std::string state = "unknown";
   std::string error;         // why it could not be planned
   Json changes = Json::array();  // [{address, kind, actions, description, reason, disruptive}]

@@ -71,7 +71,7 @@ class Metrics {
   std::ostringstream out_;
 };
 
-const char* kStates[] = {"in-sync", "pending", "drifted", "unreachable", "apply-failed", "unknown"};
+const char* kStates[] = {"in-sync", "pending", "drifted", "busy", "unreachable", "apply-failed", "unknown"};
 
 }  // namespace
 
@@ -126,7 +126,8 @@ std::string renderMetrics(const AgentView& v) {
 
   m.family("vnetplan_target_up", "gauge", "1 when the target could be observed and planned in the last run.");
   for (const auto& [name, t] : v.targets)
-    m.sample("vnetplan_target_up", {{"target", name}}, t.state != "unreachable" && t.state != "unknown" ? 1 : 0);
+    m.sample("vnetplan_target_up", {{"target", name}},
+             t.state != "unreachable" && t.state != "busy" && t.state != "unknown" ? 1 : 0);
   m.family("vnetplan_target_state", "gauge", "1 for the state the target is in (one series per possible state).");
   for (const auto& [name, t] : v.targets)
     for (const char* s : kStates) m.sample("vnetplan_target_state", {{"target", name}, {"state", s}}, t.state == s ? 1 : 0);
@@ -238,7 +239,7 @@ std::string renderPage(const AgentView& v, int refreshSeconds) {
        "vertical-align:top}\n"
     << "th{background:#e8e8e8}.state{font-weight:bold;border-radius:3px;padding:.1em .4em}\n"
     << ".in-sync{background:#c8efc8}.pending{background:#fff1b8}.drifted{background:#ffd2a6}"
-       ".unreachable,.apply-failed{background:#ffb8b8}.unknown{background:#ddd}\n"
+       ".unreachable,.apply-failed{background:#ffb8b8}.busy{background:#c8dcff}.unknown{background:#ddd}\n"
     << ".banner{padding:.6em 1em;margin:.5em 0;border-radius:4px}.broken{background:#ffb8b8}.ok{background:#c8efc8}\n"
     << "pre{background:#fff;border:1px solid #ddd;padding:.5em;white-space:pre-wrap;max-width:100em}\n"
     << "</style></head><body>\n<h1>vnetplan serve</h1>\n";

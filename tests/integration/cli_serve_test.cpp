@@ -388,8 +388,10 @@ TEST_F(CliServe, SharesAnEtcdStoreWithACiRunner) {
   }
   ASSERT_TRUE(held) << "the runner took the lock";
   startAgent("--interval 1s --auto-apply-target t1");
-  Json t1 = waitTarget("t1", [](const Json& t) { return t["state"] == "unreachable"; });
-  EXPECT_NE(t1["error"].get<std::string>().find("apply"), std::string::npos) << t1.dump(2);
+  Json t1 = waitTarget("t1", [](const Json& t) { return t["state"] == "busy"; });
+  EXPECT_NE(t1["error"].get<std::string>().find("apply is running on it"), std::string::npos) << t1.dump(2);
+  std::string m = metrics();
+  EXPECT_NE(m.find("vnetplan_target_state{target=\"t1\",state=\"busy\"} 1"), std::string::npos) << m;
   EXPECT_TRUE(t1["lastApply"].is_null()) << "the agent did not apply over the runner";
   waitTarget("t2", [](const Json& t) { return t["state"] == "pending"; });  // the others go on
 
