@@ -576,6 +576,13 @@ int cmdServe(const GlobalOptions& g, const ServeArgs& a) {
     if (ec) return fail("--work-dir " + work + ": " + ec.message());
   }
   ::signal(SIGPIPE, SIG_IGN);
+  struct RemoveWork {  // a temp work dir of our own goes, however cmdServe returns
+    std::string dir;
+    ~RemoveWork() {
+      std::error_code ec;
+      if (!dir.empty()) fs::remove_all(dir, ec);
+    }
+  } removeWork{ownWork ? work : ""};
 
   Agent agent(g, a, work);
   httplib::Server server;
@@ -691,10 +698,6 @@ int cmdServe(const GlobalOptions& g, const ServeArgs& a) {
   agent.stop();
   worker.join();
   watcher.join();
-  if (ownWork) {
-    std::error_code ec;
-    fs::remove_all(work, ec);
-  }
   say("serve: stopped");
   return 0;
 }
