@@ -57,12 +57,14 @@ TargetOutcome JournaledRun::run(const Change& change) {
   journal.preState.target = target_.name;
   journal.commit = change.commit;
   journal.steps = change.steps;
+  const auto firstWrite = std::chrono::steady_clock::now();
   if (Status s = store_.writeJournal(journal); !s) {
     out_.result = TargetResult::Refused;
     out_.message = "cannot write the journal: " + s.error().message;
     return out_;
   }
   lastJournalWrite_ = std::chrono::steady_clock::now();
+  journalWriteCost_ = lastJournalWrite_ - firstWrite;
 
   Status executed = execute(change.steps, journal);
   if (executed.ok()) {
@@ -167,9 +169,11 @@ Status JournaledRun::execute(const std::vector<Step>& steps, state::Journal& jou
 void JournaledRun::markDone(state::Journal& journal, size_t done, bool force) {
   journal.stepsDone = done;
   auto now = std::chrono::steady_clock::now();
-  if (!force && now - lastJournalWrite_ < std::chrono::milliseconds(200)) return;
+  const auto interval = std::max<std::chrono::steady_clock::duration>(std::chrono::milliseconds(200), 4 * journalWriteCost_);
+  if (!force && now - lastJournalWrite_ < interval) return;
   keep(store_.writeJournal(journal), "writeJournal");
-  lastJournalWrite_ = now;
+  lastJournalWrite_ = std::chrono::steady_clock::now();
+  journalWriteCost_ = lastJournalWrite_ - now;
 }
 
 Status JournaledRun::executeStepByStep(const std::vector<Step>& steps, state::Journal& journal) {

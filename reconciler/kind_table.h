@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/netaddr.h"
 #include "reconciler/provider.h"
 
 namespace vnetplan {
@@ -35,6 +36,8 @@ struct FieldCheck {
   bool requireInt(int64_t lo, int64_t hi, const char* unit = "") const;
   bool requireBool() const;
   bool requireString() const;
+  // A list of interface addresses in CIDR form, each once, none IPv6 link-local (the kernel makes those).
+  bool requireAddressList() const;
 };
 
 // A field a row accepts: an exact path, or every path below a prefix ending in '.' ("" accepts every path: for
@@ -346,6 +349,38 @@ inline void FieldCheck::fail(const std::string& message, const char* code) const
       text.replace(at, self.size(), from);
   }
   diags.error(resource.locOf(path), std::string(provider) + ": " + text, code);
+}
+
+inline bool FieldCheck::requireAddressList() const {
+  if (!value.is_array()) {
+    fail("field " + path + " must be a list of CIDR addresses");
+    return false;
+  }
+  bool ok = true;
+  std::set<std::string> seen;
+  for (const auto& e : value) {
+    if (!e.is_string()) {
+      fail("field " + path + ": " + e.dump() + " is not a CIDR address");
+      ok = false;
+      continue;
+    }
+    std::string why;
+    auto c = parsePrefix(e.get<std::string>(), &why);
+    if (!c) {
+      fail("field " + path + ": invalid address '" + e.get<std::string>() + "': " + why);
+      ok = false;
+      continue;
+    }
+    if (c->isIpv6LinkLocal()) {
+      fail("field " + path + ": " + e.get<std::string>() + " is an IPv6 link-local address; the kernel manages those itself");
+      ok = false;
+    }
+    if (!seen.insert(c->str()).second) {
+      fail("field " + path + " lists " + c->str() + " more than once");
+      ok = false;
+    }
+  }
+  return ok;
 }
 
 inline bool FieldCheck::requireInt(int64_t lo, int64_t hi, const char* unit) const {

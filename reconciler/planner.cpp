@@ -65,7 +65,9 @@ std::vector<std::string> diffAttrs(const Attrs& desired, const Attrs& live, cons
   }
   if (traits.exhaustive) {
     for (const auto& [path, value] : live.values())
-      if (!desired.has(path) && !statusPath(path) && !valuesEqual(nullptr, &value, false)) changed.push_back(path);
+      if (!desired.has(path) && !statusPath(path) && !matchesAny({path}, traits.managedOnlyWhenSet) &&
+          !valuesEqual(nullptr, &value, false))
+        changed.push_back(path);
     std::sort(changed.begin(), changed.end());
   }
   return changed;

@@ -47,6 +47,10 @@ struct KindTraits {
   // The provider observes only attributes it manages, so a live attribute the manifest leaves out is a
   // difference too (the plan removes it). Otherwise only the manifest's attributes are compared.
   bool exhaustive = false;
+  // In an exhaustive kind, attribute paths managed only where the manifest sets them (an OVS internal port's
+  // admin state and addresses, which live in the kernel, not in OVSDB): observed and shown, but a live value the
+  // manifest leaves out is left as it is, not a difference.
+  std::vector<std::string> managedOnlyWhenSet;
   VerifyPolicy verify;
 };
 

@@ -57,26 +57,7 @@ void checkMtu(const FieldCheck& fc) { fc.requireInt(kMinMtu, maxMtuFor(fc.resour
 void checkBool(const FieldCheck& fc) { fc.requireBool(); }
 void checkTxQueueLen(const FieldCheck& fc) { fc.requireInt(0, 4294967295LL); }
 
-void checkAddresses(const FieldCheck& fc) {
-  if (!fc.value.is_array()) return fc.fail("field " + fc.path + " must be a list of CIDR addresses");
-  std::set<std::string> seen;
-  for (const auto& e : fc.value) {
-    if (!e.is_string()) {
-      fc.fail("field " + fc.path + ": " + e.dump() + " is not a CIDR address");
-      continue;
-    }
-    std::string why;
-    auto c = parsePrefix(e.get<std::string>(), &why);
-    if (!c) {
-      fc.fail("field " + fc.path + ": invalid address '" + e.get<std::string>() + "': " + why);
-      continue;
-    }
-    if (c->isIpv6LinkLocal())
-      fc.fail("field " + fc.path + ": " + e.get<std::string>() +
-              " is an IPv6 link-local address; the kernel manages those itself");
-    if (!seen.insert(c->str()).second) fc.fail("field " + fc.path + " lists " + c->str() + " more than once");
-  }
-}
+void checkAddresses(const FieldCheck& fc) { fc.requireAddressList(); }
 
 void checkVlan(const FieldCheck& fc) {
   Attrs one;

@@ -22,7 +22,7 @@ const std::vector<TableColumns>& tableColumns() {
         "other_config", "external_ids", "qos"}},
       {"Interface",
        {"name", "type", "options", "mtu_request", "mac", "ofport_request", "ingress_policing_rate",
-        "ingress_policing_burst", "other_config", "external_ids", "error", "ofport"},
+        "ingress_policing_burst", "other_config", "external_ids", "error", "ofport", "ifindex"},
        {"name", "type", "options", "mtu_request", "mac", "ofport_request", "ingress_policing_rate",
         "ingress_policing_burst", "other_config", "external_ids"}},
       {"Mirror",
@@ -124,6 +124,7 @@ Result<Snapshot> Snapshot::fromSelect(const Json& results) {
     i.options = stringMap(r["options"]), i.otherConfig = stringMap(r["other_config"]);
     i.externalIds = stringMap(r["external_ids"]);
     i.mtuRequest = intOf(r["mtu_request"]), i.ofportRequest = intOf(r["ofport_request"]), i.ofport = intOf(r["ofport"]);
+    i.ifindex = intOf(r["ifindex"]).value_or(0);
     i.mac = stringOf(r["mac"]), i.error = stringOf(r["error"]);
     i.policingRate = intOf(r["ingress_policing_rate"]).value_or(0);
     i.policingBurst = intOf(r["ingress_policing_burst"]).value_or(0);

@@ -56,6 +56,7 @@ struct InterfaceRow {
   std::optional<int64_t> mtuRequest, ofportRequest, ofport;
   std::optional<std::string> mac, error;
   int64_t policingRate = 0, policingBurst = 0;
+  int64_t ifindex = 0;  // the kernel device's, in ovs-vswitchd's namespace (0: none, or not set up yet)
 };
 struct MirrorRow {
   std::string uuid, name;

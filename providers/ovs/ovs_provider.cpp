@@ -39,8 +39,14 @@ class OvsProvider final : public TableProvider<const ovs::OvsLive, ovs::TxnConte
         }
         continue;
       }
+      if (path == "netns") {
+        if (!value.is_string())
+          diags.error(target.loc, "ovs: Target " + target.name + ": netns must be a string", "provider/invalid");
+        continue;
+      }
       diags.error(target.loc,
-                  "ovs: Target " + target.name + ": field " + path + " is not supported (an ovs Target takes db)",
+                  "ovs: Target " + target.name + ": field " + path +
+                      " is not supported (an ovs Target takes db, and netns where ovs-vswitchd makes its devices)",
                   "provider/unsupported");
     }
   }
@@ -83,6 +89,22 @@ class OvsProvider final : public TableProvider<const ovs::OvsLive, ovs::TxnConte
                     "management socket on the host; the Target's db must be a unix: socket",
                     "provider/unsupported");
     }
+    // A mirror's output port that is an internal port stays admin-down unless it says up: true, and a down
+    // device drops every mirrored frame.
+    std::map<std::string, const Resource*> ports;
+    for (const Resource* r : resources)
+      if (r->addr.kind == Kind::Port) ports[r->addr.name] = r;
+    for (const Resource* r : resources) {
+      if (r->addr.kind != Kind::Mirror) continue;
+      auto out = r->attrs.getString("destination.port");
+      auto it = out ? ports.find(*out) : ports.end();
+      if (it == ports.end() || it->second->attrs.getString("type").value_or("internal") != "internal") continue;
+      if (it->second->attrs.getBool("up") != true)
+        diags.warning(r->locOf("destination.port"),
+                      "ovs: " + r->addr.str() + ": its output port " + *out + " is an internal port, which the kernel "
+                      "keeps down (dropping every mirrored frame) unless it says up: true",
+                      "provider/mirror-output-down");
+    }
     for (const Resource* r : resources) {
       if (r->addr.kind == Kind::Switch || r->addr.kind == Kind::Port) claim(r->addr.name, r, "port name");
       if (r->addr.kind == Kind::Switch) {
@@ -121,8 +143,9 @@ class OvsProvider final : public TableProvider<const ovs::OvsLive, ovs::TxnConte
     std::string why;
     if (path == "niocClass") why = "niocClass belongs on a Port or PortGroup";
     else if (under(path, "nioc")) why = "nioc is configured on the Switch";
-    else if (path == "up") why = "an interface's administrative state is kept by ovs-vswitchd, not in OVSDB";
-    else if (path == "addresses") why = "OVSDB has no IP addresses; address the bridge's internal port on the host";
+    else if (path == "up" || path == "addresses")
+      why = "the bridge's own local port is not managed as a host interface; give the host an internal Port "
+            "(type internal) with up and addresses";
     else if (under(path, "linux") || under(path, "esxi")) why = "it belongs to the " + path.substr(0, path.find('.')) + " provider";
     else why = "not an ovs " + std::string(kindName(fc.resource.addr.kind)) + " field";
     ovs::unsupported(fc, why);

@@ -244,6 +244,15 @@ void checkMac(const FieldCheck& fc) {
     unsupported(fc, "a MAC address is an internal port's own or the guest's behind a tap or system port");
 }
 
+// up / addresses: the kernel side of a host interface (host_port.h).
+void checkHostSide(const FieldCheck& fc) {
+  if (typeOf(fc.resource) != "internal")
+    return unsupported(fc, "up and addresses belong to internal ports (host interfaces); a " + typeOf(fc.resource) +
+                               " port's device belongs to its VM or the host");
+  if (fc.path == "up") fc.requireBool();
+  else fc.requireAddressList();
+}
+
 void checkPeer(const FieldCheck& fc) {
   if (typeOf(fc.resource) != "patch") unsupported(fc, "peer on OVS is the other end of a patch port (type patch)");
 }
@@ -291,6 +300,12 @@ void portDescribe(const Step& step, const Target&, std::vector<std::string>& par
   if (auto vlan = a.getInt("vlan")) parts.push_back("vlan " + std::to_string(*vlan));
   if (const Json* t = a.find("vlan.trunk")) parts.push_back("trunk " + t->dump());
   if (auto remote = a.getString("remote")) parts.push_back("remote " + *remote);
+  if (a.getBool("up") == true) parts.push_back("up");
+  if (auto addrs = a.getStrings("addresses"); !addrs.empty()) {
+    std::string text = "addresses";
+    for (const auto& x : addrs) text += " " + x;
+    parts.push_back(text);
+  }
 }
 
 // A tunnel or patch port has no MTU of its own to take from its switch (a tunnel's must stay below the
@@ -311,6 +326,8 @@ KindTraits portTraits() {
   t.disruptiveOn = {"switch", "portGroup", "vlan", "vlan.", "mtu", "remote", "local", "vni", "dstPort", "peer"};
   t.defaults = {{"type", "internal"}};
   t.exhaustive = true;  // observe reports exactly the columns vnetplan manages
+  t.unorderedLists = {"addresses"};
+  t.managedOnlyWhenSet = {"up", "addresses"};  // an internal port's kernel side, where a manifest sets it
   return t;
 }
 
@@ -339,7 +356,9 @@ const KindOps kPortOps{.kind = Kind::Port,
                                   {"remote", checkTunnelEndpoint},
                                   {"local", checkTunnelEndpoint},
                                   {"vni", checkVni},
-                                  {"dstPort", checkDstPort}},
+                                  {"dstPort", checkDstPort},
+                                  {"up", checkHostSide},
+                                  {"addresses", checkHostSide}},
                        .check = portCheck,
                        .normalize = portNormalize,
                        .describe = portDescribe,

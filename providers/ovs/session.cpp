@@ -1,5 +1,7 @@
 #include "providers/ovs/session.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
@@ -48,6 +50,7 @@ Result<std::unique_ptr<OvsSession>> OvsSession::connect(const Target& target, De
   std::unique_ptr<OvsSession> s(new OvsSession());
   s->target_ = target.name;
   s->conn_ = std::move(*conn);
+  s->host_ = std::make_unique<HostPorts>(target.spec.getString("netns").value_or(""));
   if (Status st = s->checkSchema(); !st) return err("ovs: " + st.error().message);
   return s;
 }
@@ -106,6 +109,7 @@ Result<Observation> OvsSession::observe() {
   const OvsLive live{*snap_, target_};
   ovsKinds().observe(live, obs);
   annotateFlows(obs);
+  if (Status st = host_->observe(*snap_, obs); !st) return err("ovs: " + st.error().message);
   lastObs_ = obs;
   return obs;
 }
@@ -189,6 +193,7 @@ TargetSession::BatchResult OvsSession::applyBatch(const std::vector<Step>& steps
           return {err(who + s.error().message), 0};
         snap_.reset();
       }
+      if (BatchResult host = applyHostPorts(steps); !host.status) return host;
       if (done)
         for (size_t i = 0; i < steps.size(); ++i) done(i);
       return {};
@@ -207,6 +212,16 @@ TargetSession::BatchResult OvsSession::applyBatch(const std::vector<Step>& steps
     spdlog::warn("target={} ovs: {} changed concurrently (not an object of this plan); retrying ({}/{})", target_,
                  o.message, attempt, kStaleRetries);
   }
+}
+
+TargetSession::BatchResult OvsSession::applyHostPorts(const std::vector<Step>& steps) {
+  if (std::none_of(steps.begin(), steps.end(), HostPorts::touches)) return {};
+  auto fresh = read();  // the devices' ifindexes, as ovs-vswitchd set them up after the commit
+  if (!fresh) return {err("ovs: " + fresh.error().message), 0};
+  for (size_t i = 0; i < steps.size(); ++i)
+    if (HostPorts::touches(steps[i]))
+      if (Status s = host_->apply(*fresh, steps[i]); !s) return {err("ovs: " + s.error().message), i};
+  return {};
 }
 
 Result<std::string> OvsSession::mgmtSocket(const std::string& bridge) const {

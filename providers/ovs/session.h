@@ -7,6 +7,7 @@
 #include <string>
 
 #include "providers/ovs/db.h"
+#include "providers/ovs/host_port.h"
 #include "providers/ovs/ovsdb.h"
 #include "reconciler/provider.h"
 
@@ -42,10 +43,13 @@ class OvsSession : public TargetSession {
   // brings the flows of `bridges` in line with the rows after a commit.
   void annotateFlows(Observation& obs);
   Status syncFlows(const std::vector<std::string>& bridges);
+  // After a commit: the kernel side of the internal ports the steps set (up, addresses). A failure names its step.
+  BatchResult applyHostPorts(const std::vector<Step>& steps);
   Result<std::string> mgmtSocket(const std::string& bridge) const;
 
   std::string target_;
   std::unique_ptr<Connection> conn_;
+  std::unique_ptr<HostPorts> host_;  // internal ports' kernel side
   std::optional<Snapshot> snap_;
   Observation lastObs_;
   long failAt_ = -1;

@@ -370,7 +370,8 @@ TEST_F(CliOvs, UnsupportedFieldsAreRejectedAtPlanTimeNamingTheReason) {
        "no OVS equivalent"},
       {doc("Port", "vm1", "switch: br0, type: veth, peer: x"), "not 'veth'"},
       {doc("Port", "vm1", "switch: br0, shaping: {averageKbps: 10, peakKbps: 20}"), "peak"},
-      {doc("Port", "vm1", "switch: br0, addresses: [10.0.0.1/24]"), "IP addresses"},
+      {doc("Switch", "br0", "ovs: {datapathType: netdev}, addresses: [10.0.0.1/24]"), "local port"},
+      {doc("Port", "vm1", "switch: brx, type: tap, addresses: [10.0.0.1/24]"), "belong to internal ports"},
       {doc("Port", "vm1", "switch: br0, vlan: 4095"), "ESXi only"},
       {doc("Switch", "br0", "ovs: {datapathType: netdev, bond: {miimonMs: 100}}, uplinks: {nics: [eth9]}"),
        "two or more uplinks.nics"},
@@ -723,4 +724,115 @@ TEST_F(CliOvs, StepsThatInteractInOneTransaction) {
   EXPECT_TRUE(row("Bridge", "bry").is_null());
   EXPECT_FALSE(row("Bridge", "brz").is_null());
   EXPECT_FALSE(row("Interface", "eth1").is_null());
+}
+
+// issue 9: an internal port is a host interface. `up` and `addresses` are set on its kernel device in the Target's
+// netns (where ovs-vswitchd makes it), shown, drift when changed with ip, and rolled back exactly after the kernel
+// refuses one. A mirror's internal output port left down drops every mirrored frame (and the plan warns); up, it
+// receives them.
+TEST_F(CliOvs, InternalPortUpAndAddressesAndAMirrorOutputThatReceives) {
+  const std::string target = "apiVersion: vnetplan.io/v1\nkind: Target\nmetadata: {name: hv1}\n"
+                             "spec: {provider: ovs, db: \"OVSDB\", netns: NETNS}\n";
+  for (const char* vm : {"a", "b"}) {
+    const std::string vns = ns + "-" + vm;
+    ASSERT_EQ(std::system(("ip netns add " + vns).c_str()), 0);
+    extraNetns.push_back(vns);
+    ip(std::string("link add vm") + vm + " type veth peer name eth0 netns " + vns);
+    ip(std::string("link set vm") + vm + " up");
+    runShell("ip -n " + vns + " addr add 10.7.0." + (vm[0] == 'a' ? "1" : "2") + "/24 dev eth0 && ip -n " + vns +
+                 " link set eth0 up",
+             dir);
+  }
+  auto manifestWith = [&](const std::string& mgmt, const std::string& span, const std::string& file) {
+    return ovsManifest(target + doc("Switch", "br0", "ovs: {datapathType: netdev}") +
+                           doc("Port", "vma", "switch: br0, type: system") +
+                           doc("Port", "vmb", "switch: br0, type: system") +
+                           doc("Port", "mgmt0", "switch: br0" + mgmt) + doc("Port", "span0", "switch: br0" + span) +
+                           doc("Mirror", "m1", "switch: br0, source: {ports: [vma]}, destination: {port: span0}"),
+                       file);
+  };
+  auto addrsOf = [&](const std::string& dev) {
+    std::vector<std::string> out;
+    auto r = runShell("ip -n " + ns + " -j addr show dev " + dev, dir);
+    if (r.exitCode != 0 || r.out.empty()) return out;
+    for (const auto& l : Json::parse(r.out))
+      for (const auto& a : l.value("addr_info", Json::array()))
+        if (a.value("scope", "") != "link") out.push_back(a.value("local", "") + "/" + std::to_string(a.value("prefixlen", 0)));
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  auto isUp = [&](const std::string& dev) {
+    const Json flags = links()[dev].value("flags", Json::array());
+    return std::find(flags.begin(), flags.end(), "UP") != flags.end();
+  };
+  auto rxPackets = [&](const std::string& dev) -> int64_t {
+    auto r = runShell("ip -n " + ns + " -s -j link show dev " + dev, dir);
+    if (r.exitCode != 0 || r.out.empty()) return -1;
+    return Json::parse(r.out)[0]["stats64"]["rx"].value("packets", int64_t{-1});
+  };
+  auto pingAB = [&] { return runShell("ip netns exec " + ns + "-a ping -c 3 -i 0.3 -W 2 10.7.0.2", dir); };
+
+  // The mirror's output port without up: a warning, and the mirrored frames never reach its device.
+  auto f = manifestWith(", up: true, addresses: [10.9.0.1/24]", "", "f.yaml");
+  auto r = vnp("apply --auto-approve -f " + f);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("its output port span0 is an internal port"), std::string::npos) << r.err;
+  EXPECT_TRUE(isUp("mgmt0"));
+  EXPECT_EQ(addrsOf("mgmt0"), std::vector<std::string>{"10.9.0.1/24"});
+  EXPECT_FALSE(isUp("span0"));
+  auto ping = pingAB();
+  ASSERT_EQ(ping.exitCode, 0) << ping.out << ping.err;
+  EXPECT_LE(rxPackets("span0"), 0);
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + f).exitCode, 0) << "second plan is empty";
+
+  // up: true on the output port: the mirrored frames arrive.
+  auto g = manifestWith(", up: true, addresses: [10.9.0.1/24]", ", up: true", "g.yaml");
+  r = vnp("apply --auto-approve -f " + g);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(r.err.find("its output port span0"), std::string::npos) << r.err;
+  EXPECT_TRUE(isUp("span0"));
+  const int64_t before = rxPackets("span0");
+  ping = pingAB();
+  ASSERT_EQ(ping.exitCode, 0) << ping.out << ping.err;
+  EXPECT_GE(rxPackets("span0") - before, 3) << "mirrored echo requests reach the output port's device";
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + g).exitCode, 0);
+
+  // show renders them; re-applied, nothing to do.
+  auto shown = vnp("show --target hv1 -f " + g);
+  ASSERT_EQ(shown.exitCode, 0) << shown.err;
+  EXPECT_NE(shown.out.find("10.9.0.1/24"), std::string::npos) << shown.out;
+  auto again = ovsManifest(target + shown.out, "shown.yaml");
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + again).exitCode, 0) << shown.out;
+
+  // Drift: an address removed and the port set down with ip; apply puts both back.
+  ip("addr del 10.9.0.1/24 dev mgmt0");
+  ip("link set mgmt0 down");
+  r = vnp("drift -f " + g);
+  EXPECT_EQ(r.exitCode, 2) << r.out << r.err;
+  EXPECT_NE(r.out.find("addresses"), std::string::npos) << r.out;
+  ASSERT_EQ(vnp("apply --auto-approve -f " + g).exitCode, 0);
+  EXPECT_TRUE(isUp("mgmt0"));
+  EXPECT_EQ(addrsOf("mgmt0"), std::vector<std::string>{"10.9.0.1/24"});
+
+  // The kernel refuses an IPv6 address on a device with IPv6 off, after the old address went and the new IPv4
+  // one came: the apply fails and rolls back to exactly what was there, in OVSDB and in the kernel.
+  ASSERT_EQ(runShell("ip netns exec " + ns + " sysctl -qw net.ipv6.conf.mgmt0.disable_ipv6=1", dir).exitCode, 0);
+  const std::string db = dbSnapshot();
+  auto h = manifestWith(", up: true, addresses: [10.9.1.1/24, \"2001:db8::1/64\"], mtu: 1400", ", up: true", "h.yaml");
+  r = vnp("apply --auto-approve -f " + h);
+  EXPECT_EQ(r.exitCode, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("2001:db8::1/64"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("rolled back"), std::string::npos) << r.err;
+  EXPECT_EQ(addrsOf("mgmt0"), std::vector<std::string>{"10.9.0.1/24"});
+  EXPECT_TRUE(isUp("mgmt0"));
+  EXPECT_EQ(dbSnapshot(), db);
+  EXPECT_EQ(vnp("plan --detailed-exitcode -f " + g).exitCode, 0);
+
+  // up / addresses belong to internal ports only.
+  auto bad = ovsManifest(target + doc("Switch", "br0", "ovs: {datapathType: netdev}") +
+                             doc("Port", "vma", "switch: br0, type: system, up: true"),
+                         "bad.yaml");
+  r = vnp("validate -f " + bad);
+  EXPECT_NE(r.exitCode, 0);
+  EXPECT_NE((r.out + r.err).find("up and addresses belong to internal ports"), std::string::npos) << r.out << r.err;
 }
