@@ -32,65 +32,58 @@ struct Exchange {
   std::string extack;
 };
 
-int onSeqCheck(nl_msg* m, void* arg) {
-  auto* x = static_cast<Exchange*>(arg);
-  // Anything not answering the current request (left over from an abandoned one) is skipped.
-  return nlmsg_hdr(m)->nlmsg_seq == x->seq ? NL_OK : NL_SKIP;
-}
-
-int onValid(nl_msg* m, void* arg) {
-  auto* x = static_cast<Exchange*>(arg);
-  if (x->onMsg && *x->onMsg) (*x->onMsg)(nlmsg_hdr(m));
-  return NL_OK;
-}
-
-int onFinish(nl_msg* m, void* arg) {
-  auto* x = static_cast<Exchange*>(arg);
-  const nlmsghdr* h = nlmsg_hdr(m);
-  // NLMSG_DONE carries the dump's error code, if any.
-  if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(int))) {
-    int code = 0;
-    std::memcpy(&code, nlmsg_data(h), sizeof code);
-    if (code < 0) x->errnum = -code;
+// NLMSG_ERROR: an ack (error 0) or the kernel's refusal, with its extended-ack message when it sent one.
+void onError(const nlmsghdr* hdr, Exchange& x) {
+  x.done = true;
+  if (hdr->nlmsg_len < NLMSG_LENGTH(sizeof(nlmsgerr))) {
+    x.errnum = EPROTO;
+    return;
   }
-  x->done = true;
-  return NL_STOP;
-}
-
-int onAck(nl_msg*, void* arg) {
-  static_cast<Exchange*>(arg)->done = true;
-  return NL_STOP;
-}
-
-int onDumpIntr(nl_msg*, void* arg) {
-  static_cast<Exchange*>(arg)->interrupted = true;
-  return NL_OK;
-}
-
-int onError(sockaddr_nl*, nlmsgerr* e, void* arg) {
-  auto* x = static_cast<Exchange*>(arg);
-  const auto* hdr = reinterpret_cast<const nlmsghdr*>(reinterpret_cast<const char*>(e) - NLMSG_HDRLEN);
-  if (hdr->nlmsg_seq != x->seq) return NL_SKIP;
-  x->errnum = -e->error;
-  x->done = true;
+  const auto* e = static_cast<const nlmsgerr*>(nlmsg_data(hdr));
+  x.errnum = -e->error;
+  if (e->error == 0 || !(hdr->nlmsg_flags & NLM_F_ACK_TLVS)) return;
   // Extended ack: NLMSGERR_ATTR_MSG after the (possibly capped) copy of our request.
-  if (hdr->nlmsg_flags & NLM_F_ACK_TLVS) {
-    size_t off = sizeof(nlmsgerr);
-    if (!(hdr->nlmsg_flags & NLM_F_CAPPED) && e->msg.nlmsg_len >= NLMSG_HDRLEN)
-      off += e->msg.nlmsg_len - NLMSG_HDRLEN;
-    off = NLMSG_ALIGN(off);
-    size_t payload = hdr->nlmsg_len - NLMSG_HDRLEN;
-    if (off < payload) {
-      nlattr* tb[NLMSGERR_ATTR_MAX + 1] = {};
-      auto* attrs = reinterpret_cast<nlattr*>(reinterpret_cast<char*>(e) + off);
-      if (nla_parse(tb, NLMSGERR_ATTR_MAX, attrs, static_cast<int>(payload - off), nullptr) == 0 &&
-          tb[NLMSGERR_ATTR_MSG]) {
-        const char* s = static_cast<const char*>(nla_data(tb[NLMSGERR_ATTR_MSG]));
-        x->extack.assign(s, strnlen(s, static_cast<size_t>(nla_len(tb[NLMSGERR_ATTR_MSG]))));
-      }
+  size_t off = sizeof(nlmsgerr);
+  if (!(hdr->nlmsg_flags & NLM_F_CAPPED) && e->msg.nlmsg_len >= NLMSG_HDRLEN) off += e->msg.nlmsg_len - NLMSG_HDRLEN;
+  off = NLMSG_ALIGN(off);
+  const size_t payload = hdr->nlmsg_len - NLMSG_HDRLEN;
+  if (off >= payload) return;
+  nlattr* tb[NLMSGERR_ATTR_MAX + 1] = {};
+  auto* attrs = reinterpret_cast<nlattr*>(const_cast<char*>(reinterpret_cast<const char*>(e)) + off);
+  if (nla_parse(tb, NLMSGERR_ATTR_MAX, attrs, static_cast<int>(payload - off), nullptr) == 0 && tb[NLMSGERR_ATTR_MSG]) {
+    const char* text = static_cast<const char*>(nla_data(tb[NLMSGERR_ATTR_MSG]));
+    x.extack.assign(text, strnlen(text, static_cast<size_t>(nla_len(tb[NLMSGERR_ATTR_MSG]))));
+  }
+}
+
+// One datagram's messages: replies to the current request go to the handler until its DONE or ack; anything
+// answering an earlier, abandoned request is skipped.
+void dispatch(const char* data, size_t len, Exchange& x) {
+  auto* h = reinterpret_cast<const nlmsghdr*>(data);
+  int left = static_cast<int>(len);
+  for (; !x.done && NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+    if (h->nlmsg_seq != x.seq) continue;
+    if (h->nlmsg_flags & NLM_F_DUMP_INTR) x.interrupted = true;
+    switch (h->nlmsg_type) {
+      case NLMSG_NOOP:
+      case NLMSG_OVERRUN:
+        break;
+      case NLMSG_DONE:
+        // NLMSG_DONE carries the dump's error code, if any.
+        if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(int))) {
+          int code = 0;
+          std::memcpy(&code, NLMSG_DATA(h), sizeof code);
+          if (code < 0) x.errnum = -code;
+        }
+        x.done = true;
+        break;
+      case NLMSG_ERROR:
+        onError(h, x);
+        break;
+      default:
+        if (x.onMsg && *x.onMsg) (*x.onMsg)(h);
     }
   }
-  return NL_STOP;
 }
 
 std::string describeErrno(int errnum, const std::string& extack) {
@@ -114,15 +107,6 @@ Result<std::unique_ptr<NlSocket>> NlSocket::open() {
   // Best effort: the kernel's reason for a refusal, and acks without a copy of our request.
   (void)setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
   (void)setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
-  // One recvmsg per datagram (no MSG_PEEK round). Dump datagrams stay below 32 KiB, but one message may be far
-  // larger (a link with hundreds of altnames or VFs: the kernel then sizes the datagram to the message), and a
-  // buffer too small truncates it. glibc serves the buffer from the heap after the first one is freed.
-  nl_socket_set_msg_buf_size(s->sk_, 1024 * 1024);
-  nl_socket_disable_msg_peek(s->sk_);
-  nl_cb* base = nl_socket_get_cb(s->sk_);  // takes a reference
-  s->cb_ = nl_cb_clone(base);
-  nl_cb_put(base);
-  if (!s->cb_) return err("netlink: cannot allocate callbacks");
   return s;
 }
 
@@ -140,27 +124,29 @@ Result<std::unique_ptr<NlSocket>> NlSocket::openIn(int nsFd) {
 }
 
 NlSocket::~NlSocket() {
-  if (cb_) nl_cb_put(cb_);
   if (sk_) nl_socket_free(sk_);
 }
 
+// libnl builds and sends the request; the replies are read here, straight from one buffer kept with the socket:
+// libnl's receive path allocates a buffer per datagram and a copy per message, which cost more than the kernel's
+// own work on a dump of thousands of links.
 NlOutcome NlSocket::exchange(nl_msg* msg, const Handler& onReply, bool* interrupted) {
   Exchange x;
   x.onMsg = &onReply;
-  nl_cb_set(cb_, NL_CB_SEQ_CHECK, NL_CB_CUSTOM, onSeqCheck, &x);
-  nl_cb_set(cb_, NL_CB_VALID, NL_CB_CUSTOM, onValid, &x);
-  nl_cb_set(cb_, NL_CB_FINISH, NL_CB_CUSTOM, onFinish, &x);
-  nl_cb_set(cb_, NL_CB_ACK, NL_CB_CUSTOM, onAck, &x);
-  nl_cb_set(cb_, NL_CB_DUMP_INTR, NL_CB_CUSTOM, onDumpIntr, &x);
-  nl_cb_err(cb_, NL_CB_CUSTOM, onError, &x);
-
   int rc = nl_send_auto(sk_, msg);
   if (rc < 0) return {0, std::string("netlink send failed: ") + nl_geterror(rc)};
   x.seq = nlmsg_hdr(msg)->nlmsg_seq;
+  const int fd = nl_socket_get_fd(sk_);
   while (!x.done) {
-    rc = nl_recvmsgs(sk_, cb_);
-    if (x.done) break;
-    if (rc < 0) return {0, std::string("netlink receive failed: ") + nl_geterror(rc)};
+    // One recv per datagram, into a buffer far larger than any (dump datagrams stay below 32 KiB; one message of
+    // a link with hundreds of altnames or VFs may reach tens of KiB); untouched pages cost nothing.
+    ssize_t n = ::recv(fd, buf_.get(), kBufSize, MSG_TRUNC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return {errno, std::string("netlink receive failed: ") + errnoText(errno)};
+    if (static_cast<size_t>(n) > kBufSize)
+      return {EMSGSIZE, "netlink reply of " + std::to_string(n) + " bytes is larger than the " +
+                            std::to_string(kBufSize) + "-byte receive buffer"};
+    dispatch(buf_.get(), static_cast<size_t>(n), x);
   }
   if (interrupted) *interrupted = x.interrupted;
   if (x.errnum != 0) return {x.errnum, describeErrno(x.errnum, x.extack)};

@@ -55,7 +55,8 @@ class NlSocket {
   NlSocket() = default;
   NlOutcome exchange(nl_msg* msg, const Handler& onReply, bool* interrupted);
   nl_sock* sk_ = nullptr;
-  nl_cb* cb_ = nullptr;
+  static constexpr size_t kBufSize = 4 << 20;
+  std::unique_ptr<char[]> buf_{new char[kBufSize]};  // replies are read here (only the pages used are touched)
 };
 
 }  // namespace vnetplan

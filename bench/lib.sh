@@ -40,3 +40,101 @@ maxof() { printf '%s\n' "$@" | sort -g | tail -n 1; }
 fmt_s() { awk -v x="$1" 'BEGIN { printf "%.3fs", x }'; }
 fmt_mb() { awk -v x="$1" 'BEGIN { if (x > 0) printf "%.1f MB", x / 1024; else printf "n/a" }'; }
 list_s() { local out="" x; for x in "$@"; do out+="$(fmt_s "$x") "; done; echo "${out% }"; }
+
+# --- network namespaces (the linux benches; set PREFIX=vnp-bench-$$ and CREATED=("$PREFIX-probe") first) ---------
+
+# Namespaces a killed earlier run left behind (its pid is gone): only the benches' own naming scheme.
+remove_stale_namespaces() {
+  local f name pid
+  for f in /run/netns/vnp-bench-*; do
+    [ -e "$f" ] || continue
+    name=${f##*/}
+    pid=$(sed -n 's/^vnp-bench-\([0-9][0-9]*\)-.*/\1/p' <<<"$name")
+    if [ -n "$pid" ] && [ ! -d "/proc/$pid" ]; then
+      echo "$BENCH: removing stale namespace $name" >&2
+      ip netns del "$name" || true
+    fi
+  done
+}
+
+# `ip netns del` returns at once, but the kernel tears a namespace with thousands of links down in a worker that
+# holds RTNL for seconds: anything measured meanwhile would be charged for it. Wait until a probe namespace can
+# be created, used and removed quickly again (SETTLE_S seconds; under TCG everything is slower).
+settle() {
+  local probe="$PREFIX-probe" deadline=$((SECONDS + 300)) t0 t1
+  while :; do
+    t0=$EPOCHREALTIME
+    ip netns add "$probe"
+    ip -n "$probe" link set lo up
+    ip netns del "$probe"
+    t1=$EPOCHREALTIME
+    awk -v a="$t0" -v b="$t1" -v s="${SETTLE_S:-0.1}" 'BEGIN { exit !(b - a < s) }' && return 0
+    ((SECONDS < deadline)) || { echo "$BENCH: warning: the kernel did not settle in 300s" >&2; return 0; }
+    sleep 0.2
+  done
+}
+
+new_ns() {  # new_ns NAME: a fresh, empty namespace, created once the kernel is idle
+  settle
+  ip netns add "$1"
+  CREATED+=("$1")
+  if [ "${BENCH_IPV6:-1}" = 0 ]; then
+    ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  fi
+}
+
+drop_ns() {
+  ip netns del "$1"
+  settle
+}
+
+# --- report -----------------------------------------------------------------------------------------------------
+
+MISSED=0
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "n/a" }'; }
+row() {  # row LABEL VNP_MEDIAN PEER_NAME PEER_MEDIAN GOAL VNP_CPU_MEDIAN PEER_CPU_MEDIAN; sets MISSED=1 on a miss
+  local r verdict
+  r=$(awk -v a="$2" -v b="$4" 'BEGIN { printf "%.2f", a / b }')
+  if awk -v r="$r" -v g="$5" 'BEGIN { exit !(r <= g) }'; then verdict=OK; else verdict="GOAL MISSED"; MISSED=1; fi
+  printf '%s: vnetplan %s, %s %s, ratio %sx (goal <= %sx) %s\n' "$1" "$(fmt_s "$2")" "$3" "$(fmt_s "$4")" \
+    "$r" "$5" "$verdict"
+  printf '    cpu (user+sys): vnetplan %s, %s %s, ratio %s\n' "$(fmt_s "$6")" "$3" "$(fmt_s "$7")" "$(ratio "$6" "$7")"
+}
+
+# find_vnetplan: sets VNETPLAN (absolute) from $VNETPLAN, else build-bench/vnetplan, else build/vnetplan ($ROOT).
+find_vnetplan() {
+  local c
+  if [ -z "${VNETPLAN:-}" ]; then
+    for c in "$ROOT/build-bench/vnetplan" "$ROOT/build/vnetplan"; do
+      [ -x "$c" ] && { VNETPLAN=$c; break; }
+    done
+  fi
+  if [ -z "${VNETPLAN:-}" ] || [ ! -x "$VNETPLAN" ]; then
+    echo "$BENCH: no vnetplan binary: build it (ninja -C build-bench) or set VNETPLAN" >&2
+    exit 1
+  fi
+  VNETPLAN=$(readlink -f "$VNETPLAN")
+}
+
+# ns_cleanup: the EXIT trap of the namespace benches: removes every namespace in CREATED, and $TMP unless
+# KEEP_TMP=1.
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+ns_cleanup() {
+  local ns
+  for ns in "${CREATED[@]}"; do
+    if [ -e "/run/netns/$ns" ]; then ip netns del "$ns" 2>/dev/null || true; fi
+  done
+  if [ "${KEEP_TMP:-0}" = 1 ]; then echo "$BENCH: kept $TMP" >&2; else rm -rf "$TMP"; fi
+}
+
+# link_signature NS TYPE...: what the kernel has in NS as netlink shows it ("1003 links (500 bridge, 500 vlan),
+# 1002 up, 500 enslaved"); vnetplan's end state and its peer's must agree.
+link_signature() {
+  local ns=$1 total up enslaved kinds="" t
+  shift
+  total=$(ip -n "$ns" -o link show | wc -l)
+  for t in "$@"; do kinds+="${kinds:+, }$(ip -n "$ns" -o link show type "$t" | wc -l) $t"; done
+  up=$(ip -n "$ns" -o link show up | wc -l)
+  enslaved=$(ip -n "$ns" -o link show | grep -c ' master ' || true)
+  echo "$total links ($kinds), $up up, $enslaved enslaved"
+}

@@ -169,7 +169,7 @@ Status JournaledRun::execute(const std::vector<Step>& steps, state::Journal& jou
 void JournaledRun::markDone(state::Journal& journal, size_t done, bool force) {
   journal.stepsDone = done;
   auto now = std::chrono::steady_clock::now();
-  const auto interval = std::max<std::chrono::steady_clock::duration>(std::chrono::milliseconds(200), 4 * journalWriteCost_);
+  const auto interval = std::max<std::chrono::steady_clock::duration>(std::chrono::seconds(1), 10 * journalWriteCost_);
   if (!force && now - lastJournalWrite_ < interval) return;
   keep(store_.writeJournal(journal), "writeJournal");
   lastJournalWrite_ = std::chrono::steady_clock::now();

@@ -86,9 +86,10 @@ class JournaledRun {
   Observation verified_;
   bool untouched_ = false;  // the last execute failed without committing anything (Atomic)
   std::chrono::steady_clock::time_point lastJournalWrite_{};
-  // How long the last journal write took: progress is written at most every max(200 ms, 4x that), so a journal
-  // that is slow to write (thousands of steps, a slow disk, an emulated CPU) costs at most a fifth of the apply
-  // instead of one write per step.
+  // How long the last journal write took: progress (stepsDone, informational: recovery compares with the
+  // pre-image, whatever it says) is written at most every max(1 s, 10x that), so a journal that is slow to write
+  // (thousands of steps, a slow disk, an emulated CPU) costs at most a tenth of the apply instead of one write
+  // per step.
   std::chrono::steady_clock::duration journalWriteCost_{};
 };
 

@@ -41,84 +41,18 @@ BENCH=bench/linux HAVE_TIME=1
 . "$ROOT/bench/lib.sh"
 # shellcheck source=bench/linux/workload.sh
 . "$ROOT/bench/linux/workload.sh"
-if [ -z "${VNETPLAN:-}" ]; then
-  for c in "$ROOT/build-bench/vnetplan" "$ROOT/build/vnetplan"; do
-    [ -x "$c" ] && { VNETPLAN=$c; break; }
-  done
-fi
-if [ -z "${VNETPLAN:-}" ] || [ ! -x "$VNETPLAN" ]; then
-  die "no vnetplan binary: build it (ninja -C build-bench) or set VNETPLAN"
-fi
+find_vnetplan
 
 TMP=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/vnp-bench.XXXXXX")
 export VNETPLAN_CACHE_DIR="$TMP/cache"  # a private front-end cache, removed with $TMP
 PREFIX="vnp-bench-$$"
 CREATED=("$PREFIX-probe")
-# shellcheck disable=SC2317  # invoked by the EXIT trap
-cleanup() {
-  local ns
-  for ns in "${CREATED[@]}"; do
-    if [ -e "/run/netns/$ns" ]; then ip netns del "$ns" 2>/dev/null || true; fi
-  done
-  if [ "${KEEP_TMP:-0}" = 1 ]; then echo "bench/linux: kept $TMP" >&2; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
+trap ns_cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-# Namespaces a killed earlier run left behind (its pid is gone): only this script's own naming scheme.
-for f in /run/netns/vnp-bench-*; do
-  [ -e "$f" ] || continue
-  name=${f##*/}
-  pid=$(sed -n 's/^vnp-bench-\([0-9][0-9]*\)-.*/\1/p' <<<"$name")
-  if [ -n "$pid" ] && [ ! -d "/proc/$pid" ]; then
-    echo "bench/linux: removing stale namespace $name" >&2
-    ip netns del "$name" || true
-  fi
-done
+remove_stale_namespaces
 
-# --- namespaces -------------------------------------------------------------------------------------------------
-
-# `ip netns del` returns at once, but the kernel tears a namespace with thousands of links down in a worker that
-# holds RTNL for seconds: anything measured meanwhile would be charged for it. Wait until a probe namespace can
-# be created, used and removed quickly again.
-settle() {
-  local probe="$PREFIX-probe" deadline=$((SECONDS + 300)) t0 t1
-  while :; do
-    t0=$EPOCHREALTIME
-    ip netns add "$probe"
-    ip -n "$probe" link set lo up
-    ip netns del "$probe"
-    t1=$EPOCHREALTIME
-    awk -v a="$t0" -v b="$t1" 'BEGIN { exit !(b - a < 0.1) }' && return 0
-    ((SECONDS < deadline)) || { echo "bench/linux: warning: the kernel did not settle in 300s" >&2; return 0; }
-    sleep 0.2
-  done
-}
-
-new_ns() {  # new_ns NAME: a fresh, empty namespace, created once the kernel is idle
-  settle
-  ip netns add "$1"
-  CREATED+=("$1")
-  if [ "${BENCH_IPV6:-1}" = 0 ]; then
-    ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-  fi
-}
-
-drop_ns() {
-  ip netns del "$1"
-  settle
-}
-
-# What the kernel has, as netlink shows it: links, bridges, veths, up, enslaved. Both sides must agree.
-signature() {
-  local ns=$1 total bridges veths up enslaved
-  total=$(ip -n "$ns" -o link show | wc -l)
-  bridges=$(ip -n "$ns" -o link show type bridge | wc -l)
-  veths=$(ip -n "$ns" -o link show type veth | wc -l)
-  up=$(ip -n "$ns" -o link show up | wc -l)
-  enslaved=$(ip -n "$ns" -o link show | grep -c ' master ' || true)
-  echo "$total links ($bridges bridges, $veths veth), $up up, $enslaved enslaved"
-}
+signature() { link_signature "$1" bridge veth; }
 
 # --- timing -----------------------------------------------------------------------------------------------------
 
@@ -228,16 +162,6 @@ drop_ns "$NS"
 
 # --- report -----------------------------------------------------------------------------------------------------
 
-MISSED=0
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "n/a" }'; }
-row() {  # row LABEL VNP_MEDIAN PEER_NAME PEER_MEDIAN GOAL VNP_CPU_MEDIAN PEER_CPU_MEDIAN
-  local r verdict
-  r=$(awk -v a="$2" -v b="$4" 'BEGIN { printf "%.2f", a / b }')
-  if awk -v r="$r" -v g="$5" 'BEGIN { exit !(r <= g) }'; then verdict=OK; else verdict="GOAL MISSED"; MISSED=1; fi
-  printf '%s: vnetplan %s, %s %s, ratio %sx (goal <= %sx) %s\n' "$1" "$(fmt_s "$2")" "$3" "$(fmt_s "$4")" \
-    "$r" "$5" "$verdict"
-  printf '    cpu (user+sys): vnetplan %s, %s %s, ratio %s\n' "$(fmt_s "$6")" "$3" "$(fmt_s "$7")" "$(ratio "$6" "$7")"
-}
 echo
 echo "== bench/linux results (medians) =="
 row "apply $N bridges x 2 veth" "$(median "${A_VNP[@]}")" "ip -batch" "$(median "${A_IP[@]}")" 1.5 \

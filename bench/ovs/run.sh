@@ -315,7 +315,6 @@ drop_sandbox debug
 # --- report -----------------------------------------------------------------------------------------------------
 
 MISSED=0
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "n/a" }'; }
 verdict() {  # verdict OK?: sets V to PASS or MISS (and remembers a miss)
   if [ "$1" = 1 ]; then V=PASS; else MISSED=1; V=MISS; fi
 }

@@ -38,6 +38,7 @@ struct LinkInfo {
   std::optional<uint8_t> tunType;  // IFLA_TUN_TYPE (tun/tap)
   std::vector<std::string> altnames;  // IFLA_PROP_LIST (where vnetplan keeps its records: records.h)
   std::string slaveKind;              // IFLA_INFO_SLAVE_KIND: "bridge", "bond"
+  std::string parentBus, parentDev;   // IFLA_PARENT_DEV_BUS_NAME / _NAME: "pci" "0000:00:03.0" (sriov.h)
   // IFLA_INFO_DATA scalars of a bond (IFLA_BOND_*), vlan (IFLA_VLAN_*), macvlan/macvtap (IFLA_MACVLAN_*) or
   // vxlan (IFLA_VXLAN_*) link, by attribute id; IFLA_VXLAN_PORT in host byte order.
   std::map<int, uint64_t> data;
@@ -62,6 +63,9 @@ extern const KindOps kTapOps;
 extern const KindOps kVlanOps;
 extern const KindOps kMacvtapOps;
 extern const KindOps kVxlanOps;
+extern const KindOps kVfOps;
+extern const KindOps kNicOps;
+extern const KindOps kPciOps;
 // The provider's table: every row above.
 const LinuxKinds& linuxKinds();
 

@@ -27,7 +27,7 @@ using LinkPtr = std::unique_ptr<rtnl_link, LinkFree>;
 
 const LinuxKinds& linuxKinds() {
   static const LinuxKinds table(
-      {&kBridgeOps, &kPortGroupOps, &kVethOps, &kTapOps, &kVlanOps, &kMacvtapOps, &kVxlanOps});
+      {&kBridgeOps, &kPortGroupOps, &kVethOps, &kTapOps, &kVlanOps, &kMacvtapOps, &kVxlanOps, &kVfOps, &kNicOps, &kPciOps});
   return table;
 }
 
@@ -39,11 +39,13 @@ KindTraits makePortTraits() {
   // A tap's multi-queue and vnet_hdr modes are fixed when it is made; so are a sub-interface's lower device and
   // VLAN id, a macvtap's lower device and mode, a vxlan's VNI and UDP port (the kernel refuses to change them).
   t.replaceOn = {"type", "peer", "peerNetns", "linux.multiQueue", "linux.vnetHdr", "link", "vlanId", "vni",
-                 "dstPort", "mode"};
+                 "dstPort", "mode", "vf", "pciAddress"};
   t.replaceOnRemove = {"linux.owner", "linux.group"};  // the kernel cannot unset a tap's owner or group
   // A vNIC's MTU change drops frames until the guest follows; moving a port to another switch, port group or VLAN
   // (or taking VLANs off its trunk) cuts its traffic; a vxlan's new remote or local endpoint drops what is in flight.
-  t.disruptiveOn = {"switch", "portGroup", "vlan", "vlan.trunk", "up", "mtu", "remote", "local"};
+  // A PF's new VF count replaces every VF (the kernel goes through 0); a VF's link state cuts its guest off.
+  t.disruptiveOn = {"switch", "portGroup", "vlan", "vlan.trunk", "up", "mtu", "remote", "local",
+                    "linux.sriov.numVfs", "linkState"};
   t.unorderedLists = {"addresses"};
   // Left out of a manifest: the port is up, has no addresses, is not attached to a bridge and has no VLAN.
   t.defaults = {{"up", true}, {"addresses", Json::array()}, {"switch", nullptr}, {"portGroup", nullptr},

@@ -79,6 +79,13 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
 
   std::string describe(const Step& step, const Target& target) const override {
     std::string out = TableProvider::describe(step, target);
+    if (step.action == StepAction::Update && lnx::changes(step, "linux.sriov.numVfs")) {
+      const auto before = step.before.getInt("linux.sriov.numVfs").value_or(0);
+      const auto after = step.after.getInt("linux.sriov.numVfs").value_or(0);
+      return out + " (replaces every VF of " + step.addr.name + ": the kernel removes all " + std::to_string(before) +
+             " VFs before it makes " + std::to_string(after) + "; guests using them lose them; vf Ports get their "
+             "settings again)";
+    }
     if (step.addr.kind != Kind::PortGroup || step.action == StepAction::Delete) return out;
     if (step.action == StepAction::Update) {
       bool moved = false;

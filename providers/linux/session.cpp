@@ -83,6 +83,8 @@ std::optional<LinkInfo> parseLink(const nlmsghdr* h) {
   if (tb[IFLA_TXQLEN]) l.txqlen = static_cast<uint32_t>(attrUint(tb[IFLA_TXQLEN]));
   if (tb[IFLA_LINK]) l.link = static_cast<int>(attrUint(tb[IFLA_LINK]));
   if (tb[IFLA_LINK_NETNSID] && nla_len(tb[IFLA_LINK_NETNSID]) >= 4) l.linkNetnsid = nla_get_s32(tb[IFLA_LINK_NETNSID]);
+  if (tb[IFLA_PARENT_DEV_BUS_NAME]) l.parentBus = attrString(tb[IFLA_PARENT_DEV_BUS_NAME]);
+  if (tb[IFLA_PARENT_DEV_NAME]) l.parentDev = attrString(tb[IFLA_PARENT_DEV_NAME]);
   if (tb[IFLA_PROP_LIST]) {
     nlattr* a;
     int rem;

@@ -307,7 +307,7 @@ TEST_F(LinuxProviderCheck, NormalizeAndTraits) {
   ASSERT_NE(port, nullptr);
   EXPECT_EQ(port->replaceOn,
             (std::vector<std::string>{"type", "peer", "peerNetns", "linux.multiQueue", "linux.vnetHdr", "link",
-                                      "vlanId", "vni", "dstPort", "mode"}));
+                                      "vlanId", "vni", "dstPort", "mode", "vf", "pciAddress"}));
   EXPECT_EQ(port->defaults.at("up"), true);
   const KindTraits* sw = p_->traits(Kind::Switch);
   ASSERT_NE(sw, nullptr);

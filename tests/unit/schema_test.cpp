@@ -521,7 +521,7 @@ TEST(SchemaValues, EnumsSuggest) {
                    "lacp, load-based, round-robin (got 'src-prot'); did you mean 'src-port'? [schema]");
   EXPECT_ONE_ERROR(doc("Port", "  targets: [a]\n  type: tapp\n"),
                    "test.yaml:7:9: error: spec.type: must be one of tap, veth, macvtap, vxlan, vlan, internal, system, patch, "
-                   "gre, geneve, vmkernel (got 'tapp'); did you mean 'tap'? [schema]");
+                   "gre, geneve, vmkernel, vf, nic, pci (got 'tapp'); did you mean 'tap'? [schema]");
 }
 
 TEST(SchemaValues, AlternativesReportTheIntendedForm) {
