@@ -16,6 +16,7 @@
 #include "cli/common.h"
 #include "cli/output.h"
 #include "cli/providers.h"
+#include "cli/serve.h"
 
 namespace vnetplan::cli {
 
@@ -36,6 +37,9 @@ Exit codes:
 Environment:
   NO_COLOR              disable colored output
   VNETPLAN_STATE        default for --state
+  VNETPLAN_SERVE_TOKEN  bearer token of 'serve' (or --token-file)
+  VNETPLAN_ETCD_USER, VNETPLAN_ETCD_PASSWORD (or _PASSWORD_FILE), VNETPLAN_ETCD_CACERT, VNETPLAN_ETCD_CERT,
+  VNETPLAN_ETCD_KEY     etcd:// authentication and TLS (or the URL's options user=, password-env=, cacert=...)
   VNETPLAN_CACHE_DIR    where parsed manifests are cached (default $XDG_CACHE_HOME/vnetplan or
                           ~/.cache/vnetplan); VNETPLAN_CACHE=off disables the cache
   VNETPLAN_OVSDB_TIMEOUT_MS  bound on every OVSDB request (default 30000)
@@ -229,6 +233,35 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
   stHistory->add_option("target", stTarget)->required();
   auto* stUnlock = stateCmd->add_subcommand("unlock", "Remove a lock left by a process that is gone.");
   stUnlock->add_option("lock_id", stLock)->required();
+  std::string stMigrateTo;
+  auto* stMigrate = stateCmd->add_subcommand(
+      "migrate", "Copy the whole store (--state) to another, empty one (e.g. file:// to etcd://), and verify the copy.");
+  stMigrate->add_option("--to", stMigrateTo, "The destination store's URL")->required();
+
+  // serve
+  ServeArgs sv;
+  std::string svInterval = "60s", svRunTimeout = "10m";
+  auto* serveCmd = app.add_subcommand(
+      "serve",
+      "GitOps agent: pulls the manifests (a directory, or a Git URL and branch) at an interval and on a webhook, "
+      "plans every target, optionally applies, and serves /healthz, /metrics (Prometheus), a JSON API (/api/v1/) "
+      "and a status page (/). Every run is a child process; a broken commit or a bad target never stops the others.");
+  serveCmd->add_option("--manifests", sv.manifests, "A directory, or a Git URL (file://, https://, ssh://, user@host:path)")
+      ->required();
+  serveCmd->add_option("--branch", sv.branch, "Git: the branch to follow")->capture_default_str();
+  serveCmd->add_option("--path", sv.path, "Git: the manifests' directory inside the repository")->capture_default_str();
+  serveCmd->add_option("--interval", svInterval, "How often to pull and plan (e.g. 30s, 5m)")->capture_default_str();
+  serveCmd->add_option("--listen", sv.listen,
+                       "HOST:PORT to serve on (PORT 0: any free port); anything but loopback needs a bearer token")
+      ->capture_default_str();
+  serveCmd->add_flag("--auto-apply", sv.autoApplyAll, "Apply every target with pending changes (with rollback)");
+  serveCmd->add_option("--auto-apply-target", sv.autoApplyTargets, "Apply this target automatically (repeatable)");
+  serveCmd->add_option("--auto-apply-label", sv.autoApplyLabels,
+                       "Apply targets with this label automatically, KEY=VALUE (repeatable)");
+  serveCmd->add_option("--token-file", sv.tokenFile,
+                       "File holding the bearer token HTTP clients must send (else VNETPLAN_SERVE_TOKEN); never logged");
+  serveCmd->add_option("--work-dir", sv.workDir, "Where Git checkouts are kept (default: a temp dir removed at exit)");
+  serveCmd->add_option("--run-timeout", svRunTimeout, "Longest a pull, plan or apply may take")->capture_default_str();
 
   auto* schema = app.add_subcommand("schema", "Print the JSON Schema of manifests (point your editor at it).");
 
@@ -249,6 +282,7 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
                    "everything (listed), 4 restored but not recorded.\n");
   confirm->footer("\nExit codes: 0 confirmed; 1 nothing awaits confirmation, the deadline has passed, or error.\n");
   drift->footer("\nExit codes: 0 in sync, 1 error (or a target could not be checked), 2 drift present.\n");
+  serveCmd->footer("\nExit codes: 0 stopped (SIGTERM/SIGINT), 1 could not start.\n");
   for (auto* sub : {show, graph, stateCmd, schema, demoCmd}) sub->footer("\nExit codes: 0 success, 1 error.\n");
   try {
     app.parse(argc, argv);
@@ -325,6 +359,16 @@ int run(int argc, char** argv, const ProviderRegistry& providers) {
     if (*stShow) return cmdStateShow(g, stTarget);
     if (*stHistory) return cmdStateHistory(g, stTarget);
     if (*stUnlock) return cmdStateUnlock(g, stLock);
+    if (*stMigrate) return cmdStateMigrate(g, stMigrateTo);
+    if (*serveCmd) {
+      auto i = parseDuration(svInterval);
+      if (!i || i->count() == 0) return fail("--interval: not a positive duration: " + svInterval);
+      sv.interval = *i;
+      auto rt = parseDuration(svRunTimeout);
+      if (!rt || rt->count() == 0) return fail("--run-timeout: not a positive duration: " + svRunTimeout);
+      sv.runTimeout = *rt;
+      return cmdServe(g, sv);
+    }
     if (*schema) return cmdSchema();
     if (*demoCmd) return cmdDemo(g, demo);
   } catch (const std::exception& e) {

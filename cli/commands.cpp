@@ -23,6 +23,8 @@
 #include "reconciler/render.h"
 #include "reconciler/schema_validator.h"
 #include "reconciler/snapshot.h"
+#include "state/backends.h"
+#include "state/migrate.h"
 #include "state/store.h"
 
 namespace vnetplan::cli {
@@ -357,6 +359,21 @@ int cmdStateUnlock(const GlobalOptions& g, const std::string& lockId) {
   if (!store) return fail(store.error().message);
   if (Status s = (*store)->backend().unlock(lockId); !s) return fail(s.error().message);
   std::cout << "Removed lock " << lockId << ".\n";
+  return 0;
+}
+
+int cmdStateMigrate(const GlobalOptions& g, const std::string& toUrl) {
+  auto from = openStore(g);
+  if (!from) return fail(from.error().message);
+  auto toBackend = state::openBackend(toUrl);
+  if (!toBackend) return fail("--to " + state::redactStateUrl(toUrl) + ": " + toBackend.error().message);
+  if ((*toBackend)->url() == (*from)->backend().url()) return fail("--to names the store being migrated (--state)");
+  state::Store to(std::move(*toBackend));
+  auto report = state::migrate(**from, to);
+  if (!report) return fail(report.error().message);
+  std::cout << "Copied " << report->keys << " document(s) (" << report->bytes << " bytes) of " << report->targets
+            << " target(s) from " << state::redactStateUrl(g.stateUrl) << " to " << state::redactStateUrl(toUrl)
+            << " and verified them. The source is unchanged; point --state (or VNETPLAN_STATE) at the new store.\n";
   return 0;
 }
 

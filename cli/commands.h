@@ -83,6 +83,7 @@ int cmdStateList(const GlobalOptions& g);
 int cmdStateShow(const GlobalOptions& g, const std::string& target);
 int cmdStateHistory(const GlobalOptions& g, const std::string& target);
 int cmdStateUnlock(const GlobalOptions& g, const std::string& lockId);
+int cmdStateMigrate(const GlobalOptions& g, const std::string& toUrl);
 int cmdSchema();
 int cmdDemo(const GlobalOptions& g, const DemoArgs& a);
 

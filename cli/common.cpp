@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <functional>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -17,6 +18,7 @@
 #include "base/redact.h"
 #include "cli/output.h"
 #include "reconciler/render.h"
+#include "state/backends.h"
 
 namespace vnetplan::cli {
 
@@ -55,7 +57,7 @@ void printDiagnostics(const GlobalOptions& g, const Diagnostics& diags) {
 
 Result<std::unique_ptr<state::Store>> openStore(const GlobalOptions& g) {
   auto backend = state::openBackend(g.stateUrl);
-  if (!backend) return err("--state " + g.stateUrl + ": " + backend.error().message);
+  if (!backend) return err("--state " + state::redactStateUrl(g.stateUrl) + ": " + backend.error().message);
   return std::make_unique<state::Store>(std::move(*backend));
 }
 
@@ -98,6 +100,8 @@ Status writeFileAtomic(const std::string& path, const std::string& data) {
 }
 
 std::string gitCommitOf(const std::vector<std::string>& files) {
+  // `vnetplan serve` applies a commit it extracted (no work tree): it says which one.
+  if (const char* c = std::getenv("VNETPLAN_GIT_COMMIT"); c && std::strlen(c) == 40) return c;
   if (files.empty()) return "";
   fs::path dir = fs::is_directory(files[0]) ? fs::path(files[0]) : fs::path(files[0]).parent_path();
   if (dir.empty()) dir = ".";

@@ -12,6 +12,10 @@
 #   etcd-sandbox.sh stop DIR      stops the member; no error if it is not running.
 #   etcd-sandbox.sh check         exit 0 if etcd and etcdctl are installed, else say what is missing.
 #
+# With ETCD_SANDBOX_TLS=TLSDIR at start, the client URL is https and mutual TLS is required: TLSDIR holds ca.pem
+# (the CA that signed both), server.pem + server-key.pem (for 127.0.0.1) and client.pem + client-key.pem (used by
+# the health check). A restart keeps the TLS setting. ENDPOINT is then https://127.0.0.1:PORT.
+#
 # The JSON gateway of etcd 3.4 (verified by hand with curl against 3.4.23):
 # - Served under /v3/ and /v3beta/ (the same handlers); /v3alpha/ is gone (404). Every call is a POST with a JSON
 #   body (GET answers 405); keys and values are base64; int64 fields (revisions, lease IDs, TTLs, counts) come back
@@ -109,7 +113,14 @@ listens_on() {
 }
 
 healthy() {
-  local port=$1 body
+  local port=$1 body tls
+  tls=$(cat "$2/tls" 2>/dev/null || true)
+  if [ -n "$tls" ]; then
+    body=$(curl -s --max-time 5 --cacert "$tls/ca.pem" --cert "$tls/client.pem" --key "$tls/client-key.pem" \
+      "https://127.0.0.1:$port/health" 2>/dev/null) || return 1
+    [[ $body == *'"health":"true"'* ]]
+    return
+  fi
   body=$(
     exec 2>/dev/null
     exec 3<>"/dev/tcp/127.0.0.1/$port" || exit 1
@@ -124,18 +135,24 @@ healthy() {
 launch() {
   local dir=$1 client peer
   read -r client peer <"$dir/ports"
-  local curl="http://127.0.0.1:$client" purl="http://127.0.0.1:$peer"
+  local curl="http://127.0.0.1:$client" purl="http://127.0.0.1:$peer" tls tlsflags=()
+  tls=$(cat "$dir/tls" 2>/dev/null || true)
+  if [ -n "$tls" ]; then
+    curl="https://127.0.0.1:$client"
+    tlsflags=(--cert-file "$tls/server.pem" --key-file "$tls/server-key.pem" --trusted-ca-file "$tls/ca.pem"
+      --client-cert-auth)
+  fi
   # --initial-cluster-state new only matters for an empty data dir; a restart rejoins from DIR/data.
   setsid etcd --name "$NAME" --data-dir "$dir/data" \
     --listen-client-urls "$curl" --advertise-client-urls "$curl" \
     --listen-peer-urls "$purl" --initial-advertise-peer-urls "$purl" \
     --initial-cluster "$NAME=$purl" --initial-cluster-state new --initial-cluster-token "vnetplan-$client" \
-    --logger zap --log-outputs "$dir/etcd.log" </dev/null >>"$dir/etcd.out" 2>&1 &
+    "${tlsflags[@]}" --logger zap --log-outputs "$dir/etcd.log" </dev/null >>"$dir/etcd.out" 2>&1 &
   local pid=$!
   echo "$pid" >"$dir/etcd.pid"
   local deadline=$((SECONDS + START_TIMEOUT))
   # Our own process must hold the client port: with a fixed port another etcd may answer there.
-  until listens_on "$pid" "$client" && healthy "$client"; do
+  until listens_on "$pid" "$client" && healthy "$client" "$dir"; do
     if ! running "$pid"; then
       grep -q "address already in use" "$dir/etcd.log" "$dir/etcd.out" 2>/dev/null && return 3
       return 1
@@ -158,10 +175,11 @@ dump_log() {
 }
 
 report() {
-  local dir=$1 t0=$2 client peer
+  local dir=$1 t0=$2 client peer scheme=http
   read -r client peer <"$dir/ports"
-  echo "ENDPOINT=http://127.0.0.1:$client"
-  echo "GATEWAY=http://127.0.0.1:$client/v3"
+  [ -s "$dir/tls" ] && scheme=https
+  echo "ENDPOINT=$scheme://127.0.0.1:$client"
+  echo "GATEWAY=$scheme://127.0.0.1:$client/v3"
   echo "PEER_URL=http://127.0.0.1:$peer"
   echo "VERSION=$(etcd --version 2>/dev/null | awk '/^etcd Version:/ { print $3 }')"
   echo "PID=$(cat "$dir/etcd.pid")"
@@ -180,6 +198,15 @@ cmd_start() {
   if live_pid "$dir" >/dev/null; then
     log "a sandbox is already running in $dir (run: $0 stop $dir)"
     exit 1
+  fi
+  rm -f "$dir/tls"
+  if [ -n "${ETCD_SANDBOX_TLS:-}" ]; then
+    local f
+    for f in ca.pem server.pem server-key.pem client.pem client-key.pem; do
+      [ -r "$ETCD_SANDBOX_TLS/$f" ] || { log "ETCD_SANDBOX_TLS: $ETCD_SANDBOX_TLS/$f is missing"; exit 2; }
+    done
+    command -v curl >/dev/null || { log "ETCD_SANDBOX_TLS needs curl (the health check)"; exit 1; }
+    (cd "$ETCD_SANDBOX_TLS" && pwd) >"$dir/tls"
   fi
   local rc
   for _ in 1 2 3; do

@@ -13,7 +13,6 @@
 // a symlink planted inside DIR is refused rather than followed.
 #include <dirent.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -32,9 +31,9 @@
 
 #include "base/fd.h"
 #include "base/fileio.h"
-#include "base/random.h"
 #include "base/sha256.h"
 #include "model/codec.h"
+#include "state/lock_record.h"
 #include "state/percent.h"
 #include "state/backends.h"
 #include "state/store.h"
@@ -108,46 +107,6 @@ Result<std::vector<std::string>> keyPath(const std::string& key) {
 }
 
 // ---- low-level file operations -------------------------------------------------------------------------
-
-std::string currentOwner() {
-  std::string user;
-  struct passwd pw {};
-  struct passwd* res = nullptr;
-  std::vector<char> buf(16384);
-  if (::getpwuid_r(::geteuid(), &pw, buf.data(), buf.size(), &res) == 0 && res && res->pw_name)
-    user = res->pw_name;
-  if (user.empty()) {
-    const char* u = std::getenv("USER");
-    user = u && *u ? u : "uid" + std::to_string(::geteuid());
-  }
-  char host[256] = {};
-  if (::gethostname(host, sizeof host - 1) != 0 || !host[0]) std::strcpy(host, "localhost");
-  return user + "@" + host;
-}
-
-Json lockInfoToJson(const LockInfo& i) {
-  return Json{{"formatVersion", 1},       {"id", i.id},           {"name", i.name}, {"owner", i.owner},
-              {"operation", i.operation}, {"created", i.created}, {"pid", i.pid}};
-}
-
-std::optional<LockInfo> lockInfoFromJson(const std::string& bytes) {
-  Json j = Json::parse(bytes, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return std::nullopt;
-  auto str = [&](const char* k) -> std::string {
-    auto it = j.find(k);
-    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
-  LockInfo i;
-  i.id = str("id");
-  i.name = str("name");
-  i.owner = str("owner");
-  i.operation = str("operation");
-  i.created = str("created");
-  auto p = j.find("pid");
-  if (p != j.end() && p->is_number_integer()) i.pid = p->get<int64_t>();
-  if (i.id.empty()) return std::nullopt;
-  return i;
-}
 
 // ---- the backend ---------------------------------------------------------------------------------------
 
@@ -244,12 +203,8 @@ class FileBackend : public Backend {
   }
 
   Result<std::unique_ptr<Lock>> lock(const LockInfo& requested, std::chrono::milliseconds wait) override {
-    LockInfo info = requested;
-    if (info.name.empty()) return err("internal error: lock without a name");
-    if (info.id.empty()) info.id = randomHex(8);
-    if (info.owner.empty()) info.owner = currentOwner();
-    if (info.created.empty()) info.created = nowRfc3339();
-    if (info.pid == 0) info.pid = ::getpid();
+    if (requested.name.empty()) return err("internal error: lock without a name");
+    LockInfo info = completeLockInfo(requested);
     auto names = lockNames(info.name);
     if (!names) return names.error();
     auto dir = openDir({kLockDir}, true);
@@ -502,9 +457,8 @@ class FileBackend : public Backend {
     if (!holder)
       return err(lockName + ": state is locked by another process that has not recorded itself yet (" +
                  displayPath(std::string(kLockDir) + "/" + infoName) + "); wait and retry");
-    return err(lockName + ": state is locked by " + holder->owner + " (pid " + std::to_string(holder->pid) +
-               ", operation " + holder->operation + ", since " + holder->created + ", lock id " + holder->id +
-               "); wait, or if that process is gone run 'vnetplan state unlock " + holder->id + "'");
+    return err(lockName + ": " + describeHolder(*holder) + "; wait, or if that process is gone run 'vnetplan state unlock " +
+               holder->id + "'");
   }
 
   std::string url_;

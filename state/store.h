@@ -1,8 +1,9 @@
 // The state store: what vnetplan owns, what it last applied, its generations, the apply journal and locks.
 //
-// Two layers: a Backend stores opaque documents under string keys and provides locks (file://DIR here;
-// etcd:// later), chosen by URL scheme; the Store gives them types. Every write is atomic and durable
-// (temp file + fsync + rename + fsync of the directory for file://).
+// Two layers: a Backend stores opaque documents under string keys and provides locks (file://DIR on one machine,
+// etcd:// for a fleet), chosen by URL scheme; the Store gives them types. Every write is atomic and durable
+// (temp file + fsync + rename + fsync of the directory for file://; a transaction for etcd://, which also refuses
+// to overwrite a change another writer made since this process read the key).
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -27,7 +28,8 @@ struct LockInfo {
   int64_t pid = 0;
 };
 
-// Held until destroyed. A holder that dies releases it (flock); its info record is then stale.
+// Held until destroyed. A holder that dies releases it: at once with file:// (flock; its info record is then
+// stale), when its lease expires with etcd://.
 class Lock {
  public:
   virtual ~Lock() = default;
@@ -54,7 +56,7 @@ class Backend {
   virtual Status unlock(const std::string& lockId) = 0;
 };
 
-// file://DIR (relative to the working directory) and later etcd://host:port/prefix.
+// file://DIR (relative to the working directory) or etcd://host:port[,host:port...]/prefix (state/backends.h).
 Result<std::unique_ptr<Backend>> openBackend(const std::string& url);
 
 struct OwnedObject {

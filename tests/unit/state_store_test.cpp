@@ -1,32 +1,28 @@
-// The state store: file:// backend (keys, atomic writes, locks) and the typed documents over it.
+// The state store: the backend suite (tests/unit/state_backend_suite.h) against file://, what only file://
+// has (files, modes, symlinks, FIFOs, temp files), and what opening a backend by URL checks (etcd:// URLs
+// included: parsing them needs no server; the suite runs against a real etcd in
+// tests/integration/state_etcd_test.cpp).
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <regex>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "state/backends.h"
+#include "state/etcd_gateway.h"
 #include "state/store.h"
+#include "tests/unit/state_backend_suite.h"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-using vnetplan::Address;
-using vnetplan::Attrs;
-using vnetplan::Json;
-using vnetplan::Kind;
-using namespace vnetplan::state;
+using namespace vnptest::statesuite;
 
 namespace {
 
@@ -47,6 +43,27 @@ class TempDir {
   fs::path path_;
 };
 
+class FileStore : public StoreUnderTest {
+ public:
+  std::string url() const override { return "file://" + (tmp_.path() / "state").string(); }
+  std::chrono::milliseconds lockExpiry() const override { return 0ms; }
+  bool anythingStored() override { return fs::exists(tmp_.path() / "state"); }
+
+ private:
+  TempDir tmp_;
+};
+
+std::unique_ptr<StoreUnderTest> makeFileStore(std::string*) { return std::make_unique<FileStore>(); }
+
+}  // namespace
+
+namespace vnptest::statesuite {
+INSTANTIATE_TEST_SUITE_P(File, StateBackend, ::testing::Values(StoreKind{"file", makeFileStore}), storeKindName);
+}
+
+namespace {
+
+// What only the file:// backend has: files and directories.
 class StateTest : public ::testing::Test {
  protected:
   fs::path dir() const { return tmp_.path() / "state"; }
@@ -57,10 +74,6 @@ class StateTest : public ::testing::Test {
     return std::move(*b);
   }
   Store store() { return Store(backend()); }
-  void writeRaw(const std::string& rel, const std::string& bytes) {
-    fs::create_directories((dir() / rel).parent_path());
-    std::ofstream(dir() / rel, std::ios::binary) << bytes;
-  }
   std::vector<fs::path> allFiles(const fs::path& root) const {
     std::vector<fs::path> out;
     for (auto& e : fs::recursive_directory_iterator(root)) out.push_back(e.path());
@@ -68,266 +81,6 @@ class StateTest : public ::testing::Test {
   }
   TempDir tmp_;
 };
-
-Address addr(const std::string& t, Kind k, const std::string& n) { return Address{t, k, n}; }
-
-Attrs sampleAttrs(int mtu) {
-  Attrs a;
-  a.set("mtu", mtu);
-  a.set("security.allowPromiscuous", false);
-  a.set("linux.bridge.forwardDelay", 15);
-  a.set("vlans", Json::array({10, 20, 30}));
-  a.set("description", "prod \"bridge\"\nwith newline");
-  return a;
-}
-
-std::map<Address, OwnedObject> sampleOwned(const std::string& t) {
-  std::map<Address, OwnedObject> m;
-  OwnedObject sw{addr(t, Kind::Switch, "br0"), "linux", sampleAttrs(9000), 1};
-  OwnedObject port{addr(t, Kind::Port, "br0-p1"), "linux", Attrs(), 2};
-  port.lastApplied.set("switch", "br0");
-  m[sw.addr] = sw;
-  m[port.addr] = port;
-  return m;
-}
-
-void expectOwnedEq(const std::map<Address, OwnedObject>& a, const std::map<Address, OwnedObject>& b) {
-  ASSERT_EQ(a.size(), b.size());
-  for (const auto& [k, v] : a) {
-    auto it = b.find(k);
-    ASSERT_NE(it, b.end()) << k.str();
-    EXPECT_EQ(v.addr, it->second.addr);
-    EXPECT_EQ(v.provider, it->second.provider);
-    EXPECT_EQ(v.lastApplied, it->second.lastApplied) << k.str();
-    EXPECT_EQ(v.sinceGeneration, it->second.sinceGeneration);
-  }
-}
-
-bool contains(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
-}
-
-// ---- documents -------------------------------------------------------------------------------------------
-
-TEST_F(StateTest, StateEmptyTargetLoadsEmpty) {
-  Store s = store();
-  auto st = s.load("hv01");
-  ASSERT_TRUE(st.ok()) << st.error().message;
-  EXPECT_EQ(st->target, "hv01");
-  EXPECT_EQ(st->generation, 0);
-  EXPECT_TRUE(st->owned.empty());
-  auto ts = s.targets();
-  ASSERT_TRUE(ts.ok());
-  EXPECT_TRUE(ts->empty());
-  auto j = s.journal("hv01");
-  ASSERT_TRUE(j.ok());
-  EXPECT_FALSE(j->has_value());
-  auto d = s.damage("hv01");
-  ASSERT_TRUE(d.ok());
-  EXPECT_FALSE(d->has_value());
-  auto h = s.history("hv01");
-  ASSERT_TRUE(h.ok());
-  EXPECT_TRUE(h->empty());
-  auto g = s.generation("hv01", 1);
-  ASSERT_TRUE(g.ok());
-  EXPECT_FALSE(g->has_value());
-  EXPECT_FALSE(fs::exists(dir())) << "read-only operations must not create the state directory";
-}
-
-TEST_F(StateTest, StateTargetStateRoundTrip) {
-  Store s = store();
-  TargetState st;
-  st.target = "hv01";
-  st.generation = 7;
-  st.owned = sampleOwned("hv01");
-  ASSERT_TRUE(s.save(st).ok());
-  auto back = s.load("hv01");
-  ASSERT_TRUE(back.ok()) << back.error().message;
-  EXPECT_EQ(back->target, "hv01");
-  EXPECT_EQ(back->generation, 7);
-  expectOwnedEq(st.owned, back->owned);
-
-  auto raw = Json::parse(std::ifstream(dir() / "targets/hv01/state.json"));
-  EXPECT_EQ(raw.at("formatVersion"), 1);
-
-  // A second store over the same directory sees the same thing.
-  auto again = store().load("hv01");
-  ASSERT_TRUE(again.ok());
-  expectOwnedEq(st.owned, again->owned);
-}
-
-TEST_F(StateTest, StateGenerationsRoundTripAndHistoryOrder) {
-  Store s = store();
-  std::vector<int64_t> order;
-  for (int64_t n = 1; n <= 23; ++n) order.push_back(n);
-  std::shuffle(order.begin(), order.end(), std::mt19937(42));
-  for (int64_t n : order) {
-    Generation g;
-    g.number = n;
-    g.created = "2024-05-01T10:00:" + std::string(n < 10 ? "0" : "") + std::to_string(n) + "Z";
-    g.operation = n % 5 == 0 ? "rollback" : "apply";
-    g.manifestsDigest = "sha256:" + std::to_string(n);
-    g.gitCommit = n % 2 ? "abc123" : "";
-    g.summary = std::to_string(n) + " created, 0 updated, 0 deleted";
-    g.owned = sampleOwned("hv01");
-    ASSERT_TRUE(s.addGeneration("hv01", g).ok());
-  }
-  auto h = s.history("hv01");
-  ASSERT_TRUE(h.ok()) << h.error().message;
-  ASSERT_EQ(h->size(), 23u);
-  for (size_t i = 0; i < h->size(); ++i) {
-    const auto& g = (*h)[i];
-    EXPECT_EQ(g.number, static_cast<int64_t>(i + 1));
-    EXPECT_EQ(g.operation, g.number % 5 == 0 ? "rollback" : "apply");
-    EXPECT_EQ(g.gitCommit, g.number % 2 ? "abc123" : "");
-    EXPECT_EQ(g.manifestsDigest, "sha256:" + std::to_string(g.number));
-    EXPECT_EQ(g.summary, std::to_string(g.number) + " created, 0 updated, 0 deleted");
-    expectOwnedEq(sampleOwned("hv01"), g.owned);
-  }
-  auto g12 = s.generation("hv01", 12);
-  ASSERT_TRUE(g12.ok());
-  ASSERT_TRUE(g12->has_value());
-  EXPECT_EQ((*g12)->number, 12);
-  EXPECT_EQ((*g12)->created, "2024-05-01T10:00:12Z");
-  auto missing = s.generation("hv01", 99);
-  ASSERT_TRUE(missing.ok());
-  EXPECT_FALSE(missing->has_value());
-
-  // File names are zero-padded, so a plain listing is already in order.
-  auto keys = s.backend().list("targets/hv01/generations/");
-  ASSERT_TRUE(keys.ok());
-  ASSERT_EQ(keys->size(), 23u);
-  EXPECT_EQ(keys->front(), "targets/hv01/generations/00000001.json");
-  EXPECT_EQ(keys->back(), "targets/hv01/generations/00000023.json");
-
-  Generation bad;
-  bad.number = 0;
-  EXPECT_FALSE(s.addGeneration("hv01", bad).ok());
-}
-
-TEST_F(StateTest, StateJournalRoundTrip) {
-  Store s = store();
-  Journal j;
-  j.id = "j-0123";
-  j.target = "hv01";
-  j.targetSpec.name = "hv01";
-  j.targetSpec.provider = "linux";
-  j.targetSpec.spec.set("netns", "demo");
-  j.provider = "linux";
-  j.status = JournalStatus::AwaitingConfirm;
-  j.operation = "apply";
-  j.started = "2024-05-01T10:00:00Z";
-  j.pid = 4242;
-  j.preImage[addr("hv01", Kind::Switch, "br0")] = sampleAttrs(1500);
-  j.preImage[addr("hv01", Kind::Port, "p1")] = std::nullopt;
-  j.preOwned[addr("hv01", Kind::Switch, "br0")] = true;
-  j.preOwned[addr("hv01", Kind::Port, "p1")] = false;
-  vnetplan::Step create{addr("hv01", Kind::Port, "p1"), vnetplan::StepAction::Create, Attrs(), Attrs(), {}};
-  create.after.set("switch", "br0");
-  vnetplan::Step update{addr("hv01", Kind::Switch, "br0"),
-                        vnetplan::StepAction::Update,
-                        sampleAttrs(1500),
-                        sampleAttrs(9000),
-                        {"mtu"}};
-  vnetplan::Step del{addr("hv01", Kind::Network, "old"), vnetplan::StepAction::Delete, Attrs(), Attrs(), {}};
-  del.before.set("mode", "nat");
-  j.steps = {create, update, del};
-  j.stepsDone = 2;
-  j.confirmDeadline = "2024-05-01T10:05:00Z";
-  j.error = "step 3 failed: EBUSY";
-  ASSERT_TRUE(s.writeJournal(j).ok());
-
-  auto back = s.journal("hv01");
-  ASSERT_TRUE(back.ok()) << back.error().message;
-  ASSERT_TRUE(back->has_value());
-  const Journal& b = **back;
-  EXPECT_EQ(b.id, j.id);
-  EXPECT_EQ(b.target, "hv01");
-  EXPECT_EQ(b.targetSpec.name, "hv01");
-  EXPECT_EQ(b.targetSpec.provider, "linux");
-  EXPECT_EQ(b.targetSpec.spec, j.targetSpec.spec);
-  EXPECT_EQ(b.provider, "linux");
-  EXPECT_EQ(b.status, JournalStatus::AwaitingConfirm);
-  EXPECT_EQ(b.operation, "apply");
-  EXPECT_EQ(b.started, j.started);
-  EXPECT_EQ(b.pid, 4242);
-  EXPECT_EQ(b.preImage, j.preImage);
-  EXPECT_EQ(b.preOwned, j.preOwned);
-  ASSERT_EQ(b.steps.size(), 3u);
-  for (size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(b.steps[i].addr, j.steps[i].addr);
-    EXPECT_EQ(b.steps[i].action, j.steps[i].action);
-    EXPECT_EQ(b.steps[i].before, j.steps[i].before);
-    EXPECT_EQ(b.steps[i].after, j.steps[i].after);
-    EXPECT_EQ(b.steps[i].changed, j.steps[i].changed);
-  }
-  EXPECT_EQ(b.stepsDone, 2u);
-  EXPECT_EQ(b.confirmDeadline, j.confirmDeadline);
-  EXPECT_EQ(b.error, j.error);
-
-  for (auto st : {JournalStatus::Applying, JournalStatus::RollingBack, JournalStatus::AwaitingConfirm,
-                  JournalStatus::Failed}) {
-    j.status = st;
-    ASSERT_TRUE(s.writeJournal(j).ok());
-    auto r = s.journal("hv01");
-    ASSERT_TRUE(r.ok() && r->has_value());
-    EXPECT_EQ((*r)->status, st) << journalStatusName(st);
-  }
-
-  ASSERT_TRUE(s.clearJournal("hv01").ok());
-  auto gone = s.journal("hv01");
-  ASSERT_TRUE(gone.ok());
-  EXPECT_FALSE(gone->has_value());
-  EXPECT_TRUE(s.clearJournal("hv01").ok()) << "clearing an absent journal is fine";
-}
-
-TEST_F(StateTest, StateDamageRoundTrip) {
-  Store s = store();
-  Damage d{"hv01",
-           "2024-05-01T10:00:00Z",
-           {"hv01/Switch/br0: mtu: pre-image 1500, live 9000", "hv01/Port/p1: still exists"}};
-  ASSERT_TRUE(s.recordDamage(d).ok());
-  auto back = s.damage("hv01");
-  ASSERT_TRUE(back.ok()) << back.error().message;
-  ASSERT_TRUE(back->has_value());
-  EXPECT_EQ((*back)->target, "hv01");
-  EXPECT_EQ((*back)->created, d.created);
-  EXPECT_EQ((*back)->unrestored, d.unrestored);
-  ASSERT_TRUE(s.clearDamage("hv01").ok());
-  auto gone = s.damage("hv01");
-  ASSERT_TRUE(gone.ok());
-  EXPECT_FALSE(gone->has_value());
-}
-
-TEST_F(StateTest, StateTargetsListsEveryTargetWithAnyState) {
-  Store s = store();
-  TargetState a;
-  a.target = "hv01";
-  ASSERT_TRUE(s.save(a).ok());
-  Journal j;
-  j.id = "x";
-  j.target = "hv02";
-  j.targetSpec.name = "hv02";
-  j.targetSpec.provider = "linux";
-  j.operation = "apply";
-  ASSERT_TRUE(s.writeJournal(j).ok());
-  Generation g;
-  g.number = 1;
-  ASSERT_TRUE(s.addGeneration("hv03", g).ok());
-  ASSERT_TRUE(s.recordDamage(Damage{"hv00", "", {}}).ok());
-  auto ts = s.targets();
-  ASSERT_TRUE(ts.ok()) << ts.error().message;
-  EXPECT_EQ(*ts, (std::vector<std::string>{"hv00", "hv01", "hv02", "hv03"}));
-  // A lock alone is not state.
-  auto l = s.lockTarget("hv09", "apply", 0ms);
-  ASSERT_TRUE(l.ok());
-  ts = s.targets();
-  ASSERT_TRUE(ts.ok());
-  EXPECT_EQ(ts->size(), 4u);
-}
-
-// ---- durability and corruption
-// -----------------------------------------------------------------------------
 
 TEST_F(StateTest, StateAtomicWriteLeavesNoTempFilesAndPrivateModes) {
   ::umask(022);
@@ -362,203 +115,6 @@ TEST_F(StateTest, StateAtomicWriteLeavesNoTempFilesAndPrivateModes) {
   auto back = s.load("hv01");
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->generation, 19);
-}
-
-TEST_F(StateTest, StateCorruptFilesAreErrorsNotEmpty) {
-  Store s = store();
-  writeRaw("targets/hv01/state.json", "{\"formatVersion\": 1, \"target\": \"hv01\", \"gener");
-  auto st = s.load("hv01");
-  ASSERT_FALSE(st.ok());
-  EXPECT_TRUE(contains(st.error().message, "targets/hv01/state.json")) << st.error().message;
-  EXPECT_TRUE(contains(st.error().message, "corrupt")) << st.error().message;
-
-  writeRaw("targets/hv01/state.json", "");
-  EXPECT_FALSE(s.load("hv01").ok());
-  writeRaw("targets/hv01/state.json", "[1,2,3]");
-  EXPECT_FALSE(s.load("hv01").ok());
-  writeRaw("targets/hv01/state.json", R"({"target": "hv01", "generation": 1, "owned": []})");
-  EXPECT_FALSE(s.load("hv01").ok()) << "missing formatVersion";
-  writeRaw("targets/hv01/state.json",
-           R"({"formatVersion": 1, "target": "hv01", "generation": "x", "owned": []})");
-  st = s.load("hv01");
-  ASSERT_FALSE(st.ok());
-  EXPECT_TRUE(contains(st.error().message, "state.json")) << st.error().message;
-  writeRaw("targets/hv01/state.json",
-           R"({"formatVersion": 1, "target": "hv01", "generation": 1, "owned": {}})");
-  EXPECT_FALSE(s.load("hv01").ok());
-  writeRaw("targets/hv01/state.json",
-           R"({"formatVersion": 1, "target": "hv01", "generation": 1, "owned": [{"address": 5}]})");
-  EXPECT_FALSE(s.load("hv01").ok());
-  writeRaw("targets/hv01/state.json",
-           R"({"formatVersion": 1, "target": "other", "generation": 1, "owned": []})");
-  EXPECT_FALSE(s.load("hv01").ok()) << "a state file of another target";
-
-  writeRaw("targets/hv01/journal.json", "\x01\x02garbage");
-  auto j = s.journal("hv01");
-  ASSERT_FALSE(j.ok());
-  EXPECT_TRUE(contains(j.error().message, "journal.json")) << j.error().message;
-  writeRaw("targets/hv01/journal.json", R"({"formatVersion": 1, "id": "x", "target": "hv01"})");
-  EXPECT_FALSE(s.journal("hv01").ok()) << "truncated journal";
-
-  writeRaw("targets/hv01/damage.json", "{");
-  EXPECT_FALSE(s.damage("hv01").ok());
-
-  Generation g;
-  g.number = 1;
-  ASSERT_TRUE(s.addGeneration("hv01", g).ok());
-  writeRaw("targets/hv01/generations/00000002.json", "not json");
-  auto h = s.history("hv01");
-  ASSERT_FALSE(h.ok());
-  EXPECT_TRUE(contains(h.error().message, "00000002.json")) << h.error().message;
-  EXPECT_FALSE(s.generation("hv01", 2).ok());
-  // A generation file whose content disagrees with its name.
-  writeRaw("targets/hv01/generations/00000002.json", R"({"formatVersion": 1, "number": 3, "owned": []})");
-  EXPECT_FALSE(s.history("hv01").ok());
-  EXPECT_FALSE(s.generation("hv01", 2).ok());
-}
-
-TEST_F(StateTest, StateNewerFormatVersionIsRefused) {
-  Store s = store();
-  writeRaw("targets/hv01/state.json",
-           R"({"formatVersion": 2, "target": "hv01", "generation": 1, "owned": [], "newThing": true})");
-  auto st = s.load("hv01");
-  ASSERT_FALSE(st.ok());
-  EXPECT_TRUE(contains(st.error().message, "newer")) << st.error().message;
-  EXPECT_TRUE(contains(st.error().message, "formatVersion 2")) << st.error().message;
-  EXPECT_TRUE(contains(st.error().message, "state.json")) << st.error().message;
-
-  writeRaw("targets/hv01/journal.json", R"({"formatVersion": 99})");
-  EXPECT_FALSE(s.journal("hv01").ok());
-  writeRaw("targets/hv01/damage.json", R"({"formatVersion": 3, "target": "hv01", "unrestored": []})");
-  EXPECT_FALSE(s.damage("hv01").ok());
-  writeRaw("targets/hv01/generations/00000001.json", R"({"formatVersion": 2, "number": 1, "owned": []})");
-  EXPECT_FALSE(s.history("hv01").ok());
-  EXPECT_FALSE(s.generation("hv01", 1).ok());
-}
-
-// ---- keys and hostile names
-// --------------------------------------------------------------------------------
-
-TEST_F(StateTest, StateBackendRejectsEscapingKeys) {
-  auto b = backend();
-  for (const std::string& key : std::vector<std::string>{"../x", "/etc/passwd", "a/../../x", "a//b", "a/./b",
-                                                         "", "a/", "..", std::string("a\0b", 3)}) {
-    EXPECT_FALSE(b->write(key, "x").ok()) << key;
-    EXPECT_FALSE(b->read(key).ok()) << key;
-    EXPECT_FALSE(b->remove(key).ok()) << key;
-  }
-  EXPECT_FALSE(b->list("../").ok());
-  EXPECT_FALSE(b->list("/").ok());
-  for (const auto& p : allFiles(tmp_.path()))
-    EXPECT_EQ(p.string().rfind(dir().string(), 0), 0u) << "escaped: " << p;
-}
-
-TEST_F(StateTest, StateBackendListAndUnusualKeyCharacters) {
-  auto b = backend();
-  std::vector<std::string> keys = {"a/b c/d", "a/%41", "a/A", "a/.hidden", "a/x\ny", "a/\xc3\xa9t\xc3\xa9",
-                                   "b"};
-  for (const auto& k : keys) ASSERT_TRUE(b->write(k, "v:" + k).ok()) << k;
-  for (const auto& k : keys) {
-    auto r = b->read(k);
-    ASSERT_TRUE(r.ok() && r->has_value()) << k;
-    EXPECT_EQ(**r, "v:" + k);
-  }
-  auto all = b->list("");
-  ASSERT_TRUE(all.ok());
-  auto sorted = keys;
-  std::sort(sorted.begin(), sorted.end());
-  EXPECT_EQ(*all, sorted);
-  auto sub = b->list("a/");
-  ASSERT_TRUE(sub.ok());
-  EXPECT_EQ(sub->size(), 6u);
-  auto partial = b->list("a/b");
-  ASSERT_TRUE(partial.ok());
-  EXPECT_EQ(*partial, std::vector<std::string>{"a/b c/d"});
-  auto none = b->list("zzz/");
-  ASSERT_TRUE(none.ok());
-  EXPECT_TRUE(none->empty());
-  ASSERT_TRUE(b->remove("a/%41").ok());
-  auto r = b->read("a/%41");
-  ASSERT_TRUE(r.ok());
-  EXPECT_FALSE(r->has_value());
-  auto other = b->read("a/A");
-  ASSERT_TRUE(other.ok() && other->has_value()) << "'%41' and 'A' are different keys";
-  // Files we did not make are ignored by list().
-  std::ofstream(dir() / "a" / "stray file") << "x";
-  all = b->list("");
-  ASSERT_TRUE(all.ok());
-  EXPECT_EQ(all->size(), keys.size() - 1);
-}
-
-// Addresses ("T/Kind/name") cannot carry a target name with '/' (callers reject such names); the store must
-// still keep every such name inside DIR, so those owned objects use a plain target.
-std::string hostileAddrTarget(const std::string& n) { return n.find('/') == std::string::npos ? n : "hv01"; }
-
-TEST_F(StateTest, StateHostileTargetNamesStayInside) {
-  std::ofstream(tmp_.path() / "victim") << "precious";
-  Store s = store();
-  std::vector<std::string> names = {
-      "../x",      "../../etc/passwd", "a/b",    "..",  ".",      ".hidden",
-      "x\ny",      "/abs/path",        "50%off", "%2F", "sp ace", std::string(250, 'h'),
-      "tab\tname", "uni\xc3\xa9"};
-  for (const auto& n : names) {
-    TargetState st;
-    st.target = n;
-    st.generation = 3;
-    st.owned = sampleOwned(hostileAddrTarget(n));
-    ASSERT_TRUE(s.save(st).ok()) << n << ": " << s.save(st).error().message;
-    Generation g;
-    g.number = 1;
-    ASSERT_TRUE(s.addGeneration(n, g).ok()) << n;
-    ASSERT_TRUE(s.recordDamage(Damage{n, "", {"x"}}).ok()) << n;
-    auto l = s.lockTarget(n, "apply", 0ms);
-    ASSERT_TRUE(l.ok()) << n << ": " << l.error().message;
-  }
-  for (const auto& n : names) {
-    auto st = s.load(n);
-    ASSERT_TRUE(st.ok()) << n << ": " << st.error().message;
-    EXPECT_EQ(st->target, n);
-    EXPECT_EQ(st->generation, 3);
-    expectOwnedEq(sampleOwned(hostileAddrTarget(n)), st->owned);
-    auto h = s.history(n);
-    ASSERT_TRUE(h.ok());
-    EXPECT_EQ(h->size(), 1u) << n;
-  }
-  auto ts = s.targets();
-  ASSERT_TRUE(ts.ok());
-  auto sorted = names;
-  std::sort(sorted.begin(), sorted.end());
-  EXPECT_EQ(*ts, sorted);
-
-  // Names that cannot be stored fail cleanly.
-  std::string longName(300, 'L');
-  TargetState st;
-  st.target = longName;
-  auto r = s.save(st);
-  ASSERT_FALSE(r.ok());
-  EXPECT_TRUE(contains(r.error().message, "too long")) << r.error().message;
-  auto longLock = s.lockTarget(longName, "apply", 0ms);  // locks have no length limit: nothing is stored
-  ASSERT_TRUE(longLock.ok()) << longLock.error().message;
-  EXPECT_FALSE(s.lockTarget(longName, "apply", 0ms).ok());
-  auto loaded = s.load(longName);
-  EXPECT_FALSE(loaded.ok());
-  st.target = "";
-  EXPECT_FALSE(s.save(st).ok());
-  st.target = "bad\xff\xfeutf8";
-  auto bad = s.save(st);  // JSON cannot hold it: a clean error, not an exception
-  EXPECT_FALSE(bad.ok());
-  EXPECT_TRUE(s.lockTarget(st.target, "apply\xff", 0ms).ok());
-  st.target = std::string("nul\0byte", 8);
-  EXPECT_TRUE(s.save(st).ok()) << "a NUL is percent-encoded by the store";
-
-  for (const auto& p : allFiles(tmp_.path())) {
-    if (p == tmp_.path() / "victim" || p == dir()) continue;
-    EXPECT_EQ(p.string().rfind(dir().string() + "/", 0), 0u) << "escaped: " << p;
-  }
-  std::string victim;
-  std::getline(std::ifstream(tmp_.path() / "victim"), victim);
-  EXPECT_EQ(victim, "precious");
-  EXPECT_FALSE(fs::exists("/abs/path"));
 }
 
 TEST_F(StateTest, StateSymlinksInsideDirAreRefused) {
@@ -619,18 +175,77 @@ TEST_F(StateTest, StateTempFilesOfKilledWritersAreCleanedUp) {
   EXPECT_TRUE(fs::exists(d / (".tmp." + std::to_string(::getpid()) + ".123456")));
 }
 
+TEST_F(StateTest, StateFilesStayInsideDirAndLongNamesFailCleanly) {
+  std::ofstream(tmp_.path() / "victim") << "precious";
+  Store s = store();
+  for (const std::string n : {"../x", "../../etc/passwd", "a/b", "..", ".", "/abs/path", "%2F"}) {
+    TargetState st;
+    st.target = n;
+    st.owned = sampleOwned(hostileAddrTarget(n));
+    ASSERT_TRUE(s.save(st).ok()) << n;
+    ASSERT_TRUE(s.lockTarget(n, "apply", 0ms).ok()) << n;
+  }
+  // A name too long for a file name once encoded fails cleanly.
+  std::string longName(300, 'L');
+  TargetState st;
+  st.target = longName;
+  auto r = s.save(st);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.error().message, "too long")) << r.error().message;
+  auto longLock = s.lockTarget(longName, "apply", 0ms);  // locks have no length limit: nothing is stored
+  ASSERT_TRUE(longLock.ok()) << longLock.error().message;
+  EXPECT_FALSE(s.lockTarget(longName, "apply", 0ms).ok());
+  EXPECT_FALSE(s.load(longName).ok());
+  for (const auto& p : allFiles(tmp_.path())) {
+    if (p == tmp_.path() / "victim" || p == dir()) continue;
+    EXPECT_EQ(p.string().rfind(dir().string() + "/", 0), 0u) << "escaped: " << p;
+  }
+  std::string victim;
+  std::getline(std::ifstream(tmp_.path() / "victim"), victim);
+  EXPECT_EQ(victim, "precious");
+  EXPECT_FALSE(fs::exists("/abs/path"));
+}
+
+TEST_F(StateTest, StateForeignFilesAreNotDocuments) {
+  auto b = backend();
+  ASSERT_TRUE(b->write("a/b", "x").ok());
+  std::ofstream(dir() / "a" / "stray file") << "x";
+  auto all = b->list("");
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(*all, std::vector<std::string>{"a/b"});
+}
+
+// A SIGKILLed holder leaves its record behind (stale, not held) until the next lock() replaces it.
+TEST_F(StateTest, StateStaleRecordOfSigkilledHolder) {
+  Store s = store();
+  pid_t child = forkLockHolder(url());
+  ASSERT_GT(child, 0);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  auto ls = s.backend().locks();
+  ASSERT_TRUE(ls.ok());
+  ASSERT_EQ(ls->size(), 1u);
+  EXPECT_FALSE((*ls)[0].held);
+  EXPECT_EQ((*ls)[0].info.pid, child);
+  auto holder = s.lockHolder("hv01");
+  ASSERT_TRUE(holder.ok());
+  EXPECT_FALSE(holder->has_value()) << "a stale record holds nothing";
+}
+
 // ---- openBackend -----------------------------------------------------------------------------------------
 
 TEST_F(StateTest, StateOpenBackendSchemes) {
   auto bad = openBackend("s3://bucket/x");
   ASSERT_FALSE(bad.ok());
   EXPECT_TRUE(contains(bad.error().message, "file://")) << bad.error().message;
+  EXPECT_TRUE(contains(bad.error().message, "etcd://")) << bad.error().message;
   auto bare = openBackend("/var/lib/vnetplan");
   ASSERT_FALSE(bare.ok());
   EXPECT_TRUE(contains(bare.error().message, "file://")) << bare.error().message;
+  // etcd:// opens without connecting: the first operation does.
   auto etcd = openBackend("etcd://127.0.0.1:2379/vnetplan");
-  ASSERT_FALSE(etcd.ok());
-  EXPECT_TRUE(contains(etcd.error().message, "not implemented")) << etcd.error().message;
+  ASSERT_TRUE(etcd.ok()) << etcd.error().message;
+  EXPECT_EQ((*etcd)->url(), "etcd://127.0.0.1:2379/vnetplan");
   EXPECT_FALSE(openBackend("file://").ok());
 
   std::ofstream(tmp_.path() / "afile") << "x";
@@ -653,238 +268,137 @@ TEST_F(StateTest, StateOpenBackendSchemes) {
   EXPECT_TRUE(fs::exists(tmp_.path() / ".vnetplan/targets/hv01/state.json"));
 }
 
+// Environment variables of the etcd:// backend, cleared for a test and restored after it.
+class EtcdUrl : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* v : kVars) {
+      if (const char* x = std::getenv(v)) saved_.emplace_back(v, x);
+      ::unsetenv(v);
+    }
+  }
+  void TearDown() override {
+    for (const char* v : kVars) ::unsetenv(v);
+    for (const auto& [k, v] : saved_) ::setenv(k.c_str(), v.c_str(), 1);
+  }
+  static constexpr const char* kVars[] = {"VNETPLAN_ETCD_CACERT", "VNETPLAN_ETCD_CERT", "VNETPLAN_ETCD_KEY",
+                                          "VNETPLAN_ETCD_USER", "VNETPLAN_ETCD_PASSWORD",
+                                          "VNETPLAN_ETCD_PASSWORD_FILE"};
+  std::vector<std::pair<std::string, std::string>> saved_;
+  TempDir tmp_;
+};
+
+TEST_F(EtcdUrl, EndpointsPrefixAndOptions) {
+  namespace etcd = vnetplan::state::etcd;
+  auto c = etcd::parseUrl("etcd://10.0.0.1:2379,etcd-2.example:23790,[::1]:2379,etcd3/fleet/prod/?lock-ttl=5s&timeout=1500ms");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  ASSERT_EQ(c->endpoints.size(), 4u);
+  EXPECT_EQ(c->endpoints[0].str(), "10.0.0.1:2379");
+  EXPECT_EQ(c->endpoints[1].str(), "etcd-2.example:23790");
+  EXPECT_EQ(c->endpoints[2].host, "::1");
+  EXPECT_EQ(c->endpoints[2].str(), "[::1]:2379");
+  EXPECT_EQ(c->endpoints[3].port, 2379) << "the default client port";
+  EXPECT_EQ(c->prefix, "/fleet/prod");
+  EXPECT_EQ(c->lockTtl, std::chrono::seconds(5));
+  EXPECT_EQ(c->timeout, std::chrono::milliseconds(1500));
+  EXPECT_FALSE(c->tls);
+  EXPECT_TRUE(c->user.empty());
+
+  for (const std::string bad :
+       {"etcd://", "etcd://h:2379", "etcd://h:2379/", "etcd:///p", "etcd://h:99999/p", "etcd://h:x/p",
+        "etcd://h:2379/a/../b", "etcd://h:2379//p", "etcd://h/p?lock-ttl=1s", "etcd://h/p?frobnicate=1",
+        "etcd://h/p?timeout=soon", "etcd://h/p?tls=maybe", "etcd://h/p?user=root", "etcd://::1/p",
+        "etcd://h/p#frag", "etcd://h/p?cert=/etc/hostname"}) {
+    auto r = etcd::parseUrl(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+  }
+}
+
+// A credential never travels in the URL, and errors never repeat one.
+TEST_F(EtcdUrl, CredentialsNeverInTheUrlNorInErrors) {
+  for (const std::string url : {"etcd://root:s3cr3tPW@127.0.0.1:2379/vnetplan",
+                                "etcd://127.0.0.1:2379/vnetplan?user=root&password=s3cr3tPW"}) {
+    auto b = openBackend(url);
+    ASSERT_FALSE(b.ok()) << url;
+    EXPECT_FALSE(contains(b.error().message, "s3cr3tPW")) << b.error().message;
+    EXPECT_TRUE(contains(b.error().message, "password-env")) << b.error().message;
+  }
+  EXPECT_EQ(redactStateUrl("etcd://root:pw@h:1/p?x=1&password=pw&y=2"), "etcd://***@h:1/p?x=1&password=***&y=2");
+  EXPECT_EQ(redactStateUrl("file://.vnetplan"), "file://.vnetplan");
+
+  // References: an environment variable or a file, named in the URL or by VNETPLAN_ETCD_*.
+  namespace etcd = vnetplan::state::etcd;
+  auto byEnv = etcd::parseUrl("etcd://h/p?user=vnetplan&password-env=MY_PW");
+  ASSERT_TRUE(byEnv.ok()) << byEnv.error().message;
+  EXPECT_EQ(byEnv->user, "vnetplan");
+  ASSERT_TRUE(byEnv->password.has_value());
+  EXPECT_EQ(byEnv->password->describe(), "environment variable MY_PW");
+  ::setenv("VNETPLAN_ETCD_USER", "agent", 1);
+  ::setenv("VNETPLAN_ETCD_PASSWORD_FILE", "/run/secrets/etcd", 1);
+  auto byVars = etcd::parseUrl("etcd://h/p");
+  ASSERT_TRUE(byVars.ok()) << byVars.error().message;
+  EXPECT_EQ(byVars->user, "agent");
+  EXPECT_EQ(byVars->password->describe(), "file /run/secrets/etcd");
+  ::unsetenv("VNETPLAN_ETCD_PASSWORD_FILE");
+  auto noPassword = etcd::parseUrl("etcd://h/p");
+  ASSERT_FALSE(noPassword.ok());
+  EXPECT_TRUE(contains(noPassword.error().message, "needs a password")) << noPassword.error().message;
+}
+
+TEST_F(EtcdUrl, TlsFilesAreChecked) {
+  namespace etcd = vnetplan::state::etcd;
+  const std::string ca = (tmp_.path() / "ca.pem").string(), cert = (tmp_.path() / "c.pem").string(),
+                    key = (tmp_.path() / "c.key").string();
+  for (const auto& f : {ca, cert, key}) std::ofstream(f) << "-----BEGIN-----\n";
+  auto c = etcd::parseUrl("etcd://h/p?cacert=" + ca + "&cert=" + cert + "&key=" + key);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_TRUE(c->tls) << "a CA or client certificate means https";
+  EXPECT_EQ(c->caFile, ca);
+  EXPECT_FALSE(etcd::parseUrl("etcd://h/p?cert=" + cert).ok()) << "cert without key";
+  EXPECT_FALSE(etcd::parseUrl("etcd://h/p?cacert=" + ca + "&tls=false").ok());
+  auto missing = etcd::parseUrl("etcd://h/p?cacert=/nonexistent/ca.pem");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_TRUE(contains(missing.error().message, "/nonexistent/ca.pem")) << missing.error().message;
+  ::setenv("VNETPLAN_ETCD_CACERT", ca.c_str(), 1);
+  auto byEnv = etcd::parseUrl("etcd://h/p");
+  ASSERT_TRUE(byEnv.ok());
+  EXPECT_TRUE(byEnv->tls);
+  EXPECT_TRUE(etcd::parseUrl("etcd://h/p?tls=true").ok());
+}
+
+// Nothing listens there: the first operation fails within the URL's timeout, naming the endpoint.
+TEST_F(EtcdUrl, UnreachableEtcdFailsWithinTheTimeout) {
+  auto b = openBackend("etcd://127.0.0.1:1/vnetplan?timeout=300ms");
+  ASSERT_TRUE(b.ok());
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = (*b)->read("targets/x/state.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+  EXPECT_TRUE(contains(r.error().message, "127.0.0.1:1")) << r.error().message;
+  EXPECT_TRUE(contains(r.error().message, "unreachable")) << r.error().message;
+}
+
 TEST(StateClock, StateNowRfc3339IsUtcSeconds) {
   std::string now = nowRfc3339();
   EXPECT_TRUE(std::regex_match(now, std::regex(R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)"))) << now;
 }
 
-// ---- locks
-// -------------------------------------------------------------------------------------------------
-
-TEST_F(StateTest, StateLockReleaseRemovesRecord) {
-  Store s = store();
-  {
-    auto l = s.lockTarget("hv01", "apply", 0ms);
-    ASSERT_TRUE(l.ok()) << l.error().message;
-    const LockInfo& i = (*l)->info();
-    EXPECT_EQ(i.name, "target/hv01");
-    EXPECT_EQ(i.operation, "apply");
-    EXPECT_EQ(i.pid, ::getpid());
-    EXPECT_TRUE(std::regex_match(i.id, std::regex("[0-9a-f]{16}"))) << i.id;
-    EXPECT_TRUE(contains(i.owner, "@")) << i.owner;
-    auto ls = s.backend().locks();
-    ASSERT_TRUE(ls.ok());
-    ASSERT_EQ(ls->size(), 1u);
-    EXPECT_EQ((*ls)[0].info.id, i.id);
-    EXPECT_EQ((*ls)[0].info.owner, i.owner);
-    EXPECT_TRUE((*ls)[0].held);
-    // Other targets are independent.
-    auto other = s.lockTarget("hv02", "apply", 0ms);
-    EXPECT_TRUE(other.ok());
+TEST(StateEtcdCodec, Base64AndPrefixEnd) {
+  namespace etcd = vnetplan::state::etcd;
+  for (const std::string& s : {std::string(), std::string("f"), std::string("fo"), std::string("foo"),
+                              std::string("\x00\xff\x10", 3), std::string(1000, '\xab')}) {
+    auto back = etcd::base64Decode(etcd::base64Encode(s));
+    ASSERT_TRUE(back.has_value());
+    EXPECT_EQ(*back, s);
   }
-  auto ls = s.backend().locks();
-  ASSERT_TRUE(ls.ok());
-  EXPECT_TRUE(ls->empty());
-  auto again = s.lockTarget("hv01", "rollback", 0ms);
-  ASSERT_TRUE(again.ok());
-}
-
-TEST_F(StateTest, StateLockMayOutliveItsStore) {
-  std::unique_ptr<Lock> lock;
-  {
-    Store s = store();
-    auto l = s.lockTarget("hv01", "apply", 0ms);
-    ASSERT_TRUE(l.ok());
-    lock = std::move(*l);
-  }
-  Store other = store();
-  EXPECT_FALSE(other.lockTarget("hv01", "apply", 0ms).ok());
-  lock.reset();
-  auto ls = other.backend().locks();
-  ASSERT_TRUE(ls.ok());
-  EXPECT_TRUE(ls->empty());
-  EXPECT_TRUE(other.lockTarget("hv01", "apply", 0ms).ok());
-}
-
-TEST_F(StateTest, StateLockContentionBetweenThreads) {
-  Store a = store();
-  Store b = store();
-  auto held = a.lockTarget("hv01", "apply", 0ms);
-  ASSERT_TRUE(held.ok());
-  const std::string id = (*held)->info().id;
-
-  auto start = std::chrono::steady_clock::now();
-  auto denied = b.lockTarget("hv01", "apply", 150ms);
-  auto waited = std::chrono::steady_clock::now() - start;
-  ASSERT_FALSE(denied.ok());
-  EXPECT_GE(waited, 140ms);
-  const std::string& msg = denied.error().message;
-  EXPECT_TRUE(contains(msg, "state is locked by " + (*held)->info().owner)) << msg;
-  EXPECT_TRUE(contains(msg, "pid " + std::to_string(::getpid()))) << msg;
-  EXPECT_TRUE(contains(msg, "operation apply")) << msg;
-  EXPECT_TRUE(contains(msg, "since " + (*held)->info().created)) << msg;
-  EXPECT_TRUE(contains(msg, "lock id " + id)) << msg;
-  EXPECT_TRUE(contains(msg, "vnetplan state unlock " + id)) << msg;
-
-  // The waiter gets the lock once the holder lets go.
-  std::atomic<bool> got{false};
-  std::thread waiter([&] {
-    auto l = b.lockTarget("hv01", "rollback", 5000ms);
-    got = l.ok();
-    if (l.ok()) {
-      EXPECT_EQ((*l)->info().operation, "rollback");
-    }
-  });
-  std::this_thread::sleep_for(100ms);
-  EXPECT_FALSE(got.load());
-  held.value().reset();
-  waiter.join();
-  EXPECT_TRUE(got.load());
-}
-
-TEST_F(StateTest, StateUnlockRefusesLiveLock) {
-  Store a = store();
-  Store b = store();
-  auto held = a.lockTarget("hv01", "apply", 0ms);
-  ASSERT_TRUE(held.ok());
-  auto r = b.backend().unlock((*held)->info().id);
-  ASSERT_FALSE(r.ok());
-  EXPECT_TRUE(contains(r.error().message, "held")) << r.error().message;
-  auto ls = b.backend().locks();
-  ASSERT_TRUE(ls.ok());
-  ASSERT_EQ(ls->size(), 1u);
-  EXPECT_TRUE((*ls)[0].held);
-  auto unknown = b.backend().unlock("0000000000000000");
-  ASSERT_FALSE(unknown.ok());
-  EXPECT_TRUE(contains(unknown.error().message, "no lock")) << unknown.error().message;
-}
-
-// Forks a child that takes the lock on hv01 and then sleeps; returns its pid once it holds the lock.
-pid_t forkLockHolder(const std::string& url) {
-  int fds[2];
-  if (::pipe(fds) != 0) return -1;
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(fds[0]);
-    auto b = openBackend(url);
-    if (!b.ok()) ::_exit(2);
-    Store s(std::move(*b));
-    auto l = s.lockTarget("hv01", "apply", 0ms);
-    char c = l.ok() ? 'y' : 'n';
-    if (::write(fds[1], &c, 1) != 1) ::_exit(3);
-    for (;;) ::pause();
-  }
-  ::close(fds[1]);
-  char c = 0;
-  ssize_t n = ::read(fds[0], &c, 1);
-  ::close(fds[0]);
-  if (n != 1 || c != 'y') {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-    return -1;
-  }
-  return pid;
-}
-
-TEST_F(StateTest, StateLockContentionBetweenProcessesAndSigkilledHolder) {
-  Store s = store();
-  pid_t child = forkLockHolder(url());
-  ASSERT_GT(child, 0);
-
-  auto denied = s.lockTarget("hv01", "apply", 100ms);
-  ASSERT_FALSE(denied.ok());
-  EXPECT_TRUE(contains(denied.error().message, "state is locked by")) << denied.error().message;
-  EXPECT_TRUE(contains(denied.error().message, "pid " + std::to_string(child))) << denied.error().message;
-
-  auto ls = s.backend().locks();
-  ASSERT_TRUE(ls.ok());
-  ASSERT_EQ(ls->size(), 1u);
-  EXPECT_TRUE((*ls)[0].held);
-  EXPECT_EQ((*ls)[0].info.pid, child);
-  const std::string childId = (*ls)[0].info.id;
-  EXPECT_FALSE(s.backend().unlock(childId).ok()) << "the child is alive and holds it";
-
-  ::kill(child, SIGKILL);
-  ::waitpid(child, nullptr, 0);
-
-  // The record stays behind, but the flock is gone.
-  ls = s.backend().locks();
-  ASSERT_TRUE(ls.ok());
-  ASSERT_EQ(ls->size(), 1u);
-  EXPECT_FALSE((*ls)[0].held);
-  EXPECT_EQ((*ls)[0].info.id, childId);
-
-  // The next lock() succeeds and replaces the stale record.
-  auto mine = s.lockTarget("hv01", "apply", 1000ms);
-  ASSERT_TRUE(mine.ok()) << mine.error().message;
-  EXPECT_NE((*mine)->info().id, childId);
-  ls = s.backend().locks();
-  ASSERT_TRUE(ls.ok());
-  ASSERT_EQ(ls->size(), 1u);
-  EXPECT_EQ((*ls)[0].info.id, (*mine)->info().id);
-  EXPECT_EQ((*ls)[0].info.pid, ::getpid());
-  EXPECT_TRUE((*ls)[0].held);
-}
-
-TEST_F(StateTest, StateUnlockRemovesStaleRecord) {
-  Store s = store();
-  pid_t child = forkLockHolder(url());
-  ASSERT_GT(child, 0);
-  ::kill(child, SIGKILL);
-  ::waitpid(child, nullptr, 0);
-  auto ls = s.backend().locks();
-  ASSERT_TRUE(ls.ok());
-  ASSERT_EQ(ls->size(), 1u);
-  EXPECT_FALSE((*ls)[0].held);
-  EXPECT_EQ((*ls)[0].info.name, "target/hv01");
-  ASSERT_TRUE(s.backend().unlock((*ls)[0].info.id).ok());
-  ls = s.backend().locks();
-  ASSERT_TRUE(ls.ok());
-  EXPECT_TRUE(ls->empty());
-}
-
-TEST_F(StateTest, StateLockHeldAcrossProcessesUntilReleased) {
-  // A child blocks on the lock the parent holds, then gets it when the parent lets go. The child is forked
-  // before the parent locks: a fork()ed child shares (and would keep alive) the parent's flock descriptor.
-  int go[2], ready[2];
-  ASSERT_EQ(::pipe(go), 0);
-  ASSERT_EQ(::pipe(ready), 0);
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::close(go[1]);
-    ::close(ready[0]);
-    char c = 0;
-    if (::read(go[0], &c, 1) != 1) ::_exit(6);
-    auto b = openBackend(url());
-    if (!b.ok()) ::_exit(2);
-    Store cs(std::move(*b));
-    auto denied = cs.lockTarget("hv01", "apply", 50ms);
-    if (denied.ok()) ::_exit(4);
-    if (!contains(denied.error().message, "pid " + std::to_string(::getppid()))) ::_exit(7);
-    c = 'w';
-    if (::write(ready[1], &c, 1) != 1) ::_exit(3);
-    auto l = cs.lockTarget("hv01", "apply", 10000ms);
-    ::_exit(l.ok() ? 0 : 5);
-  }
-  ::close(go[0]);
-  ::close(ready[1]);
-  Store s = store();
-  auto held = s.lockTarget("hv01", "apply", 0ms);
-  ASSERT_TRUE(held.ok());
-  char c = 'g';
-  ASSERT_EQ(::write(go[1], &c, 1), 1);
-  ASSERT_EQ(::read(ready[0], &c, 1), 1);
-  ::close(go[1]);
-  ::close(ready[0]);
-  std::this_thread::sleep_for(50ms);
-  held.value().reset();
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(etcd::base64Encode("foobar"), "Zm9vYmFy");
+  EXPECT_FALSE(etcd::base64Decode("Zm9v!").has_value());
+  EXPECT_FALSE(etcd::base64Decode("Zg==Zg==").has_value());
+  EXPECT_EQ(etcd::prefixEnd("/a/"), "/a0");
+  EXPECT_EQ(etcd::prefixEnd(std::string("a\xff", 2)), "b");
+  EXPECT_EQ(etcd::int64Field(Json{{"r", "42"}}, "r"), 42);
+  EXPECT_EQ(etcd::int64Field(Json{{"r", 7}}, "r"), 7);
+  EXPECT_EQ(etcd::int64Field(Json::object(), "r"), 0);
 }
 
 }  // namespace
