@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "base/duration.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/output.h"
@@ -45,18 +46,6 @@ Environment:
   VNETPLAN_OVSDB_TIMEOUT_MS  bound on every OVSDB request (default 30000)
   VNETPLAN_OVS_SETTLE_MS     how long apply waits for ovs-vswitchd to take a change (default 10000)
 )";
-
-std::optional<std::chrono::milliseconds> parseDuration(const std::string& s) {
-  static const std::regex re(R"(^([0-9]+)(ms|s|m|h)?$)");
-  std::smatch m;
-  if (!std::regex_match(s, m, re)) return std::nullopt;
-  long long n = std::stoll(m[1].str());
-  std::string unit = m[2].matched ? m[2].str() : "s";
-  if (unit == "ms") return std::chrono::milliseconds(n);
-  if (unit == "s") return std::chrono::milliseconds(n * 1000);
-  if (unit == "m") return std::chrono::milliseconds(n * 60000);
-  return std::chrono::milliseconds(n * 3600000);
-}
 
 // "unknown command 'pln' (did you mean 'plan'?)" when the first word that is not an option (or an option's value)
 // names no subcommand.

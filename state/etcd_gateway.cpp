@@ -11,6 +11,8 @@
 #include <regex>
 #include <thread>
 
+#include "base/duration.h"
+
 namespace vnetplan::state::etcd {
 
 namespace {
@@ -18,18 +20,6 @@ namespace {
 std::atomic<uint64_t> gRequests{0};
 
 const char* kOptions = "tls, cacert, cert, key, user, password-env, password-file, lock-ttl, timeout";
-
-std::optional<std::chrono::milliseconds> parseDuration(const std::string& s) {
-  static const std::regex re(R"(^([0-9]{1,9})(ms|s|m|h)?$)");
-  std::smatch m;
-  if (!std::regex_match(s, m, re)) return std::nullopt;
-  long long n = std::stoll(m[1].str());
-  std::string unit = m[2].matched ? m[2].str() : "s";
-  if (unit == "ms") return std::chrono::milliseconds(n);
-  if (unit == "s") return std::chrono::milliseconds(n * 1000);
-  if (unit == "m") return std::chrono::milliseconds(n * 60000);
-  return std::chrono::milliseconds(n * 3600000);
-}
 
 std::optional<std::string> percentDecodeValue(const std::string& s) {
   std::string out;
