@@ -1,6 +1,7 @@
 #include "providers/linux/policy_security.h"
 
 #include "providers/linux/nft.h"
+#include "providers/linux/shaping.h"
 #include "providers/linux/session.h"
 
 namespace vnetplan::lnx {
@@ -137,6 +138,18 @@ void observeSecurity(LinuxSession& s, const std::string& port, const std::string
   const char* path = !forged ? "security.allowForgedTransmits" : "security.allowMacChanges";
   a.set(path, "false (its nftables rules were changed by hand)");
   if (forged && macChanges) a.set("security.allowForgedTransmits", "true (a table bridge " + t + " is left)");
+}
+
+Status syncPortPolicies(LinuxSession& s, const Step& step, const char* macPath) {
+  bool policy = false, shaping = false;
+  for (const auto& path : step.changed) {
+    policy = policy || path == macPath || securityPath(path);
+    shaping = shaping || shapingPath(path) || path == "mtu";
+  }
+  if (policy)
+    if (Status st = syncSecurity(s, step.addr.name, step.after, macPath); !st.ok()) return st;
+  if (shaping) return syncShaping(s, step.addr.name, step.after);
+  return {};
 }
 
 }  // namespace vnetplan::lnx

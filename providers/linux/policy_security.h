@@ -22,6 +22,9 @@ bool securityPath(const std::string& path);
 void checkSecurity(const Resource& r, Diagnostics& diags, const char* macPath);
 // Leaves the port's table as `a` asks (none when nothing is false), in one nftables batch.
 Status syncSecurity(LinuxSession& s, const std::string& port, const Attrs& a, const char* macPath);
+// After an update of a tap or veth: the security table and the shaping qdisc again, each only when the step
+// changes something it depends on (the guest's MAC at `macPath`; the MTU sizes the shaping burst).
+Status syncPortPolicies(LinuxSession& s, const Step& step, const char* macPath);
 // Removes the port's table if it has one.
 Status dropSecurity(LinuxSession& s, const std::string& port);
 // During observe: security.* of a port whose guest MAC is `guestMac` ("" if unknown).

@@ -199,16 +199,7 @@ Status tapUpdate(LinuxSession& s, const Step& step) {
   }
   if (changes(step, "addresses"))
     if (Status st = syncAddresses(s, kTapOps, name, step.before, step.after); !st.ok()) return st;
-  bool policy = changes(step, "mac");
-  bool shaping = false;
-  for (const auto& path : step.changed) {
-    policy = policy || securityPath(path);
-    shaping = shaping || shapingPath(path) || path == "mtu";
-  }
-  if (policy)
-    if (Status st = syncSecurity(s, name, step.after, "mac"); !st.ok()) return st;
-  if (shaping) return syncShaping(s, name, step.after);
-  return {};
+  return syncPortPolicies(s, step, "mac");
 }
 
 Status tapRemove(LinuxSession& s, const Step& step) {

@@ -181,16 +181,7 @@ Status vethUpdate(LinuxSession& s, const Step& step) {
   }
   if (changes(step, "addresses"))
     if (Status st = syncAddresses(s, kVethOps, name, step.before, step.after); !st.ok()) return st;
-  bool policy = changes(step, "linux.peerMac");
-  bool shaping = false;
-  for (const auto& path : step.changed) {
-    policy = policy || securityPath(path);
-    shaping = shaping || shapingPath(path) || path == "mtu";
-  }
-  if (policy)
-    if (Status st = syncSecurity(s, name, step.after, "linux.peerMac"); !st.ok()) return st;
-  if (shaping) return syncShaping(s, name, step.after);
-  return {};
+  return syncPortPolicies(s, step, "linux.peerMac");
 }
 
 Status vethRemove(LinuxSession& s, const Step& step) {
