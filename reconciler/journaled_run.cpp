@@ -158,12 +158,23 @@ TargetOutcome JournaledRun::abandoned(const state::Journal& journal, const std::
 
 Status JournaledRun::execute(const std::vector<Step>& steps, state::Journal& journal) {
   if (steps.empty()) return {};
-  switch (session_.mode()) {
-    case TargetSession::Mode::StepByStep: return executeStepByStep(steps, journal);
-    case TargetSession::Mode::Batched:
-    case TargetSession::Mode::Atomic: return executeBatches(steps, journal);
+  Status executed = session_.mode() == TargetSession::Mode::StepByStep ? executeStepByStep(steps, journal)
+                                                                      : executeBatches(steps, journal);
+  if (!executed) return executed;
+  return flush("apply");
+}
+
+// The session's deferred work (e.g. one nftables batch) is committed once, after the last step.
+Status JournaledRun::flush(const char* what) {
+  if (opts_.faults.failAtFlush) {
+    session_.discard();
+    return err(std::string("injected failure: the ") + what + "'s deferred commit failed");
   }
-  return err("unknown apply mode");
+  crashPoint("before flush");
+  Status s = session_.flush();
+  crashPoint("after flush");
+  if (!s) return err(std::string("committing the ") + what + "'s deferred changes: " + s.error().message);
+  return {};
 }
 
 void JournaledRun::markDone(state::Journal& journal, size_t done, bool force) {
@@ -331,6 +342,8 @@ TargetOutcome JournaledRun::rollback(state::Journal journal, const std::string& 
   keep(store_.writeJournal(journal), "writeJournal");
 
   std::vector<std::string> problems;
+  // What the failed apply deferred and never committed stays uncommitted; rollback starts from the live state.
+  session_.discard();
   auto obs = session_.observe();
   if (!obs) {
     problems = {"cannot observe the target to roll back: " + obs.error().message};
@@ -366,6 +379,10 @@ TargetOutcome JournaledRun::rollback(state::Journal journal, const std::string& 
         stepErrors.push_back(describe(batch[failed]) + ": " + r.status.error().message);
         start += failed + 1;
       }
+    }
+    if (!steps.empty()) {
+      crashPoint("before rollback flush");
+      if (Status f = session_.flush(); !f) stepErrors.push_back("committing the rollback's deferred changes: " + f.error().message);
     }
     problems = verify(journal.preImage, /*exact=*/true);
     if (!problems.empty()) problems.insert(problems.end(), stepErrors.begin(), stepErrors.end());

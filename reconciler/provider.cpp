@@ -55,6 +55,7 @@ FaultInjection FaultInjection::fromEnv() {
   f.failAtStep = envLong("VNETPLAN_FAIL_AT_STEP");
   f.slowStepMs = envLong("VNETPLAN_SLOW_STEP_MS");
   f.failAfterCommit = envLong("VNETPLAN_FAIL_AFTER_COMMIT") > 0;
+  f.failAtFlush = envLong("VNETPLAN_FAIL_AT_FLUSH") > 0;
   return f;
 }
 

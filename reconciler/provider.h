@@ -89,6 +89,12 @@ class TargetSession {
   // How many steps of one batch a Batched session may run at once (--parallelism), where its backend takes
   // concurrent requests; the applier sets it before the first step.
   virtual void setParallelism(int n) { (void)n; }
+  // Work the steps deferred to be committed together, once per apply (e.g. every nftables change of a linux
+  // target in one atomic batch). The applier calls flush() after the last step of an apply or a rollback,
+  // before verifying; a failed flush commits none of it. discard() drops deferred work that was not flushed:
+  // the applier calls it before rolling back, so what a failed apply left pending is never committed later.
+  virtual Status flush() { return {}; }
+  virtual void discard() {}
 };
 
 inline constexpr std::chrono::milliseconds kDefaultTargetTimeout{60000};
@@ -150,6 +156,8 @@ struct FaultInjection {
   // VNETPLAN_FAIL_AFTER_COMMIT=1: a transactional target's apply fails right after its transaction committed
   // (as if verification had failed), so the rollback runs as a second transaction.
   bool failAfterCommit = false;
+  // VNETPLAN_FAIL_AT_FLUSH=1: the flush of an apply's deferred work fails before anything of it is committed.
+  bool failAtFlush = false;
 };
 
 }  // namespace vnetplan

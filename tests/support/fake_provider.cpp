@@ -161,7 +161,47 @@ class FakeSession final : public TargetSession {
   Mode mode() const override { return ctx_.world.mode; }
   size_t batchSize() const override { return ctx_.world.batchSize; }
 
-  Status apply(const Step& step) override { return table_.apply(ctx_, step); }
+  Status apply(const Step& step) override {
+    if (ctx_.world.mode == Mode::StepByStep && ctx_.world.deferredKinds.count(step.addr.kind)) {
+      std::lock_guard<std::mutex> lock(ctx_.world.mu);
+      ctx_.world.log.push_back("defer " + step.addr.str());
+      pending_.push_back(step);
+      return {};
+    }
+    return table_.apply(ctx_, step);
+  }
+
+  Status flush() override {
+    std::vector<Step> pending = std::move(pending_);
+    pending_.clear();
+    {
+      std::lock_guard<std::mutex> lock(ctx_.world.mu);
+      ctx_.world.log.push_back("flush " + ctx_.target + " " + std::to_string(pending.size()));
+      if (ctx_.world.flushFails > 0) {
+        --ctx_.world.flushFails;
+        return err("injected flush failure");
+      }
+    }
+    // All or nothing, as an nftables batch.
+    std::map<Address, ObservedObject> saved;
+    {
+      std::lock_guard<std::mutex> lock(ctx_.world.mu);
+      saved = ctx_.world.live[ctx_.target];
+    }
+    for (const auto& step : pending)
+      if (Status s = table_.apply(ctx_, step); !s) {
+        std::lock_guard<std::mutex> lock(ctx_.world.mu);
+        ctx_.world.live[ctx_.target] = saved;
+        return s;
+      }
+    return {};
+  }
+
+  void discard() override {
+    std::lock_guard<std::mutex> lock(ctx_.world.mu);
+    ctx_.world.log.push_back("discard " + std::to_string(pending_.size()));
+    pending_.clear();
+  }
 
   BatchResult applyBatch(const std::vector<Step>& steps, const std::function<void(size_t)>& done) override {
     if (mode() != Mode::Atomic) {
@@ -203,6 +243,7 @@ class FakeSession final : public TargetSession {
   FakeContext ctx_;
   const KindTable<FakeContext, FakeContext>& table_;
   long failAt_ = -1;
+  std::vector<Step> pending_;  // deferred steps (deferredKinds), committed by flush()
 };
 
 class FakeProvider final : public TableProvider<FakeContext, FakeContext> {

@@ -53,6 +53,10 @@ struct FakeWorld {
   void failOn(const std::string& addr, StepAction action, int times = 1, std::string message = "injected failure");
   // observe() fails after this many more successful observes (-1: never).
   int observeFailsAfter = -1;
+  // Steps of these kinds are deferred until the session's flush() (as a linux target's nftables changes): they
+  // change nothing live before it. flushFails > 0: that many flushes fail, committing none of their work.
+  std::set<Kind> deferredKinds;
+  int flushFails = 0;
   // A hook called before each step is applied (e.g. to kill the process at a chosen point).
   std::function<void(const Step&)> beforeStep;
 

@@ -345,6 +345,74 @@ class RefusingBackend : public state::Backend {
 
 // Applied and verified, but the state store cannot record it: its own outcome and exit code (4), not "failed and
 // not restored" (3); the journal stays so the next apply refuses until 'vnetplan rollback'.
+// A step-by-step session that defers some work (a linux target's nftables changes) to one flush per apply.
+class DeferredApply : public FakeApply {};
+
+TEST_P(DeferredApply, DeferredWorkIsCommittedOnceAfterTheLastStep) {
+  world_.deferredKinds = {Kind::PortGroup, Kind::Port};
+  auto p = plan();
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  auto out = apply(*p);
+  ASSERT_EQ(out.exitCode(), 0) << out.targets[0].message;
+  EXPECT_EQ(live().size(), 4u) << "the deferred creates are live after the apply (verified)";
+  EXPECT_EQ(world_.count("flush hv1"), 1u) << "one flush per apply";
+  EXPECT_EQ(world_.count("flush hv1 3"), 1u) << "the group and both ports, committed together";
+  // The flush follows the last step: nothing was applied after it.
+  auto flushAt = std::find(world_.log.begin(), world_.log.end(), "flush hv1 3");
+  ASSERT_NE(flushAt, world_.log.end());
+  for (auto it = flushAt + 1; it != world_.log.end(); ++it) EXPECT_NE(it->rfind("defer ", 0), 0u) << *it;
+  auto again = plan();
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->hasChanges());
+}
+
+TEST_P(DeferredApply, AFailedFlushRollsBackTheStepsThatRan) {
+  world_.deferredKinds = {Kind::Port};
+  auto first = plan();
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(apply(*first).exitCode(), 0);
+  std::string changed = kManifest;
+  changed.replace(changed.find("mtu: 9000"), 9, "mtu: 1600");
+  for (size_t at = changed.find("mtu: 1500"); at != std::string::npos; at = changed.find("mtu: 1500"))
+    changed.replace(at, 9, "mtu: 1400");
+  const auto before = live();
+  auto p = plan(changed);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  world_.flushFails = 1;
+  auto out = apply(*p);
+  EXPECT_EQ(out.exitCode(), 1) << out.targets[0].message;
+  EXPECT_NE(out.targets[0].message.find("injected flush failure"), std::string::npos) << out.targets[0].message;
+  EXPECT_NE(out.targets[0].message.find("Rolled back"), std::string::npos) << out.targets[0].message;
+  EXPECT_TRUE(sameLive(before, live())) << "the switch's mtu (not deferred) is restored, the ports never changed";
+  auto st = store_->load("hv1");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->generation, 1);
+}
+
+TEST_P(DeferredApply, WorkDeferredBeforeAFailingStepIsNeverCommitted) {
+  world_.deferredKinds = {Kind::PortGroup};
+  auto first = plan();
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(apply(*first).exitCode(), 0);
+  std::string changed = kManifest;
+  changed.replace(changed.find("vlan: 10"), 8, "vlan: 20");
+  for (size_t at = changed.find("mtu: 1500"); at != std::string::npos; at = changed.find("mtu: 1500"))
+    changed.replace(at, 9, "mtu: 1400");
+  const auto before = live();
+  auto p = plan(changed);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  // The group's vlan change is deferred; then a port's update fails. The rollback must not commit the group's
+  // pending change with its own flush.
+  world_.failOn("hv1/Port/p2", StepAction::Update);
+  auto out = apply(*p);
+  EXPECT_EQ(out.exitCode(), 1) << out.targets[0].message;
+  EXPECT_TRUE(sameLive(before, live())) << out.targets[0].message;
+  EXPECT_EQ(world_.get("hv1/PortGroup/pg")->getInt("vlan"), 10);
+  EXPECT_EQ(world_.count("discard 1"), 1u) << "the pending group change was dropped before the rollback";
+}
+
+INSTANTIATE_TEST_SUITE_P(StepByStep, DeferredApply, ::testing::Values(TargetSession::Mode::StepByStep));
+
 TEST(FakeApplyStateStore, AppliedButNotRecordedIsExitFour) {
   const fs::path dir = fs::temp_directory_path() / ("vnp-fake-norecord-" + std::to_string(::getpid()));
   fs::remove_all(dir);
