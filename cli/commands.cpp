@@ -1,5 +1,7 @@
 #include "cli/commands.h"
 
+#include "base/retain.h"
+
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <unistd.h>
@@ -88,9 +90,10 @@ int cmdPlan(const GlobalOptions& g, const PlanArgs& a) {
     if (Status s = writeFileAtomic(a.out, renderPlanJson(*plan)); !s) return fail(s.error().message);
     say("Saved the plan to " + a.out + ". Apply exactly this plan with: vnetplan apply " + a.out);
   }
-  if (reportUnreachable(*plan, "planned")) return 1;
-  if (a.detailedExitCode && plan->hasChanges()) return 2;
-  return 0;
+  const int rc = reportUnreachable(*plan, "planned") ? 1 : a.detailedExitCode && plan->hasChanges() ? 2 : 0;
+  retainUntilExit(std::move(*plan));
+  retainUntilExit(std::move(*desired));
+  return rc;
 }
 
 int cmdApply(const GlobalOptions& g, const ApplyArgs& a) {

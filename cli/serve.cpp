@@ -1,5 +1,7 @@
 #include "cli/serve.h"
 
+#include "base/retain.h"
+
 #include <httplib.h>
 #include <openssl/crypto.h>
 #include <signal.h>
@@ -545,6 +547,7 @@ Result<std::string> readToken(const ServeArgs& a) {
 }  // namespace
 
 int cmdServe(const GlobalOptions& g, const ServeArgs& a) {
+  setOneShotProcess(false);  // long-running: every plan's objects are freed as usual
   auto listen = parseListen(a.listen);
   if (!listen) return fail(listen.error().message);
   auto token = readToken(a);

@@ -92,15 +92,77 @@ Result<Step> stepFromJson(const Json& j) {
   return s;
 }
 
+// flatJson(a).dump() without building the object (a plan fingerprints every object it covers): the same bytes,
+// so fingerprints in saved plans stay comparable across versions.
+// Plain printable ASCII is written as it is; anything else (escapes, UTF-8, floats) goes through Json::dump,
+// whose output this must equal byte for byte.
+static void dumpString(const std::string& str, std::string& out) {
+  for (unsigned char ch : str)
+    if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
+      out += Json(str).dump();
+      return;
+    }
+  out += '"';
+  out += str;
+  out += '"';
+}
+
+static void dumpValue(const Json& v, std::string& out) {
+  switch (v.type()) {
+    case Json::value_t::null: out += "null"; return;
+    case Json::value_t::boolean: out += v.get<bool>() ? "true" : "false"; return;
+    case Json::value_t::number_integer: out += std::to_string(v.get<int64_t>()); return;
+    case Json::value_t::number_unsigned: out += std::to_string(v.get<uint64_t>()); return;
+    case Json::value_t::string: dumpString(v.get_ref<const std::string&>(), out); return;
+    case Json::value_t::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& e : v) {
+        if (!first) out += ',';
+        first = false;
+        dumpValue(e, out);
+      }
+      out += ']';
+      return;
+    }
+    case Json::value_t::object: {
+      out += '{';
+      bool first = true;
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        if (!first) out += ',';
+        first = false;
+        dumpString(it.key(), out);
+        out += ':';
+        dumpValue(it.value(), out);
+      }
+      out += '}';
+      return;
+    }
+    default: out += v.dump(); return;
+  }
+}
+
+static std::string flatDump(const Attrs& a) {
+  std::string out = "{";
+  for (const auto& [k, v] : a.values()) {
+    if (out.size() > 1) out += ',';
+    dumpString(k, out);
+    out += ':';
+    dumpValue(v, out);
+  }
+  out += '}';
+  return out;
+}
+
 std::string fingerprint(const ObservedObject* live) {
   if (!live) return "absent";
   if (live->identity.empty()) return fingerprint(&live->attrs);
-  return sha256Hex(flatJson(live->attrs).dump() + '\0' + live->identity.id + '\0' + live->identity.revision);
+  return sha256Hex(flatDump(live->attrs) + '\0' + live->identity.id + '\0' + live->identity.revision);
 }
 
 std::string fingerprint(const Attrs* live) {
   if (!live) return "absent";
-  return sha256Hex(flatJson(*live).dump());
+  return sha256Hex(flatDump(*live));
 }
 
 std::string fingerprint(const std::optional<Attrs>& live) { return fingerprint(live ? &*live : nullptr); }

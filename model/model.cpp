@@ -1,4 +1,6 @@
 #include "model/model.h"
+
+#include <atomic>
 #include "model/step.h"
 
 #include <array>
@@ -57,9 +59,27 @@ std::optional<Address> Address::parse(const std::string& s) {
   return Address{s.substr(0, a), *kind, s.substr(b + 1)};
 }
 
+const Attrs::Map& Attrs::noValues() {
+  static const Map kEmpty;
+  return kEmpty;
+}
+
+Attrs::Map& Attrs::mut() {
+  if (!values_) {
+    values_ = std::make_shared<Map>();
+  } else if (values_.use_count() > 1) {
+    values_ = std::make_shared<Map>(*values_);
+  } else {
+    // The last other owner may have let go on another thread just now: see its reads before writing.
+    std::atomic_thread_fence(std::memory_order_acquire);
+  }
+  return *values_;
+}
+
 const Json* Attrs::find(const std::string& path) const {
-  auto it = values_.find(path);
-  return it == values_.end() ? nullptr : &it->second;
+  const Map& m = values();
+  auto it = m.find(path);
+  return it == m.end() ? nullptr : &it->second;
 }
 
 std::optional<int64_t> Attrs::getInt(const std::string& path) const {
@@ -91,14 +111,14 @@ std::vector<std::string> Attrs::getStrings(const std::string& path) const {
 
 Attrs Attrs::subtree(const std::string& prefix) const {
   Attrs out;
-  for (auto it = values_.lower_bound(prefix); it != values_.end() && it->first.rfind(prefix, 0) == 0; ++it)
-    out.values_.insert(*it);
+  const Map& m = values();
+  for (auto it = m.lower_bound(prefix); it != m.end() && it->first.rfind(prefix, 0) == 0; ++it) out.mut().insert(*it);
   return out;
 }
 
 Json Attrs::toJson() const {
   Json out = Json::object();
-  for (const auto& [path, value] : values_) {
+  for (const auto& [path, value] : values()) {
     Json* node = &out;
     size_t start = 0;
     while (true) {

@@ -5,6 +5,7 @@
 // Providers parse what they need from it with the typed getters; the engine diffs it without knowing kinds.
 #pragma once
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,25 +36,32 @@ struct Address {
 
 class Attrs {
  public:
+  using Map = std::map<std::string, Json>;
   Attrs() = default;
-  bool has(const std::string& path) const { return values_.count(path) != 0; }
+  bool has(const std::string& path) const { return values().count(path) != 0; }
   const Json* find(const std::string& path) const;
-  void set(const std::string& path, Json v) { values_[path] = std::move(v); }
-  void erase(const std::string& path) { values_.erase(path); }
+  void set(const std::string& path, Json v) { mut()[path] = std::move(v); }
+  void erase(const std::string& path) {
+    if (has(path)) mut().erase(path);
+  }
   std::optional<int64_t> getInt(const std::string& path) const;
   std::optional<bool> getBool(const std::string& path) const;
   std::optional<std::string> getString(const std::string& path) const;
   std::vector<std::string> getStrings(const std::string& path) const;  // list of strings (or empty)
-  const std::map<std::string, Json>& values() const { return values_; }
-  bool empty() const { return values_.empty(); }
+  const Map& values() const { return values_ ? *values_ : noValues(); }
+  bool empty() const { return values().empty(); }
   // Attributes below a prefix ("security." ...).
   Attrs subtree(const std::string& prefix) const;
   Json toJson() const;  // nested object (dots expanded)
   static Attrs fromJson(const Json& flatOrNested);  // accepts nested objects, flattens them
-  bool operator==(const Attrs&) const = default;
+  bool operator==(const Attrs& o) const { return values_ == o.values_ || values() == o.values(); }
 
  private:
-  std::map<std::string, Json> values_;
+  // Copy on write: a plan holds the live and desired attributes of every object it covers, and journals, steps
+  // and verification copy them again; copies share one map until one of them is changed.
+  static const Map& noValues();
+  Map& mut();
+  std::shared_ptr<Map> values_;
 };
 
 // Where a desired attribute's value came from (plan shows inherit vs explicit).

@@ -21,26 +21,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kFormat = 3;  // 3: resources carry fieldLocs
+constexpr int kFormat = 4;  // 3: resources carry fieldLocs; 4: the body is the byte stream of encodeBody()
 
 Json locJson(const SourceLoc& l) { return Json::array({l.file, l.line, l.col}); }
 std::optional<SourceLoc> locFrom(const Json& j) {
   if (!j.is_array() || j.size() != 3 || !j[0].is_string() || !j[1].is_number_integer() || !j[2].is_number_integer())
     return std::nullopt;
   return SourceLoc{j[0].get<std::string>(), j[1].get<int>(), j[2].get<int>()};
-}
-
-Json labelsJson(const std::map<std::string, std::string>& m) {
-  Json o = Json::object();
-  for (const auto& [k, v] : m) o[k] = v;
-  return o;
-}
-std::map<std::string, std::string> labelsFrom(const Json& j) {
-  std::map<std::string, std::string> m;
-  if (j.is_object())
-    for (auto it = j.begin(); it != j.end(); ++it)
-      if (it.value().is_string()) m[it.key()] = it.value().get<std::string>();
-  return m;
 }
 
 std::string binaryIdentity() {
@@ -74,6 +61,231 @@ std::string keyOf(const std::vector<ManifestSource>& sources) {
   return sha256Hex(all);
 }
 
+// The body (everything but the Targets) is a flat byte stream of its own instead of msgpack: decoding msgpack into
+// a JSON tree and then into Resources built and freed the whole tree again, most of a cached no-op plan's time.
+//   u32 little-endian counts and ints; strings as u32 length + bytes; file names once, in a table, locations as
+//   (file index, line, col); values tagged (null, bool, int, string, or msgpack for the rest).
+namespace {
+
+class Writer {
+ public:
+  void u8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
+  void u32(uint32_t v) {
+    for (int i = 0; i < 4; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  }
+  void i64(int64_t v) {
+    auto u = static_cast<uint64_t>(v);
+    for (int i = 0; i < 8; ++i) out_.push_back(static_cast<char>((u >> (8 * i)) & 0xff));
+  }
+  void str(const std::string& v) {
+    u32(static_cast<uint32_t>(v.size()));
+    out_ += v;
+  }
+  void loc(const SourceLoc& l) {
+    auto [it, added] = files_.emplace(l.file, static_cast<uint32_t>(files_.size()));
+    (void)added;
+    u32(it->second);
+    u32(static_cast<uint32_t>(l.line));
+    u32(static_cast<uint32_t>(l.col));
+  }
+  void value(const Json& v) {
+    switch (v.type()) {
+      case Json::value_t::null: u8('n'); return;
+      case Json::value_t::boolean: u8(v.get<bool>() ? 't' : 'f'); return;
+      case Json::value_t::number_integer: u8('i'); i64(v.get<int64_t>()); return;
+      case Json::value_t::string: u8('s'); str(v.get_ref<const std::string&>()); return;
+      default: {
+        u8('m');
+        auto packed = Json::to_msgpack(v);
+        str(std::string(packed.begin(), packed.end()));
+      }
+    }
+  }
+  // The file table goes first, so a reader knows every name before the first location.
+  std::string finish() const {
+    Writer head;
+    head.u32(static_cast<uint32_t>(files_.size()));
+    std::vector<const std::string*> byIndex(files_.size());
+    for (const auto& [name, i] : files_) byIndex[i] = &name;
+    for (const auto* name : byIndex) head.str(*name);
+    return head.out_ + out_;
+  }
+
+ private:
+  std::string out_;
+  std::map<std::string, uint32_t> files_;
+};
+
+struct Damaged {};  // thrown by Reader: the entry is not what encode() wrote
+
+class Reader {
+ public:
+  Reader(const char* p, const char* end) : p_(p), end_(end) {
+    const uint32_t n = count();
+    for (uint32_t i = 0; i < n; ++i) files_.push_back(str());
+  }
+  bool atEnd() const { return p_ == end_; }
+  uint8_t u8() {
+    need(1);
+    return static_cast<uint8_t>(*p_++);
+  }
+  uint32_t u32() {
+    need(4);
+    uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<unsigned char>(p_[i])) << (8 * i);
+    p_ += 4;
+    return v;
+  }
+  int64_t i64() {
+    need(8);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(p_[i])) << (8 * i);
+    p_ += 8;
+    return static_cast<int64_t>(v);
+  }
+  // A count of things that each take at least one byte: never more than what is left.
+  uint32_t count() {
+    uint32_t n = u32();
+    if (n > static_cast<size_t>(end_ - p_)) throw Damaged{};
+    return n;
+  }
+  std::string str() {
+    const uint32_t n = u32();
+    need(n);
+    std::string v(p_, n);
+    p_ += n;
+    return v;
+  }
+  bool flag() {
+    uint8_t v = u8();
+    if (v > 1) throw Damaged{};
+    return v == 1;
+  }
+  SourceLoc loc() {
+    const uint32_t f = u32();
+    if (f >= files_.size()) throw Damaged{};
+    const auto line = static_cast<int>(u32()), col = static_cast<int>(u32());
+    if (line < 0 || col < 0) throw Damaged{};
+    return SourceLoc{files_[f], line, col};
+  }
+  Json value() {
+    switch (u8()) {
+      case 'n': return nullptr;
+      case 't': return true;
+      case 'f': return false;
+      case 'i': return i64();
+      case 's': return str();
+      case 'm': {
+        const std::string packed = str();
+        Json v = Json::from_msgpack(packed.begin(), packed.end(), true, false);
+        if (v.is_discarded()) throw Damaged{};
+        return v;
+      }
+      default: throw Damaged{};
+    }
+  }
+  Address address() {
+    auto a = Address::parse(str());
+    if (!a) throw Damaged{};
+    return *a;
+  }
+
+ private:
+  void need(size_t n) const {
+    if (n > static_cast<size_t>(end_ - p_)) throw Damaged{};
+  }
+  const char* p_;
+  const char* end_;
+  std::vector<std::string> files_;
+};
+
+std::string encodeBody(const DesiredState& d, const std::vector<Diagnostic>& warnings) {
+  Writer w;
+  w.u32(static_cast<uint32_t>(d.resources.size()));
+  for (const auto& r : d.resources) {
+    w.str(r.addr.str());
+    w.loc(r.loc);
+    w.u32(static_cast<uint32_t>(r.attrs.values().size()));
+    for (const auto& [path, v] : r.attrs.values()) {
+      w.str(path);
+      w.value(v);
+    }
+    w.u32(static_cast<uint32_t>(r.origins.size()));
+    for (const auto& [path, o] : r.origins) {
+      w.str(path);
+      w.u8(static_cast<uint8_t>(o.origin));
+      w.str(o.from);
+    }
+    w.u32(static_cast<uint32_t>(r.fieldLocs.size()));
+    for (const auto& [path, l] : r.fieldLocs) {
+      w.str(path);
+      w.loc(l);
+    }
+    w.u32(static_cast<uint32_t>(r.dependsOn.size()));
+    for (const auto& a : r.dependsOn) w.str(a.str());
+    w.u32(static_cast<uint32_t>(r.labels.size()));
+    for (const auto& [k, v] : r.labels) {
+      w.str(k);
+      w.str(v);
+    }
+    w.u8(r.adopt ? 1 : 0);
+    w.u8(r.deleteOnRelease ? 1 : 0);
+    w.str(r.justification);
+  }
+  w.u32(static_cast<uint32_t>(d.files.size()));
+  for (const auto& f : d.files) w.str(f);
+  w.str(d.digest);
+  w.u32(static_cast<uint32_t>(warnings.size()));
+  for (const auto& x : warnings) {
+    w.loc(x.loc);
+    w.str(x.message);
+    w.str(x.code);
+  }
+  return w.finish();
+}
+
+void decodeBody(Reader& in, Entry& e) {
+  const uint32_t n = in.count();
+  e.desired.resources.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    Resource& r = e.desired.resources.emplace_back();
+    r.addr = in.address();
+    r.loc = in.loc();
+    for (uint32_t k = 0, m = in.count(); k < m; ++k) {
+      std::string path = in.str();
+      r.attrs.set(path, in.value());
+    }
+    for (uint32_t k = 0, m = in.count(); k < m; ++k) {
+      std::string path = in.str();
+      const uint8_t origin = in.u8();
+      if (origin > static_cast<uint8_t>(Origin::Default)) throw Damaged{};
+      r.origins.emplace(std::move(path), AttrOrigin{static_cast<Origin>(origin), in.str()});
+    }
+    for (uint32_t k = 0, m = in.count(); k < m; ++k) {
+      std::string path = in.str();
+      r.fieldLocs.emplace(std::move(path), in.loc());
+    }
+    for (uint32_t k = 0, m = in.count(); k < m; ++k) r.dependsOn.push_back(in.address());
+    for (uint32_t k = 0, m = in.count(); k < m; ++k) {
+      std::string key = in.str();
+      r.labels.emplace(std::move(key), in.str());
+    }
+    r.adopt = in.flag();
+    r.deleteOnRelease = in.flag();
+    r.justification = in.str();
+  }
+  for (uint32_t k = 0, m = in.count(); k < m; ++k) e.desired.files.push_back(in.str());
+  e.desired.digest = in.str();
+  for (uint32_t k = 0, m = in.count(); k < m; ++k) {
+    SourceLoc loc = in.loc();
+    std::string message = in.str();
+    e.warnings.push_back(Diagnostic{Severity::Warning, std::move(loc), std::move(message), in.str()});
+  }
+  if (!in.atEnd()) throw Damaged{};
+}
+
+}  // namespace
+
 std::string encode(const std::string& key, const DesiredState& d, const std::vector<Diagnostic>& warnings) {
   Json targets = Json::array();
   for (const auto& t : d.targets) {
@@ -81,39 +293,13 @@ std::string encode(const std::string& key, const DesiredState& d, const std::vec
     j["loc"] = locJson(t.loc);
     targets.push_back(std::move(j));
   }
-  Json resources = Json::array();
-  for (const auto& r : d.resources) {
-    Json origins = Json::object();
-    for (const auto& [path, o] : r.origins)
-      origins[path] = Json::array({static_cast<int>(o.origin), o.from});
-    Json deps = Json::array();
-    for (const auto& a : r.dependsOn) deps.push_back(a.str());
-    Json fieldLocs = Json::object();
-    for (const auto& [path, l] : r.fieldLocs) fieldLocs[path] = locJson(l);
-    resources.push_back(Json{{"a", r.addr.str()},
-                             {"v", flatJson(r.attrs)},
-                             {"o", std::move(origins)},
-                             {"d", std::move(deps)},
-                             {"l", labelsJson(r.labels)},
-                             {"adopt", r.adopt},
-                             {"deleteOnRelease", r.deleteOnRelease},
-                             {"j", r.justification},
-                             {"loc", locJson(r.loc)},
-                             {"fl", std::move(fieldLocs)}});
-  }
-  Json warns = Json::array();
-  for (const auto& w : warnings) warns.push_back(Json{{"loc", locJson(w.loc)}, {"m", w.message}, {"c", w.code}});
   // Two parts: the Targets first (small, so a reader can start observing them at once), then the rest.
   auto head = Json::to_msgpack(Json{{"format", kFormat}, {"key", key}, {"targets", std::move(targets)}});
-  auto body = Json::to_msgpack(Json{{"resources", std::move(resources)},
-                                    {"files", d.files},
-                                    {"digest", d.digest},
-                                    {"warnings", std::move(warns)}});
   std::string out;
   const uint32_t n = static_cast<uint32_t>(head.size());
   for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((n >> shift) & 0xff));
   out.append(head.begin(), head.end());
-  out.append(body.begin(), body.end());
+  out += encodeBody(d, warnings);
   return out;
 }
 
@@ -124,6 +310,8 @@ std::optional<Entry> decode(const std::string& bytes, const std::function<void(c
   // Any entry that is not exactly what encode() wrote is a miss, never an error.
   try {
     return decodeOrThrow(bytes, onTargets);
+  } catch (const Damaged&) {
+    return std::nullopt;
   } catch (const std::exception&) {
     return std::nullopt;
   }
@@ -147,51 +335,8 @@ static std::optional<Entry> decodeOrThrow(const std::string& bytes,
     e.desired.targets.push_back(std::move(*target));
   }
   if (onTargets) onTargets(e.desired.targets);
-  Json doc = Json::from_msgpack(bytes.begin() + 4 + n, bytes.end(), true, false);
-  if (doc.is_discarded() || !doc.is_object()) return std::nullopt;
-  for (const auto& r : doc.value("resources", Json::array())) {
-    if (!r.is_object() || !r.contains("a") || !r["a"].is_string()) return std::nullopt;
-    auto addr = Address::parse(r["a"].get<std::string>());
-    auto loc = r.contains("loc") ? locFrom(r["loc"]) : std::nullopt;
-    if (!addr || !loc) return std::nullopt;
-    Resource res;
-    res.addr = *addr;
-    res.loc = *loc;
-    res.attrs = attrsFromFlatJson(r.value("v", Json::object()));
-    const Json origins = r.value("o", Json::object());
-    if (!origins.is_object()) return std::nullopt;
-    for (const auto& [path, o] : origins.items()) {
-      if (!o.is_array() || o.size() != 2 || !o[0].is_number_integer() || !o[1].is_string()) return std::nullopt;
-      int origin = o[0].get<int>();
-      if (origin < 0 || origin > static_cast<int>(Origin::Default)) return std::nullopt;
-      res.origins[path] = AttrOrigin{static_cast<Origin>(origin), o[1].get<std::string>()};
-    }
-    const Json fieldLocs = r.value("fl", Json::object());
-    if (!fieldLocs.is_object()) return std::nullopt;
-    for (const auto& [path, l] : fieldLocs.items()) {
-      auto fl = locFrom(l);
-      if (!fl) return std::nullopt;
-      res.fieldLocs[path] = *fl;
-    }
-    for (const auto& dep : r.value("d", Json::array())) {
-      auto a = dep.is_string() ? Address::parse(dep.get<std::string>()) : std::nullopt;
-      if (!a) return std::nullopt;
-      res.dependsOn.push_back(*a);
-    }
-    res.labels = labelsFrom(r.value("l", Json::object()));
-    res.adopt = r.value("adopt", false);
-    res.deleteOnRelease = r.value("deleteOnRelease", false);
-    res.justification = r.value("j", std::string());
-    e.desired.resources.push_back(std::move(res));
-  }
-  for (const auto& f : doc.value("files", Json::array()))
-    if (f.is_string()) e.desired.files.push_back(f.get<std::string>());
-  e.desired.digest = doc.value("digest", std::string());
-  for (const auto& w : doc.value("warnings", Json::array())) {
-    auto loc = w.is_object() && w.contains("loc") ? locFrom(w["loc"]) : std::nullopt;
-    if (!loc) return std::nullopt;
-    e.warnings.push_back(Diagnostic{Severity::Warning, *loc, w.value("m", std::string()), w.value("c", std::string())});
-  }
+  Reader body(bytes.data() + 4 + n, bytes.data() + bytes.size());
+  decodeBody(body, e);
   return e;
 }
 

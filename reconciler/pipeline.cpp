@@ -1,5 +1,7 @@
 #include "reconciler/pipeline.h"
 
+#include "base/retain.h"
+
 #include <unistd.h>
 
 #include "reconciler/frontcache.h"
@@ -9,6 +11,7 @@
 #include <chrono>
 #include <fstream>
 #include <sstream>
+#include <future>
 #include <thread>
 #include <condition_variable>
 #include <mutex>
@@ -301,12 +304,14 @@ void Prefetch::start(const std::vector<Target>& targets) {
     const size_t total = jobs_.size();
     forEachParallel(total, fanout_.parallelism, [&](size_t i) {
       Job& j = *jobs_[i];
+      // The state is read while the target is observed (a large target's state is as big as its observation).
+      auto stateLoad = std::async(std::launch::async, [&] { return store_.load(j.target.name); });
       Result<LiveTarget> live = err("");
       if (auto busy = targetBusy(store_, j.target.name, fanout_.lockTimeout))
         live = Error{*busy};
       else
         live = connectAndObserve(j.target, providers_, SteadyClock::now() + fanout_.targetTimeout);
-      auto st = store_.load(j.target.name);
+      auto st = stateLoad.get();
       size_t n = ++finished;
       if (fanout_.progress) fanout_.progress->targets(n, total, j.target.name);
       {
@@ -384,6 +389,7 @@ Result<Plan> planDesired(const DesiredState& desired, const std::set<std::string
   auto plan = planAgainst(desired, onlyTargets, snapshots, providers, diags, unreachable);
   timer.done("diff");
   warnAboutForgottenTargets(desired, onlyTargets, store, diags);
+  retainUntilExit(std::move(snapshots));
   return plan;
 }
 

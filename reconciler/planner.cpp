@@ -44,13 +44,16 @@ bool valuesEqual(const Json* desired, const Json* live, bool unordered) {
   return *desired == *live;
 }
 
-bool matchesAny(const std::vector<std::string>& paths, const std::vector<std::string>& patterns) {
-  for (const auto& p : paths)
-    for (const auto& pat : patterns) {
-      if (p == pat) return true;
-      if (!pat.empty() && pat.back() == '.' && p.rfind(pat, 0) == 0) return true;
-    }
+static bool matchesAny(const std::string& p, const std::vector<std::string>& patterns) {
+  for (const auto& pat : patterns) {
+    if (p == pat) return true;
+    if (!pat.empty() && pat.back() == '.' && p.rfind(pat, 0) == 0) return true;
+  }
   return false;
+}
+
+bool matchesAny(const std::vector<std::string>& paths, const std::vector<std::string>& patterns) {
+  return std::any_of(paths.begin(), paths.end(), [&](const std::string& p) { return matchesAny(p, patterns); });
 }
 
 // Attributes a provider observes about an object's state that no manifest sets (a veth peer's link state):
@@ -60,12 +63,12 @@ static bool statusPath(const std::string& p) { return p.rfind("status.", 0) == 0
 std::vector<std::string> diffAttrs(const Attrs& desired, const Attrs& live, const KindTraits& traits) {
   std::vector<std::string> changed;
   for (const auto& [path, value] : desired.values()) {
-    bool unordered = matchesAny({path}, traits.unorderedLists);
+    bool unordered = matchesAny(path, traits.unorderedLists);
     if (!valuesEqual(&value, live.find(path), unordered)) changed.push_back(path);
   }
   if (traits.exhaustive) {
     for (const auto& [path, value] : live.values())
-      if (!desired.has(path) && !statusPath(path) && !matchesAny({path}, traits.managedOnlyWhenSet) &&
+      if (!desired.has(path) && !statusPath(path) && !matchesAny(path, traits.managedOnlyWhenSet) &&
           !valuesEqual(nullptr, &value, false))
         changed.push_back(path);
     std::sort(changed.begin(), changed.end());
@@ -76,7 +79,7 @@ std::vector<std::string> diffAttrs(const Attrs& desired, const Attrs& live, cons
 std::vector<std::string> diffExact(const Attrs& want, const Attrs& live, const KindTraits& traits) {
   std::vector<std::string> changed;
   for (const auto& [path, value] : want.values())
-    if (!valuesEqual(&value, live.find(path), matchesAny({path}, traits.unorderedLists))) changed.push_back(path);
+    if (!valuesEqual(&value, live.find(path), matchesAny(path, traits.unorderedLists))) changed.push_back(path);
   for (const auto& [path, value] : live.values())
     if (!want.has(path) && !valuesEqual(nullptr, &value, false)) changed.push_back(path);
   std::sort(changed.begin(), changed.end());
@@ -113,16 +116,15 @@ static std::string describeChange(const Provider& provider, const Target& target
 }
 
 // Fills action, changed paths, disruptive and description for one address.
-static ResourceChange diffOne(const Address& addr, const std::optional<Attrs>& desired, const ObservedObject* liveObj,
+static ResourceChange diffOne(const Address& addr, const Attrs* desired, const ObservedObject* liveObj,
                               const Provider& provider, const Target& target, bool exact = false) {
-  std::optional<Attrs> live;
-  if (liveObj) live = liveObj->attrs;
+  const Attrs* live = liveObj ? &liveObj->attrs : nullptr;
   ResourceChange c;
   c.addr = addr;
   if (liveObj) c.identity = liveObj->identity;
   c.provider = std::string(provider.name());
-  c.before = live;
-  c.after = desired;
+  if (live) c.before = *live;
+  if (desired) c.after = *desired;
   const KindTraits* traits = provider.traits(addr.kind);
   static const KindTraits kNone{};
   const KindTraits& tr = traits ? *traits : kNone;
@@ -136,7 +138,7 @@ static ResourceChange diffOne(const Address& addr, const std::optional<Attrs>& d
     bool removesFixed = false;
     for (const auto& p : c.changedPaths) {
       const Json* d = desired->find(p);
-      if ((!d || d->is_null()) && matchesAny({p}, tr.replaceOnRemove)) removesFixed = true;
+      if ((!d || d->is_null()) && matchesAny(p, tr.replaceOnRemove)) removesFixed = true;
     }
     if (c.changedPaths.empty()) c.action = Action::NoOp;
     else if (removesFixed || matchesAny(c.changedPaths, tr.replaceOn)) {
@@ -178,8 +180,7 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
     seen.insert(r->addr);
     auto liveIt = view.observed->objects.find(r->addr);
     const ObservedObject* liveObj = liveIt != view.observed->objects.end() ? &liveIt->second : nullptr;
-    std::optional<Attrs> live;
-    if (liveObj) live = liveObj->attrs;
+    const Attrs* live = liveObj ? &liveObj->attrs : nullptr;
     auto ownedIt = view.owned->find(r->addr);
     const bool owned = ownedIt != view.owned->end();
     if (live && !owned && !r->adopt) {
@@ -189,7 +190,7 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
                   "unmanaged-collision");
       continue;
     }
-    ResourceChange c = diffOne(r->addr, r->attrs, liveObj, provider, *view.target);
+    ResourceChange c = diffOne(r->addr, &r->attrs, liveObj, provider, *view.target);
     c.origins = r->origins;
     c.adopt = live && !owned;
     c.deleteOnRelease = r->deleteOnRelease;
@@ -247,16 +248,17 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
     const Attrs& lastApplied = ownedObj.lastApplied;
     auto liveIt = view.observed->objects.find(addr);
     DriftEntry d;
-    d.addr = addr;
-    d.lastApplied = lastApplied;
     if (liveIt == view.observed->objects.end()) {
       d.paths = {"(deleted)"};
     } else {
-      d.live = liveIt->second.attrs;
       const KindTraits* tr = provider.traits(addr.kind);
-      d.paths = diffAttrs(lastApplied, *d.live, tr ? *tr : KindTraits{});
+      d.paths = diffAttrs(lastApplied, liveIt->second.attrs, tr ? *tr : KindTraits{});
+      if (d.paths.empty()) continue;
+      d.live = liveIt->second.attrs;
     }
-    if (!d.paths.empty()) plan.drift.push_back(std::move(d));
+    d.addr = addr;
+    d.lastApplied = lastApplied;
+    plan.drift.push_back(std::move(d));
   }
   // Fingerprint everything the plan touches, so a saved plan can detect that the target moved.
   for (const auto& c : plan.changes) {
@@ -273,7 +275,8 @@ std::vector<ResourceChange> planTowards(const std::map<Address, std::optional<At
   for (const auto& [addr, want] : preImage) {
     auto it = live.objects.find(addr);
     ResourceChange c =
-        diffOne(addr, want, it != live.objects.end() ? &it->second : nullptr, provider, target, /*exact=*/true);
+        diffOne(addr, want ? &*want : nullptr, it != live.objects.end() ? &it->second : nullptr, provider, target,
+                /*exact=*/true);
     c.reason = "rollback to the state before the apply";
     changes.push_back(std::move(c));
   }

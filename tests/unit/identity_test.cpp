@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <limits>
 
+#include "base/sha256.h"
+#include "model/codec.h"
 #include "reconciler/applier.h"
 #include "reconciler/pipeline.h"
 #include "state/store.h"
@@ -101,4 +104,25 @@ TEST_F(Identity, AConcurrentChangeDuringTheApplyIsRefusedByTheProvider) {
   EXPECT_EQ(out.exitCode(), 1) << out.targets[0].message;
   EXPECT_NE(out.targets[0].message.find("changed concurrently"), std::string::npos) << out.targets[0].message;
   EXPECT_EQ(world_.get("c1/Switch/s1")->getInt("mtu"), 1500);
+}
+
+// Saved plans carry fingerprints: they must keep meaning the same bytes (sha256 of the flat JSON dump) from
+// version to version, or every plan saved by the previous vnetplan would be refused as stale.
+TEST(Fingerprint, IsTheSha256OfTheFlatJsonDump) {
+  Attrs a;
+  a.set("mtu", 9000);
+  a.set("addresses", Json::array({"10.0.0.1/24", "fd00::1/64"}));
+  a.set("linux.weird \"key\"\\", "\xc3\xa9t\xc3\xa9\n");
+  a.set("nested", Json{{"b", 1}, {"a", Json::array({true, nullptr, 1.5})}});
+  a.set("neg", -3);
+  a.set("big", std::numeric_limits<uint64_t>::max());
+  a.set("float", 0.1);
+  a.set("ctl", std::string("a\x01b\tc"));
+  a.set("obj", Json{{"k\"q", Json::object()}, {"z", Json::array()}, {"\xe2\x82\xac", "x"}});
+  EXPECT_EQ(fingerprint(&a), sha256Hex(flatJson(a).dump()));
+  Attrs empty;
+  EXPECT_EQ(fingerprint(&empty), sha256Hex(flatJson(empty).dump()));
+  ObservedObject o{Address::parse("t/Switch/s").value(), a, true, ProviderIdentity{"id-1", "7"}};
+  EXPECT_EQ(fingerprint(&o), sha256Hex(flatJson(a).dump() + '\0' + "id-1" + '\0' + "7"));
+  EXPECT_EQ(fingerprint(static_cast<const Attrs*>(nullptr)), "absent");
 }
