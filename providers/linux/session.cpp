@@ -1,5 +1,9 @@
 #include "providers/linux/session.h"
 
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
 #include <dirent.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
@@ -241,6 +245,8 @@ Result<Observation> LinuxSession::observe() {
   nftError_.clear();
   remoteLinks_.clear();
 
+  const auto t0 = std::chrono::steady_clock::now();
+  auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
   // One link dump ...
   NlMsg req = linkDumpRequest();
   if (!req) return failure("list links", "out of memory");
@@ -252,6 +258,7 @@ Result<Observation> LinuxSession::observe() {
       [&] { links_.clear(); });
   if (!o.ok()) return failure("list links", o.message);
 
+  const auto tl = std::chrono::steady_clock::now();
   // ... and one address dump.
   std::map<int, std::vector<std::string>> addrs;
   NlMsg areq = newMsg(RTM_GETADDR, NLM_F_DUMP);
@@ -263,6 +270,7 @@ Result<Observation> LinuxSession::observe() {
       areq.get(), [&](const nlmsghdr* h) { collectAddress(h, addrs); }, [&] { addrs.clear(); });
   if (!o.ok()) return failure("list addresses", o.message);
 
+  const auto t1 = std::chrono::steady_clock::now();
   index_.clear();
   for (const auto& [index, link] : links_) index_[link.name] = index;
   topo_ = Topology::build(links_);
@@ -274,8 +282,12 @@ Result<Observation> LinuxSession::observe() {
     topo_.vlans = std::move(vlans.value());
   }
   addrs_ = std::move(addrs);
+  const auto t2 = std::chrono::steady_clock::now();
   linuxKinds().observe(*this, obs);
   addrs_.clear();
+  const auto t3 = std::chrono::steady_clock::now();
+  spdlog::debug("linux: observed {} links {}: dumps {:.1f} ms (links {:.1f}), topology {:.1f} ms, objects {:.1f} ms", links_.size(),
+                where(), ms(t0, t1), ms(t0, tl), ms(t1, t2), ms(t2, t3));
   return obs;
 }
 
