@@ -1,6 +1,5 @@
 #include "providers/linux/policy_security.h"
 
-#include "providers/linux/nft.h"
 #include "providers/linux/shaping.h"
 #include "providers/linux/session.h"
 
@@ -50,15 +49,6 @@ std::vector<Json> entries(const std::string& port, const std::string& mac, bool 
   return out;
 }
 
-Json replaceBatch(const std::string& port, const std::vector<Json>& es) {
-  Json cmds = Json::array();
-  Json table{{"table", {{"family", "bridge"}, {"name", tableOf(port)}}}};
-  cmds.push_back(Json{{"add", table}});
-  cmds.push_back(Json{{"delete", table}});
-  for (const auto& e : es) cmds.push_back(Json{{"add", e}});
-  return Json{{"nftables", cmds}};
-}
-
 void checkFlag(const FieldCheck& fc) { fc.requireBool(); }
 
 void checkPromiscuous(const FieldCheck& fc) {
@@ -99,19 +89,13 @@ Status syncSecurity(LinuxSession& s, const std::string& port, const Attrs& a, co
   const bool forged = a.getBool("security.allowForgedTransmits").value_or(true);
   const bool macChanges = a.getBool("security.allowMacChanges").value_or(true);
   auto es = entries(port, a.getString(macPath).value_or(""), forged, macChanges);
-  if (es.empty() && !s.hasNftTable("bridge", tableOf(port))) return {};
-  auto r = nftRun(s.nsFd(), replaceBatch(port, es));
-  if (!r.ok()) return s.failure("set the security policy of port " + port + " (nftables table bridge " + tableOf(port) + ")",
-                                r.error().message);
-  s.setNftTable("bridge", tableOf(port), !es.empty());
+  if (es.empty() && !s.nftTableAfterFlush("bridge", tableOf(port))) return {};
+  s.stageNftTable("bridge", tableOf(port), std::move(es));  // committed by the apply's one batch (session.h)
   return {};
 }
 
 Status dropSecurity(LinuxSession& s, const std::string& port) {
-  if (!s.hasNftTable("bridge", tableOf(port))) return {};
-  auto r = nftRun(s.nsFd(), replaceBatch(port, {}));
-  if (!r.ok()) return s.failure("remove the security policy of port " + port, r.error().message);
-  s.setNftTable("bridge", tableOf(port), false);
+  if (s.nftTableAfterFlush("bridge", tableOf(port))) s.stageNftTable("bridge", tableOf(port), {});
   return {};
 }
 
@@ -138,6 +122,21 @@ void observeSecurity(LinuxSession& s, const std::string& port, const std::string
   const char* path = !forged ? "security.allowForgedTransmits" : "security.allowMacChanges";
   a.set(path, "false (its nftables rules were changed by hand)");
   if (forged && macChanges) a.set("security.allowForgedTransmits", "true (a table bridge " + t + " is left)");
+}
+
+void normalizePortPolicies(Resource& r) {
+  // Removing a policy from the manifests means the permissive one (no rules, no qdisc): said explicitly so that the
+  // engine, which compares the manifest's fields only, sees the difference from a port that still has them. These
+  // are what observe reports for a port without a table or a TBF, so a plan of unchanged manifests stays empty.
+  auto fill = [&](const char* path, Json v) {
+    if (r.attrs.has(path)) return;
+    r.attrs.set(path, std::move(v));
+    r.origins[path] = AttrOrigin{Origin::Default, ""};
+  };
+  fill("security.allowForgedTransmits", true);
+  fill("security.allowMacChanges", true);
+  fill("security.allowPromiscuous", false);
+  for (const char* path : {"shaping.averageKbps", "shaping.peakKbps", "shaping.burstKiB"}) fill(path, nullptr);
 }
 
 Status syncPortPolicies(LinuxSession& s, const Step& step, const char* macPath) {

@@ -251,6 +251,7 @@ void tapCheck(const Resource& r, const Target& t, Diagnostics& diags) {
 
 // Owner and group by id, as the kernel reports them; the host side's MAC derived from the guest's.
 void tapNormalize(Resource& r) {
+  normalizePortPolicies(r);
   if (auto mac = r.attrs.getString("linux.hostMac"))
     if (auto m = parseMac(*mac, nullptr)) r.attrs.set("linux.hostMac", formatMac(m->data(), m->size()));
   if (!r.attrs.has("linux.hostMac"))

@@ -235,6 +235,7 @@ void vethCheck(const Resource& r, const Target& t, Diagnostics& diags) {
 }
 
 void vethNormalize(Resource& r) {
+  normalizePortPolicies(r);
   if (auto mac = r.attrs.getString("linux.peerMac"))
     if (auto m = parseMac(*mac, nullptr)) r.attrs.set("linux.peerMac", formatMac(m->data(), m->size()));
 }
