@@ -114,10 +114,11 @@ void observeSecurity(LinuxSession& s, const std::string& port, const std::string
       if (c == "allowMacChanges: false") macChanges = false;
     }
   }
+  if (mine.empty()) return;  // no rules: the permissive policy, said by leaving the fields out
   a.set("security.allowForgedTransmits", forged);
   a.set("security.allowMacChanges", macChanges);
   a.set("security.allowPromiscuous", false);
-  if (mine.empty() || mine == entries(port, guestMac, forged, macChanges)) return;
+  if (mine == entries(port, guestMac, forged, macChanges)) return;
   // Changed by hand: said where the plan shows it, and repaired by the update that follows.
   const char* path = !forged ? "security.allowForgedTransmits" : "security.allowMacChanges";
   a.set(path, "false (its nftables rules were changed by hand)");
@@ -125,18 +126,25 @@ void observeSecurity(LinuxSession& s, const std::string& port, const std::string
 }
 
 void normalizePortPolicies(Resource& r) {
-  // Removing a policy from the manifests means the permissive one (no rules, no qdisc): said explicitly so that the
-  // engine, which compares the manifest's fields only, sees the difference from a port that still has them. These
-  // are what observe reports for a port without a table or a TBF, so a plan of unchanged manifests stays empty.
-  auto fill = [&](const char* path, Json v) {
-    if (r.attrs.has(path)) return;
+  // A port without rules is what observe reports without security fields and a port without a TBF without shaping
+  // fields; a policy the port neither sets nor inherits is therefore said as null (unset), which the engine, that
+  // compares the manifest's fields only, sees differ from a port that still has rules or a qdisc: removing a policy
+  // from the manifests removes it. A wholly permissive policy (true, true, false) is no rules, so it is null too;
+  // a restricted one is said in full, as observe reports a port with a table.
+  auto set = [&](const char* path, Json v) {
+    if (!r.attrs.has(path)) r.origins[path] = AttrOrigin{Origin::Default, ""};
     r.attrs.set(path, std::move(v));
-    r.origins[path] = AttrOrigin{Origin::Default, ""};
   };
-  fill("security.allowForgedTransmits", true);
-  fill("security.allowMacChanges", true);
-  fill("security.allowPromiscuous", false);
-  for (const char* path : {"shaping.averageKbps", "shaping.peakKbps", "shaping.burstKiB"}) fill(path, nullptr);
+  const bool restricted = r.attrs.getBool("security.allowForgedTransmits") == false ||
+                          r.attrs.getBool("security.allowMacChanges") == false ||
+                          r.attrs.getBool("security.allowPromiscuous") == true;
+  for (const auto& [path, permissive] : {std::pair<const char*, bool>{"security.allowForgedTransmits", true},
+                                         {"security.allowMacChanges", true},
+                                         {"security.allowPromiscuous", false}})
+    if (!restricted) set(path, nullptr);
+    else if (!r.attrs.has(path)) set(path, permissive);
+  for (const char* path : {"shaping.averageKbps", "shaping.peakKbps", "shaping.burstKiB"})
+    if (!r.attrs.has(path)) set(path, nullptr);
 }
 
 Status syncPortPolicies(LinuxSession& s, const Step& step, const char* macPath) {

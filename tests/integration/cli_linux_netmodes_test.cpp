@@ -189,6 +189,64 @@ class CliLinuxNetModes : public NetnsTest {
     FAIL() << "no rule with '" << text << "' in\n" << listing;
   }
 
+  // Everything a Network or a port policy touches, for comparing with a pre-image: every nftables table (in name
+  // order: a rollback that remade one table moves it in the ruleset's listing, which changes nothing), per link
+  // its master, records, forwarding, addresses and root qdisc setup, and every dnsmasq's config and liveness.
+  std::string snapshot() {
+    std::istringstream tables(runShell("ip netns exec " + ns + " nft list tables", dir).out);
+    std::vector<std::string> names;
+    for (std::string line; std::getline(tables, line);) names.push_back(line.substr(line.find(' ') + 1));
+    std::sort(names.begin(), names.end());
+    std::string out;
+    for (const auto& t : names) out += runShell("ip netns exec " + ns + " nft list table " + t, dir).out;
+    for (auto [name, l] : links()) {
+      std::vector<std::string> alt;
+      for (const auto& a : l.value("altnames", Json::array())) alt.push_back(a.get<std::string>());
+      std::sort(alt.begin(), alt.end());
+      out += name + " master=" + l.value("master", "") + " alt=" + Json(alt).dump() + " fwd=" +
+             runShell("ip netns exec " + ns + " sysctl -n net.ipv4.conf." + name + ".forwarding", dir).out + " addrs=";
+      for (const auto& a : addrs(name)) out += a + ",";
+      out += "\n" + runShell("ip netns exec " + ns + " tc qdisc show dev " + name + " | grep -v '^qdisc noqueue'", dir).out +
+             runShell("ip netns exec " + ns + " tc class show dev " + name, dir).out +
+             runShell("ip netns exec " + ns + " tc filter show dev " + name + " ingress", dir).out +
+             runShell("ip netns exec " + ns + " tc filter show dev " + name + " egress", dir).out;
+    }
+    if (fs::exists(runDir + "/" + ns))
+      for (const auto& e : fs::directory_iterator(runDir + "/" + ns)) {
+        std::ifstream conf(e.path() / "dnsmasq.conf"), pidf(e.path() / "dnsmasq.pid");
+        std::stringstream ss;
+        ss << conf.rdbuf();
+        std::string pid;
+        pidf >> pid;
+        std::string stat;
+        std::ifstream("/proc/" + pid + "/stat") >> stat >> stat >> stat;
+        out += e.path().filename().string() + ": " + ss.str() + (stat == "S" || stat == "R" ? "running" : "dead:" + stat) + "\n";
+      }
+    return out;
+  }
+  // `nft monitor` in the target's namespace while `fn` runs: how many nftables transactions vnetplan committed
+  // (the kernel announces each committed batch as a new generation, naming the process).
+  int nftCommitsDuring(const std::function<void()>& fn) {
+    const std::string file = (dir / "monitor.txt").string(), pidFile = (dir / "monitor.pid").string();
+    EXPECT_EQ(std::system(("ip netns exec " + ns + " nft monitor > " + file + " 2>&1 & echo $! > " + pidFile).c_str()), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    fn();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    std::string pid;
+    std::ifstream(pidFile) >> pid;
+    if (!pid.empty()) (void)std::system(("kill " + pid + "; sleep 0.1").c_str());
+    std::ifstream in(file);
+    int n = 0;
+    for (std::string line; std::getline(in, line);)
+      if (line.find("# new generation") != std::string::npos && line.find("(vnetplan)") != std::string::npos) ++n;
+    return n;
+  }
+  RunResult failing(const std::string& env, const std::string& path) {
+    return runShell(env + " " + std::string(VNETPLAN_BINARY) + " --state file://" + (dir / "state").string() +
+                        " apply --auto-approve -f " + path,
+                    dir);
+  }
+
   std::string out;  // the outside host's namespace
   std::string runDir;
 };
@@ -553,36 +611,6 @@ TEST_F(CliLinuxNetModes, NetworkLifecycleUpdateRollbackPrune) {
                               (isoMode == "routed" ? ", forwardDev: wan0" : "")) +
            vm("vm1", "network: natnet");
   };
-  auto snapshot = [&] {
-    // Table by table in name order (the ruleset lists them in the order they were made: a rollback that remade one
-    // table moves it, which changes nothing).
-    std::istringstream tables(runShell("ip netns exec " + ns + " nft list tables", dir).out);
-    std::vector<std::string> names;
-    for (std::string line; std::getline(tables, line);) names.push_back(line.substr(line.find(' ') + 1));
-    std::sort(names.begin(), names.end());
-    std::string out;
-    for (const auto& t : names) out += runShell("ip netns exec " + ns + " nft list table " + t, dir).out;
-    for (auto [name, l] : links()) {
-      std::vector<std::string> alt;
-      for (const auto& a : l.value("altnames", Json::array())) alt.push_back(a.get<std::string>());
-      std::sort(alt.begin(), alt.end());
-      out += name + " master=" + l.value("master", "") + " alt=" + Json(alt).dump() + " fwd=" +
-             runShell("ip netns exec " + ns + " sysctl -n net.ipv4.conf." + name + ".forwarding", dir).out + " addrs=";
-      for (const auto& a : addrs(name)) out += a + ",";
-      out += "\n";
-    }
-    for (const auto& e : fs::directory_iterator(runDir + "/" + ns)) {
-      std::ifstream conf(e.path() / "dnsmasq.conf"), pidf(e.path() / "dnsmasq.pid");
-      std::stringstream ss;
-      ss << conf.rdbuf();
-      std::string pid;
-      pidf >> pid;
-      std::string stat;
-      std::ifstream("/proc/" + pid + "/stat") >> stat >> stat >> stat;
-      out += e.path().filename().string() + ": " + ss.str() + (stat == "S" || stat == "R" ? "running" : "dead:" + stat) + "\n";
-    }
-    return out;
-  };
   const std::string v1 = manifest(v("2222", "192.168.100.59", "isolated", "natnet"), "v1.yaml");
   auto r = vnetplan("apply -f " + v1 + " --auto-approve");
   ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
@@ -695,4 +723,148 @@ TEST_F(CliLinuxNetModes, ShapingLimitsThroughputToTheConfiguredRate) {
   ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
   EXPECT_NE(runShell("ip netns exec " + ns + " tc qdisc show dev sh", dir).out.find("rate 5Mbit burst 64Kb peakrate 10Mbit"),
             std::string::npos);
+}
+
+// Every nftables change of one apply is one transaction: two Networks' inet tables and two ports' bridge tables
+// commit as one batch (one new generation in `nft monitor`). A failure of that commit (VNETPLAN_FAIL_AT_FLUSH)
+// rolls the target back to its exact pre-image (links, addresses, forwarding, records, dnsmasq, tables); a failure
+// injected at a step after the Network steps leaves no table behind.
+TEST_F(CliLinuxNetModes, OneNftablesBatchPerApply) {
+  ip("link add wan0 type veth peer name wan0p");
+  ip("link set wan0 up");
+  ip("link set wan0p up");
+  const std::string A = "52:54:00:aa:00:01", B = "52:54:00:bb:00:01";
+  auto m = [&](const std::string& pf, const std::string& isoAddr, bool strict) {
+    const std::string sec = strict ? ", security: {allowForgedTransmits: false}" : "";
+    return target() +
+           network("natnet", "mode: nat, ipv4: {address: 192.168.110.1/24, dhcp: {start: 192.168.110.50, end: "
+                             "192.168.110.59}}, forwardDev: wan0, portForwards: [{proto: tcp, port: " + pf +
+                                 ", to: \"192.168.110.10:22\"}]") +
+           network("iso", "mode: isolated, ipv4: {address: " + isoAddr + "}") +
+           doc("kind: Switch\nmetadata: {name: br0}\nspec: {targets: [t1]}\n") +
+           doc("kind: Port\nmetadata: {name: pa}\nspec: {targets: [t1], type: veth, switch: br0, peer: pa-p, linux: "
+               "{peerMac: \"" + A + "\"}" + sec + "}\n") +
+           doc("kind: Port\nmetadata: {name: pb}\nspec: {targets: [t1], type: veth, switch: br0, peer: pb-p, linux: "
+               "{peerMac: \"" + B + "\"}" + sec + "}\n");
+  };
+  const std::string empty = snapshot();
+  const std::string v1 = manifest(m("2222", "192.168.112.1/24", true), "v1.yaml");
+
+  // A failure injected at step 4 (after the Switch and both Networks, before the ports): the Networks' bridges,
+  // addresses, forwarding and dnsmasq are rolled back, and their tables were never committed.
+  auto f = failing("VNETPLAN_FAIL_AT_STEP=4", v1);
+  ASSERT_EQ(f.exitCode, 1) << f.out << f.err;
+  EXPECT_NE(f.err.find("Rolled back"), std::string::npos) << f.err;
+  EXPECT_EQ(runShell("ip netns exec " + ns + " nft list ruleset", dir).out, "");
+  EXPECT_EQ(snapshot(), empty);
+
+  // The same apply with a failing commit: nothing of it is left.
+  int commits = nftCommitsDuring([&] {
+    f = failing("VNETPLAN_FAIL_AT_FLUSH=1", v1);
+  });
+  ASSERT_EQ(f.exitCode, 1) << f.out << f.err;
+  EXPECT_NE(f.err.find("deferred commit failed"), std::string::npos) << f.err;
+  EXPECT_EQ(commits, 0);
+  EXPECT_EQ(snapshot(), empty);
+
+  RunResult r;
+  commits = nftCommitsDuring([&] { r = vnetplan("apply -f " + v1 + " --auto-approve"); });
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(commits, 1) << "four tables, one transaction";
+  const std::string tables = runShell("ip netns exec " + ns + " nft list tables", dir).out;
+  for (const char* t : {"inet vnp-net-natnet", "inet vnp-net-iso", "bridge vnp-port-pa", "bridge vnp-port-pb"})
+    EXPECT_NE(tables.find(t), std::string::npos) << t << "\n" << tables;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v1).exitCode, 0);
+  const std::string atV1 = snapshot();
+
+  // An update of every table: still one transaction; its failing commit rolls back to v1 exactly (the isolated
+  // network's address too, which changed before the commit).
+  const std::string v2 = manifest(m("2223", "192.168.113.1/24", false), "v2.yaml");
+  commits = nftCommitsDuring([&] { f = failing("VNETPLAN_FAIL_AT_FLUSH=1", v2); });
+  ASSERT_EQ(f.exitCode, 1) << f.out << f.err;
+  EXPECT_NE(f.err.find("Rolled back"), std::string::npos) << f.err;
+  EXPECT_LE(commits, 1) << "the rollback rewrites the tables in at most one batch";
+  EXPECT_EQ(snapshot(), atV1);
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v1).exitCode, 0);
+  commits = nftCommitsDuring([&] { r = vnetplan("apply -f " + v2 + " --auto-approve"); });
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(commits, 1);
+  EXPECT_EQ(runShell("ip netns exec " + ns + " nft list tables", dir).out.find("vnp-port-"), std::string::npos);
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v2).exitCode, 0);
+
+  // Prune: every table in one transaction too.
+  commits = nftCommitsDuring([&] { r = vnetplan("apply -f " + manifest(target(), "empty.yaml") + " --auto-approve"); });
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(commits, 1);
+  EXPECT_EQ(runShell("ip netns exec " + ns + " nft list ruleset", dir).out, "");
+}
+
+// Taking `security` and `shaping` out of the manifests removes the port's rules and its TBF (the engine compares
+// the manifest's fields only: the provider says "none" for a policy left out). Unchanged manifests and the `show`
+// round trip still plan nothing.
+TEST_F(CliLinuxNetModes, RemovingAPolicyRemovesItsRulesAndQdisc) {
+  auto m = [&](const std::string& policies) {
+    return target() + doc("kind: Switch\nmetadata: {name: br0}\nspec: {targets: [t1]" + policies + "}\n") +
+           doc("kind: Port\nmetadata: {name: pa}\nspec: {targets: [t1], type: veth, switch: br0, peer: pa-p, linux: "
+               "{peerMac: \"52:54:00:aa:00:01\"}}\n") +
+           doc("kind: Port\nmetadata: {name: pb}\nspec: {targets: [t1], type: tap, switch: br0, mac: \"52:54:00:bb:00:01\"}\n");
+  };
+  auto roundTrip = [&](const std::string& path) {
+    EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + path).exitCode, 0);
+    auto shown = vnetplan("show --target t1 -f " + path);
+    ASSERT_EQ(shown.exitCode, 0) << shown.err;
+    auto p = vnetplan("plan --detailed-exitcode -f " + manifest(target() + shown.out, "shown.yaml"));
+    EXPECT_EQ(p.exitCode, 0) << p.out << p.err << shown.out;
+  };
+  const std::string plain = manifest(m(""), "plain.yaml");
+  auto r = vnetplan("apply -f " + plain + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  roundTrip(plain);
+  const std::string with = manifest(m(", security: {allowForgedTransmits: false, allowMacChanges: false}, shaping: "
+                                      "{averageKbps: 10000, burstKiB: 32}"),
+                                    "with.yaml");
+  r = vnetplan("apply -f " + with + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  roundTrip(with);
+  for (const char* port : {"pa", "pb"}) {
+    EXPECT_NE(runShell("ip netns exec " + ns + " tc qdisc show dev " + port, dir).out.find("tbf"), std::string::npos);
+    EXPECT_NE(runShell("ip netns exec " + ns + " nft list tables", dir).out.find(std::string("vnp-port-") + port),
+              std::string::npos);
+  }
+  // Both taken out again: the plan says so, the apply removes them.
+  r = vnetplan("plan --detailed-exitcode -f " + plain);
+  EXPECT_EQ(r.exitCode, 2) << r.out << r.err;
+  EXPECT_NE(r.out.find("security.allowForgedTransmits"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("shaping.averageKbps"), std::string::npos) << r.out;
+  r = vnetplan("apply -f " + plain + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  for (const char* port : {"pa", "pb"})
+    EXPECT_EQ(runShell("ip netns exec " + ns + " tc qdisc show dev " + port, dir).out.find("tbf"), std::string::npos);
+  EXPECT_EQ(runShell("ip netns exec " + ns + " nft list ruleset", dir).out, "");
+  roundTrip(plain);
+  // Explicitly permissive is the same as left out: nothing to do.
+  r = vnetplan("plan --detailed-exitcode -f " +
+               manifest(m(", security: {allowForgedTransmits: true, allowMacChanges: true, allowPromiscuous: false}"),
+                        "permissive.yaml"));
+  EXPECT_EQ(r.exitCode, 0) << r.out << r.err;
+}
+
+// A Network's mode between bridged (an existing bridge marked) and a mode with a bridge of its own: refused when
+// planning, naming the provider, the field and why (the live mode is what decides).
+TEST_F(CliLinuxNetModes, ModeChangeToOrFromBridgedIsAPlanError) {
+  const std::string own = manifest(target() + network("n1", "mode: isolated, bridge: nbr, ipv4: {address: 192.168.120.1/24}"), "own.yaml");
+  auto r = vnetplan("apply -f " + own + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  const std::string bridged = manifest(target() + doc("kind: Switch\nmetadata: {name: lan}\nspec: {targets: [t1]}\n") +
+                                           network("n1", "mode: bridged, bridge: nbr"),
+                                       "bridged.yaml");
+  r = vnetplan("plan -f " + bridged);
+  EXPECT_EQ(r.exitCode, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("linux: t1/Network/n1: field mode: isolated -> bridged cannot be changed in place"), std::string::npos)
+      << r.out << r.err;
+  EXPECT_NE(r.err.find("bridged.yaml:"), std::string::npos) << r.err;
+  // Another own-bridge mode is in place, as before.
+  r = vnetplan("plan --detailed-exitcode -f " +
+               manifest(target() + network("n1", "mode: host-only, bridge: nbr, ipv4: {address: 192.168.120.1/24}"), "ho.yaml"));
+  EXPECT_EQ(r.exitCode, 2) << r.out << r.err;
 }
