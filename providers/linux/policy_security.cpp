@@ -1,5 +1,6 @@
 #include "providers/linux/policy_security.h"
 
+#include "providers/linux/nioc.h"
 #include "providers/linux/shaping.h"
 #include "providers/linux/session.h"
 
@@ -143,18 +144,21 @@ void normalizePortPolicies(Resource& r) {
                                          {"security.allowPromiscuous", false}})
     if (!restricted) set(path, nullptr);
     else if (!r.attrs.has(path)) set(path, permissive);
-  for (const char* path : {"shaping.averageKbps", "shaping.peakKbps", "shaping.burstKiB"})
+  for (const char* path : {"shaping.averageKbps", "shaping.peakKbps", "shaping.burstKiB", "niocClass"})
     if (!r.attrs.has(path)) set(path, nullptr);
 }
 
 Status syncPortPolicies(LinuxSession& s, const Step& step, const char* macPath) {
-  bool policy = false, shaping = false;
+  bool policy = false, shaping = false, nioc = false;
   for (const auto& path : step.changed) {
+    nioc = nioc || path == "niocClass";
     policy = policy || path == macPath || securityPath(path);
     shaping = shaping || shapingPath(path) || path == "mtu";
   }
   if (policy)
     if (Status st = syncSecurity(s, step.addr.name, step.after, macPath); !st.ok()) return st;
+  if (nioc)
+    if (Status st = syncNiocClass(s, step.addr.name, step.after); !st.ok()) return st;
   if (shaping) return syncShaping(s, step.addr.name, step.after);
   return {};
 }

@@ -89,7 +89,7 @@ class LinuxSession : public TargetSession {
   bool nftTableAfterFlush(const std::string& family, const std::string& name);
   Status flush() override;
   void discard() override { nftStaged_.clear(); }
-  // Root TBF qdiscs by ifindex ({rate, bucket, peak} in bytes), dumped once per observe when asked (shaping.h).
+  // Root TBF and HTB qdiscs by ifindex (shaping.h), dumped once per observe when asked.
   const std::map<int, Json>& qdiscs();
   // During observe: the addresses of a link (CIDR text), or null.
   const std::vector<std::string>* addressesOf(int index) const {

@@ -868,3 +868,124 @@ TEST_F(CliLinuxNetModes, ModeChangeToOrFromBridgedIsAPlanError) {
                manifest(target() + network("n1", "mode: host-only, bridge: nbr, ipv4: {address: 192.168.120.1/24}"), "ho.yaml"));
   EXPECT_EQ(r.exitCode, 2) << r.out << r.err;
 }
+
+// NIOC as an HTB tree on the switch's uplink (a one-NIC uplink: a veth whose other end is the outside host). Two
+// VMs send to the outside at once, one in class virtualmachine (shares high = 100, the default class), one in
+// vmotion (shares low = 25): their throughputs follow the shares (4:1) within the tolerance below, and share the
+// uplink's rate. Then the lifecycle of the tree: empty second plan, show round trip, drift repaired, update in
+// place, rollback after failures injected at every step and at the commit (exact pre-image: qdisc, classes, port
+// tables), and removal.
+TEST_F(CliLinuxNetModes, NiocDividesTheUplinkByShares) {
+  if (std::system("command -v iperf3 >/dev/null 2>&1") != 0) GTEST_SKIP() << "SKIPPED: iperf3 is missing";
+  ip("link add up0 type veth peer name up0p netns " + out);
+  nsIp(out, "addr add 10.88.0.100/24 dev up0p");
+  nsIp(out, "link set up0p up");
+  nsIp(out, "link set lo up");
+  auto m = [&](const std::string& nioc, const std::string& vbClass) {
+    return target() +
+           doc("kind: Switch\nmetadata: {name: br0}\nspec: {targets: [t1], uplinks: {nics: [up0]}" + nioc + "}\n") +
+           vm("va", "switch: br0") + vm("vb", "switch: br0" + vbClass);
+  };
+  const std::string v1 = manifest(m(", nioc: {enabled: true, uplinkMbps: 40, classes: {virtualmachine: {shares: high}, "
+                                    "vmotion: {shares: low}}}",
+                                    ", niocClass: vmotion"),
+                                  "v1.yaml");
+  auto r = vnetplan("apply -f " + v1 + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v1).exitCode, 0);
+  {
+    auto shown = vnetplan("show --target t1 -f " + v1);
+    ASSERT_EQ(shown.exitCode, 0) << shown.err;
+    EXPECT_NE(shown.out.find("niocClass: vmotion"), std::string::npos) << shown.out;
+    auto p = vnetplan("plan --detailed-exitcode -f " + manifest(target() + shown.out, "shown.yaml"));
+    EXPECT_EQ(p.exitCode, 0) << p.out << p.err << shown.out;
+  }
+  std::string tc = runShell("ip netns exec " + ns + " tc class show dev up0", dir).out;
+  EXPECT_NE(tc.find("class htb 1:1 root rate 40Mbit ceil 40Mbit"), std::string::npos) << tc;
+  EXPECT_NE(tc.find("class htb 1:10 parent 1:1 prio 0 rate 1Kbit ceil 40Mbit"), std::string::npos) << tc;
+  EXPECT_NE(tc.find("class htb 1:11 parent 1:1 prio 0 rate 1Kbit ceil 40Mbit"), std::string::npos) << tc;
+  EXPECT_NE(runShell("ip netns exec " + ns + " nft list table bridge vnp-nioc-vb", dir).out.find("meta priority set 1:11"),
+            std::string::npos);
+
+  vmAddress("va", "10.88.0.2/24", "");
+  vmAddress("vb", "10.88.0.3/24", "");
+  // Both flows at once, 4 s, towards two servers on the outside host.
+  auto compete = [&](int base) {
+    for (int p : {base, base + 1})
+      EXPECT_EQ(std::system(("ip netns exec " + out + " iperf3 -s -D -1 -p " + std::to_string(p)).c_str()), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    std::string fa = (dir / "fa.json").string(), fb = (dir / "fb.json").string();
+    std::string cmd = "ip netns exec " + vmNs("va") + " iperf3 -c 10.88.0.100 -p " + std::to_string(base) + " -t 4 -J > " +
+                      fa + " & ip netns exec " + vmNs("vb") + " iperf3 -c 10.88.0.100 -p " + std::to_string(base + 1) +
+                      " -t 4 -J > " + fb + "; wait";
+    EXPECT_EQ(std::system(cmd.c_str()), 0);
+    auto rate = [](const std::string& f) {
+      std::ifstream in(f);
+      Json j = Json::parse(in, nullptr, false);
+      if (j.is_discarded() || !j.contains("end")) return -1.0;
+      return j["end"]["sum_received"].value("bits_per_second", -1.0) / 1e6;
+    };
+    return std::make_pair(rate(fa), rate(fb));
+  };
+  auto [a, b] = compete(5401);
+  std::printf("nioc: virtualmachine (high) %.2f Mbit/s, vmotion (low) %.2f Mbit/s, ratio %.2f (shares 4.00)\n", a, b,
+              b > 0 ? a / b : 0.0);
+  ASSERT_GT(b, 0);
+  EXPECT_GT(a / b, 4.0 * 0.75) << a << " " << b;
+  EXPECT_LT(a / b, 4.0 * 1.25) << a << " " << b;
+  EXPECT_GT(a + b, 40 * 0.8);
+  EXPECT_LT(a + b, 40 * 1.1);
+
+  // Drift: a class changed by hand, repaired by the apply.
+  ASSERT_EQ(std::system(("ip netns exec " + ns + " tc class change dev up0 parent 1:1 classid 1:11 htb rate 1kbit ceil 40mbit quantum 1514").c_str()), 0);
+  r = vnetplan("plan -f " + v1);
+  EXPECT_NE(r.out.find("nioc.classes.vmotion.shares"), std::string::npos) << r.out;
+  ASSERT_EQ(vnetplan("apply -f " + v1 + " --auto-approve").exitCode, 0);
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v1).exitCode, 0);
+  const std::string atV1 = snapshot();
+
+  // Update in place: vmotion gets a reservation and a limit, vb moves to management (shares normal), which the
+  // manifest adds; every failure on the way rolls back to v1 exactly.
+  const std::string v2 = manifest(m(", nioc: {enabled: true, uplinkMbps: 40, classes: {virtualmachine: {shares: 100}, "
+                                    "vmotion: {shares: low, reservationMbps: 5, limitMbps: 20}, management: {shares: normal}}}",
+                                    ", niocClass: management"),
+                                  "v2.yaml");
+  for (const std::string env : {"VNETPLAN_FAIL_AT_STEP=1", "VNETPLAN_FAIL_AT_STEP=2", "VNETPLAN_FAIL_AT_FLUSH=1"}) {
+    auto f = failing(env, v2);
+    ASSERT_EQ(f.exitCode, 1) << env << "\n" << f.out << f.err;
+    EXPECT_NE(f.err.find("Rolled back"), std::string::npos) << f.err;
+    EXPECT_EQ(snapshot(), atV1) << env;
+  }
+  r = vnetplan("apply -f " + v2 + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("0 to destroy, 0 to replace"), std::string::npos) << r.out;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v2).exitCode, 0);
+  tc = runShell("ip netns exec " + ns + " tc class show dev up0", dir).out;
+  EXPECT_NE(tc.find("class htb 1:11 parent 1:1 prio 0 rate 5Mbit ceil 20Mbit"), std::string::npos) << tc;
+  EXPECT_NE(tc.find("class htb 1:12 parent 1:1"), std::string::npos) << tc;
+  EXPECT_NE(runShell("ip netns exec " + ns + " nft list table bridge vnp-nioc-vb", dir).out.find("meta priority set 1:12"),
+            std::string::npos);
+
+  // nioc taken out of the manifests: the tree and the port's classification go.
+  const std::string v3 = manifest(m("", ""), "v3.yaml");
+  r = vnetplan("apply -f " + v3 + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v3).exitCode, 0);
+  EXPECT_EQ(runShell("ip netns exec " + ns + " tc qdisc show dev up0", dir).out.find("htb"), std::string::npos);
+  EXPECT_EQ(runShell("ip netns exec " + ns + " nft list ruleset", dir).out, "");
+
+  // Created with the switch, and pruned with it: the NIC is given back without the tree.
+  ASSERT_EQ(vnetplan("apply -f " + v1 + " --auto-approve").exitCode, 0);
+  EXPECT_NE(runShell("ip netns exec " + ns + " tc qdisc show dev up0", dir).out.find("htb 1: root"), std::string::npos);
+  r = vnetplan("apply -f " + manifest(target(), "empty.yaml") + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(runShell("ip netns exec " + ns + " tc qdisc show dev up0", dir).out.find("htb"), std::string::npos);
+  EXPECT_EQ(runShell("ip netns exec " + ns + " nft list ruleset", dir).out, "");
+
+  // Plan-time errors name the provider and the field.
+  r = vnetplan("plan -f " + manifest(m(", nioc: {enabled: true, classes: {vmotion: {shares: low}}}", ""), "nouplink.yaml"));
+  EXPECT_NE(r.err.find("linux: t1/Switch/br0: nioc needs uplinkMbps"), std::string::npos) << r.err;
+  r = vnetplan("plan -f " + manifest(m(", nioc: {enabled: true, uplinkMbps: 10, classes: {vmotion: {reservationMbps: 8}, "
+                                       "nfs: {reservationMbps: 8}}}", ""), "over.yaml"));
+  EXPECT_NE(r.err.find("reserve 16 Mbit/s, more than uplinkMbps 10"), std::string::npos) << r.err;
+}
