@@ -29,7 +29,7 @@ using LinkPtr = std::unique_ptr<rtnl_link, LinkFree>;
 const LinuxKinds& linuxKinds() {
   static const LinuxKinds table(
       {&kBridgeOps, &kPortGroupOps, &kVethOps, &kTapOps, &kVlanOps, &kMacvtapOps, &kVxlanOps, &kVfOps, &kNicOps, &kPciOps,
-       &kNetworkOps});
+       &kNetworkOps, &kMirrorOps});
   return table;
 }
 

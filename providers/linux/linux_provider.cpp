@@ -338,7 +338,7 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
 
  protected:
   void checkCommon(const Resource& r, const Target&, Diagnostics& diags) const override {
-    if (r.addr.kind == Kind::Network) return;  // its name is no interface's (its bridge's is checked by its row)
+    if (r.addr.kind == Kind::Network || r.addr.kind == Kind::Mirror) return;  // its name is no interface's (its bridge's is checked by its row)
     if (std::string why = lnx::ifnameProblem(r.addr.name); !why.empty())
       diags.error(r.loc,
                   "linux: invalid interface name '" + r.addr.name + "' for " + kindName(r.addr.kind) + " " +
@@ -394,7 +394,7 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
     auto fail = [&](const std::string& msg, const char* code) { diags.error(r.loc, "linux: " + msg, code); };
     if (r.addr.kind != Kind::Port)
       return fail("kind " + std::string(kindName(r.addr.kind)) + " is not supported yet (the linux provider manages "
-                  "Switch, PortGroup, Port and Network)", "provider/unsupported");
+                  "Switch, PortGroup, Port, Network and Mirror)", "provider/unsupported");
     const Json* type = r.attrs.find("type");
     if (!type) return fail("field type is required for a Port (" + table().variantList(Kind::Port) + ")", "provider/invalid");
     if (!type->is_string())

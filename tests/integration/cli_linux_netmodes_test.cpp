@@ -21,7 +21,9 @@
 #include <functional>
 #include <sstream>
 #include <cstring>
+#include <regex>
 #include <thread>
+#include <tuple>
 
 #include "tests/integration/harness.h"
 
@@ -208,8 +210,11 @@ class CliLinuxNetModes : public NetnsTest {
       for (const auto& a : addrs(name)) out += a + ",";
       out += "\n" + runShell("ip netns exec " + ns + " tc qdisc show dev " + name + " | grep -v '^qdisc noqueue'", dir).out +
              runShell("ip netns exec " + ns + " tc class show dev " + name, dir).out +
-             runShell("ip netns exec " + ns + " tc filter show dev " + name + " ingress", dir).out +
-             runShell("ip netns exec " + ns + " tc filter show dev " + name + " egress", dir).out;
+             // Filters without what the kernel numbers itself (u32 node handles, action indexes), in sorted lines.
+             runShell("for d in ingress egress; do ip netns exec " + ns + " tc filter show dev " + name +
+                          " $d; done | sed -E 's/fh [0-9a-f:]+//; s/ht [0-9a-f]+//; s/index [0-9]+ ref [0-9]+ bind [0-9]+//' | sort",
+                      dir)
+                 .out;
     }
     if (fs::exists(runDir + "/" + ns))
       for (const auto& e : fs::directory_iterator(runDir + "/" + ns)) {
@@ -988,4 +993,100 @@ TEST_F(CliLinuxNetModes, NiocDividesTheUplinkByShares) {
   r = vnetplan("plan -f " + manifest(m(", nioc: {enabled: true, uplinkMbps: 10, classes: {vmotion: {reservationMbps: 8}, "
                                        "nfs: {reservationMbps: 8}}}", ""), "over.yaml"));
   EXPECT_NE(r.err.find("reserve 16 Mbit/s, more than uplinkMbps 10"), std::string::npos) << r.err;
+}
+
+// Mirror with tc (clsact + u32 match-all + mirred) proven with real frames captured on the destination: unicast between
+// two VMs reaches the mirror port only while the mirror copies it, in the direction asked for. Then the lifecycle:
+// empty second plan, show round trip, drift (a filter deleted by hand) repaired, update in place, rollback after
+// failures injected at the step and at the commit (exact pre-image of qdiscs, filters and records), prune.
+TEST_F(CliLinuxNetModes, MirrorCopiesFramesToTheDestination) {
+  const std::string A = "52:54:00:aa:00:01", B = "52:54:00:bb:00:01", C = "52:54:00:cc:00:01";
+  const std::string a = vmNs("ma"), b = vmNs("mb"), c = vmNs("mc");
+  auto m = [&](const std::string& mirror) {
+    std::string y = target() + doc("kind: Switch\nmetadata: {name: br0}\nspec: {targets: [t1]}\n");
+    for (auto [name, n, mac] : {std::tuple{"ma", a, A}, std::tuple{"mb", b, B}, std::tuple{"mc", c, C}})
+      y += doc(std::string("kind: Port\nmetadata: {name: ") + name + "}\nspec: {targets: [t1], type: veth, switch: br0, "
+               "peer: eth0, peerNetns: " + n + ", linux: {peerMac: \"" + mac + "\"}}\n");
+    if (!mirror.empty())
+      y += doc("kind: Mirror\nmetadata: {name: span1}\nspec: {targets: [t1], switch: br0, destination: {port: mc}, " +
+               mirror + "}\n");
+    return y;
+  };
+  // What mc sees of unicast between ma and mb (the bridge has learned both MACs first, so none of it floods).
+  auto captured = [&] {
+    sendFrame(a, "eth0", "ff:ff:ff:ff:ff:ff", A, "learn-a");
+    sendFrame(b, "eth0", "ff:ff:ff:ff:ff:ff", B, "learn-b");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    FrameSink atC(c, "eth0");
+    sendFrame(a, "eth0", B, A, "a-to-b");
+    sendFrame(b, "eth0", A, B, "b-to-a");
+    std::string got = atC.payloads();
+    return std::make_pair(got.find("a-to-b\n") != std::string::npos, got.find("b-to-a\n") != std::string::npos);
+  };
+  const std::string none = manifest(m(""), "none.yaml");
+  auto r = vnetplan("apply -f " + none + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  for (const auto& n : {a, b, c}) nsIp(n, "link set eth0 up");
+  EXPECT_EQ(captured(), std::make_pair(false, false)) << "known unicast does not reach a third port";
+  const std::string atNone = snapshot();
+
+  const std::string both = manifest(m("source: {ports: [ma]}"), "both.yaml");
+  // A failure at the mirror's step, and at the commit: nothing of it stays.
+  for (const std::string env : {"VNETPLAN_FAIL_AT_STEP=1", "VNETPLAN_FAIL_AT_FLUSH=1"}) {
+    auto f = failing(env, both);
+    ASSERT_EQ(f.exitCode, 1) << env << "\n" << f.out << f.err;
+    EXPECT_EQ(snapshot(), atNone) << env;
+  }
+  r = vnetplan("apply -f " + both + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + both).exitCode, 0);
+  {
+    auto shown = vnetplan("show --target t1 -f " + both);
+    ASSERT_EQ(shown.exitCode, 0) << shown.err;
+    EXPECT_NE(shown.out.find("kind: Mirror"), std::string::npos) << shown.out;
+    auto p = vnetplan("plan --detailed-exitcode -f " + manifest(target() + shown.out, "shown.yaml"));
+    EXPECT_EQ(p.exitCode, 0) << p.out << p.err << shown.out;
+  }
+  EXPECT_EQ(captured(), std::make_pair(true, true)) << "both directions of ma copied to mc";
+  const std::string atBoth = snapshot();
+
+  // Drift: the egress filter deleted by hand shows as direction ingress; the apply puts it back.
+  ASSERT_EQ(std::system(("ip netns exec " + ns + " tc filter del dev ma egress").c_str()), 0);
+  r = vnetplan("plan -f " + both);
+  EXPECT_NE(r.out.find("source.direction"), std::string::npos) << r.out;
+  ASSERT_EQ(vnetplan("apply -f " + both + " --auto-approve").exitCode, 0);
+  EXPECT_EQ(snapshot(), atBoth);
+
+  // Update in place: ingress only, of ma and mb; failures on the way roll back to `both` exactly.
+  const std::string ingress = manifest(m("source: {ports: [ma, mb], direction: ingress}"), "ingress.yaml");
+  for (const std::string env : {"VNETPLAN_FAIL_AT_STEP=1", "VNETPLAN_FAIL_AT_FLUSH=1"}) {
+    auto f = failing(env, ingress);
+    ASSERT_EQ(f.exitCode, 1) << env << "\n" << f.out << f.err;
+    EXPECT_EQ(snapshot(), atBoth) << env;
+  }
+  r = vnetplan("apply -f " + ingress + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("0 to destroy, 0 to replace"), std::string::npos) << r.out;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + ingress).exitCode, 0);
+  EXPECT_EQ(captured(), std::make_pair(true, true)) << "what ma and mb send";
+  std::string tc = runShell("ip netns exec " + ns + " tc filter show dev ma egress", dir).out;
+  EXPECT_EQ(tc.find("mirred"), std::string::npos) << tc;
+  tc = runShell("ip netns exec " + ns + " tc filter show dev mb ingress", dir).out;
+  EXPECT_NE(tc.find("Egress Mirror to device mc"), std::string::npos) << tc;
+
+  // Replace (another destination), then prune: the clsact qdiscs and the record go with it.
+  const std::string toB = manifest(
+      std::regex_replace(m("source: {ports: [ma], direction: egress}"), std::regex("port: mc"), "port: mb"), "tob.yaml");
+  r = vnetplan("apply -f " + toB + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("1 to replace"), std::string::npos) << r.out;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + toB).exitCode, 0);
+  r = vnetplan("apply -f " + none + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(snapshot(), atNone);
+  EXPECT_EQ(captured(), std::make_pair(false, false));
+
+  // A destination that is also a source: a plan-time error naming the field.
+  r = vnetplan("plan -f " + manifest(m("source: {ports: [ma, mc]}"), "loop.yaml"));
+  EXPECT_NE(r.err.find("linux: t1/Mirror/span1: destination.port mc is also a source port"), std::string::npos) << r.err;
 }
