@@ -1090,3 +1090,74 @@ TEST_F(CliLinuxNetModes, MirrorCopiesFramesToTheDestination) {
   r = vnetplan("plan -f " + manifest(m("source: {ports: [ma, mc]}"), "loop.yaml"));
   EXPECT_NE(r.err.find("linux: t1/Mirror/span1: destination.port mc is also a source port"), std::string::npos) << r.err;
 }
+
+// Security and shaping, rolled back after a failure injected at every step and at the commit of the nftables
+// batch: the exact pre-image (every port's table or its absence, every TBF or its absence), for a create from
+// nothing and for an update that changes, lifts and adds policies. Then replace (a tap becomes a veth of the same
+// name, keeping its inherited policy) and prune.
+TEST_F(CliLinuxNetModes, PolicyRollbackRestoresThePreImage) {
+  const std::string A = "52:54:00:aa:00:01", B = "52:54:00:bb:00:01", D = "52:54:00:dd:00:01";
+  auto port = [&](const std::string& name, const std::string& type, const std::string& mac, const std::string& extra) {
+    const std::string macField = type == "tap" ? "mac: \"" + mac + "\"" : "peer: " + name + "-p, linux: {peerMac: \"" + mac + "\"}";
+    return doc("kind: Port\nmetadata: {name: " + name + "}\nspec: {targets: [t1], type: " + type + ", switch: br0, " +
+               macField + extra + "}\n");
+  };
+  const std::string sw = doc("kind: Switch\nmetadata: {name: br0}\nspec: {targets: [t1], security: {allowForgedTransmits: "
+                             "false, allowMacChanges: false}, shaping: {averageKbps: 20000, burstKiB: 64}}\n");
+  const std::string v1 = manifest(target() + sw + port("pa", "veth", A, "") + port("pb", "tap", B, ""), "v1.yaml");
+  const std::string v2 = manifest(
+      target() + sw +
+          port("pa", "veth", A, ", security: {allowForgedTransmits: true, allowMacChanges: true}, shaping: {averageKbps: 5000, "
+                                "peakKbps: 10000, burstKiB: 32}") +
+          port("pb", "tap", B, ", security: {allowMacChanges: true}") + port("pd", "veth", D, ""),
+      "v2.yaml");
+  const std::string empty = snapshot();
+  for (const std::string env : {"VNETPLAN_FAIL_AT_STEP=2", "VNETPLAN_FAIL_AT_STEP=3", "VNETPLAN_FAIL_AT_FLUSH=1"}) {
+    auto f = failing(env, v1);
+    ASSERT_EQ(f.exitCode, 1) << env << "\n" << f.out << f.err;
+    EXPECT_NE(f.err.find("Rolled back"), std::string::npos) << f.err;
+    EXPECT_EQ(snapshot(), empty) << env;
+  }
+  auto r = vnetplan("apply -f " + v1 + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v1).exitCode, 0);
+  const std::string atV1 = snapshot();
+  for (const char* t : {"bridge vnp-port-pa", "bridge vnp-port-pb"}) EXPECT_NE(atV1.find(t), std::string::npos) << t;
+
+  for (const std::string env : {"VNETPLAN_FAIL_AT_STEP=1", "VNETPLAN_FAIL_AT_STEP=2", "VNETPLAN_FAIL_AT_STEP=3",
+                                "VNETPLAN_FAIL_AT_FLUSH=1"}) {
+    auto f = failing(env, v2);
+    ASSERT_EQ(f.exitCode, 1) << env << "\n" << f.out << f.err;
+    EXPECT_NE(f.err.find("Rolled back"), std::string::npos) << f.err;
+    EXPECT_EQ(snapshot(), atV1) << env;
+    EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v1).exitCode, 0) << env;
+  }
+  r = vnetplan("apply -f " + v2 + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v2).exitCode, 0);
+  const std::string atV2 = snapshot();
+  EXPECT_EQ(atV2.find("vnp-port-pa"), std::string::npos) << atV2;
+  EXPECT_NE(atV2.find("vnp-port-pd"), std::string::npos) << atV2;
+  EXPECT_NE(runShell("ip netns exec " + ns + " tc qdisc show dev pa", dir).out.find("rate 5Mbit burst 32Kb peakrate 10Mbit"),
+            std::string::npos);
+  // pb keeps allowForgedTransmits: false (inherited) with allowMacChanges lifted on the port.
+  std::string pb = runShell("ip netns exec " + ns + " nft list table bridge vnp-port-pb", dir).out;
+  EXPECT_NE(pb.find("allowForgedTransmits: false"), std::string::npos) << pb;
+  EXPECT_EQ(pb.find("allowMacChanges: false"), std::string::npos) << pb;
+
+  // Replace: pb becomes a veth (the type cannot change in place); the inherited policy follows it.
+  const std::string v3 = manifest(target() + sw + port("pa", "veth", A, "") + port("pb", "veth", B, ""), "v3.yaml");
+  r = vnetplan("apply -f " + v3 + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("1 to replace"), std::string::npos) << r.out;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v3).exitCode, 0);
+  pb = runShell("ip netns exec " + ns + " nft list table bridge vnp-port-pb", dir).out;
+  EXPECT_NE(pb.find("allowMacChanges: false"), std::string::npos) << pb;
+  EXPECT_NE(runShell("ip netns exec " + ns + " tc qdisc show dev pb", dir).out.find("tbf"), std::string::npos);
+
+  // Prune: every table and qdisc goes with its port.
+  r = vnetplan("apply -f " + manifest(target(), "empty.yaml") + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(runShell("ip netns exec " + ns + " nft list ruleset", dir).out, "");
+  EXPECT_EQ(snapshot(), empty);
+}
