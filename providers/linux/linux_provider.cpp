@@ -1,5 +1,6 @@
 #include "providers/linux/linux_provider.h"
 #include "base/netns.h"
+#include "providers/linux/nioc.h"
 #include "providers/linux/policy_security.h"
 #include "providers/linux/shaping.h"
 
@@ -82,6 +83,7 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
     checkNetworkPorts(resources, diags);
     checkUplinkNics(resources, diags);
     checkSegments(target, resources, diags);
+    lnx::checkNiocClasses(resources, diags);
   }
 
   std::string describe(const Step& step, const Target& target) const override {

@@ -343,6 +343,35 @@ void checkNiocClassField(const FieldCheck& fc) {
             "provider/unsupported");
 }
 
+void checkNiocClasses(const std::vector<const Resource*>& resources, Diagnostics& diags) {
+  std::map<std::string, const Resource*> switches, groups;
+  for (const Resource* r : resources) {
+    if (r->addr.kind == Kind::Switch) switches[r->addr.name] = r;
+    if (r->addr.kind == Kind::PortGroup) groups[r->addr.name] = r;
+  }
+  for (const Resource* r : resources) {
+    if (r->addr.kind != Kind::Port) continue;
+    auto cls = r->attrs.getString("niocClass");
+    if (!cls || !niocClass(*cls)) continue;
+    auto sw = r->attrs.getString("switch");
+    if (auto pg = r->attrs.getString("portGroup"))
+      if (auto g = groups.find(*pg); g != groups.end()) sw = g->second->attrs.getString("switch");
+    const Resource* s = sw ? (switches.count(*sw) ? switches[*sw] : nullptr) : nullptr;
+    std::string why;
+    if (!s)
+      why = "the port is on no Switch of these manifests, so no NIOC tree classifies it";
+    else if (s->attrs.getBool("nioc.enabled") != true)
+      why = "its switch " + *sw + " has no nioc (enabled: true)";
+    else if (!s->attrs.getInt(classPath(*niocClass(*cls), "shares")))
+      why = "its switch " + *sw + "'s nioc has no class " + *cls + " (declare nioc.classes." + *cls + ")";
+    if (!why.empty())
+      diags.error(r->locOf("niocClass"),
+                  "linux: " + r->addr.str() + ": niocClass " + *cls + ": " + why +
+                      "; its traffic would go to class virtualmachine without a word",
+                  "provider/invalid");
+  }
+}
+
 namespace {
 
 std::vector<Json> classEntries(const std::string& port, const NiocClass& c) {

@@ -50,6 +50,9 @@ Status dropNioc(LinuxSession& s, const std::string& sw, int device);
 
 // ---- the Port
 void checkNiocClassField(const FieldCheck& fc);
+// Across a target's resources: a port's class must be one its switch's tree has (else HTB would put its traffic
+// in the default class without a word).
+void checkNiocClasses(const std::vector<const Resource*>& resources, Diagnostics& diags);
 // Stages the port's classification table as `a` asks (none for no class or virtualmachine).
 Status syncNiocClass(LinuxSession& s, const std::string& port, const Attrs& a);
 Status dropNiocClass(LinuxSession& s, const std::string& port);

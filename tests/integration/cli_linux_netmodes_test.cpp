@@ -993,6 +993,10 @@ TEST_F(CliLinuxNetModes, NiocDividesTheUplinkByShares) {
   r = vnetplan("plan -f " + manifest(m(", nioc: {enabled: true, uplinkMbps: 10, classes: {vmotion: {reservationMbps: 8}, "
                                        "nfs: {reservationMbps: 8}}}", ""), "over.yaml"));
   EXPECT_NE(r.err.find("reserve 16 Mbit/s, more than uplinkMbps 10"), std::string::npos) << r.err;
+  r = vnetplan("plan -f " + manifest(m(", nioc: {enabled: true, uplinkMbps: 10}", ", niocClass: nfs"), "undeclared.yaml"));
+  EXPECT_NE(r.err.find("linux: t1/Port/vb: niocClass nfs: its switch br0's nioc has no class nfs"), std::string::npos) << r.err;
+  r = vnetplan("plan -f " + manifest(m("", ", niocClass: nfs"), "nonioc.yaml"));
+  EXPECT_NE(r.err.find("linux: t1/Port/vb: niocClass nfs: its switch br0 has no nioc"), std::string::npos) << r.err;
 }
 
 // Mirror with tc (clsact + u32 match-all + mirred) proven with real frames captured on the destination: unicast between
