@@ -979,7 +979,16 @@ TEST_F(CliLinuxNetModes, NiocDividesTheUplinkByShares) {
   EXPECT_EQ(runShell("ip netns exec " + ns + " tc qdisc show dev up0", dir).out.find("htb"), std::string::npos);
   EXPECT_EQ(runShell("ip netns exec " + ns + " nft list ruleset", dir).out, "");
 
-  // Created with the switch, and pruned with it: the NIC is given back without the tree.
+  // Created with the switch (a failure at the ports' steps or at the commit leaves nothing: the NIC is given back
+  // without a tree), and pruned with it.
+  ASSERT_EQ(vnetplan("apply -f " + manifest(target(), "empty.yaml") + " --auto-approve").exitCode, 0);
+  const std::string atEmpty = snapshot();
+  EXPECT_EQ(atEmpty.find("htb"), std::string::npos) << atEmpty;
+  for (const std::string env : {"VNETPLAN_FAIL_AT_STEP=2", "VNETPLAN_FAIL_AT_STEP=3", "VNETPLAN_FAIL_AT_FLUSH=1"}) {
+    auto f = failing(env, v1);
+    ASSERT_EQ(f.exitCode, 1) << env << "\n" << f.out << f.err;
+    EXPECT_EQ(snapshot(), atEmpty) << env;
+  }
   ASSERT_EQ(vnetplan("apply -f " + v1 + " --auto-approve").exitCode, 0);
   EXPECT_NE(runShell("ip netns exec " + ns + " tc qdisc show dev up0", dir).out.find("htb 1: root"), std::string::npos);
   r = vnetplan("apply -f " + manifest(target(), "empty.yaml") + " --auto-approve");
