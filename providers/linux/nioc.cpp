@@ -244,8 +244,8 @@ void normalizeNioc(Resource& r) {
   for (const auto& c : niocClasses()) {
     bool declared = false;
     for (const char* k : {"shares", "reservationMbps", "limitMbps"}) declared = declared || r.attrs.has(classPath(c, k));
-    // vSphere's defaults: virtual machines high, every other class normal; the VM class is the default class and
-    // always exists.
+    // A class without shares is normal (50), the virtual machines' too, as the ovs provider has it (one manifest,
+    // one behaviour); the VM class is the default class and always exists.
     if (!declared && std::string(c.name) != "virtualmachine") {
       for (const char* k : {"shares", "reservationMbps", "limitMbps"}) set(classPath(c, k), nullptr);
       continue;
@@ -253,7 +253,7 @@ void normalizeNioc(Resource& r) {
     if (const Json* sh = r.attrs.find(classPath(c, "shares")))
       r.attrs.set(classPath(c, "shares"), sharesOf(*sh));
     else
-      set(classPath(c, "shares"), std::string(c.name) == "virtualmachine" ? 100 : 50);
+      set(classPath(c, "shares"), 50);
     if (!r.attrs.has(classPath(c, "reservationMbps"))) set(classPath(c, "reservationMbps"), 0);
     if (!r.attrs.has(classPath(c, "limitMbps"))) set(classPath(c, "limitMbps"), nullptr);
   }
