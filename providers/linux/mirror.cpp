@@ -27,6 +27,7 @@
 #include "providers/linux/kind.h"
 #include "providers/linux/records.h"
 #include "providers/linux/session.h"
+#include "providers/linux/values.h"
 
 namespace vnetplan::lnx {
 
@@ -296,6 +297,16 @@ void mirrorCheck(const Resource& r, const Target&, Diagnostics& diags) {
                 "provider/invalid");
 }
 
+// Port and switch names are interface names (a Mirror's own name is not one: it may be a port's).
+void checkIfnames(const FieldCheck& fc) {
+  const Json list = fc.value.is_array() ? fc.value : Json::array({fc.value});
+  for (const auto& v : list) {
+    if (!v.is_string()) return fc.fail("field " + fc.path + " must name interfaces");
+    if (std::string why = ifnameProblem(v.get<std::string>()); !why.empty())
+      fc.fail("invalid interface name '" + v.get<std::string>() + "' in field " + fc.path + ": " + why);
+  }
+}
+
 void checkDirection(const FieldCheck& fc) {
   if (!fc.value.is_string() || (fc.value != "ingress" && fc.value != "egress" && fc.value != "both"))
     fc.fail("field source.direction must be ingress, egress or both");
@@ -329,10 +340,10 @@ const KindOps kMirrorOps{.kind = Kind::Mirror,
                          .variant = "",
                          .label = "mirror",
                          .traits = &kMirrorTraits,
-                         .fields = {{"switch", checkInterfaceNameField},
-                                    {"source.ports", nullptr},
+                         .fields = {{"switch", checkIfnames},
+                                    {"source.ports", checkIfnames},
                                     {"source.direction", checkDirection},
-                                    {"destination.port", checkInterfaceNameField}},
+                                    {"destination.port", checkIfnames}},
                          .check = mirrorCheck,
                          .normalize = nullptr,
                          .describe = mirrorDescribe,
