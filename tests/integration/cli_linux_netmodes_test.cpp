@@ -914,21 +914,31 @@ TEST_F(CliLinuxNetModes, NiocDividesTheUplinkByShares) {
 
   vmAddress("va", "10.88.0.2/24", "");
   vmAddress("vb", "10.88.0.3/24", "");
-  // Both flows at once, 4 s, towards two servers on the outside host.
+  // Both flows at once, towards two servers on the outside host: 8 s each, counted over seconds 2 to 6 of each, when
+  // both surely run (the two clients start up to a few hundred ms apart; counting their whole runs credited one
+  // with the time it ran alone).
   auto compete = [&](int base) {
     for (int p : {base, base + 1})
       EXPECT_EQ(std::system(("ip netns exec " + out + " iperf3 -s -D -1 -p " + std::to_string(p)).c_str()), 0);
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     std::string fa = (dir / "fa.json").string(), fb = (dir / "fb.json").string();
-    std::string cmd = "ip netns exec " + vmNs("va") + " iperf3 -c 10.88.0.100 -p " + std::to_string(base) + " -t 4 -J > " +
+    std::string cmd = "ip netns exec " + vmNs("va") + " iperf3 -c 10.88.0.100 -p " + std::to_string(base) + " -t 8 -J > " +
                       fa + " & ip netns exec " + vmNs("vb") + " iperf3 -c 10.88.0.100 -p " + std::to_string(base + 1) +
-                      " -t 4 -J > " + fb + "; wait";
+                      " -t 8 -J > " + fb + "; wait";
     EXPECT_EQ(std::system(cmd.c_str()), 0);
     auto rate = [](const std::string& f) {
       std::ifstream in(f);
       Json j = Json::parse(in, nullptr, false);
-      if (j.is_discarded() || !j.contains("end")) return -1.0;
-      return j["end"]["sum_received"].value("bits_per_second", -1.0) / 1e6;
+      if (j.is_discarded() || !j.contains("intervals")) return -1.0;
+      double bytes = 0, secs = 0;
+      for (const auto& i : j["intervals"]) {
+        const Json& s = i["sum"];
+        if (s.value("start", 0.0) >= 1.99 && s.value("end", 0.0) <= 6.01) {
+          bytes += s.value("bytes", 0.0);
+          secs += s.value("end", 0.0) - s.value("start", 0.0);
+        }
+      }
+      return secs > 0 ? bytes * 8 / secs / 1e6 : -1.0;
     };
     return std::make_pair(rate(fa), rate(fb));
   };
@@ -949,10 +959,11 @@ TEST_F(CliLinuxNetModes, NiocDividesTheUplinkByShares) {
   EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v1).exitCode, 0);
   const std::string atV1 = snapshot();
 
-  // Update in place: vmotion gets a reservation and a limit, vb moves to management (shares normal), which the
-  // manifest adds; every failure on the way rolls back to v1 exactly.
+  // Update in place: vmotion gets a reservation and a limit, vb moves to management (shares normal, limited to
+  // 8 Mbit/s), which the manifest adds; every failure on the way rolls back to v1 exactly.
   const std::string v2 = manifest(m(", nioc: {enabled: true, uplinkMbps: 40, classes: {virtualmachine: {shares: 100}, "
-                                    "vmotion: {shares: low, reservationMbps: 5, limitMbps: 20}, management: {shares: normal}}}",
+                                    "vmotion: {shares: low, reservationMbps: 5, limitMbps: 20}, management: {shares: normal, "
+                                    "limitMbps: 8}}}",
                                     ", niocClass: management"),
                                   "v2.yaml");
   for (const std::string env : {"VNETPLAN_FAIL_AT_STEP=1", "VNETPLAN_FAIL_AT_STEP=2", "VNETPLAN_FAIL_AT_FLUSH=1"}) {
@@ -970,6 +981,13 @@ TEST_F(CliLinuxNetModes, NiocDividesTheUplinkByShares) {
   EXPECT_NE(tc.find("class htb 1:12 parent 1:1"), std::string::npos) << tc;
   EXPECT_NE(runShell("ip netns exec " + ns + " nft list table bridge vnp-nioc-vb", dir).out.find("meta priority set 1:12"),
             std::string::npos);
+  // The limit is a ceiling: vb's class gets its 8 Mbit/s (less than its share of 40), va the rest.
+  std::tie(a, b) = compete(5403);
+  std::printf("nioc: virtualmachine %.2f Mbit/s, management (limit 8) %.2f Mbit/s\n", a, b);
+  EXPECT_GT(b, 8 * 0.8) << b;
+  EXPECT_LT(b, 8 * 1.1) << b;
+  EXPECT_GT(a + b, 40 * 0.8);
+  EXPECT_LT(a + b, 40 * 1.1);
 
   // nioc taken out of the manifests: the tree and the port's classification go.
   const std::string v3 = manifest(m("", ""), "v3.yaml");
