@@ -77,6 +77,8 @@ struct KindHooks {
   Status (*create)(Apply&, const Step&) = nullptr;
   Status (*update)(Apply&, const Step&) = nullptr;
   Status (*remove)(Apply&, const Step&) = nullptr;
+  // Plan time, a change of an existing object: what its live attributes forbid (Provider::checkChange).
+  void (*checkChange)(const Resource&, const Attrs& live, Diagnostics&) = nullptr;
 };
 
 template <class Live, class Apply>
@@ -216,6 +218,10 @@ class TableProvider : public Provider {
       if (rule->check) rule->check(fc);
     }
     if (row->check) row->check(r, target, diags);
+  }
+
+  void checkChange(const Resource& r, const Attrs& live, Diagnostics& diags) const override {
+    if (const Row* row = table_.row(r.addr.kind, r.attrs); row && row->checkChange) row->checkChange(r, live, diags);
   }
 
   void normalize(Resource& r) const override {

@@ -191,6 +191,7 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
       continue;
     }
     ResourceChange c = diffOne(r->addr, &r->attrs, liveObj, provider, *view.target);
+    if (live && (c.action == Action::Update || c.action == Action::Replace)) provider.checkChange(*r, *live, diags);
     c.origins = r->origins;
     c.adopt = live && !owned;
     c.deleteOnRelease = r->deleteOnRelease;

@@ -114,6 +114,11 @@ class Provider {
                              Diagnostics& diags) const {
     (void)target, (void)resources, (void)diags;
   }
+  // Plan-time check of a change of an existing object against what it is live (what only the target knows, e.g.
+  // that a Network's bridge is someone else's): errors name the provider, the field and why, like check()'s.
+  virtual void checkChange(const Resource& desired, const Attrs& live, Diagnostics& diags) const {
+    (void)desired, (void)live, (void)diags;
+  }
   // Provider-specific normalization of desired attributes (units, spellings). Defaults come from traits.
   virtual void normalize(Resource& desired) const { (void)desired; }
   // Connects to the target. Everything the session does to connect and then observe is bounded so that it ends by

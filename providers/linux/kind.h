@@ -68,6 +68,7 @@ extern const KindOps kVfOps;
 extern const KindOps kNicOps;
 extern const KindOps kPciOps;
 extern const KindOps kNetworkOps;
+extern const KindOps kMirrorOps;
 // The provider's table: every row above.
 const LinuxKinds& linuxKinds();
 

@@ -11,6 +11,7 @@
 
 #include "base/netaddr.h"
 #include "providers/linux/kind.h"
+#include "providers/linux/nioc.h"
 #include "providers/linux/attach.h"
 #include "providers/linux/session.h"
 
@@ -28,7 +29,7 @@ using LinkPtr = std::unique_ptr<rtnl_link, LinkFree>;
 const LinuxKinds& linuxKinds() {
   static const LinuxKinds table(
       {&kBridgeOps, &kPortGroupOps, &kVethOps, &kTapOps, &kVlanOps, &kMacvtapOps, &kVxlanOps, &kVfOps, &kNicOps, &kPciOps,
-       &kNetworkOps});
+       &kNetworkOps, &kMirrorOps});
   return table;
 }
 
@@ -123,7 +124,8 @@ const std::vector<FieldRule>& commonPortFields() {
                                              {"addresses", checkAddresses},
                                              {"type", nullptr},  // chose the row
                                              {"mac", checkMac},
-                                             {"linux.txQueueLen", checkTxQueueLen}};
+                                             {"linux.txQueueLen", checkTxQueueLen},
+                                             {"niocClass", checkNiocClassField}};
   return fields;
 }
 

@@ -1,7 +1,8 @@
 // Network = a libvirt-style VM network (DESIGN §2, "Network modes"): a bridge of its own with the host's address
 // on it (every mode but bridged, which marks an existing bridge), IPv4 forwarding on that bridge and on
 // `forwardDev` only (never the global switch), and the mode's firewall and NAT rules in an nftables table of its
-// own (nft.h), replaced in one atomic batch by every create and update.
+// own (nft.h), staged by every create and update and committed with the target's other nftables changes in one
+// atomic batch at the end of the apply (LinuxSession::flush).
 //
 // What a mode allows is the connectivity table of DESIGN §2; the rules below implement it. Bridge netfilter (on in
 // a new namespace) sends frames bridged between two ports of the bridge through the inet forward hook too, with
@@ -18,7 +19,6 @@
 #include "base/netaddr.h"
 #include "providers/linux/dnsmasq.h"
 #include "providers/linux/kind.h"
-#include "providers/linux/nft.h"
 #include "providers/linux/records.h"
 #include "providers/linux/session.h"
 
@@ -183,26 +183,15 @@ std::vector<Json> tableEntries(const NetSpec& n) {
   return out;
 }
 
-// One batch that leaves exactly `entries` in the Network's table (or no table): "add table" first so that the
-// "delete table" never fails on a missing one, all in one transaction.
-Json replaceBatch(const std::string& network, const std::vector<Json>& entries) {
-  Json cmds = Json::array();
-  Json table{{"table", {{"family", "inet"}, {"name", tableName(network)}}}};
-  cmds.push_back(Json{{"add", table}});
-  cmds.push_back(Json{{"delete", table}});
-  for (const auto& e : entries) cmds.push_back(Json{{"add", e}});
-  return Json{{"nftables", cmds}};
-}
-
-Status syncTable(LinuxSession& s, const NetSpec& n, const std::string& verb) {
-  auto r = nftRun(s.nsFd(), replaceBatch(n.name, tableEntries(n)));
-  if (!r.ok()) return s.failure(verb + " network " + n.name + ": nftables table " + tableName(n.name), r.error().message);
+// The table is staged with the session and committed with every other nftables change of the apply in one batch
+// (LinuxSession::flush): a failure anywhere before it leaves the tables as they were.
+Status syncTable(LinuxSession& s, const NetSpec& n, const std::string&) {
+  s.stageNftTable("inet", tableName(n.name), tableEntries(n));
   return {};
 }
 
-Status dropTable(LinuxSession& s, const std::string& network, const std::string& verb) {
-  auto r = nftRun(s.nsFd(), replaceBatch(network, {}));
-  if (!r.ok()) return s.failure(verb + " network " + network + ": nftables table " + tableName(network), r.error().message);
+Status dropTable(LinuxSession& s, const std::string& network, const std::string&) {
+  s.stageNftTable("inet", tableName(network), {});
   return {};
 }
 
@@ -631,6 +620,28 @@ void networkNormalize(Resource& r) {
   }
 }
 
+// What only the live Network tells: whether its bridge is its own. A bridged Network marks someone else's bridge (a
+// Switch's), every other mode owns its bridge, so going between them is not a change of the same object.
+void networkCheckChange(const Resource& r, const Attrs& live, Diagnostics& diags) {
+  const std::string liveMode = live.getString("mode").value_or("");
+  const std::string was = liveMode.substr(0, liveMode.find(' '));
+  const std::string mode = r.attrs.getString("mode").value_or("");
+  if (was.empty() || mode.empty()) return;
+  auto fail = [&](const std::string& path, const std::string& m) {
+    diags.error(r.locOf(path), "linux: " + r.addr.str() + ": " + m, "provider/unsupported");
+  };
+  if (ownsBridge(was) != ownsBridge(mode)) {
+    const std::string own = ownsBridge(mode) ? mode : was;
+    return fail("mode", "field mode: " + was + " -> " + mode + " cannot be changed in place: a bridged Network marks "
+                        "an existing bridge, a " + own + " Network owns a bridge of its own (remove the Network, "
+                        "apply, then declare it with its new mode)");
+  }
+  const auto liveBridge = live.getString("bridge"), bridge = r.attrs.getString("bridge");
+  if (!ownsBridge(mode) && liveBridge && bridge && *liveBridge != *bridge)
+    fail("bridge", "field bridge: a bridged Network cannot move from bridge " + *liveBridge + " to " + *bridge +
+                       " in place (remove the Network, apply, then declare it on the other bridge)");
+}
+
 void networkDescribe(const Step& step, const Target&, std::vector<std::string>& parts) {
   const Attrs& a = step.action == StepAction::Delete ? step.before : step.after;
   const NetSpec n = specOf(step.addr.name, a);
@@ -677,6 +688,7 @@ const KindOps kNetworkOps{.kind = Kind::Network,
                           .observe = networkObserve,
                           .create = networkCreate,
                           .update = networkUpdate,
-                          .remove = networkRemove};
+                          .remove = networkRemove,
+                          .checkChange = networkCheckChange};
 
 }  // namespace vnetplan::lnx

@@ -1,6 +1,6 @@
 #include "providers/linux/policy_security.h"
 
-#include "providers/linux/nft.h"
+#include "providers/linux/nioc.h"
 #include "providers/linux/shaping.h"
 #include "providers/linux/session.h"
 
@@ -50,15 +50,6 @@ std::vector<Json> entries(const std::string& port, const std::string& mac, bool 
   return out;
 }
 
-Json replaceBatch(const std::string& port, const std::vector<Json>& es) {
-  Json cmds = Json::array();
-  Json table{{"table", {{"family", "bridge"}, {"name", tableOf(port)}}}};
-  cmds.push_back(Json{{"add", table}});
-  cmds.push_back(Json{{"delete", table}});
-  for (const auto& e : es) cmds.push_back(Json{{"add", e}});
-  return Json{{"nftables", cmds}};
-}
-
 void checkFlag(const FieldCheck& fc) { fc.requireBool(); }
 
 void checkPromiscuous(const FieldCheck& fc) {
@@ -99,19 +90,13 @@ Status syncSecurity(LinuxSession& s, const std::string& port, const Attrs& a, co
   const bool forged = a.getBool("security.allowForgedTransmits").value_or(true);
   const bool macChanges = a.getBool("security.allowMacChanges").value_or(true);
   auto es = entries(port, a.getString(macPath).value_or(""), forged, macChanges);
-  if (es.empty() && !s.hasNftTable("bridge", tableOf(port))) return {};
-  auto r = nftRun(s.nsFd(), replaceBatch(port, es));
-  if (!r.ok()) return s.failure("set the security policy of port " + port + " (nftables table bridge " + tableOf(port) + ")",
-                                r.error().message);
-  s.setNftTable("bridge", tableOf(port), !es.empty());
+  if (es.empty() && !s.nftTableAfterFlush("bridge", tableOf(port))) return {};
+  s.stageNftTable("bridge", tableOf(port), std::move(es));  // committed by the apply's one batch (session.h)
   return {};
 }
 
 Status dropSecurity(LinuxSession& s, const std::string& port) {
-  if (!s.hasNftTable("bridge", tableOf(port))) return {};
-  auto r = nftRun(s.nsFd(), replaceBatch(port, {}));
-  if (!r.ok()) return s.failure("remove the security policy of port " + port, r.error().message);
-  s.setNftTable("bridge", tableOf(port), false);
+  if (s.nftTableAfterFlush("bridge", tableOf(port))) s.stageNftTable("bridge", tableOf(port), {});
   return {};
 }
 
@@ -130,24 +115,50 @@ void observeSecurity(LinuxSession& s, const std::string& port, const std::string
       if (c == "allowMacChanges: false") macChanges = false;
     }
   }
+  if (mine.empty()) return;  // no rules: the permissive policy, said by leaving the fields out
   a.set("security.allowForgedTransmits", forged);
   a.set("security.allowMacChanges", macChanges);
   a.set("security.allowPromiscuous", false);
-  if (mine.empty() || mine == entries(port, guestMac, forged, macChanges)) return;
+  if (mine == entries(port, guestMac, forged, macChanges)) return;
   // Changed by hand: said where the plan shows it, and repaired by the update that follows.
   const char* path = !forged ? "security.allowForgedTransmits" : "security.allowMacChanges";
   a.set(path, "false (its nftables rules were changed by hand)");
   if (forged && macChanges) a.set("security.allowForgedTransmits", "true (a table bridge " + t + " is left)");
 }
 
+void normalizePortPolicies(Resource& r) {
+  // A port without rules is what observe reports without security fields and a port without a TBF without shaping
+  // fields; a policy the port neither sets nor inherits is therefore said as null (unset), which the engine, that
+  // compares the manifest's fields only, sees differ from a port that still has rules or a qdisc: removing a policy
+  // from the manifests removes it. A wholly permissive policy (true, true, false) is no rules, so it is null too;
+  // a restricted one is said in full, as observe reports a port with a table.
+  auto set = [&](const char* path, Json v) {
+    if (!r.attrs.has(path)) r.origins[path] = AttrOrigin{Origin::Default, ""};
+    r.attrs.set(path, std::move(v));
+  };
+  const bool restricted = r.attrs.getBool("security.allowForgedTransmits") == false ||
+                          r.attrs.getBool("security.allowMacChanges") == false ||
+                          r.attrs.getBool("security.allowPromiscuous") == true;
+  for (const auto& [path, permissive] : {std::pair<const char*, bool>{"security.allowForgedTransmits", true},
+                                         {"security.allowMacChanges", true},
+                                         {"security.allowPromiscuous", false}})
+    if (!restricted) set(path, nullptr);
+    else if (!r.attrs.has(path)) set(path, permissive);
+  for (const char* path : {"shaping.averageKbps", "shaping.peakKbps", "shaping.burstKiB", "niocClass"})
+    if (!r.attrs.has(path)) set(path, nullptr);
+}
+
 Status syncPortPolicies(LinuxSession& s, const Step& step, const char* macPath) {
-  bool policy = false, shaping = false;
+  bool policy = false, shaping = false, nioc = false;
   for (const auto& path : step.changed) {
+    nioc = nioc || path == "niocClass";
     policy = policy || path == macPath || securityPath(path);
     shaping = shaping || shapingPath(path) || path == "mtu";
   }
   if (policy)
     if (Status st = syncSecurity(s, step.addr.name, step.after, macPath); !st.ok()) return st;
+  if (nioc)
+    if (Status st = syncNiocClass(s, step.addr.name, step.after); !st.ok()) return st;
   if (shaping) return syncShaping(s, step.addr.name, step.after);
   return {};
 }

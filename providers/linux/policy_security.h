@@ -25,9 +25,14 @@ Status syncSecurity(LinuxSession& s, const std::string& port, const Attrs& a, co
 // After an update of a tap or veth: the security table and the shaping qdisc again, each only when the step
 // changes something it depends on (the guest's MAC at `macPath`; the MTU sizes the shaping burst).
 Status syncPortPolicies(LinuxSession& s, const Step& step, const char* macPath);
+// Normalize of a tap or veth Port: a security or shaping field the port neither sets nor inherits is null (no
+// rules, no qdisc: what observe reports by leaving the field out), so taking a policy out of the manifests removes
+// its rules or qdisc; a restricted security policy is completed with the permissive values of its other fields.
+void normalizePortPolicies(Resource& r);
 // Removes the port's table if it has one.
 Status dropSecurity(LinuxSession& s, const std::string& port);
-// During observe: security.* of a port whose guest MAC is `guestMac` ("" if unknown).
+// During observe: security.* of a port whose guest MAC is `guestMac` ("" if unknown); none when the port has no
+// table (the permissive policy).
 void observeSecurity(LinuxSession& s, const std::string& port, const std::string& guestMac, Attrs& a);
 
 }  // namespace vnetplan::lnx

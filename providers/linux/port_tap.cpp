@@ -22,6 +22,7 @@
 #include "providers/linux/kind.h"
 #include "providers/linux/records.h"
 #include "providers/linux/policy_security.h"
+#include "providers/linux/nioc.h"
 #include "providers/linux/session.h"
 #include "providers/linux/shaping.h"
 
@@ -62,6 +63,7 @@ void tapAttrs(LinuxSession& s, const LinkInfo& l, Attrs& a) {
   a.set("linux.group", v ? Json(static_cast<int64_t>(*v)) : Json(nullptr));
   observeSecurity(s, l.name, a.getString("mac").value_or(""), a);
   observeShaping(s, l, a);
+  observeNiocClass(s, l.name, a);
 }
 
 short tapFlags(const Attrs& a, bool exclusive) {
@@ -165,6 +167,7 @@ Status tapCreate(LinuxSession& s, const Step& step) {
     if (Status st = addAddresses(s, kTapOps, name, *idx, addrs); !st.ok()) return undo(st);
   if (Status st = syncSecurity(s, name, a, "mac"); !st.ok()) return undo(st);
   if (Status st = syncShaping(s, name, a); !st.ok()) return undo(st);
+  if (Status st = syncNiocClass(s, name, a); !st.ok()) return undo(st);
   return {};
 }
 
@@ -179,7 +182,7 @@ Status tapUpdate(LinuxSession& s, const Step& step) {
     } else if (path != "mtu" && path != "mac" && path != "linux.hostMac" && path != "switch" &&
                path != "portGroup" && path != "vlan" && path != "vlan.trunk" && path != "up" &&
                path != "addresses" && path != "linux.txQueueLen" && !securityPath(path) &&
-        !shapingPath(path)) {
+        !shapingPath(path) && path != "niocClass") {
       return s.failure("update tap " + name, "changing " + path + " is not supported by the linux provider");
     }
   }
@@ -204,6 +207,7 @@ Status tapUpdate(LinuxSession& s, const Step& step) {
 
 Status tapRemove(LinuxSession& s, const Step& step) {
   if (Status st = dropSecurity(s, step.addr.name); !st.ok()) return st;
+  if (Status st = dropNiocClass(s, step.addr.name); !st.ok()) return st;
   return removePort(s, kTapOps, step);
 }
 
@@ -251,6 +255,7 @@ void tapCheck(const Resource& r, const Target& t, Diagnostics& diags) {
 
 // Owner and group by id, as the kernel reports them; the host side's MAC derived from the guest's.
 void tapNormalize(Resource& r) {
+  normalizePortPolicies(r);
   if (auto mac = r.attrs.getString("linux.hostMac"))
     if (auto m = parseMac(*mac, nullptr)) r.attrs.set("linux.hostMac", formatMac(m->data(), m->size()));
   if (!r.attrs.has("linux.hostMac"))

@@ -9,6 +9,7 @@
 #include "providers/linux/attach.h"
 #include "providers/linux/kind.h"
 #include "providers/linux/policy_security.h"
+#include "providers/linux/nioc.h"
 #include "providers/linux/session.h"
 #include "providers/linux/shaping.h"
 
@@ -39,6 +40,7 @@ void vethAttrs(LinuxSession& s, const LinkInfo& l, Attrs& a) {
   }
   observeSecurity(s, l.name, peer ? peer->mac : "", a);
   observeShaping(s, l, a);
+  observeNiocClass(s, l.name, a);
 }
 
 Status vethCreate(LinuxSession& s, const Step& step) {
@@ -137,6 +139,7 @@ Status vethCreate(LinuxSession& s, const Step& step) {
     if (Status st = addAddresses(s, kVethOps, name, *idx, addrs); !st.ok()) return undo(st);
   if (Status st = syncSecurity(s, name, a, "linux.peerMac"); !st.ok()) return undo(st);
   if (Status st = syncShaping(s, name, a); !st.ok()) return undo(st);
+  if (Status st = syncNiocClass(s, name, a); !st.ok()) return undo(st);
   return {};
 }
 
@@ -147,7 +150,7 @@ Status vethUpdate(LinuxSession& s, const Step& step) {
     if (path != "mtu" && path != "mac" && path != "switch" && path != "portGroup" && path != "vlan" &&
         path != "vlan.trunk" && path != "up" && path != "addresses" && path != "linux.peerMac" &&
         path != "linux.txQueueLen" && path != "status.peerUp" && path != "status.peerMtu" && !securityPath(path) &&
-        !shapingPath(path))
+        !shapingPath(path) && path != "niocClass")
       return s.failure("update veth " + name, "changing " + path + " is not supported by the linux provider");
   auto change = portLinkChange(s, kVethOps, step);
   if (!change.ok()) return change.error();
@@ -186,6 +189,7 @@ Status vethUpdate(LinuxSession& s, const Step& step) {
 
 Status vethRemove(LinuxSession& s, const Step& step) {
   if (Status st = dropSecurity(s, step.addr.name); !st.ok()) return st;
+  if (Status st = dropNiocClass(s, step.addr.name); !st.ok()) return st;
   Status st = removePort(s, kVethOps, step);
   if (auto peer = step.before.getString("peer"); peer && !step.before.has("peerNetns")) s.forget(*peer);
   return st;
@@ -235,6 +239,7 @@ void vethCheck(const Resource& r, const Target& t, Diagnostics& diags) {
 }
 
 void vethNormalize(Resource& r) {
+  normalizePortPolicies(r);
   if (auto mac = r.attrs.getString("linux.peerMac"))
     if (auto m = parseMac(*mac, nullptr)) r.attrs.set("linux.peerMac", formatMac(m->data(), m->size()));
 }

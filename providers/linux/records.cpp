@@ -98,6 +98,13 @@ std::optional<NetMark> parseNetMark(std::string_view alt) {
   return NetMark{std::string(rest.substr(0, dot)), std::string(rest.substr(dot + 1))};
 }
 
+std::string mirrorRecord(const std::string& mirror) { return "vnpmir." + mirror; }
+
+std::optional<std::string> parseMirrorRecord(std::string_view alt) {
+  if (!startsWith(alt, "vnpmir.") || alt.size() == 7) return std::nullopt;
+  return std::string(alt.substr(7));
+}
+
 std::string fwdRecord(const std::string& network, bool before) {
   return "vnpfwd." + network + (before ? ".1" : ".0");
 }

@@ -12,6 +12,8 @@
 //   vnpvf.<ifindex>.off           on a Switch's bridge that must not filter VLANs (linux.bridge.vlanFiltering: false)
 //   vnpmac.<ifindex>.<12 hex>     on a tap: the guest's MAC (the tap itself has a derived one)
 //   vnpnet.<network>.<mode>       on a Network's bridge: the Network it is (and its mode)
+//   vnpmir.<mirror>               on a Mirror's destination port: the Mirror whose copies it receives (its tc
+//                                 filters on the source ports carry the Mirror's priority, mirrorPrio)
 //   vnpfwd.<network>.<0|1>        on a Network's forwardDev: that Network turned its IPv4 forwarding on, which was
 //                                 <0|1> before the first Network did (restored when the last one lets go)
 #pragma once
@@ -66,6 +68,9 @@ struct FwdRecord {
 };
 std::string fwdRecord(const std::string& network, bool before);
 std::optional<FwdRecord> parseFwdRecord(std::string_view alt);
+
+std::string mirrorRecord(const std::string& mirror);
+std::optional<std::string> parseMirrorRecord(std::string_view alt);
 
 // RTM_NEWLINKPROP / RTM_DELLINKPROP of one altname. Adding one that exists and removing one that does not are
 // not errors.

@@ -468,6 +468,40 @@ const std::vector<Json>& LinuxSession::ownedNft() {
   return *nftOwned_;
 }
 
+void LinuxSession::stageNftTable(const std::string& family, const std::string& name, std::vector<Json> entries) {
+  nftStaged_[family + " " + name] = std::move(entries);
+}
+
+bool LinuxSession::nftTableAfterFlush(const std::string& family, const std::string& name) {
+  if (auto it = nftStaged_.find(family + " " + name); it != nftStaged_.end()) return !it->second.empty();
+  return hasNftTable(family, name);
+}
+
+Status LinuxSession::flush() {
+  if (nftStaged_.empty()) return {};
+  std::map<std::string, std::vector<Json>> staged;
+  staged.swap(nftStaged_);  // committed or not, it is not committed again
+  // Per table: "add table" first, so that the "delete table" never fails on a missing one, then its entries.
+  Json cmds = Json::array();
+  std::string tables;
+  for (const auto& [key, entries] : staged) {
+    const std::string family = key.substr(0, key.find(' ')), name = key.substr(key.find(' ') + 1);
+    if (entries.empty() && !hasNftTable(family, name)) continue;
+    Json table{{"table", {{"family", family}, {"name", name}}}};
+    cmds.push_back(Json{{"add", table}});
+    cmds.push_back(Json{{"delete", table}});
+    for (const auto& e : entries) cmds.push_back(Json{{"add", e}});
+    tables += (tables.empty() ? "" : ", ") + key;
+  }
+  if (cmds.empty()) return {};
+  if (Status st = ensureNamespace(); !st.ok()) return st;
+  auto r = nftRun(nsFd(), Json{{"nftables", cmds}});
+  if (!r.ok()) return failure("commit the nftables batch (tables " + tables + ")", r.error().message);
+  for (const auto& [key, entries] : staged)
+    setNftTable(key.substr(0, key.find(' ')), key.substr(key.find(' ') + 1), !entries.empty());
+  return {};
+}
+
 const LinkInfo* LinuxSession::linkAt(int index) const {
   auto it = links_.find(index);
   return it == links_.end() ? nullptr : &it->second;

@@ -79,7 +79,17 @@ class LinuxSession : public TargetSession {
     if (exists) nftTables_.insert(family + " " + name);
     else nftTables_.erase(family + " " + name);
   }
-  // Root TBF qdiscs by ifindex ({rate, bucket, peak} in bytes), dumped once per observe when asked (shaping.h).
+  // Every nftables change of an apply's steps is staged here and committed by flush() in one batch (one
+  // transaction: all of the target's tables change, or none does). `entries` is the whole table in `nft -j list`
+  // shape (the "table" entry first); none means no table. A later step's stage of the same table replaces an
+  // earlier one. Rules name interfaces by name (iifname/oifname), so committing them after the links changed is
+  // fine.
+  void stageNftTable(const std::string& family, const std::string& name, std::vector<Json> entries);
+  // Whether the table exists once the staged changes are committed (the committed state if none is staged).
+  bool nftTableAfterFlush(const std::string& family, const std::string& name);
+  Status flush() override;
+  void discard() override { nftStaged_.clear(); }
+  // Root TBF and HTB qdiscs by ifindex (shaping.h), dumped once per observe when asked.
   const std::map<int, Json>& qdiscs();
   // During observe: the addresses of a link (CIDR text), or null.
   const std::vector<std::string>* addressesOf(int index) const {
@@ -123,6 +133,8 @@ class LinuxSession : public TargetSession {
   std::set<std::string> nftTables_;
   std::string nftError_;
   std::optional<std::map<int, Json>> qdiscs_;
+  // Staged nftables tables by "family name" (empty: delete), for flush().
+  std::map<std::string, std::vector<Json>> nftStaged_;
 };
 
 }  // namespace vnetplan::lnx

@@ -28,8 +28,13 @@ void onQdisc(nl_object* obj, void* arg) {
   auto* out = static_cast<std::map<int, Json>*>(arg);
   auto* q = reinterpret_cast<rtnl_qdisc*>(obj);
   const char* kind = rtnl_tc_get_kind(TC_CAST(q));
-  if (!kind || std::string(kind) != "tbf" || rtnl_tc_get_parent(TC_CAST(q)) != TC_H_ROOT) return;
-  Json j{{"rate", rtnl_qdisc_tbf_get_rate(q)}, {"bucket", rtnl_qdisc_tbf_get_rate_bucket(q)}};
+  if (!kind || rtnl_tc_get_parent(TC_CAST(q)) != TC_H_ROOT) return;
+  if (std::string(kind) == "htb") {  // a switch's NIOC tree (nioc.h)
+    (*out)[rtnl_tc_get_ifindex(TC_CAST(q))] = Json{{"kind", "htb"}, {"handle", rtnl_tc_get_handle(TC_CAST(q))}};
+    return;
+  }
+  if (std::string(kind) != "tbf") return;
+  Json j{{"kind", "tbf"}, {"rate", rtnl_qdisc_tbf_get_rate(q)}, {"bucket", rtnl_qdisc_tbf_get_rate_bucket(q)}};
   if (int peak = rtnl_qdisc_tbf_get_peakrate(q); peak > 0) j["peak"] = peak;
   (*out)[rtnl_tc_get_ifindex(TC_CAST(q))] = j;
 }
@@ -67,7 +72,7 @@ Status syncShaping(LinuxSession& s, const std::string& port, const Attrs& a) {
   nl_msg* raw = nullptr;
   if (!avg || !burst) {
     auto qd = s.qdiscs();
-    if (!qd.count(link->index)) return {};
+    if (auto it = qd.find(link->index); it == qd.end() || it->second.value("kind", "") != "tbf") return {};
     int rc = rtnl_qdisc_build_delete_request(q.get(), &raw);
     if (rc < 0) return s.failure(what, nl_geterror(rc));
     NlMsg msg(raw);
@@ -98,7 +103,7 @@ Status syncShaping(LinuxSession& s, const std::string& port, const Attrs& a) {
 void observeShaping(LinuxSession& s, const LinkInfo& l, Attrs& a) {
   const auto& qd = s.qdiscs();
   auto it = qd.find(l.index);
-  if (it == qd.end()) return;
+  if (it == qd.end() || it->second.value("kind", "") != "tbf") return;
   const Json& t = it->second;
   int64_t rate = t.value("rate", 0), bucket = t.value("bucket", 0);
   a.set("shaping.averageKbps", rate % 125 == 0 ? Json(rate / 125) : Json(static_cast<double>(rate) / 125.0));

@@ -18,7 +18,8 @@ bool shapingPath(const std::string& path);
 void checkShaping(const Resource& r, Diagnostics& diags);
 // Leaves the port's root qdisc as `a` asks: a TBF, or the kernel's default (no root qdisc of ours).
 Status syncShaping(LinuxSession& s, const std::string& port, const Attrs& a);
-// Every root TBF qdisc of the namespace by ifindex ({rate, bucket, peak}, bytes), for LinuxSession::qdiscs().
+// Every root TBF qdisc of the namespace by ifindex ({kind: tbf, rate, bucket, peak}, bytes) and every root HTB
+// ({kind: htb, handle}: NIOC trees, nioc.h), for LinuxSession::qdiscs().
 std::map<int, Json> dumpTbfQdiscs(NlSocket& sock);
 // During observe: shaping.* of a port with a TBF root qdisc.
 void observeShaping(LinuxSession& s, const LinkInfo& l, Attrs& a);

@@ -11,6 +11,7 @@
 #include "providers/linux/attach.h"
 #include "providers/linux/caps.h"
 #include "providers/linux/kind.h"
+#include "providers/linux/nioc.h"
 #include "providers/linux/records.h"
 #include "providers/linux/session.h"
 #include "providers/linux/uplinks.h"
@@ -109,6 +110,7 @@ void bridgeAttrs(LinuxSession& s, const LinkInfo& l, Attrs& a) {
   uint32_t uplinkMtu = 0;
   observeUplinks(s, l, a, &uplinkMtu);
   if (uplinkMtu && uplinkMtu < l.mtu) a.set("mtu", static_cast<int64_t>(uplinkMtu));
+  observeNioc(s, l, a);
 }
 
 Status bridgeCreate(LinuxSession& s, const Step& step) {
@@ -177,6 +179,11 @@ Status bridgeCreate(LinuxSession& s, const Step& step) {
   auto addrs = a.getStrings("addresses");
   if (!addrs.empty())
     if (Status st = addAddresses(s, kBridgeOps, name, index, addrs); !st.ok()) return undo(st);
+  if (a.getBool("nioc.enabled") == true)
+    if (Status st = syncNioc(s, name, a, index); !st.ok()) {
+      (void)dropNioc(s, name, niocDevice(s, index));
+      return undo(st);
+    }
   return {};
 }
 
@@ -228,15 +235,17 @@ Status bridgeUpdate(LinuxSession& s, const Step& step) {
   const std::string& name = step.addr.name;
   const Attrs& a = step.after;
   const std::string what = "update bridge " + name;
-  bool linkChange = false, optionChange = false, uplinks = false;
+  bool linkChange = false, optionChange = false, uplinks = false, nioc = false, uplinkSet = false;
   for (const auto& path : step.changed) {
     if (path == "mtu" || path == "up") {
       linkChange = true;
       uplinks = uplinks || path == "mtu";
     } else if (path == "addresses" || path == "linux.bridge.vlanFiltering") {
       continue;
+    } else if (niocPath(path)) {
+      nioc = true;
     } else if (uplinkPath(path)) {
-      uplinks = true;
+      uplinks = uplinkSet = true;
     } else {
       bool known = false;
       for (const auto& opt : bridgeOptions()) known = known || path == opt.path;
@@ -263,7 +272,7 @@ Status bridgeUpdate(LinuxSession& s, const Step& step) {
     NlOutcome o = s.nl().request(m.get());
     if (!o.ok()) return s.failure(what, o.message);
   }
-  if (uplinks || changes(step, "linux.bridge.vlanFiltering")) {
+  if (uplinks || nioc || changes(step, "linux.bridge.vlanFiltering")) {
     auto index = s.ifindex(name);
     if (!index.ok()) return s.failure(what, index.error().message);
     if (!s.topo().switchAt(*index)) {  // adopted and not seen as a switch before (cannot happen after an observe)
@@ -273,8 +282,12 @@ Status bridgeUpdate(LinuxSession& s, const Step& step) {
     }
     if (changes(step, "linux.bridge.vlanFiltering"))
       if (Status st = updateVlanFiltering(s, step, *index); !st.ok()) return st;
+    // The tree follows the uplink: off the one that leaves, onto the one that comes.
+    const int former = niocDevice(s, *index);
     if (uplinks)
       if (Status st = updateUplinks(s, step, *index); !st.ok()) return st;
+    if (nioc || (uplinkSet && (a.getBool("nioc.enabled") == true || step.before.getBool("nioc.enabled") == true)))
+      if (Status st = syncNioc(s, name, a, *index, former); !st.ok()) return st;
   }
   if (changes(step, "addresses")) return syncAddresses(s, kBridgeOps, name, step.before, a);
   return {};
@@ -282,6 +295,8 @@ Status bridgeUpdate(LinuxSession& s, const Step& step) {
 
 Status bridgeRemove(LinuxSession& s, const Step& step) {
   auto index = s.ifindex(step.addr.name);
+  if (index.ok() && step.before.getBool("nioc.enabled") == true)  // the NIC is given back without the tree
+    if (Status st = dropNioc(s, step.addr.name, niocDevice(s, *index)); !st.ok()) return st;
   if (index.ok())
     if (Status st = removeUplinks(s, step, *index); !st.ok()) return st;
   Status st = deleteLink(s, kBridgeOps, step.addr.name);
@@ -329,6 +344,7 @@ void checkBridgeOption(const FieldCheck& fc) {
 
 void bridgeNormalize(Resource& r) {
   normalizeUplinks(r);
+  normalizeNioc(r);
   for (const auto& opt : bridgeOptions()) {
     if (opt.boolean) continue;
     const Json* v = r.attrs.find(opt.path);
@@ -354,10 +370,14 @@ std::vector<FieldRule> bridgeFields() {
   for (const auto& opt : bridgeOptions()) fields.push_back({opt.path, checkBridgeOption});
   fields.push_back({"linux.bridge.vlanFiltering", checkVlanFiltering});
   for (const auto& f : uplinkFields()) fields.push_back(f);
+  for (const auto& f : niocFields()) fields.push_back(f);
   return fields;
 }
 
-void bridgeCheck(const Resource& r, const Target& t, Diagnostics& diags) { checkUplinks(r, t, diags); }
+void bridgeCheck(const Resource& r, const Target& t, Diagnostics& diags) {
+  checkUplinks(r, t, diags);
+  checkNioc(r, diags);
+}
 
 KindTraits bridgeTraits() {
   KindTraits t;
@@ -366,6 +386,8 @@ KindTraits bridgeTraits() {
   // mode or LACP rate and a change of VLAN filtering cut or re-learn the switch's traffic.
   t.disruptiveOn = {"up", "stp", "uplinks.nics", "linux.bond.name", "linux.bond.mode", "uplinks.teaming.policy",
                     "uplinks.teaming.lacp.rate", "linux.bridge.vlanFiltering"};
+  // A NIOC tree is rebuilt whole: the uplink's queue is dropped for a moment.
+  t.disruptiveOn.push_back("nioc.");
   t.unorderedLists = {"addresses", "uplinks.nics", "uplinks.teaming.standby", "linux.bond.arpIpTarget"};
   // Left out of a manifest: the bridge is up, has no host addresses and no uplinks.
   t.defaults = {{"up", true}, {"addresses", Json::array()}, {"uplinks.nics", Json::array()}};

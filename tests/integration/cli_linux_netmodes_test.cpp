@@ -21,7 +21,9 @@
 #include <functional>
 #include <sstream>
 #include <cstring>
+#include <regex>
 #include <thread>
+#include <tuple>
 
 #include "tests/integration/harness.h"
 
@@ -187,6 +189,67 @@ class CliLinuxNetModes : public NetnsTest {
         return;
       }
     FAIL() << "no rule with '" << text << "' in\n" << listing;
+  }
+
+  // Everything a Network or a port policy touches, for comparing with a pre-image: every nftables table (in name
+  // order: a rollback that remade one table moves it in the ruleset's listing, which changes nothing), per link
+  // its master, records, forwarding, addresses and root qdisc setup, and every dnsmasq's config and liveness.
+  std::string snapshot() {
+    std::istringstream tables(runShell("ip netns exec " + ns + " nft list tables", dir).out);
+    std::vector<std::string> names;
+    for (std::string line; std::getline(tables, line);) names.push_back(line.substr(line.find(' ') + 1));
+    std::sort(names.begin(), names.end());
+    std::string out;
+    for (const auto& t : names) out += runShell("ip netns exec " + ns + " nft list table " + t, dir).out;
+    for (auto [name, l] : links()) {
+      std::vector<std::string> alt;
+      for (const auto& a : l.value("altnames", Json::array())) alt.push_back(a.get<std::string>());
+      std::sort(alt.begin(), alt.end());
+      out += name + " master=" + l.value("master", "") + " alt=" + Json(alt).dump() + " fwd=" +
+             runShell("ip netns exec " + ns + " sysctl -n net.ipv4.conf." + name + ".forwarding", dir).out + " addrs=";
+      for (const auto& a : addrs(name)) out += a + ",";
+      out += "\n" + runShell("ip netns exec " + ns + " tc qdisc show dev " + name + " | grep -v '^qdisc noqueue'", dir).out +
+             runShell("ip netns exec " + ns + " tc class show dev " + name, dir).out +
+             // Filters without what the kernel numbers itself (u32 node handles, action indexes), in sorted lines.
+             runShell("for d in ingress egress; do ip netns exec " + ns + " tc filter show dev " + name +
+                          " $d; done | sed -E 's/fh [0-9a-f:]+//; s/ht [0-9a-f]+//; s/index [0-9]+ ref [0-9]+ bind [0-9]+//' | sort",
+                      dir)
+                 .out;
+    }
+    if (fs::exists(runDir + "/" + ns))
+      for (const auto& e : fs::directory_iterator(runDir + "/" + ns)) {
+        std::ifstream conf(e.path() / "dnsmasq.conf"), pidf(e.path() / "dnsmasq.pid");
+        std::stringstream ss;
+        ss << conf.rdbuf();
+        std::string pid;
+        pidf >> pid;
+        std::string stat;
+        std::ifstream("/proc/" + pid + "/stat") >> stat >> stat >> stat;
+        out += e.path().filename().string() + ": " + ss.str() + (stat == "S" || stat == "R" ? "running" : "dead:" + stat) + "\n";
+      }
+    return out;
+  }
+  // `nft monitor` in the target's namespace while `fn` runs: how many nftables transactions vnetplan committed
+  // (the kernel announces each committed batch as a new generation, naming the process).
+  int nftCommitsDuring(const std::function<void()>& fn) {
+    const std::string file = (dir / "monitor.txt").string(), pidFile = (dir / "monitor.pid").string();
+    EXPECT_EQ(std::system(("ip netns exec " + ns + " nft monitor > " + file + " 2>&1 & echo $! > " + pidFile).c_str()), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    fn();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    std::string pid;
+    std::ifstream(pidFile) >> pid;
+    if (!pid.empty()) (void)std::system(("kill " + pid + "; sleep 0.1").c_str());
+    std::ifstream in(file);
+    int n = 0;
+    for (std::string line; std::getline(in, line);)
+      if (line.find("# new generation") != std::string::npos && line.find("(vnetplan)") != std::string::npos) ++n;
+    return n;
+  }
+  RunResult failing(const std::string& env, const std::string& path) {
+    return runShell(env + " " + std::string(VNETPLAN_BINARY) + " --state file://" + (dir / "state").string() +
+                        " apply --auto-approve -f " + path,
+                    dir);
   }
 
   std::string out;  // the outside host's namespace
@@ -553,36 +616,6 @@ TEST_F(CliLinuxNetModes, NetworkLifecycleUpdateRollbackPrune) {
                               (isoMode == "routed" ? ", forwardDev: wan0" : "")) +
            vm("vm1", "network: natnet");
   };
-  auto snapshot = [&] {
-    // Table by table in name order (the ruleset lists them in the order they were made: a rollback that remade one
-    // table moves it, which changes nothing).
-    std::istringstream tables(runShell("ip netns exec " + ns + " nft list tables", dir).out);
-    std::vector<std::string> names;
-    for (std::string line; std::getline(tables, line);) names.push_back(line.substr(line.find(' ') + 1));
-    std::sort(names.begin(), names.end());
-    std::string out;
-    for (const auto& t : names) out += runShell("ip netns exec " + ns + " nft list table " + t, dir).out;
-    for (auto [name, l] : links()) {
-      std::vector<std::string> alt;
-      for (const auto& a : l.value("altnames", Json::array())) alt.push_back(a.get<std::string>());
-      std::sort(alt.begin(), alt.end());
-      out += name + " master=" + l.value("master", "") + " alt=" + Json(alt).dump() + " fwd=" +
-             runShell("ip netns exec " + ns + " sysctl -n net.ipv4.conf." + name + ".forwarding", dir).out + " addrs=";
-      for (const auto& a : addrs(name)) out += a + ",";
-      out += "\n";
-    }
-    for (const auto& e : fs::directory_iterator(runDir + "/" + ns)) {
-      std::ifstream conf(e.path() / "dnsmasq.conf"), pidf(e.path() / "dnsmasq.pid");
-      std::stringstream ss;
-      ss << conf.rdbuf();
-      std::string pid;
-      pidf >> pid;
-      std::string stat;
-      std::ifstream("/proc/" + pid + "/stat") >> stat >> stat >> stat;
-      out += e.path().filename().string() + ": " + ss.str() + (stat == "S" || stat == "R" ? "running" : "dead:" + stat) + "\n";
-    }
-    return out;
-  };
   const std::string v1 = manifest(v("2222", "192.168.100.59", "isolated", "natnet"), "v1.yaml");
   auto r = vnetplan("apply -f " + v1 + " --auto-approve");
   ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
@@ -695,4 +728,467 @@ TEST_F(CliLinuxNetModes, ShapingLimitsThroughputToTheConfiguredRate) {
   ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
   EXPECT_NE(runShell("ip netns exec " + ns + " tc qdisc show dev sh", dir).out.find("rate 5Mbit burst 64Kb peakrate 10Mbit"),
             std::string::npos);
+}
+
+// Every nftables change of one apply is one transaction: two Networks' inet tables and two ports' bridge tables
+// commit as one batch (one new generation in `nft monitor`). A failure of that commit (VNETPLAN_FAIL_AT_FLUSH)
+// rolls the target back to its exact pre-image (links, addresses, forwarding, records, dnsmasq, tables); a failure
+// injected at a step after the Network steps leaves no table behind.
+TEST_F(CliLinuxNetModes, OneNftablesBatchPerApply) {
+  ip("link add wan0 type veth peer name wan0p");
+  ip("link set wan0 up");
+  ip("link set wan0p up");
+  const std::string A = "52:54:00:aa:00:01", B = "52:54:00:bb:00:01";
+  auto m = [&](const std::string& pf, const std::string& isoAddr, bool strict) {
+    const std::string sec = strict ? ", security: {allowForgedTransmits: false}" : "";
+    return target() +
+           network("natnet", "mode: nat, ipv4: {address: 192.168.110.1/24, dhcp: {start: 192.168.110.50, end: "
+                             "192.168.110.59}}, forwardDev: wan0, portForwards: [{proto: tcp, port: " + pf +
+                                 ", to: \"192.168.110.10:22\"}]") +
+           network("iso", "mode: isolated, ipv4: {address: " + isoAddr + "}") +
+           doc("kind: Switch\nmetadata: {name: br0}\nspec: {targets: [t1]}\n") +
+           doc("kind: Port\nmetadata: {name: pa}\nspec: {targets: [t1], type: veth, switch: br0, peer: pa-p, linux: "
+               "{peerMac: \"" + A + "\"}" + sec + "}\n") +
+           doc("kind: Port\nmetadata: {name: pb}\nspec: {targets: [t1], type: veth, switch: br0, peer: pb-p, linux: "
+               "{peerMac: \"" + B + "\"}" + sec + "}\n");
+  };
+  const std::string empty = snapshot();
+  const std::string v1 = manifest(m("2222", "192.168.112.1/24", true), "v1.yaml");
+
+  // A failure injected at step 4 (after the Switch and both Networks, before the ports): the Networks' bridges,
+  // addresses, forwarding and dnsmasq are rolled back, and their tables were never committed.
+  auto f = failing("VNETPLAN_FAIL_AT_STEP=4", v1);
+  ASSERT_EQ(f.exitCode, 1) << f.out << f.err;
+  EXPECT_NE(f.err.find("Rolled back"), std::string::npos) << f.err;
+  EXPECT_EQ(runShell("ip netns exec " + ns + " nft list ruleset", dir).out, "");
+  EXPECT_EQ(snapshot(), empty);
+
+  // The same apply with a failing commit: nothing of it is left.
+  int commits = nftCommitsDuring([&] {
+    f = failing("VNETPLAN_FAIL_AT_FLUSH=1", v1);
+  });
+  ASSERT_EQ(f.exitCode, 1) << f.out << f.err;
+  EXPECT_NE(f.err.find("deferred commit failed"), std::string::npos) << f.err;
+  EXPECT_EQ(commits, 0);
+  EXPECT_EQ(snapshot(), empty);
+
+  RunResult r;
+  commits = nftCommitsDuring([&] { r = vnetplan("apply -f " + v1 + " --auto-approve"); });
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(commits, 1) << "four tables, one transaction";
+  const std::string tables = runShell("ip netns exec " + ns + " nft list tables", dir).out;
+  for (const char* t : {"inet vnp-net-natnet", "inet vnp-net-iso", "bridge vnp-port-pa", "bridge vnp-port-pb"})
+    EXPECT_NE(tables.find(t), std::string::npos) << t << "\n" << tables;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v1).exitCode, 0);
+  const std::string atV1 = snapshot();
+
+  // An update of every table: still one transaction; its failing commit rolls back to v1 exactly (the isolated
+  // network's address too, which changed before the commit).
+  const std::string v2 = manifest(m("2223", "192.168.113.1/24", false), "v2.yaml");
+  commits = nftCommitsDuring([&] { f = failing("VNETPLAN_FAIL_AT_FLUSH=1", v2); });
+  ASSERT_EQ(f.exitCode, 1) << f.out << f.err;
+  EXPECT_NE(f.err.find("Rolled back"), std::string::npos) << f.err;
+  EXPECT_LE(commits, 1) << "the rollback rewrites the tables in at most one batch";
+  EXPECT_EQ(snapshot(), atV1);
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v1).exitCode, 0);
+  commits = nftCommitsDuring([&] { r = vnetplan("apply -f " + v2 + " --auto-approve"); });
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(commits, 1);
+  EXPECT_EQ(runShell("ip netns exec " + ns + " nft list tables", dir).out.find("vnp-port-"), std::string::npos);
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v2).exitCode, 0);
+
+  // Prune: every table in one transaction too.
+  commits = nftCommitsDuring([&] { r = vnetplan("apply -f " + manifest(target(), "empty.yaml") + " --auto-approve"); });
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(commits, 1);
+  EXPECT_EQ(runShell("ip netns exec " + ns + " nft list ruleset", dir).out, "");
+}
+
+// Taking `security` and `shaping` out of the manifests removes the port's rules and its TBF (the engine compares
+// the manifest's fields only: the provider says "none" for a policy left out). Unchanged manifests and the `show`
+// round trip still plan nothing.
+TEST_F(CliLinuxNetModes, RemovingAPolicyRemovesItsRulesAndQdisc) {
+  auto m = [&](const std::string& policies) {
+    return target() + doc("kind: Switch\nmetadata: {name: br0}\nspec: {targets: [t1]" + policies + "}\n") +
+           doc("kind: Port\nmetadata: {name: pa}\nspec: {targets: [t1], type: veth, switch: br0, peer: pa-p, linux: "
+               "{peerMac: \"52:54:00:aa:00:01\"}}\n") +
+           doc("kind: Port\nmetadata: {name: pb}\nspec: {targets: [t1], type: tap, switch: br0, mac: \"52:54:00:bb:00:01\"}\n");
+  };
+  auto roundTrip = [&](const std::string& path) {
+    EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + path).exitCode, 0);
+    auto shown = vnetplan("show --target t1 -f " + path);
+    ASSERT_EQ(shown.exitCode, 0) << shown.err;
+    auto p = vnetplan("plan --detailed-exitcode -f " + manifest(target() + shown.out, "shown.yaml"));
+    EXPECT_EQ(p.exitCode, 0) << p.out << p.err << shown.out;
+  };
+  const std::string plain = manifest(m(""), "plain.yaml");
+  auto r = vnetplan("apply -f " + plain + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  roundTrip(plain);
+  const std::string with = manifest(m(", security: {allowForgedTransmits: false, allowMacChanges: false}, shaping: "
+                                      "{averageKbps: 10000, burstKiB: 32}"),
+                                    "with.yaml");
+  r = vnetplan("apply -f " + with + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  roundTrip(with);
+  for (const char* port : {"pa", "pb"}) {
+    EXPECT_NE(runShell("ip netns exec " + ns + " tc qdisc show dev " + port, dir).out.find("tbf"), std::string::npos);
+    EXPECT_NE(runShell("ip netns exec " + ns + " nft list tables", dir).out.find(std::string("vnp-port-") + port),
+              std::string::npos);
+  }
+  // Both taken out again: the plan says so, the apply removes them.
+  r = vnetplan("plan --detailed-exitcode -f " + plain);
+  EXPECT_EQ(r.exitCode, 2) << r.out << r.err;
+  EXPECT_NE(r.out.find("security.allowForgedTransmits"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("shaping.averageKbps"), std::string::npos) << r.out;
+  r = vnetplan("apply -f " + plain + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  for (const char* port : {"pa", "pb"})
+    EXPECT_EQ(runShell("ip netns exec " + ns + " tc qdisc show dev " + port, dir).out.find("tbf"), std::string::npos);
+  EXPECT_EQ(runShell("ip netns exec " + ns + " nft list ruleset", dir).out, "");
+  roundTrip(plain);
+  // Explicitly permissive is the same as left out: nothing to do.
+  r = vnetplan("plan --detailed-exitcode -f " +
+               manifest(m(", security: {allowForgedTransmits: true, allowMacChanges: true, allowPromiscuous: false}"),
+                        "permissive.yaml"));
+  EXPECT_EQ(r.exitCode, 0) << r.out << r.err;
+}
+
+// A Network's mode between bridged (an existing bridge marked) and a mode with a bridge of its own: refused when
+// planning, naming the provider, the field and why (the live mode is what decides).
+TEST_F(CliLinuxNetModes, ModeChangeToOrFromBridgedIsAPlanError) {
+  const std::string own = manifest(target() + network("n1", "mode: isolated, bridge: nbr, ipv4: {address: 192.168.120.1/24}"), "own.yaml");
+  auto r = vnetplan("apply -f " + own + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  const std::string bridged = manifest(target() + doc("kind: Switch\nmetadata: {name: lan}\nspec: {targets: [t1]}\n") +
+                                           network("n1", "mode: bridged, bridge: nbr"),
+                                       "bridged.yaml");
+  r = vnetplan("plan -f " + bridged);
+  EXPECT_EQ(r.exitCode, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("linux: t1/Network/n1: field mode: isolated -> bridged cannot be changed in place"), std::string::npos)
+      << r.out << r.err;
+  EXPECT_NE(r.err.find("bridged.yaml:"), std::string::npos) << r.err;
+  // Another own-bridge mode is in place, as before.
+  r = vnetplan("plan --detailed-exitcode -f " +
+               manifest(target() + network("n1", "mode: host-only, bridge: nbr, ipv4: {address: 192.168.120.1/24}"), "ho.yaml"));
+  EXPECT_EQ(r.exitCode, 2) << r.out << r.err;
+}
+
+// NIOC as an HTB tree on the switch's uplink (a one-NIC uplink: a veth whose other end is the outside host). Two
+// VMs send to the outside at once, one in class virtualmachine (shares high = 100, the default class), one in
+// vmotion (shares low = 25): their throughputs follow the shares (4:1) within the tolerance below, and share the
+// uplink's rate. Then the lifecycle of the tree: empty second plan, show round trip, drift repaired, update in
+// place, rollback after failures injected at every step and at the commit (exact pre-image: qdisc, classes, port
+// tables), and removal.
+TEST_F(CliLinuxNetModes, NiocDividesTheUplinkByShares) {
+  if (std::system("command -v iperf3 >/dev/null 2>&1") != 0) GTEST_SKIP() << "SKIPPED: iperf3 is missing";
+  ip("link add up0 type veth peer name up0p netns " + out);
+  nsIp(out, "addr add 10.88.0.100/24 dev up0p");
+  nsIp(out, "link set up0p up");
+  nsIp(out, "link set lo up");
+  auto m = [&](const std::string& nioc, const std::string& vbClass) {
+    return target() +
+           doc("kind: Switch\nmetadata: {name: br0}\nspec: {targets: [t1], uplinks: {nics: [up0]}" + nioc + "}\n") +
+           vm("va", "switch: br0") + vm("vb", "switch: br0" + vbClass);
+  };
+  const std::string v1 = manifest(m(", nioc: {enabled: true, uplinkMbps: 40, classes: {virtualmachine: {shares: high}, "
+                                    "vmotion: {shares: low}}}",
+                                    ", niocClass: vmotion"),
+                                  "v1.yaml");
+  auto r = vnetplan("apply -f " + v1 + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v1).exitCode, 0);
+  {
+    auto shown = vnetplan("show --target t1 -f " + v1);
+    ASSERT_EQ(shown.exitCode, 0) << shown.err;
+    EXPECT_NE(shown.out.find("niocClass: vmotion"), std::string::npos) << shown.out;
+    auto p = vnetplan("plan --detailed-exitcode -f " + manifest(target() + shown.out, "shown.yaml"));
+    EXPECT_EQ(p.exitCode, 0) << p.out << p.err << shown.out;
+  }
+  std::string tc = runShell("ip netns exec " + ns + " tc class show dev up0", dir).out;
+  EXPECT_NE(tc.find("class htb 1:1 root rate 40Mbit ceil 40Mbit"), std::string::npos) << tc;
+  EXPECT_NE(tc.find("class htb 1:10 parent 1:1 prio 0 rate 1Kbit ceil 40Mbit"), std::string::npos) << tc;
+  EXPECT_NE(tc.find("class htb 1:11 parent 1:1 prio 0 rate 1Kbit ceil 40Mbit"), std::string::npos) << tc;
+  EXPECT_NE(runShell("ip netns exec " + ns + " nft list table bridge vnp-nioc-vb", dir).out.find("meta priority set 1:11"),
+            std::string::npos);
+
+  vmAddress("va", "10.88.0.2/24", "");
+  vmAddress("vb", "10.88.0.3/24", "");
+  // Both flows at once, towards two servers on the outside host: 8 s each, counted over seconds 2 to 6 of each, when
+  // both surely run (the two clients start up to a few hundred ms apart; counting their whole runs credited one
+  // with the time it ran alone).
+  auto compete = [&](int base) {
+    for (int p : {base, base + 1})
+      EXPECT_EQ(std::system(("ip netns exec " + out + " iperf3 -s -D -1 -p " + std::to_string(p)).c_str()), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    std::string fa = (dir / "fa.json").string(), fb = (dir / "fb.json").string();
+    std::string cmd = "ip netns exec " + vmNs("va") + " iperf3 -c 10.88.0.100 -p " + std::to_string(base) + " -t 8 -J > " +
+                      fa + " & ip netns exec " + vmNs("vb") + " iperf3 -c 10.88.0.100 -p " + std::to_string(base + 1) +
+                      " -t 8 -J > " + fb + "; wait";
+    EXPECT_EQ(std::system(cmd.c_str()), 0);
+    auto rate = [](const std::string& f) {
+      std::ifstream in(f);
+      Json j = Json::parse(in, nullptr, false);
+      if (j.is_discarded() || !j.contains("intervals")) return -1.0;
+      double bytes = 0, secs = 0;
+      for (const auto& i : j["intervals"]) {
+        const Json& s = i["sum"];
+        if (s.value("start", 0.0) >= 1.99 && s.value("end", 0.0) <= 6.01) {
+          bytes += s.value("bytes", 0.0);
+          secs += s.value("end", 0.0) - s.value("start", 0.0);
+        }
+      }
+      return secs > 0 ? bytes * 8 / secs / 1e6 : -1.0;
+    };
+    return std::make_pair(rate(fa), rate(fb));
+  };
+  auto [a, b] = compete(5401);
+  std::printf("nioc: virtualmachine (high) %.2f Mbit/s, vmotion (low) %.2f Mbit/s, ratio %.2f (shares 4.00)\n", a, b,
+              b > 0 ? a / b : 0.0);
+  ASSERT_GT(b, 0);
+  EXPECT_GT(a / b, 4.0 * 0.75) << a << " " << b;
+  EXPECT_LT(a / b, 4.0 * 1.25) << a << " " << b;
+  EXPECT_GT(a + b, 40 * 0.8);
+  EXPECT_LT(a + b, 40 * 1.1);
+
+  // Drift: a class changed by hand, repaired by the apply.
+  ASSERT_EQ(std::system(("ip netns exec " + ns + " tc class change dev up0 parent 1:1 classid 1:11 htb rate 1kbit ceil 40mbit quantum 1514").c_str()), 0);
+  r = vnetplan("plan -f " + v1);
+  EXPECT_NE(r.out.find("nioc.classes.vmotion.shares"), std::string::npos) << r.out;
+  ASSERT_EQ(vnetplan("apply -f " + v1 + " --auto-approve").exitCode, 0);
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v1).exitCode, 0);
+  const std::string atV1 = snapshot();
+
+  // Update in place: vmotion gets a reservation and a limit, vb moves to management (shares normal, limited to
+  // 8 Mbit/s), which the manifest adds; every failure on the way rolls back to v1 exactly.
+  const std::string v2 = manifest(m(", nioc: {enabled: true, uplinkMbps: 40, classes: {virtualmachine: {shares: 100}, "
+                                    "vmotion: {shares: low, reservationMbps: 5, limitMbps: 20}, management: {shares: normal, "
+                                    "limitMbps: 8}}}",
+                                    ", niocClass: management"),
+                                  "v2.yaml");
+  for (const std::string env : {"VNETPLAN_FAIL_AT_STEP=1", "VNETPLAN_FAIL_AT_STEP=2", "VNETPLAN_FAIL_AT_FLUSH=1"}) {
+    auto f = failing(env, v2);
+    ASSERT_EQ(f.exitCode, 1) << env << "\n" << f.out << f.err;
+    EXPECT_NE(f.err.find("Rolled back"), std::string::npos) << f.err;
+    EXPECT_EQ(snapshot(), atV1) << env;
+  }
+  r = vnetplan("apply -f " + v2 + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("0 to destroy, 0 to replace"), std::string::npos) << r.out;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v2).exitCode, 0);
+  tc = runShell("ip netns exec " + ns + " tc class show dev up0", dir).out;
+  EXPECT_NE(tc.find("class htb 1:11 parent 1:1 prio 0 rate 5Mbit ceil 20Mbit"), std::string::npos) << tc;
+  EXPECT_NE(tc.find("class htb 1:12 parent 1:1"), std::string::npos) << tc;
+  EXPECT_NE(runShell("ip netns exec " + ns + " nft list table bridge vnp-nioc-vb", dir).out.find("meta priority set 1:12"),
+            std::string::npos);
+  // The limit is a ceiling: vb's class gets its 8 Mbit/s (less than its share of 40), va the rest.
+  std::tie(a, b) = compete(5403);
+  std::printf("nioc: virtualmachine %.2f Mbit/s, management (limit 8) %.2f Mbit/s\n", a, b);
+  EXPECT_GT(b, 8 * 0.8) << b;
+  EXPECT_LT(b, 8 * 1.1) << b;
+  EXPECT_GT(a + b, 40 * 0.8);
+  EXPECT_LT(a + b, 40 * 1.1);
+
+  // nioc taken out of the manifests: the tree and the port's classification go.
+  const std::string v3 = manifest(m("", ""), "v3.yaml");
+  r = vnetplan("apply -f " + v3 + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v3).exitCode, 0);
+  EXPECT_EQ(runShell("ip netns exec " + ns + " tc qdisc show dev up0", dir).out.find("htb"), std::string::npos);
+  EXPECT_EQ(runShell("ip netns exec " + ns + " nft list ruleset", dir).out, "");
+
+  // Created with the switch (a failure at the ports' steps or at the commit leaves nothing: the NIC is given back
+  // without a tree), and pruned with it.
+  ASSERT_EQ(vnetplan("apply -f " + manifest(target(), "empty.yaml") + " --auto-approve").exitCode, 0);
+  const std::string atEmpty = snapshot();
+  EXPECT_EQ(atEmpty.find("htb"), std::string::npos) << atEmpty;
+  for (const std::string env : {"VNETPLAN_FAIL_AT_STEP=2", "VNETPLAN_FAIL_AT_STEP=3", "VNETPLAN_FAIL_AT_FLUSH=1"}) {
+    auto f = failing(env, v1);
+    ASSERT_EQ(f.exitCode, 1) << env << "\n" << f.out << f.err;
+    EXPECT_EQ(snapshot(), atEmpty) << env;
+  }
+  ASSERT_EQ(vnetplan("apply -f " + v1 + " --auto-approve").exitCode, 0);
+  EXPECT_NE(runShell("ip netns exec " + ns + " tc qdisc show dev up0", dir).out.find("htb 1: root"), std::string::npos);
+  r = vnetplan("apply -f " + manifest(target(), "empty.yaml") + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(runShell("ip netns exec " + ns + " tc qdisc show dev up0", dir).out.find("htb"), std::string::npos);
+  EXPECT_EQ(runShell("ip netns exec " + ns + " nft list ruleset", dir).out, "");
+
+  // Plan-time errors name the provider and the field.
+  r = vnetplan("plan -f " + manifest(m(", nioc: {enabled: true, classes: {vmotion: {shares: low}}}", ""), "nouplink.yaml"));
+  EXPECT_NE(r.err.find("linux: t1/Switch/br0: nioc needs uplinkMbps"), std::string::npos) << r.err;
+  r = vnetplan("plan -f " + manifest(m(", nioc: {enabled: true, uplinkMbps: 10, classes: {vmotion: {reservationMbps: 8}, "
+                                       "nfs: {reservationMbps: 8}}}", ""), "over.yaml"));
+  EXPECT_NE(r.err.find("reserve 16 Mbit/s, more than uplinkMbps 10"), std::string::npos) << r.err;
+  r = vnetplan("plan -f " + manifest(m(", nioc: {enabled: true, uplinkMbps: 10}", ", niocClass: nfs"), "undeclared.yaml"));
+  EXPECT_NE(r.err.find("linux: t1/Port/vb: niocClass nfs: its switch br0's nioc has no class nfs"), std::string::npos) << r.err;
+  r = vnetplan("plan -f " + manifest(m("", ", niocClass: nfs"), "nonioc.yaml"));
+  EXPECT_NE(r.err.find("linux: t1/Port/vb: niocClass nfs: its switch br0 has no nioc"), std::string::npos) << r.err;
+}
+
+// Mirror with tc (clsact + u32 match-all + mirred) proven with real frames captured on the destination: unicast between
+// two VMs reaches the mirror port only while the mirror copies it, in the direction asked for. Then the lifecycle:
+// empty second plan, show round trip, drift (a filter deleted by hand) repaired, update in place, rollback after
+// failures injected at the step and at the commit (exact pre-image of qdiscs, filters and records), prune.
+TEST_F(CliLinuxNetModes, MirrorCopiesFramesToTheDestination) {
+  const std::string A = "52:54:00:aa:00:01", B = "52:54:00:bb:00:01", C = "52:54:00:cc:00:01";
+  const std::string a = vmNs("ma"), b = vmNs("mb"), c = vmNs("mc");
+  auto m = [&](const std::string& mirror) {
+    std::string y = target() + doc("kind: Switch\nmetadata: {name: br0}\nspec: {targets: [t1]}\n");
+    for (auto [name, n, mac] : {std::tuple{"ma", a, A}, std::tuple{"mb", b, B}, std::tuple{"mc", c, C}})
+      y += doc(std::string("kind: Port\nmetadata: {name: ") + name + "}\nspec: {targets: [t1], type: veth, switch: br0, "
+               "peer: eth0, peerNetns: " + n + ", linux: {peerMac: \"" + mac + "\"}}\n");
+    if (!mirror.empty())
+      y += doc("kind: Mirror\nmetadata: {name: span1}\nspec: {targets: [t1], switch: br0, destination: {port: mc}, " +
+               mirror + "}\n");
+    return y;
+  };
+  // What mc sees of unicast between ma and mb (the bridge has learned both MACs first, so none of it floods).
+  auto captured = [&] {
+    sendFrame(a, "eth0", "ff:ff:ff:ff:ff:ff", A, "learn-a");
+    sendFrame(b, "eth0", "ff:ff:ff:ff:ff:ff", B, "learn-b");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    FrameSink atC(c, "eth0");
+    sendFrame(a, "eth0", B, A, "a-to-b");
+    sendFrame(b, "eth0", A, B, "b-to-a");
+    std::string got = atC.payloads();
+    return std::make_pair(got.find("a-to-b\n") != std::string::npos, got.find("b-to-a\n") != std::string::npos);
+  };
+  const std::string none = manifest(m(""), "none.yaml");
+  auto r = vnetplan("apply -f " + none + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  for (const auto& n : {a, b, c}) nsIp(n, "link set eth0 up");
+  EXPECT_EQ(captured(), std::make_pair(false, false)) << "known unicast does not reach a third port";
+  const std::string atNone = snapshot();
+
+  const std::string both = manifest(m("source: {ports: [ma]}"), "both.yaml");
+  // A failure at the mirror's step, and at the commit: nothing of it stays.
+  for (const std::string env : {"VNETPLAN_FAIL_AT_STEP=1", "VNETPLAN_FAIL_AT_FLUSH=1"}) {
+    auto f = failing(env, both);
+    ASSERT_EQ(f.exitCode, 1) << env << "\n" << f.out << f.err;
+    EXPECT_EQ(snapshot(), atNone) << env;
+  }
+  r = vnetplan("apply -f " + both + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + both).exitCode, 0);
+  {
+    auto shown = vnetplan("show --target t1 -f " + both);
+    ASSERT_EQ(shown.exitCode, 0) << shown.err;
+    EXPECT_NE(shown.out.find("kind: Mirror"), std::string::npos) << shown.out;
+    auto p = vnetplan("plan --detailed-exitcode -f " + manifest(target() + shown.out, "shown.yaml"));
+    EXPECT_EQ(p.exitCode, 0) << p.out << p.err << shown.out;
+  }
+  EXPECT_EQ(captured(), std::make_pair(true, true)) << "both directions of ma copied to mc";
+  const std::string atBoth = snapshot();
+
+  // Drift: the egress filter deleted by hand shows as direction ingress; the apply puts it back.
+  ASSERT_EQ(std::system(("ip netns exec " + ns + " tc filter del dev ma egress").c_str()), 0);
+  r = vnetplan("plan -f " + both);
+  EXPECT_NE(r.out.find("source.direction"), std::string::npos) << r.out;
+  ASSERT_EQ(vnetplan("apply -f " + both + " --auto-approve").exitCode, 0);
+  EXPECT_EQ(snapshot(), atBoth);
+
+  // Update in place: ingress only, of ma and mb; failures on the way roll back to `both` exactly.
+  const std::string ingress = manifest(m("source: {ports: [ma, mb], direction: ingress}"), "ingress.yaml");
+  for (const std::string env : {"VNETPLAN_FAIL_AT_STEP=1", "VNETPLAN_FAIL_AT_FLUSH=1"}) {
+    auto f = failing(env, ingress);
+    ASSERT_EQ(f.exitCode, 1) << env << "\n" << f.out << f.err;
+    EXPECT_EQ(snapshot(), atBoth) << env;
+  }
+  r = vnetplan("apply -f " + ingress + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("0 to destroy, 0 to replace"), std::string::npos) << r.out;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + ingress).exitCode, 0);
+  EXPECT_EQ(captured(), std::make_pair(true, true)) << "what ma and mb send";
+  std::string tc = runShell("ip netns exec " + ns + " tc filter show dev ma egress", dir).out;
+  EXPECT_EQ(tc.find("mirred"), std::string::npos) << tc;
+  tc = runShell("ip netns exec " + ns + " tc filter show dev mb ingress", dir).out;
+  EXPECT_NE(tc.find("Egress Mirror to device mc"), std::string::npos) << tc;
+
+  // Replace (another destination), then prune: the clsact qdiscs and the record go with it.
+  const std::string toB = manifest(
+      std::regex_replace(m("source: {ports: [ma], direction: egress}"), std::regex("port: mc"), "port: mb"), "tob.yaml");
+  r = vnetplan("apply -f " + toB + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("1 to replace"), std::string::npos) << r.out;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + toB).exitCode, 0);
+  r = vnetplan("apply -f " + none + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(snapshot(), atNone);
+  EXPECT_EQ(captured(), std::make_pair(false, false));
+
+  // A destination that is also a source: a plan-time error naming the field.
+  r = vnetplan("plan -f " + manifest(m("source: {ports: [ma, mc]}"), "loop.yaml"));
+  EXPECT_NE(r.err.find("linux: t1/Mirror/span1: destination.port mc is also a source port"), std::string::npos) << r.err;
+}
+
+// Security and shaping, rolled back after a failure injected at every step and at the commit of the nftables
+// batch: the exact pre-image (every port's table or its absence, every TBF or its absence), for a create from
+// nothing and for an update that changes, lifts and adds policies. Then replace (a tap becomes a veth of the same
+// name, keeping its inherited policy) and prune.
+TEST_F(CliLinuxNetModes, PolicyRollbackRestoresThePreImage) {
+  const std::string A = "52:54:00:aa:00:01", B = "52:54:00:bb:00:01", D = "52:54:00:dd:00:01";
+  auto port = [&](const std::string& name, const std::string& type, const std::string& mac, const std::string& extra) {
+    const std::string macField = type == "tap" ? "mac: \"" + mac + "\"" : "peer: " + name + "-p, linux: {peerMac: \"" + mac + "\"}";
+    return doc("kind: Port\nmetadata: {name: " + name + "}\nspec: {targets: [t1], type: " + type + ", switch: br0, " +
+               macField + extra + "}\n");
+  };
+  const std::string sw = doc("kind: Switch\nmetadata: {name: br0}\nspec: {targets: [t1], security: {allowForgedTransmits: "
+                             "false, allowMacChanges: false}, shaping: {averageKbps: 20000, burstKiB: 64}}\n");
+  const std::string v1 = manifest(target() + sw + port("pa", "veth", A, "") + port("pb", "tap", B, ""), "v1.yaml");
+  const std::string v2 = manifest(
+      target() + sw +
+          port("pa", "veth", A, ", security: {allowForgedTransmits: true, allowMacChanges: true}, shaping: {averageKbps: 5000, "
+                                "peakKbps: 10000, burstKiB: 32}") +
+          port("pb", "tap", B, ", security: {allowMacChanges: true}") + port("pd", "veth", D, ""),
+      "v2.yaml");
+  const std::string empty = snapshot();
+  for (const std::string env : {"VNETPLAN_FAIL_AT_STEP=2", "VNETPLAN_FAIL_AT_STEP=3", "VNETPLAN_FAIL_AT_FLUSH=1"}) {
+    auto f = failing(env, v1);
+    ASSERT_EQ(f.exitCode, 1) << env << "\n" << f.out << f.err;
+    EXPECT_NE(f.err.find("Rolled back"), std::string::npos) << f.err;
+    EXPECT_EQ(snapshot(), empty) << env;
+  }
+  auto r = vnetplan("apply -f " + v1 + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v1).exitCode, 0);
+  const std::string atV1 = snapshot();
+  for (const char* t : {"bridge vnp-port-pa", "bridge vnp-port-pb"}) EXPECT_NE(atV1.find(t), std::string::npos) << t;
+
+  for (const std::string env : {"VNETPLAN_FAIL_AT_STEP=1", "VNETPLAN_FAIL_AT_STEP=2", "VNETPLAN_FAIL_AT_STEP=3",
+                                "VNETPLAN_FAIL_AT_FLUSH=1"}) {
+    auto f = failing(env, v2);
+    ASSERT_EQ(f.exitCode, 1) << env << "\n" << f.out << f.err;
+    EXPECT_NE(f.err.find("Rolled back"), std::string::npos) << f.err;
+    EXPECT_EQ(snapshot(), atV1) << env;
+    EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v1).exitCode, 0) << env;
+  }
+  r = vnetplan("apply -f " + v2 + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v2).exitCode, 0);
+  const std::string atV2 = snapshot();
+  EXPECT_EQ(atV2.find("vnp-port-pa"), std::string::npos) << atV2;
+  EXPECT_NE(atV2.find("vnp-port-pd"), std::string::npos) << atV2;
+  EXPECT_NE(runShell("ip netns exec " + ns + " tc qdisc show dev pa", dir).out.find("rate 5Mbit burst 32Kb peakrate 10Mbit"),
+            std::string::npos);
+  // pb keeps allowForgedTransmits: false (inherited) with allowMacChanges lifted on the port.
+  std::string pb = runShell("ip netns exec " + ns + " nft list table bridge vnp-port-pb", dir).out;
+  EXPECT_NE(pb.find("allowForgedTransmits: false"), std::string::npos) << pb;
+  EXPECT_EQ(pb.find("allowMacChanges: false"), std::string::npos) << pb;
+
+  // Replace: pb becomes a veth (the type cannot change in place); the inherited policy follows it.
+  const std::string v3 = manifest(target() + sw + port("pa", "veth", A, "") + port("pb", "veth", B, ""), "v3.yaml");
+  r = vnetplan("apply -f " + v3 + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("1 to replace"), std::string::npos) << r.out;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v3).exitCode, 0);
+  pb = runShell("ip netns exec " + ns + " nft list table bridge vnp-port-pb", dir).out;
+  EXPECT_NE(pb.find("allowMacChanges: false"), std::string::npos) << pb;
+  EXPECT_NE(runShell("ip netns exec " + ns + " tc qdisc show dev pb", dir).out.find("tbf"), std::string::npos);
+
+  // Prune: every table and qdisc goes with its port.
+  r = vnetplan("apply -f " + manifest(target(), "empty.yaml") + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(runShell("ip netns exec " + ns + " nft list ruleset", dir).out, "");
+  EXPECT_EQ(snapshot(), empty);
 }

@@ -243,7 +243,13 @@ TEST_F(LinuxProviderCheck, RejectsEveryFieldItDoesNotImplement) {
   EXPECT_TRUE(anyContains(d, "field portForwards only applies to mode nat")) << dump(d);
   d = check(Kind::Switch, "br0", {{"uplinks", {{"nics", {"eth0"}}}}, {"nioc", {{"enabled", true}}}});
   EXPECT_FALSE(anyContains(d, "linux: field uplinks.nics is not supported yet")) << dump(d);
-  EXPECT_TRUE(anyContains(d, "linux: field nioc.enabled is not supported yet")) << dump(d);
+  EXPECT_TRUE(anyContains(d, "linux: t1/Switch/br0: nioc needs uplinkMbps on linux")) << dump(d);
+  d = check(Kind::PortGroup, "pg", {{"switch", "br0"}, {"niocClass", "vmotion"}});
+  EXPECT_TRUE(anyContains(d, "a PortGroup's class does not reach its ports on linux yet")) << dump(d);
+  d = check(Kind::Port, "vx", {{"type", "vxlan"}, {"vni", 5}, {"niocClass", "vmotion"}});
+  EXPECT_TRUE(anyContains(d, "field niocClass: only a tap or veth Port's traffic can be put in a class")) << dump(d);
+  d = check(Kind::Mirror, "m", {{"switch", "br0"}, {"source", {{"ports", {"a", "b"}}}}, {"destination", {{"port", "b"}}}});
+  EXPECT_TRUE(anyContains(d, "destination.port b is also a source port")) << dump(d);
   d = check(Kind::Port, "vm1", {{"type", "tap"}, {"shaping", {{"averageKbps", 1000}, {"peakKbps", 500}, {"burstKiB", 64}}}});
   EXPECT_TRUE(anyContains(d, "shaping.peakKbps 500 is below averageKbps 1000")) << dump(d);
   d = check(Kind::Port, "vm1", {{"type", "tap"}, {"shaping", {{"peakKbps", 500}}}});

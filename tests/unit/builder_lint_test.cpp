@@ -269,6 +269,44 @@ spec: {targets: [kvm1], mode: nat, ipv4: {address: 10.0.5.1/24}, portForwards: [
   EXPECT_NE(out.find("port forward to 192.168.9.9:80 is outside the network 10.0.5.1/24"), std::string::npos) << out;
 }
 
+// DESIGN §8's Network lints on their own: two Networks of one target overlap (not Networks of different targets),
+// a forward inside the subnet is fine, and a justification silences allowPromiscuous.
+TEST(Lint, NetworkOverlapNatForwardAndJustifiedPromiscuous) {
+  auto out = lintOf(R"(---
+apiVersion: vnetplan.io/v1
+kind: Network
+metadata: {name: a}
+spec: {targets: [kvm1], mode: nat, ipv4: {address: 192.168.50.1/24}, forwardDev: wan0, portForwards: [{proto: tcp, port: 22, to: "192.168.50.10:22"}, {proto: udp, port: 53, to: 192.168.51.10}]}
+---
+apiVersion: vnetplan.io/v1
+kind: Network
+metadata: {name: b}
+spec: {targets: [kvm1], mode: isolated, ipv4: {address: 192.168.50.129/25}}
+---
+apiVersion: vnetplan.io/v1
+kind: Network
+metadata: {name: c}
+spec: {targets: [hv01], mode: isolated, ipv4: {address: 192.168.50.1/24}}
+---
+apiVersion: vnetplan.io/v1
+kind: Switch
+metadata: {name: vSwitch0}
+spec: {targets: [hv01]}
+---
+apiVersion: vnetplan.io/v1
+kind: PortGroup
+metadata: {name: ids}
+spec: {targets: [hv01], switch: vSwitch0, vlan: 20, security: {allowPromiscuous: true}, justification: "IDS sensor VM"}
+)");
+  EXPECT_NE(out.find("kvm1/Network/b: subnet 192.168.50.129/25 overlaps 192.168.50.1/24 of kvm1/Network/a"), std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("hv01/Network/c: subnet"), std::string::npos) << out;
+  EXPECT_NE(out.find("port forward to 192.168.51.10 is outside the network 192.168.50.1/24"), std::string::npos) << out;
+  EXPECT_EQ(out.find("port forward to 192.168.50.10:22"), std::string::npos) << out;
+  EXPECT_EQ(out.find("allowPromiscuous"), std::string::npos) << out;
+  EXPECT_EQ(out.find("ids"), std::string::npos) << out;  // no other complaint about it either
+}
+
 TEST(Lint, LoadBasedTeamingOnLinuxAndPortMtuThroughAPortGroup) {
   auto out = lintOf(R"(---
 apiVersion: vnetplan.io/v1
