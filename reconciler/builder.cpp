@@ -245,14 +245,21 @@ struct Builder {
     }
   }
 
-  // On a switch that divides its uplink (nioc), a port neither it nor its PortGroup puts in a class carries a
-  // virtual machine's traffic: class virtualmachine, as on vSphere. The plan shows it as a default.
+  // A port in a PortGroup with a class is in that class (inherited, as the policies are). On a switch that
+  // divides its uplink (nioc), a port neither it nor its PortGroup puts in a class carries a virtual machine's
+  // traffic: class virtualmachine, as on vSphere. The plan shows it as a default.
   void defaultNiocClass(Resource& port) {
     if (port.attrs.has("niocClass")) return;
     std::optional<std::string> sw = port.attrs.getString("switch");
     if (auto pg = port.attrs.getString("portGroup")) {
       const Resource* group = find({port.addr.target, Kind::PortGroup, *pg});
-      if (!group || group->attrs.has("niocClass")) return;
+      if (!group) return;
+      if (const Json* cls = group->attrs.find("niocClass"); cls && cls->is_string()) {
+        port.attrs.set("niocClass", *cls);
+        port.origins["niocClass"] = AttrOrigin{Origin::Inherited, group->addr.str()};
+        port.fieldLocs["niocClass"] = group->locOf("niocClass");
+        return;
+      }
       sw = group->attrs.getString("switch");
     }
     const Resource* parent = sw ? find({port.addr.target, Kind::Switch, *sw}) : nullptr;

@@ -53,8 +53,6 @@ std::string unsupportedReason(const std::string& path) {
     return "security policy is enforced on tap and veth ports (bridge-family nftables on the guest's MAC)";
   if (under("shaping"))
     return "shaping is a TBF on tap and veth ports";
-  if (path == "niocClass")
-    return "a PortGroup's class does not reach its ports on linux yet: set niocClass on its tap and veth Ports";
   if (under("nioc")) return "nioc is a Switch's: an HTB tree on its uplink";
   return "";
 }
@@ -425,6 +423,8 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
     // virtualmachine is the default class of a NIOC tree: no rule puts a port in it, as observe says by leaving
     // niocClass out.
     if (r.addr.kind == Kind::Port && r.attrs.getString("niocClass") == "virtualmachine") r.attrs.set("niocClass", nullptr);
+    // A PortGroup's class is its ports' (inherited by them, enforced on each): the group holds nothing of it.
+    if (r.addr.kind == Kind::PortGroup) r.attrs.erase("niocClass"), r.origins.erase("niocClass");
     if (r.addr.kind == Kind::Port || r.addr.kind == Kind::PortGroup) {
       // Teaming reaches a port by inheritance only (check() refuses it declared there): it is the switch's.
       std::vector<std::string> teaming;

@@ -354,6 +354,11 @@ void checkNiocClassField(const FieldCheck& fc) {
             "provider/unsupported");
 }
 
+void checkGroupNiocClassField(const FieldCheck& fc) {
+  if (!fc.requireString()) return;
+  if (!niocClass(fc.value.get<std::string>())) fc.fail("field niocClass: no traffic class " + fc.value.get<std::string>());
+}
+
 void checkNiocClasses(const std::vector<const Resource*>& resources, Diagnostics& diags) {
   std::map<std::string, const Resource*> switches, groups;
   for (const Resource* r : resources) {

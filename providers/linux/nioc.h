@@ -50,6 +50,8 @@ Status dropNioc(LinuxSession& s, const std::string& sw, int device);
 
 // ---- the Port
 void checkNiocClassField(const FieldCheck& fc);
+// A PortGroup's niocClass: a known class. Its ports inherit it (the builder), and it is enforced on them.
+void checkGroupNiocClassField(const FieldCheck& fc);
 // Across a target's resources: a port's class must be one its switch's tree has (else HTB would put its traffic
 // in the default class without a word).
 void checkNiocClasses(const std::vector<const Resource*>& resources, Diagnostics& diags);

@@ -18,6 +18,7 @@
 #include "providers/linux/attach.h"
 #include "providers/linux/caps.h"
 #include "providers/linux/kind.h"
+#include "providers/linux/nioc.h"
 #include "providers/linux/records.h"
 #include "providers/linux/session.h"
 
@@ -420,7 +421,8 @@ const KindOps kPortGroupOps{.kind = Kind::PortGroup,
                             .fields = {{"switch", checkSwitchRef},
                                        {"vlan", checkVlanField},
                                        {"vlan.trunk", checkVlanField},
-                                       {"teaming.", checkTeaming}},
+                                       {"teaming.", checkTeaming},
+                                       {"niocClass", checkGroupNiocClassField}},
                             .check = pgCheck,
                             .normalize = pgNormalize,
                             .describe = pgDescribe,

@@ -1026,6 +1026,46 @@ TEST_F(CliLinuxNetModes, NiocDividesTheUplinkByShares) {
   EXPECT_NE(r.err.find("linux: t1/Port/vb: niocClass nfs: its switch br0 has no nioc"), std::string::npos) << r.err;
 }
 
+// A PortGroup's niocClass reaches its ports (inherited, as the policies are) and is enforced on each of them; a port's
+// own class wins; the group itself holds nothing of it, so show round-trips and the second plan is empty.
+TEST_F(CliLinuxNetModes, PortGroupNiocClassReachesItsPorts) {
+  ip("link add up0 type veth peer name up0p netns " + out);
+  const std::string sw = doc(
+      "kind: Switch\nmetadata: {name: br0}\nspec: {targets: [t1], uplinks: {nics: [up0]}, nioc: {enabled: true, "
+      "uplinkMbps: 40, classes: {virtualmachine: {shares: high}, vmotion: {shares: low}, management: {shares: normal}}}}\n");
+  auto m = [&](const std::string& groupClass) {
+    return target() + sw + doc("kind: PortGroup\nmetadata: {name: mig}\nspec: {targets: [t1], switch: br0" + groupClass + "}\n") +
+           vm("va", "portGroup: mig") + vm("vb", "portGroup: mig, niocClass: management");
+  };
+  const std::string v1 = manifest(m(", niocClass: vmotion"), "v1.yaml");
+  auto r = vnetplan("plan -f " + v1);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("niocClass"), std::string::npos) << r.out;
+  r = vnetplan("apply -f " + v1 + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v1).exitCode, 0);
+  EXPECT_NE(nft("list table bridge vnp-nioc-va").find("meta priority set 1:11"), std::string::npos)
+      << "va is in its group's class, vmotion";
+  EXPECT_NE(nft("list table bridge vnp-nioc-vb").find("meta priority set 1:12"), std::string::npos)
+      << "vb's own class, management, wins over its group's";
+  auto shown = vnetplan("show --target t1 -f " + v1);
+  ASSERT_EQ(shown.exitCode, 0) << shown.err;
+  auto p = vnetplan("plan --detailed-exitcode -f " + manifest(target() + shown.out, "shown.yaml"));
+  EXPECT_EQ(p.exitCode, 0) << p.out << p.err << shown.out;
+  // The group's class taken away: va goes back to virtualmachine (no rule), vb keeps its own.
+  const std::string v2 = manifest(m(""), "v2.yaml");
+  r = vnetplan("apply -f " + v2 + " --auto-approve");
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + v2).exitCode, 0);
+  EXPECT_EQ(nft("list tables").find("vnp-nioc-va"), std::string::npos);
+  EXPECT_NE(nft("list table bridge vnp-nioc-vb").find("meta priority set 1:12"), std::string::npos);
+  // A class the switch does not divide the uplink for, set on the group: a plan error at the group's field.
+  r = vnetplan("plan -f " + manifest(m(", niocClass: nfs"), "nfs.yaml"));
+  EXPECT_NE(r.exitCode, 0);
+  EXPECT_NE(r.err.find("linux: t1/Port/va: niocClass nfs: its switch br0's nioc has no class nfs"), std::string::npos)
+      << r.err;
+}
+
 // Mirror with tc (clsact + u32 match-all + mirred) proven with real frames captured on the destination: unicast between
 // two VMs reaches the mirror port only while the mirror copies it, in the direction asked for. Then the lifecycle:
 // empty second plan, show round trip, drift (a filter deleted by hand) repaired, update in place, rollback after
