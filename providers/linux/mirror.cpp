@@ -115,11 +115,11 @@ struct MirredFilter {
   bool mirror = false;  // egress mirror (what vnetplan writes), not a redirect
 };
 
-std::vector<MirredFilter> dumpFilters(NlSocket& sock, int dev, uint32_t parent) {
+Result<std::vector<MirredFilter>> dumpFilters(NlSocket& sock, int dev, uint32_t parent) {
   std::vector<MirredFilter> out;
   NlMsg m = tcRequest(RTM_GETTFILTER, NLM_F_DUMP, dev, parent, 0, 0);
-  if (!m) return out;
-  (void)sock.dump(
+  if (!m) return err("out of memory");
+  NlOutcome o = sock.dump(
       m.get(),
       [&](const nlmsghdr* h) {
         if (h->nlmsg_type != RTM_NEWTFILTER) return;
@@ -148,6 +148,7 @@ std::vector<MirredFilter> dumpFilters(NlSocket& sock, int dev, uint32_t parent) 
         }
       },
       [&] { out.clear(); });
+  if (!o.ok()) return err(o.message);
   return out;
 }
 
@@ -248,11 +249,14 @@ void mirrorObserve(LinuxSession& s, Observation& obs) {
   };
   std::map<std::string, Seen> seen;
   for (const auto& [index, link] : s.links()) {
-    for (uint32_t parent : {kIngress, kEgress})
-      for (const auto& f : dumpFilters(s.nl(), index, parent))
+    for (uint32_t parent : {kIngress, kEgress}) {
+      auto filters = dumpFilters(s.nl(), index, parent);
+      if (!filters.ok()) return s.observeFailed("list the tc filters of " + link.name, filters.error().message);
+      for (const auto& f : *filters)
         for (const auto& [name, dest] : mirrors)
           if (f.prio == mirrorPrio(name) && f.dest == dest && f.mirror)
             (parent == kIngress ? seen[name].in : seen[name].eg).insert(link.name);
+    }
   }
   for (const auto& [name, dest] : mirrors) {
     const LinkInfo* d = s.linkAt(dest);

@@ -69,14 +69,14 @@ void onClass(nl_object* obj, void* arg) {
   (*out)[rtnl_tc_get_handle(TC_CAST(c))] = h;
 }
 
-std::map<uint32_t, HtbClass> dumpClasses(NlSocket& sock, int ifindex) {
+Result<std::map<uint32_t, HtbClass>> dumpClasses(NlSocket& sock, int ifindex) {
   std::map<uint32_t, HtbClass> out;
   NlMsg m = newMsg(RTM_GETTCLASS, NLM_F_DUMP);
   tcmsg tcm{};
   tcm.tcm_family = AF_UNSPEC;
   tcm.tcm_ifindex = ifindex;
-  if (!m || nlmsg_append(m.get(), &tcm, sizeof tcm, NLMSG_ALIGNTO) < 0) return out;
-  (void)sock.dump(
+  if (!m || nlmsg_append(m.get(), &tcm, sizeof tcm, NLMSG_ALIGNTO) < 0) return err("out of memory");
+  NlOutcome o = sock.dump(
       m.get(),
       [&](const nlmsghdr* h) {
         nl_msg* msg = nlmsg_convert(const_cast<nlmsghdr*>(h));
@@ -86,6 +86,7 @@ std::map<uint32_t, HtbClass> dumpClasses(NlSocket& sock, int ifindex) {
         nlmsg_free(msg);
       },
       [&] { out.clear(); });
+  if (!o.ok()) return err(o.message);
   return out;
 }
 
@@ -282,7 +283,9 @@ void observeNioc(LinuxSession& s, const LinkInfo& bridge, Attrs& a) {
   const auto& qd = s.qdiscs();
   auto q = qd.find(dev);
   if (q == qd.end() || q->second.value("kind", "") != "htb" || q->second.value("handle", 0u) != TC_HANDLE(1, 0)) return;
-  auto classes = dumpClasses(s.nl(), dev);
+  auto dumped = dumpClasses(s.nl(), dev);
+  if (!dumped.ok()) return s.observeFailed("list the HTB classes of " + bridge.name + "'s uplink", dumped.error().message);
+  const auto& classes = *dumped;
   auto root = classes.find(TC_HANDLE(1, kRootMinor));
   a.set("nioc.enabled", true);
   if (root == classes.end()) return;  // a tree that is not vnetplan's shape: shows as missing uplinkMbps

@@ -241,6 +241,7 @@ Result<Observation> LinuxSession::observe() {
   nsidNames_.reset();
   nftOwned_.reset();
   qdiscs_.reset();
+  observeError_.clear();
   nftTables_.clear();
   nftError_.clear();
   remoteLinks_.clear();
@@ -285,6 +286,7 @@ Result<Observation> LinuxSession::observe() {
   const auto t2 = std::chrono::steady_clock::now();
   linuxKinds().observe(*this, obs);
   addrs_.clear();
+  if (!observeError_.empty()) return failure("observe", observeError_);
   const auto t3 = std::chrono::steady_clock::now();
   spdlog::debug("linux: observed {} links {}: dumps {:.1f} ms (links {:.1f}), topology {:.1f} ms, objects {:.1f} ms", links_.size(),
                 where(), ms(t0, t1), ms(t0, tl), ms(t1, t2), ms(t2, t3));
@@ -449,7 +451,14 @@ void LinuxSession::attachmentAttrs(const LinkInfo& link, Attrs& a) const {
 }
 
 const std::map<int, Json>& LinuxSession::qdiscs() {
-  if (!qdiscs_) qdiscs_ = dumpTbfQdiscs(*nl_);
+  if (qdiscs_) return *qdiscs_;
+  auto dumped = dumpTbfQdiscs(*nl_);
+  if (!dumped.ok()) {
+    observeFailed("list qdiscs", dumped.error().message);
+    qdiscs_.emplace();
+  } else {
+    qdiscs_ = std::move(*dumped);
+  }
   return *qdiscs_;
 }
 

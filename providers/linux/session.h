@@ -89,8 +89,15 @@ class LinuxSession : public TargetSession {
   bool nftTableAfterFlush(const std::string& family, const std::string& name);
   Status flush() override;
   void discard() override { nftStaged_.clear(); }
-  // Root TBF and HTB qdiscs by ifindex (shaping.h), dumped once per observe when asked.
+  // Root TBF and HTB qdiscs by ifindex (shaping.h), dumped once per observe when asked. A failed dump leaves the
+  // map empty and is an observe error (observeError()).
   const std::map<int, Json>& qdiscs();
+  // During observe: what a kind hook could not read. The observe then fails with it instead of reporting the
+  // object as if that part were absent (a missing qdisc would plan its re-creation).
+  void observeFailed(const std::string& what, const std::string& detail) {
+    if (observeError_.empty()) observeError_ = what + ": " + detail;
+  }
+  const std::string& observeError() const { return observeError_; }
   // During observe: the addresses of a link (CIDR text), or null.
   const std::vector<std::string>* addressesOf(int index) const {
     auto it = addrs_.find(index);
@@ -133,6 +140,7 @@ class LinuxSession : public TargetSession {
   std::set<std::string> nftTables_;
   std::string nftError_;
   std::optional<std::map<int, Json>> qdiscs_;
+  std::string observeError_;
   // Staged nftables tables by "family name" (empty: delete), for flush().
   std::map<std::string, std::vector<Json>> nftStaged_;
 };

@@ -71,7 +71,8 @@ Status syncShaping(LinuxSession& s, const std::string& port, const Attrs& a) {
   rtnl_tc_set_parent(TC_CAST(q.get()), TC_H_ROOT);
   nl_msg* raw = nullptr;
   if (!avg || !burst) {
-    auto qd = s.qdiscs();
+    const auto& qd = s.qdiscs();
+    if (!s.observeError().empty()) return s.failure(what, s.observeError());
     if (auto it = qd.find(link->index); it == qd.end() || it->second.value("kind", "") != "tbf") return {};
     int rc = rtnl_qdisc_build_delete_request(q.get(), &raw);
     if (rc < 0) return s.failure(what, nl_geterror(rc));
@@ -114,13 +115,13 @@ void observeShaping(LinuxSession& s, const LinkInfo& l, Attrs& a) {
   }
 }
 
-std::map<int, Json> dumpTbfQdiscs(NlSocket& sock) {
+Result<std::map<int, Json>> dumpTbfQdiscs(NlSocket& sock) {
   std::map<int, Json> out;
   NlMsg m = newMsg(RTM_GETQDISC, NLM_F_DUMP);
   tcmsg tcm{};
   tcm.tcm_family = AF_UNSPEC;
-  if (!m || nlmsg_append(m.get(), &tcm, sizeof tcm, NLMSG_ALIGNTO) < 0) return out;
-  (void)sock.dump(
+  if (!m || nlmsg_append(m.get(), &tcm, sizeof tcm, NLMSG_ALIGNTO) < 0) return err("out of memory");
+  NlOutcome o = sock.dump(
       m.get(),
       [&](const nlmsghdr* h) {
         nl_msg* msg = nlmsg_convert(const_cast<nlmsghdr*>(h));
@@ -130,6 +131,7 @@ std::map<int, Json> dumpTbfQdiscs(NlSocket& sock) {
         nlmsg_free(msg);
       },
       [&] { out.clear(); });
+  if (!o.ok()) return err(o.message);
   return out;
 }
 

@@ -20,7 +20,7 @@ void checkShaping(const Resource& r, Diagnostics& diags);
 Status syncShaping(LinuxSession& s, const std::string& port, const Attrs& a);
 // Every root TBF qdisc of the namespace by ifindex ({kind: tbf, rate, bucket, peak}, bytes) and every root HTB
 // ({kind: htb, handle}: NIOC trees, nioc.h), for LinuxSession::qdiscs().
-std::map<int, Json> dumpTbfQdiscs(NlSocket& sock);
+Result<std::map<int, Json>> dumpTbfQdiscs(NlSocket& sock);
 // During observe: shaping.* of a port with a TBF root qdisc.
 void observeShaping(LinuxSession& s, const LinkInfo& l, Attrs& a);
 
