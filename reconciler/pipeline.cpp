@@ -304,14 +304,18 @@ void Prefetch::start(const std::vector<Target>& targets) {
     const size_t total = jobs_.size();
     forEachParallel(total, fanout_.parallelism, [&](size_t i) {
       Job& j = *jobs_[i];
-      // The state is read while the target is observed (a large target's state is as big as its observation).
-      auto stateLoad = std::async(std::launch::async, [&] { return store_.load(j.target.name); });
       Result<LiveTarget> live = err("");
-      if (auto busy = targetBusy(store_, j.target.name, fanout_.lockTimeout))
+      Result<state::TargetState> st = err("");
+      if (auto busy = targetBusy(store_, j.target.name, fanout_.lockTimeout)) {
         live = Error{*busy};
-      else
+        st = store_.load(j.target.name);
+      } else {
+        // Only once no apply holds the target (targetBusy may have waited for one): state and live must both be
+        // read after it. The state is read while the target is observed (it is as big as the observation).
+        auto stateLoad = std::async(std::launch::async, [&] { return store_.load(j.target.name); });
         live = connectAndObserve(j.target, providers_, SteadyClock::now() + fanout_.targetTimeout);
-      auto st = stateLoad.get();
+        st = stateLoad.get();
+      }
       size_t n = ++finished;
       if (fanout_.progress) fanout_.progress->targets(n, total, j.target.name);
       {
