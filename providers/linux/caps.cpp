@@ -8,11 +8,21 @@
 #include <sys/socket.h>
 #include <sys/utsname.h>
 
+#include <spdlog/spdlog.h>
+
+#include <fcntl.h>
+
 #include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <chrono>
 #include <mutex>
 #include <thread>
 
 #include "base/fd.h"
+#include "base/fileio.h"
 #include "base/netlink.h"
 
 namespace vnetplan::lnx {
@@ -57,6 +67,7 @@ NlOutcome create(NlSocket& sock, const char* name, const char* kind, int link, i
 }
 
 KernelCaps probe() {
+  const auto started = std::chrono::steady_clock::now();
   KernelCaps c;
   utsname u{};
   if (::uname(&u) == 0) c.release = u.release;
@@ -80,7 +91,55 @@ KernelCaps probe() {
     c.bonding = answer(create(**sock, "vnpprobe-bd", "bond", 0, 0, false, nullptr));
   });
   t.join();
+  spdlog::debug("linux: kernel probe took {:.1f} ms",
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
   return c;
+}
+
+std::string bootId() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(in, id);
+  return id.size() == 36 && id.find_first_not_of("0123456789abcdef-") == std::string::npos ? id : "";
+}
+
+// A probe that found everything is kept for the rest of the boot (a kernel does not lose a driver it has loaded;
+// /run is a tmpfs and the boot id is checked too). A missing feature is asked of the kernel every time: a module
+// installed since then would bring it.
+constexpr const char* kCacheFile = "/run/vnetplan/kernel-caps";
+
+bool cachingOff() {
+  const char* off = std::getenv("VNETPLAN_CACHE");
+  return off && (std::string(off) == "off" || std::string(off) == "0");
+}
+
+std::string cacheLine(const std::string& boot, const std::string& release) {
+  return "vnetplan-kernel-caps 1 " + boot + " " + release + " vlan-filtering 8021q bonding\n";
+}
+
+std::optional<KernelCaps> cached() {
+  const std::string boot = bootId();
+  utsname u{};
+  if (boot.empty() || cachingOff() || ::uname(&u) != 0) return std::nullopt;
+  auto fd = openRegularForRead(AT_FDCWD, kCacheFile);
+  if (!fd.ok()) return std::nullopt;
+  UniqueFd owned(*fd);
+  auto text = readAll(owned.get());
+  if (!text.ok() || *text != cacheLine(boot, u.release)) return std::nullopt;
+  KernelCaps c;
+  c.release = u.release;
+  c.vlanFiltering = c.vlanDevices = c.bonding = Cap::Yes;
+  return c;
+}
+
+void remember(const KernelCaps& c) {
+  const std::string boot = bootId();
+  if (boot.empty() || cachingOff() || c.vlanFiltering != Cap::Yes || c.vlanDevices != Cap::Yes || c.bonding != Cap::Yes)
+    return;
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(kCacheFile).parent_path(), ec);
+  if (Status st = atomicWriteFile(kCacheFile, cacheLine(boot, c.release), 0644); !st.ok())
+    spdlog::debug("linux: cannot keep the kernel probe's answers in {}: {}", kCacheFile, st.error().message);
 }
 
 }  // namespace
@@ -88,7 +147,14 @@ KernelCaps probe() {
 const KernelCaps& kernelCaps() {
   static std::once_flag once;
   static KernelCaps caps;
-  std::call_once(once, [] { caps = probe(); });
+  std::call_once(once, [] {
+    if (auto c = cached()) {
+      caps = *c;
+      return;
+    }
+    caps = probe();
+    remember(caps);
+  });
   return caps;
 }
 

@@ -193,7 +193,6 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
   // need two VLANs, and a port directly on the switch is the untagged segment. Which shape a switch's port groups
   // take is decided here (and said in the plan).
   void checkSegments(const Target& target, const std::vector<const Resource*>& resources, Diagnostics& diags) const {
-    const lnx::KernelCaps& caps = lnx::kernelCaps();
     std::map<std::string, const Resource*> switches;
     for (const Resource* r : resources)
       if (r->addr.kind == Kind::Switch) switches[r->addr.name] = r;
@@ -229,14 +228,19 @@ class LinuxProvider final : public TableProvider<lnx::LinuxSession, lnx::LinuxSe
                     "so at most " + std::to_string(kMaxPortGroups) + " port groups per switch (split them over "
                     "several switches, or give VMs vlan Ports on a bridge each)",
                     "provider/unsupported");
-      const std::optional<bool> vf = sw ? sw->attrs.getBool("linux.bridge.vlanFiltering") : std::nullopt;
       bool needsVlans = false;
       for (const auto& seg : segments) needsVlans = needsVlans || !seg.vlan.untagged();
+      // Ports straight on the switch, all untagged: one segment, no shape to choose, nothing to ask the kernel.
+      if (!needsVlans && groups == 0) continue;
+      // The switch's linux.bridge.vlanFiltering: 1 true, 0 false, -1 not said.
+      int vf = -1;
+      if (const std::optional<bool> said = sw ? sw->attrs.getBool("linux.bridge.vlanFiltering") : std::nullopt) vf = *said ? 1 : 0;
+      const lnx::KernelCaps& caps = lnx::kernelCaps();
       enum { Aware, PerVlan, Unknown } shape;
       std::string why;
-      if (vf == true || (!vf && caps.vlanFiltering == lnx::Cap::Yes)) {
+      if (vf == 1 || (vf == -1 && caps.vlanFiltering == lnx::Cap::Yes)) {
         shape = Aware;
-      } else if (vf == false) {
+      } else if (vf == 0) {
         shape = PerVlan;
         why = "the switch says linux.bridge.vlanFiltering: false";
       } else if (caps.vlanFiltering == lnx::Cap::No) {

@@ -3,6 +3,9 @@
 // vnetplan binary drives the kernel in a namespace each test creates and removes; checks go through `ip -j`,
 // `bridge -j vlan`, carrier failover and real frames. On a kernel without the feature each test SKIPs with the
 // reason.
+#include <sys/utsname.h>
+
+#include <fstream>
 #include <functional>
 #include <tuple>
 
@@ -37,6 +40,14 @@ std::string sortedAltnames(const Json& l) {
   for (const auto& a : l.value("altnames", Json::array())) names.push_back(a.get<std::string>());
   std::sort(names.begin(), names.end());
   return Json(names).dump();
+}
+std::string readText(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+std::string kernelRelease() {
+  utsname u{};
+  return ::uname(&u) == 0 ? u.release : "";
 }
 bool isUp(const Json& l) {
   const Json flags = l.value("flags", Json::array());
@@ -490,4 +501,48 @@ TEST_F(LinuxL2Lane, BridgePerVlanOverSubInterfacesCarriesRealFrames) {
   l = links();
   for (const char* gone : {"br0", "pg10", "pg20", "eth1.10", "eth1.20"}) EXPECT_FALSE(l.count(gone)) << gone;
   EXPECT_EQ(l["eth1"].value("master", ""), "");
+}
+
+// The kernel probe (providers/linux/caps.h) runs in a namespace of its own; a kernel that has every feature is
+// asked once per boot: the answer is kept in /run/vnetplan/kernel-caps with the boot id, and an answer of another
+// boot (or a damaged file) is not believed.
+TEST_F(LinuxL2Lane, AKernelWithEveryFeatureIsProbedOncePerBoot) {
+  if (!kernelHas("type bond", "bonding") || !kernelHas("type bridge vlan_filtering 1", "bridge VLAN filtering") ||
+      !kernelHasVlanDevices())
+    GTEST_SKIP() << why;
+  const std::string cache = "/run/vnetplan/kernel-caps";
+  std::error_code ec;
+  fs::remove(cache, ec);
+  nic("eth1");
+  auto f = manifest(kTarget + obj("Switch", "br0", "stp: false") +
+                    obj("Port", "eth1.10", "type: vlan, link: eth1, vlanId: 10, switch: br0"));
+  const std::string probed = "linux: kernel probe took";
+  auto r = vnetplan("--log-level debug plan -f " + f);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find(probed), std::string::npos) << r.err;
+  std::string boot = readText("/proc/sys/kernel/random/boot_id");
+  while (!boot.empty() && boot.back() == '\n') boot.pop_back();
+  const std::string kept = readText(cache);
+  EXPECT_EQ(kept.rfind("vnetplan-kernel-caps 1 " + boot + " " + kernelRelease() + " ", 0), 0u) << kept;
+
+  r = vnetplan("--log-level debug plan -f " + f);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_EQ(r.err.find(probed), std::string::npos) << "the kept answer was not used: " << r.err;
+
+  // Another boot's answer, and a damaged file: probed again, and the file is this boot's once more.
+  std::string other = kept;
+  other.replace(other.find(boot), boot.size(), "00000000-0000-0000-0000-000000000000");
+  for (const std::string& bad : {other, std::string("vnetplan-kernel-caps 1 garbage\n")}) {
+    writeFile(cache, bad);
+    r = vnetplan("--log-level debug plan -f " + f);
+    ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+    EXPECT_NE(r.err.find(probed), std::string::npos) << bad << r.err;
+    EXPECT_EQ(readText(cache), kept);
+  }
+  // VNETPLAN_CACHE=off: always asked.
+  r = runShell("VNETPLAN_CACHE=off " + std::string(VNETPLAN_BINARY) + " --state file://" + (dir / "state").string() +
+                   " --log-level debug plan -f " + f,
+               dir);
+  ASSERT_EQ(r.exitCode, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find(probed), std::string::npos) << r.err;
 }
