@@ -299,7 +299,7 @@ Status createPortLink(LinuxSession& s, const KindOps& ops, const Step& step, con
   const std::string what = std::string("create ") + ops.label + " " + name;
   auto at = attachmentOf(s, ops, name, a, true);
   if (!at.ok()) return at.error();
-  NlMsg m = newMsg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO);
+  NlMsg m = newMsg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
   ifinfomsg ifi{};
   ifi.ifi_family = AF_UNSPEC;
   if (a.getBool("up").value_or(true)) ifi.ifi_flags = ifi.ifi_change = IFF_UP;
@@ -322,17 +322,9 @@ Status createPortLink(LinuxSession& s, const KindOps& ops, const Step& step, con
   if (!ok) return s.failure(what, "cannot build the request (out of memory)");
   nla_nest_end(m.get(), data);
   nla_nest_end(m.get(), info);
-  int index = 0;
-  NlOutcome o = s.nl().request(m.get(), [&](const nlmsghdr* h) {
-    if (auto l = parseLink(h); l && l->name == name) index = l->index;
-  });
-  if (!o.ok()) return s.failure(what, o.message);
-  if (index <= 0) {
-    auto idx = s.ifindex(name);
-    if (!idx.ok()) return s.failure(what, idx.error().message);
-    index = *idx;
-  }
-  s.remember(name, index);
+  auto created = s.createLink(m.get(), name);
+  if (!created.ok()) return s.failure(what, created.error().message);
+  const int index = *created;
   auto undo = [&](Status st) {
     (void)deleteLink(s, ops, name);  // all or nothing
     (void)forgetAttachment(s, ops, name, index, *at);

@@ -257,7 +257,7 @@ Status releaseForwardDev(LinuxSession& s, const std::string& network, const std:
 
 Status createBridge(LinuxSession& s, const std::string& network, const std::string& name, int* index) {
   const std::string what = "create network " + network + ": bridge " + name;
-  NlMsg m = newMsg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO);
+  NlMsg m = newMsg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
   ifinfomsg ifi{};
   ifi.ifi_family = AF_UNSPEC;
   ifi.ifi_flags = ifi.ifi_change = IFF_UP;
@@ -267,17 +267,9 @@ Status createBridge(LinuxSession& s, const std::string& network, const std::stri
   ok = info && nla_put_string(m.get(), IFLA_INFO_KIND, "bridge") == 0;
   if (!ok) return s.failure(what, "cannot build the request (out of memory)");
   nla_nest_end(m.get(), info);
-  *index = 0;
-  NlOutcome o = s.nl().request(m.get(), [&](const nlmsghdr* h) {
-    if (auto l = parseLink(h); l && l->name == name) *index = l->index;
-  });
-  if (!o.ok()) return s.failure(what, o.message);
-  if (*index <= 0) {
-    auto idx = s.ifindex(name);
-    if (!idx.ok()) return s.failure(what, idx.error().message);
-    *index = *idx;
-  }
-  s.remember(name, *index);
+  auto created = s.createLink(m.get(), name);
+  if (!created.ok()) return s.failure(what, created.error().message);
+  *index = *created;
   return {};
 }
 

@@ -121,7 +121,7 @@ Status syncPlumbing(LinuxSession& s, PortGroupInfo& pg) {
     if (NlOutcome o = sendLinkChange(s.nl(), name, c); !o.ok()) return s.failure(what + " (put it back)", o.message);
     return plumbed(s, pg, name, existing->index, uplink);
   }
-  NlMsg m = newMsg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO);
+  NlMsg m = newMsg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
   ifinfomsg ifi{};
   ifi.ifi_family = AF_UNSPEC;
   ifi.ifi_flags = ifi.ifi_change = IFF_UP;
@@ -137,17 +137,9 @@ Status syncPlumbing(LinuxSession& s, PortGroupInfo& pg) {
   if (!ok) return s.failure(what, "cannot build the request (out of memory)");
   nla_nest_end(m.get(), data);
   nla_nest_end(m.get(), info);
-  int index = 0;
-  NlOutcome o = s.nl().request(m.get(), [&](const nlmsghdr* h) {
-    if (auto l = parseLink(h); l && l->name == name) index = l->index;
-  });
-  if (!o.ok()) return s.failure(what, o.message);
-  if (index <= 0) {  // kernels before 6.3 do not echo a created link (NLM_F_ECHO): ask for it
-    auto idx = s.ifindex(name);
-    if (!idx.ok()) return s.failure(what, idx.error().message);
-    index = *idx;
-  }
-  return plumbed(s, pg, name, index, uplink);
+  auto created = s.createLink(m.get(), name);
+  if (!created.ok()) return s.failure(what, created.error().message);
+  return plumbed(s, pg, name, *created, uplink);
 }
 
 // ---------------------------------------------------------------- realizing a port group
@@ -205,7 +197,7 @@ Result<PortGroupInfo> build(LinuxSession& s, const std::string& name, const Attr
     if (auto existing = s.getLink(name); existing.ok() && existing->kind == "bridge") {
       pg.bridgeIndex = existing->index;
     } else {
-      NlMsg m = newMsg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO);
+      NlMsg m = newMsg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
       ifinfomsg ifi{};
       ifi.ifi_family = AF_UNSPEC;
       ifi.ifi_flags = ifi.ifi_change = IFF_UP;
@@ -215,15 +207,9 @@ Result<PortGroupInfo> build(LinuxSession& s, const std::string& name, const Attr
       ok = info && nla_put_string(m.get(), IFLA_INFO_KIND, "bridge") == 0;
       if (!ok) return s.failure(what, "cannot build the request (out of memory)");
       nla_nest_end(m.get(), info);
-      NlOutcome o = s.nl().request(m.get(), [&](const nlmsghdr* h) {
-        if (auto l = parseLink(h); l && l->name == name) pg.bridgeIndex = l->index;
-      });
-      if (!o.ok()) return s.failure(what + " (its bridge " + name + ")", o.message);
-      if (pg.bridgeIndex <= 0) {  // kernels before 6.3 do not echo a created link (NLM_F_ECHO): ask for it
-        auto idx = s.ifindex(name);
-        if (!idx.ok()) return s.failure(what + " (its bridge " + name + ")", idx.error().message);
-        pg.bridgeIndex = *idx;
-      }
+      auto created = s.createLink(m.get(), name);
+      if (!created.ok()) return s.failure(what + " (its bridge " + name + ")", created.error().message);
+      pg.bridgeIndex = *created;
     }
     s.remember(name, pg.bridgeIndex);
     if (NlOutcome o = addAltname(s.nl(), pg.bridgeIndex, pgBridgeMark(pg.bridgeIndex)); !o.ok())

@@ -102,17 +102,20 @@ Status vethCreate(LinuxSession& s, const Step& step) {
     rtnl_link_set_ns_fd(peer, *fd);
   }
 
+  // The pair's indexes (session.h): a peer in this namespace takes the one after the port's, so that the kernel
+  // does not give it one the session has set aside for a later link.
+  const int reserved = s.reserveIndexes(peerNetns ? 1 : 2);
+  if (reserved > 0) {
+    rtnl_link_set_ifindex(link, reserved);
+    if (!peerNetns) rtnl_link_set_ifindex(peer, reserved + 1);
+  }
   auto addrs = a.getStrings("addresses");
   nl_msg* raw = nullptr;
-  int rc = rtnl_link_build_add_request(link, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO, &raw);
+  int rc = rtnl_link_build_add_request(link, NLM_F_CREATE | NLM_F_EXCL, &raw);
   if (rc < 0) return s.failure(what, std::string("cannot build the request: ") + nl_geterror(rc));
   NlMsg msg(raw);
-  int index = 0;
-  NlOutcome o = s.nl().request(msg.get(), [&](const nlmsghdr* h) {
-    if (auto l = parseLink(h); l && l->name == name) index = l->index;
-  });
-  if (!o.ok()) return s.failure(what, o.message);
-  if (index > 0) s.remember(name, index);
+  auto created = s.createLink(msg.get(), name, reserved);
+  if (!created.ok()) return s.failure(what, created.error().message);
 
   auto undo = [&](Status st) {
     (void)deleteLink(s, kVethOps, name);  // all or nothing (takes the peer along)
@@ -132,11 +135,9 @@ Status vethCreate(LinuxSession& s, const Step& step) {
   if (*peerUp.up)
     if (NlOutcome po = sendLinkChange(*peerSock, *peerName, peerUp); !po.ok())
       return undo(s.failure(what, "bring the peer up: " + po.message));
-  auto idx = s.ifindex(name);
-  if (!idx.ok()) return undo(s.failure(what, idx.error().message));
-  if (Status st = settleAttachment(s, kVethOps, name, *idx, *at, std::nullopt); !st.ok()) return undo(st);
+  if (Status st = settleAttachment(s, kVethOps, name, *created, *at, std::nullopt); !st.ok()) return undo(st);
   if (!addrs.empty())
-    if (Status st = addAddresses(s, kVethOps, name, *idx, addrs); !st.ok()) return undo(st);
+    if (Status st = addAddresses(s, kVethOps, name, *created, addrs); !st.ok()) return undo(st);
   if (Status st = syncSecurity(s, name, a, "linux.peerMac"); !st.ok()) return undo(st);
   if (Status st = syncShaping(s, name, a); !st.ok()) return undo(st);
   if (Status st = syncNiocClass(s, name, a); !st.ok()) return undo(st);

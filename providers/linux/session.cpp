@@ -273,7 +273,10 @@ Result<Observation> LinuxSession::observe() {
 
   const auto t1 = std::chrono::steady_clock::now();
   index_.clear();
-  for (const auto& [index, link] : links_) index_[link.name] = index;
+  for (const auto& [index, link] : links_) {
+    index_[link.name] = index;
+    nextIndex_ = std::max(nextIndex_, index + 1);
+  }
   topo_ = Topology::build(links_);
   bool filtering = false;
   for (const auto& [index, sw] : topo_.switches) filtering = filtering || sw.vlanFiltering;
@@ -358,8 +361,42 @@ Result<LinkInfo> LinuxSession::getLink(const std::string& name) {
     if (auto l = parseLink(h)) found = std::move(*l);
   });
   if (!o.ok() || !found) return err(o.errnum == ENODEV || o.ok() ? "no interface named " + name : o.message);
-  index_[name] = found->index;
+  remember(name, found->index);
   return std::move(*found);
+}
+
+Result<int> LinuxSession::createLink(nl_msg* m, const std::string& name, int reserved) {
+  if (reserved < 0) reserved = reserveIndexes(1);
+  nlmsghdr* h = nlmsg_hdr(m);
+  auto* ifi = static_cast<ifinfomsg*>(nlmsg_data(h));
+  int index = 0;
+  auto echoed = [&](const nlmsghdr* reply) {
+    if (auto l = parseLink(reply); l && l->name == name) index = l->index;
+  };
+  if (reserved > 0) {
+    ifi->ifi_index = reserved;
+    h->nlmsg_flags &= ~static_cast<uint16_t>(NLM_F_ECHO);
+    NlOutcome outcome = nl_->request(m, echoed);
+    if (outcome.ok()) {
+      remember(name, reserved);
+      return reserved;
+    }
+    // A link made since the session looked (by another process, or as a veth peer from another namespace) may
+    // have that index: the kernel says EEXIST (a link with that index exists: NLM_F_EXCL) or EBUSY (taken while
+    // this one was made). Then the kernel picks the index (and a veth peer's reserved one is ignored with it); a
+    // name that exists fails again, with the same EEXIST.
+    if (outcome.errnum != EBUSY && outcome.errnum != EEXIST) return Error{outcome.message};
+    ifi->ifi_index = 0;
+    h->nlmsg_seq = NL_AUTO_SEQ;
+  }
+  h->nlmsg_flags |= NLM_F_ECHO;  // kernels since 6.3 answer with the link
+  NlOutcome outcome = nl_->request(m, echoed);
+  if (!outcome.ok()) return Error{outcome.message};
+  if (index > 0) {
+    remember(name, index);
+    return index;
+  }
+  return ifindex(name);
 }
 
 Result<int> LinuxSession::ifindex(const std::string& name) {
@@ -377,7 +414,7 @@ Result<int> LinuxSession::ifindex(const std::string& name) {
   });
   if (!o.ok()) return err(o.errnum == ENODEV ? "no interface named " + name : o.message);
   if (index <= 0) return err("no interface named " + name);
-  index_[name] = index;
+  remember(name, index);
   return index;
 }
 

@@ -2,6 +2,7 @@
 // reused for every observe and step; one link dump + one address dump per observe; steps dispatched to the
 // kind hooks (kind.h).
 #pragma once
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <optional>
@@ -46,7 +47,24 @@ class LinuxSession : public TargetSession {
   Result<int> ifindex(const std::string& name);
   // One link as the kernel has it now (RTM_GETLINK by name).
   Result<LinkInfo> getLink(const std::string& name);
-  void remember(const std::string& name, int index) { index_[name] = index; }
+  void remember(const std::string& name, int index) {
+    index_[name] = index;
+    nextIndex_ = std::max(nextIndex_, index + 1);
+  }
+  // Creating links: `reserveIndexes(n)` sets aside n consecutive ifindexes for links about to be made in this
+  // namespace (above every index the session knows; 0 when it knows none: it has not observed) and
+  // `createLink` sends the RTM_NEWLINK that makes `name` with the first of them, so the new link's index is known
+  // without a second round trip (kernels before 6.3 ignore NLM_F_ECHO on RTM_NEWLINK, and asking the kernel by
+  // name doubles the requests of an apply). When another process took that index in the meantime (EBUSY), or
+  // none was reserved, the kernel picks one and the link is asked for. The index is remembered.
+  int reserveIndexes(int n) {
+    if (nextIndex_ <= 1) return 0;
+    const int first = nextIndex_;
+    nextIndex_ += n;
+    return first;
+  }
+  // `reserved`: what reserveIndexes gave (a veth sets its peer's index to the next one); -1 reserves one here.
+  Result<int> createLink(nl_msg* m, const std::string& name, int reserved = -1);
   // The name of a link this session knows ("" if none).
   std::string nameOf(int index) const;
   void forget(const std::string& name) { index_.erase(name); }
@@ -127,6 +145,7 @@ class LinuxSession : public TargetSession {
   Fd nsFd_;
   std::unique_ptr<NlSocket> nl_;
   std::unordered_map<std::string, int> index_;
+  int nextIndex_ = 0;  // above every ifindex of the namespace the session knows of (0: none known)
   std::map<std::string, Fd> netnsFds_;
   std::map<std::string, std::unique_ptr<NlSocket>> foreignSockets_;
 

@@ -120,7 +120,7 @@ Status bridgeCreate(LinuxSession& s, const Step& step) {
   bool up = a.getBool("up").value_or(true);
   auto mtu = a.getInt("mtu");
 
-  NlMsg m = newMsg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO);
+  NlMsg m = newMsg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
   ifinfomsg ifi{};
   ifi.ifi_family = AF_UNSPEC;
   if (up) {
@@ -139,17 +139,9 @@ Status bridgeCreate(LinuxSession& s, const Step& step) {
                         vlanFiltering == true ? 1 : -1) == 0;
   if (!built) return s.failure(what, "cannot build the request (out of memory)");
 
-  int index = 0;
-  NlOutcome o = s.nl().request(m.get(), [&](const nlmsghdr* h) {
-    if (auto l = parseLink(h); l && l->name == name) index = l->index;
-  });
-  if (!o.ok()) return s.failure(what, o.message);
-  if (index <= 0) {
-    auto idx = s.ifindex(name);
-    if (!idx.ok()) return s.failure(what, idx.error().message);
-    index = *idx;
-  }
-  s.remember(name, index);
+  auto created = s.createLink(m.get(), name);
+  if (!created.ok()) return s.failure(what, created.error().message);
+  const int index = *created;
   SwitchInfo info;
   info.name = name;
   info.vlanFiltering = vlanFiltering == true;

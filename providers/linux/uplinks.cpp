@@ -221,9 +221,13 @@ Status bondRequest(LinuxSession& s, const std::string& what, int type, int flags
   if (ok && master > 0) ok = nla_put_u32(m.get(), IFLA_MASTER, static_cast<uint32_t>(master)) == 0;
   if (ok) ok = putBond(m.get(), t, which, primaryIndex);
   if (!ok) return s.failure(what, "cannot build the request (out of memory)");
-  NlOutcome o = s.nl().request(m.get(), [&](const nlmsghdr* h) {
-    if (auto l = parseLink(h); l && l->name == name && createdIndex) *createdIndex = l->index;
-  });
+  if (createdIndex) {
+    auto created = s.createLink(m.get(), name);
+    if (!created.ok()) return s.failure(what, created.error().message);
+    *createdIndex = *created;
+    return {};
+  }
+  NlOutcome o = s.nl().request(m.get(), [](const nlmsghdr*) {});
   if (!o.ok()) return s.failure(what, o.message);
   return {};
 }
@@ -362,16 +366,10 @@ Status buildTeam(LinuxSession& s, const KindOps& ops, const std::string& sw, int
   }
   const std::string what = "create bond " + t.bond + " (" + modeName(t.mode) + ") for " + ops.label + " " + sw;
   int bondIndex = 0;
-  if (Status st = bondRequest(s, what, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO, 0, t.bond, t,
-                              kAll & ~kPrimary, -1, mtu, bridgeIndex, &bondIndex);
+  if (Status st = bondRequest(s, what, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, t.bond, t, kAll & ~kPrimary, -1, mtu,
+                              bridgeIndex, &bondIndex);
       !st.ok())
     return st;
-  if (bondIndex <= 0) {
-    auto idx = s.ifindex(t.bond);
-    if (!idx.ok()) return s.failure(what, idx.error().message);
-    bondIndex = *idx;
-  }
-  s.remember(t.bond, bondIndex);
   registerBond(s, bondIndex, bridgeIndex);
   if (Status st = enslaveAll(s, ops, sw, bondIndex, t.nics); !st.ok()) return st;
   if (Status st = setPrimary(s, t, bondIndex); !st.ok()) return st;
