@@ -72,7 +72,10 @@ TargetOutcome JournaledRun::run(const Change& change) {
     if (problems.empty()) {
       // The provider's ids and revisions as the verifying observation saw them.
       for (auto& [addr, obj] : journal.commit->owned)
-        if (auto it = verified_.objects.find(addr); it != verified_.objects.end()) obj.identity = it->second.identity;
+        if (auto it = verified_.objects.find(addr); it != verified_.objects.end() && !(obj.identity == it->second.identity)) {
+          obj.identity = it->second.identity;
+          commitChanged_ = true;
+        }
     }
     if (problems.empty() && opts_.confirmTimeout) {
       if (Status c = awaitConfirmation(journal); !c) problems = {c.error().message};
@@ -101,7 +104,10 @@ bool JournaledRun::commit(state::Journal& journal) {
     out_.leftovers = {message};
     return false;
   };
-  if (Status s = store_.writeJournal(journal); !s) return fail("cannot write the journal: " + s.error().message);
+  // Only the status changed since the journal was written (the commit too when the verifying observation gave
+  // objects new provider ids): then the small progress record says it.
+  Status written = commitChanged_ ? store_.writeJournal(journal) : store_.writeJournalProgress(journal);
+  if (!written) return fail("cannot write the journal: " + written.error().message);
   state::TargetState next;
   next.target = journal.target;
   next.generation = journal.commit->number;
@@ -182,7 +188,7 @@ void JournaledRun::markDone(state::Journal& journal, size_t done, bool force) {
   auto now = std::chrono::steady_clock::now();
   const auto interval = std::max<std::chrono::steady_clock::duration>(std::chrono::seconds(1), 10 * journalWriteCost_);
   if (!force && now - lastJournalWrite_ < interval) return;
-  keep(store_.writeJournal(journal), "writeJournal");
+  keep(store_.writeJournalProgress(journal), "writeJournal");
   lastJournalWrite_ = std::chrono::steady_clock::now();
   journalWriteCost_ = lastJournalWrite_ - now;
 }

@@ -88,10 +88,10 @@ class JournaledRun {
   bool untouched_ = false;  // the last execute failed without committing anything (Atomic)
   std::chrono::steady_clock::time_point lastJournalWrite_{};
   // How long the last journal write took: progress (stepsDone, informational: recovery compares with the
-  // pre-image, whatever it says) is written at most every max(1 s, 10x that), so a journal that is slow to write
-  // (thousands of steps, a slow disk, an emulated CPU) costs at most a tenth of the apply instead of one write
-  // per step.
+  // pre-image, whatever it says; a small record of its own, Store::writeJournalProgress) is written at most every
+  // max(1 s, 10x that), so that it costs at most a tenth of the apply instead of one write per step.
   std::chrono::steady_clock::duration journalWriteCost_{};
+  bool commitChanged_ = false;  // the verifying observation changed the journal's commit (provider ids)
 };
 
 std::string joinLines(const std::vector<std::string>& lines, const std::string& indent = "  ");

@@ -4,6 +4,7 @@
 //   targets/<t>/state.json                  TargetState
 //   targets/<t>/generations/<n>.json        Generation n (zero-padded so that a listing sorts)
 //   targets/<t>/journal.json                Journal of the apply/rollback in progress
+//   targets/<t>/journal-progress.json       How far it got since (stepsDone, status), for one write of journal.json
 //   targets/<t>/damage.json                 Damage left by a rollback that could not restore everything
 // <t> is the target name with '/', '%', control bytes and a leading '.' percent-encoded, so that any name
 // is exactly one key component (the backend then maps components to file names safely).
@@ -16,6 +17,7 @@
 #include <set>
 
 #include "base/crashpoint.h"
+#include "base/random.h"
 #include "model/codec.h"
 #include "state/backends.h"
 #include "state/percent.h"
@@ -394,6 +396,30 @@ Result<std::optional<Journal>> Store::journal(const std::string& target) {
     return jr;
   });
   if (!r) return r.error();
+  // Progress recorded since this journal.json was written (its write id) applies; any other is left over.
+  const std::string progressKey = *dir + "journal-progress.json";
+  auto progress = readDoc(*backend_, progressKey);
+  if (!progress) return progress.error();
+  const std::string writeId = j.value("writeId", std::string());
+  if (progress->has_value() && !writeId.empty()) {
+    const Json& p = **progress;
+    if (p.value("writeId", std::string()) == writeId && p.value("id", std::string()) == r->id) {
+      auto merged = decode<Journal>(*backend_, progressKey, [&]() -> Result<Journal> {
+        Journal jr = *r;
+        auto done = p.at("stepsDone").get<int64_t>();
+        if (done < 0 || static_cast<size_t>(done) > jr.steps.size())
+          return err("stepsDone " + std::to_string(done) + " is outside 0.." + std::to_string(jr.steps.size()));
+        jr.stepsDone = std::max(jr.stepsDone, static_cast<size_t>(done));
+        auto statusName = p.at("status").get<std::string>();
+        auto status = parseJournalStatus(statusName);
+        if (!status) return err("unknown status '" + statusName + "'");
+        jr.status = *status;
+        return jr;
+      });
+      if (!merged) return merged.error();
+      return std::optional<Journal>(std::move(*merged));
+    }
+  }
   return std::optional<Journal>(std::move(*r));
 }
 
@@ -428,14 +454,51 @@ Status Store::writeJournal(const Journal& jr) {
                            {"owned", ownedToJson(jr.preState.owned)},
                            {"connection", jr.preState.connection}}}};
   if (jr.commit) j["commit"] = generationToJson(jr.target, *jr.commit);
-  return writeDoc(*backend_, *dir + "journal.json", std::move(j));
+  const std::string writeId = randomHex(8);
+  j["writeId"] = writeId;
+  Status st = writeDoc(*backend_, *dir + "journal.json", std::move(j));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (st) journalWrites_[jr.target] = JournalWrite{writeId, jr.id, false};
+  else journalWrites_.erase(jr.target);
+  return st;
+}
+
+Status Store::writeJournalProgress(const Journal& jr) {
+  std::string writeId;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = journalWrites_.find(jr.target);
+    if (it != journalWrites_.end() && it->second.journalId == jr.id) {
+      writeId = it->second.writeId;
+      it->second.progress = true;
+    }
+  }
+  if (writeId.empty()) return writeJournal(jr);
+  crashPoint("journal progress write");
+  auto dir = targetDir(jr.target);
+  if (!dir) return dir.error();
+  return writeDoc(*backend_, *dir + "journal-progress.json",
+                  Json{{"id", jr.id},
+                       {"writeId", writeId},
+                       {"stepsDone", static_cast<int64_t>(jr.stepsDone)},
+                       {"status", journalStatusName(jr.status)}});
 }
 
 Status Store::clearJournal(const std::string& target) {
   crashPoint("journal remove");
   auto dir = targetDir(target);
   if (!dir) return dir.error();
-  return backend_->remove(*dir + "journal.json");
+  if (Status st = backend_->remove(*dir + "journal.json"); !st) return st;
+  // Progress of a journal that is gone never applies again (write ids are not reused); this one's is removed.
+  bool wroteProgress = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = journalWrites_.find(target);
+    wroteProgress = it != journalWrites_.end() && it->second.progress;
+    if (it != journalWrites_.end()) journalWrites_.erase(it);
+  }
+  if (wroteProgress) (void)backend_->remove(*dir + "journal-progress.json");
+  return {};
 }
 
 Status Store::recordDamage(const Damage& d) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -144,8 +145,15 @@ class Store {
   Result<std::vector<Generation>> history(const std::string& target);  // oldest first
   Result<std::optional<Generation>> generation(const std::string& target, int64_t number);
 
+  // The journal as last written: journal.json, with the progress written since (writeJournalProgress) applied.
   Result<std::optional<Journal>> journal(const std::string& target);
   Status writeJournal(const Journal& j);
+  // Records only how far the journal `j` got (stepsDone, status) in a small document of its own beside
+  // journal.json, tied to the last writeJournal of `j` by this store: a journal of thousands of steps is then
+  // written whole only when more than its progress changed. Without such a write (another process wrote the
+  // journal, or none was written), the whole journal is written. A later writeJournal, by any process, supersedes
+  // the progress (its write id no longer matches).
+  Status writeJournalProgress(const Journal& j);
   Status clearJournal(const std::string& target);
 
   Status recordDamage(const Damage& d);
@@ -164,6 +172,14 @@ class Store {
 
  private:
   std::unique_ptr<Backend> backend_;
+  std::mutex mu_;
+  // Per target: the last journal.json this store wrote (its write id, the journal's id) and whether progress of it
+  // was written since.
+  struct JournalWrite {
+    std::string writeId, journalId;
+    bool progress = false;
+  };
+  std::map<std::string, JournalWrite> journalWrites_;
 };
 
 std::string nowRfc3339();

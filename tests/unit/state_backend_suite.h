@@ -353,6 +353,85 @@ TEST_P(StateBackend, JournalRoundTrip) {
   EXPECT_TRUE(s.clearJournal("hv01").ok()) << "clearing an absent journal is fine";
 }
 
+// Progress (stepsDone, status) is a small record beside journal.json, tied to the store's last whole write of that
+// journal; the journal as read has it applied. A whole write by anyone later supersedes it.
+TEST_P(StateBackend, JournalProgressAppliesToItsOwnWriteOnly) {
+  Store s = store();
+  Journal j;
+  j.id = "j-1";
+  j.target = "hv01";
+  j.targetSpec.name = "hv01";
+  j.targetSpec.provider = "linux";
+  j.provider = "linux";
+  j.operation = "apply";
+  vnetplan::Step create{addr("hv01", Kind::Port, "p1"), vnetplan::StepAction::Create, Attrs(), Attrs(), {}};
+  j.steps = {create, create, create};
+  // Without a whole write of this journal by this store, progress is written whole.
+  j.stepsDone = 1;
+  ASSERT_TRUE(s.writeJournalProgress(j).ok());
+  auto r = s.journal("hv01");
+  ASSERT_TRUE(r.ok() && r->has_value()) << (r.ok() ? "none" : r.error().message);
+  EXPECT_EQ((*r)->stepsDone, 1u);
+  EXPECT_EQ((*r)->steps.size(), 3u);
+
+  j.stepsDone = 2;
+  ASSERT_TRUE(s.writeJournalProgress(j).ok());
+  j.stepsDone = 3;
+  j.status = JournalStatus::Committing;
+  ASSERT_TRUE(s.writeJournalProgress(j).ok());
+  r = s.journal("hv01");
+  ASSERT_TRUE(r.ok() && r->has_value());
+  EXPECT_EQ((*r)->stepsDone, 3u);
+  EXPECT_EQ((*r)->status, JournalStatus::Committing);
+  EXPECT_EQ((*r)->steps.size(), 3u);
+  Store reader = store();  // another process reads the same
+  r = reader.journal("hv01");
+  ASSERT_TRUE(r.ok() && r->has_value());
+  EXPECT_EQ((*r)->status, JournalStatus::Committing);
+
+  // Another process (a rollback) writes the journal whole: the earlier progress no longer applies.
+  Journal back = **r;
+  back.status = JournalStatus::RollingBack;
+  back.stepsDone = 0;
+  ASSERT_TRUE(reader.writeJournal(back).ok());
+  r = s.journal("hv01");
+  ASSERT_TRUE(r.ok() && r->has_value());
+  EXPECT_EQ((*r)->status, JournalStatus::RollingBack);
+  EXPECT_EQ((*r)->stepsDone, 0u);
+  // The first store still thinks its write is the last one: its progress must not revive the old status.
+  j.status = JournalStatus::Committing;
+  ASSERT_TRUE(s.writeJournalProgress(j).ok());
+  r = reader.journal("hv01");
+  ASSERT_TRUE(r.ok() && r->has_value());
+  EXPECT_EQ((*r)->status, JournalStatus::RollingBack) << "progress of a superseded write applied";
+
+  // A damaged progress record of the current write is an error naming it, never a silent zero.
+  back.status = JournalStatus::Applying;
+  ASSERT_TRUE(reader.writeJournal(back).ok());
+  back.stepsDone = 2;
+  ASSERT_TRUE(reader.writeJournalProgress(back).ok());
+  auto b = backend();
+  ASSERT_TRUE(b);
+  auto text = b->read("targets/hv01/journal-progress.json");
+  ASSERT_TRUE(text.ok() && text->has_value());
+  Json doc = Json::parse(**text);
+  doc["stepsDone"] = 9;  // of 3 steps
+  const std::string bad = doc.dump();
+  writeRaw("targets/hv01/journal-progress.json", bad);
+  r = reader.journal("hv01");
+  ASSERT_FALSE(r.ok()) << bad;
+  EXPECT_TRUE(contains(r.error().message, "journal-progress.json")) << r.error().message;
+
+  // Cleared: both go.
+  ASSERT_TRUE(reader.clearJournal("hv01").ok());
+  r = s.journal("hv01");
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->has_value());
+  auto left = b->read("targets/hv01/journal-progress.json");
+  ASSERT_TRUE(left.ok());
+  EXPECT_FALSE(left->has_value()) << "progress left behind";
+}
+
 TEST_P(StateBackend, DamageRoundTrip) {
   Store s = store();
   Damage d{"hv01",
