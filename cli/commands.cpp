@@ -71,6 +71,8 @@ int cmdPlan(const GlobalOptions& g, const PlanArgs& a) {
   if (!desired) return 1;
   Diagnostics diags;
   Result<Plan> plan = err("");
+  // A plan that is saved (-out) or printed as JSON can be applied later: it records what it saw (fingerprints).
+  const bool applicable = !a.out.empty() || a.format == "json";
   if (!a.observed.empty()) {
     std::ifstream in(a.observed);
     if (!in) return fail("cannot read snapshot " + a.observed);
@@ -78,9 +80,9 @@ int cmdPlan(const GlobalOptions& g, const PlanArgs& a) {
     if (j.is_discarded()) return fail(a.observed + ": not JSON");
     auto snapshots = snapshotFromJson(j);
     if (!snapshots) return fail(a.observed + ": " + snapshots.error().message);
-    plan = planAgainst(*desired, toSet(a.targets), *snapshots, g.registry(), diags);
+    plan = planAgainst(*desired, toSet(a.targets), *snapshots, g.registry(), diags, {}, applicable);
   } else {
-    plan = planDesired(*desired, toSet(a.targets), **store, g.registry(), diags, &*prefetch, planFanout);
+    plan = planDesired(*desired, toSet(a.targets), **store, g.registry(), diags, &*prefetch, planFanout, applicable);
   }
   if (!plan) return fail(plan.error().message);
   if (!diags.items().empty()) printDiagnostics(g, diags);

@@ -46,7 +46,9 @@ std::string digestOf(const std::vector<ManifestSource>& sources, const std::vect
 
 // Schema validation of every document, on every core for large inputs; diagnostics keep document order.
 std::vector<Document> validateAll(std::vector<Document> docs, Diagnostics& diags) {
-  SchemaValidator validator;
+  // One per process, made on first use and never destroyed: it parses and compiles the whole schema, and a plan
+  // validates twice (the Targets first, to start observing them early). It is thread-safe.
+  static const SchemaValidator& validator = *new SchemaValidator;
   constexpr size_t kParallelDocs = 512;
   const size_t workers =
       docs.size() < kParallelDocs ? 1 : std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
@@ -225,7 +227,7 @@ std::map<Address, state::OwnedObject> ownedOf(const state::TargetState& st) { re
 
 Result<Plan> planAgainst(const DesiredState& desired, const std::set<std::string>& onlyTargets,
                          const std::map<std::string, TargetSnapshot>& snapshots, const ProviderRegistry& providers,
-                         Diagnostics& diags, const std::vector<UnreachableTarget>& unreachable) {
+                         Diagnostics& diags, const std::vector<UnreachableTarget>& unreachable, bool fingerprints) {
   Plan plan;
   plan.manifestsDigest = desired.digest;
   plan.manifestFiles = desired.files;
@@ -245,6 +247,7 @@ Result<Plan> planAgainst(const DesiredState& desired, const std::set<std::string
     view.provider = provider;
     view.observed = &snap->second.observed;
     view.owned = &snap->second.owned;
+    view.fingerprints = fingerprints;
     std::vector<const Resource*> mine;
     for (const auto& r : desired.resources)
       if (r.addr.target == t.name) mine.push_back(&r);
@@ -366,7 +369,7 @@ void warnAboutForgottenTargets(const DesiredState& desired, const std::set<std::
 
 Result<Plan> planDesired(const DesiredState& desired, const std::set<std::string>& onlyTargets,
                          state::Store& store, const ProviderRegistry& providers, Diagnostics& diags,
-                         Prefetch* prefetch, const FanoutOptions& fanout) {
+                         Prefetch* prefetch, const FanoutOptions& fanout, bool fingerprints) {
   PhaseTimer timer;
   // Without a prefetch already running, observe every target now, on the bounded pool.
   std::optional<Prefetch> own;
@@ -395,7 +398,7 @@ Result<Plan> planDesired(const DesiredState& desired, const std::set<std::string
     snapshots[t.name] = TargetSnapshot{std::move(live->observed), ownedOf(*st)};
   }
   timer.done("observe + state");
-  auto plan = planAgainst(desired, onlyTargets, snapshots, providers, diags, unreachable);
+  auto plan = planAgainst(desired, onlyTargets, snapshots, providers, diags, unreachable, fingerprints);
   timer.done("diff");
   warnAboutForgottenTargets(desired, onlyTargets, store, diags);
   retainUntilExit(std::move(snapshots));

@@ -98,12 +98,14 @@ struct TargetSnapshot {
 // the plan and named in it.
 Result<Plan> planAgainst(const DesiredState& desired, const std::set<std::string>& onlyTargets,
                          const std::map<std::string, TargetSnapshot>& snapshots, const ProviderRegistry& providers,
-                         Diagnostics& diags, const std::vector<UnreachableTarget>& unreachable = {});
+                         Diagnostics& diags, const std::vector<UnreachableTarget>& unreachable = {},
+                         bool fingerprints = true);
 
 // Plans every target of `desired` (or only `onlyTargets`). Observes the targets (connecting to them) on a
 // bounded pool; a target that cannot be observed is named in `plan.unreachable` and the others are planned.
+// `fingerprints`: false for a plan that is only shown, never applied (TargetView::fingerprints).
 Result<Plan> planDesired(const DesiredState& desired, const std::set<std::string>& onlyTargets,
                          state::Store& store, const ProviderRegistry& providers, Diagnostics& diags,
-                         Prefetch* prefetch = nullptr, const FanoutOptions& fanout = {});
+                         Prefetch* prefetch = nullptr, const FanoutOptions& fanout = {}, bool fingerprints = true);
 
 }  // namespace vnetplan

@@ -262,6 +262,7 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
     plan.drift.push_back(std::move(d));
   }
   // Fingerprint everything the plan touches, so a saved plan can detect that the target moved.
+  if (!view.fingerprints) return;
   for (const auto& c : plan.changes) {
     if (c.addr.target != view.target->name) continue;
     auto liveIt = view.observed->objects.find(c.addr);

@@ -37,6 +37,9 @@ struct TargetView {
   const Provider* provider = nullptr;
   const Observation* observed = nullptr;
   const std::map<Address, state::OwnedObject>* owned = nullptr;  // owned objects (last applied, adoption)
+  // Whether the plan records the live fingerprints of what it touches (plan.liveFingerprints), which applying it
+  // later needs; a plan that is only shown needs none (a sha256 per object).
+  bool fingerprints = true;
 };
 
 // One target's slice of the plan. Collisions with unmanaged objects are reported as errors in diags.
