@@ -96,12 +96,14 @@ std::string describeErrno(int errnum, const std::string& extack) {
 
 NlMsg newMsg(int type, int flags) { return NlMsg(nlmsg_alloc_simple(type, flags)); }
 
-Result<std::unique_ptr<NlSocket>> NlSocket::open() {
+Result<std::unique_ptr<NlSocket>> NlSocket::open(int protocol) {
   std::unique_ptr<NlSocket> s(new NlSocket());
   s->sk_ = nl_socket_alloc();
   if (!s->sk_) return err("netlink: cannot allocate a socket");
-  int rc = nl_connect(s->sk_, NETLINK_ROUTE);
-  if (rc < 0) return err(std::string("netlink: cannot open a route socket: ") + nl_geterror(rc));
+  int rc = nl_connect(s->sk_, protocol);
+  if (rc < 0)
+    return err(std::string("netlink: cannot open a ") + (protocol == NETLINK_ROUTE ? "route" : "netfilter") +
+               " socket: " + nl_geterror(rc));
   int one = 1;
   int fd = nl_socket_get_fd(s->sk_);
   // Best effort: the kernel's reason for a refusal, and acks without a copy of our request.
@@ -110,11 +112,11 @@ Result<std::unique_ptr<NlSocket>> NlSocket::open() {
   return s;
 }
 
-Result<std::unique_ptr<NlSocket>> NlSocket::openIn(int nsFd) {
-  if (nsFd < 0) return open();
+Result<std::unique_ptr<NlSocket>> NlSocket::openIn(int nsFd, int protocol) {
+  if (nsFd < 0) return open(protocol);
   std::unique_ptr<NlSocket> out;
   Status st = runInNetns(nsFd, [&]() -> Status {
-    auto s = open();
+    auto s = open(protocol);
     if (!s.ok()) return s.error();
     out = std::move(s.value());
     return {};

@@ -33,10 +33,11 @@ class NlSocket {
  public:
   using Handler = std::function<void(const nlmsghdr*)>;
 
-  // A NETLINK_ROUTE socket bound to the calling thread's network namespace (for the socket's lifetime).
-  static Result<std::unique_ptr<NlSocket>> open();
+  // A netlink socket (NETLINK_ROUTE unless said) bound to the calling thread's network namespace (for the
+  // socket's lifetime).
+  static Result<std::unique_ptr<NlSocket>> open(int protocol = NETLINK_ROUTE);
   // ... bound to the network namespace `nsFd` (-1: the caller's).
-  static Result<std::unique_ptr<NlSocket>> openIn(int nsFd);
+  static Result<std::unique_ptr<NlSocket>> openIn(int nsFd, int protocol = NETLINK_ROUTE);
   ~NlSocket();
   NlSocket(const NlSocket&) = delete;
   NlSocket& operator=(const NlSocket&) = delete;

@@ -2,8 +2,14 @@
 
 #include <nftables/libnftables.h>
 
-#include <memory>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <netlink/msg.h>
 
+#include <memory>
+#include <string_view>
+
+#include "base/netlink.h"
 #include "base/netns.h"
 
 namespace vnetplan::lnx {
@@ -38,6 +44,27 @@ Result<std::string> nftRun(int nsFd, const Json& batch) {
   });
   if (!st.ok()) return st.error();
   return out;
+}
+
+Result<bool> nftHasTables(int nsFd, const std::string& prefix) {
+  auto sock = NlSocket::openIn(nsFd, NETLINK_NETFILTER);
+  if (!sock.ok()) return sock.error();
+  NlMsg m = newMsg((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE, NLM_F_DUMP);
+  nfgenmsg g{};
+  g.nfgen_family = AF_UNSPEC;
+  g.version = NFNETLINK_V0;
+  if (!m || nlmsg_append(m.get(), &g, sizeof g, NLMSG_ALIGNTO) < 0) return err("out of memory");
+  bool found = false;
+  NlOutcome o = (*sock)->dump(m.get(), [&](const nlmsghdr* h) {
+    if (h->nlmsg_type != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE)) return;
+    nlattr* tb[NFTA_TABLE_MAX + 1] = {};
+    if (nlmsg_parse(const_cast<nlmsghdr*>(h), sizeof(nfgenmsg), tb, NFTA_TABLE_MAX, nullptr) < 0 || !tb[NFTA_TABLE_NAME])
+      return;
+    const char* name = nla_get_string(tb[NFTA_TABLE_NAME]);
+    if (name && std::string_view(name).substr(0, prefix.size()) == prefix) found = true;
+  }, [&] { found = false; });
+  if (!o.ok()) return err("nftables: list tables: " + o.message);
+  return found;
 }
 
 Result<std::vector<Json>> nftListOwned(int nsFd, const std::string& prefix) {

@@ -13,6 +13,11 @@ namespace vnetplan::lnx {
 // transaction, so it commits entirely or not at all. Returns what nft printed (JSON, for list commands).
 Result<std::string> nftRun(int nsFd, const Json& batch);
 
+// Whether any nftables table (of any family) in the namespace has a name starting with `prefix`: one netlink dump
+// of the table names (NFT_MSG_GETTABLE), without libnftables, whose context and full listing cost far more. A
+// namespace without such a table needs no listing.
+Result<bool> nftHasTables(int nsFd, const std::string& prefix);
+
 // The tables of `family` whose names start with `prefix`, as listed (JSON objects: "table", "chain", "rule"
 // entries of those tables, handles included).
 Result<std::vector<Json>> nftListOwned(int nsFd, const std::string& prefix);

@@ -502,7 +502,14 @@ const std::map<int, Json>& LinuxSession::qdiscs() {
 const std::vector<Json>& LinuxSession::ownedNft() {
   if (nftOwned_) return *nftOwned_;
   nftOwned_.emplace();
+  // Most namespaces hold no table of vnetplan's: one dump of table names says so (if it cannot, the listing
+  // below decides).
+  if (auto any = nftHasTables(nsFd(), "vnp-"); any.ok() && !*any) {
+    spdlog::debug("linux: nftables {}: no table of vnetplan's, nothing to list", where());
+    return *nftOwned_;
+  }
   auto listed = nftListOwned(nsFd(), "vnp-");
+  spdlog::debug("linux: nftables {}: listed vnetplan's tables", where());
   if (!listed.ok()) {
     nftError_ = listed.error().message;
     return *nftOwned_;
