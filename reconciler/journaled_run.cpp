@@ -167,14 +167,16 @@ Status JournaledRun::execute(const std::vector<Step>& steps, state::Journal& jou
   Status executed = session_.mode() == TargetSession::Mode::StepByStep ? executeStepByStep(steps, journal)
                                                                       : executeBatches(steps, journal);
   if (!executed) return executed;
-  return flush("apply");
+  return flush();
 }
 
-// The session's deferred work (e.g. one nftables batch) is committed once, after the last step.
-Status JournaledRun::flush(const char* what) {
+// The session's deferred work (e.g. one nftables batch) is committed once, after the last step of an apply (a
+// rollback flushes its own, in rollback()).
+Status JournaledRun::flush() {
+  const std::string what = "apply";
   if (opts_.faults.failAtFlush) {
     session_.discard();
-    return err(std::string("injected failure: the ") + what + "'s deferred commit failed");
+    return err("injected failure: the " + what + "'s deferred commit failed");
   }
   crashPoint("before flush");
   Status s = session_.flush();

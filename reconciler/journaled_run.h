@@ -58,7 +58,7 @@ class JournaledRun {
 
  private:
   Status execute(const std::vector<Step>& steps, state::Journal& journal);
-  Status flush(const char* what);
+  Status flush();
   Status executeStepByStep(const std::vector<Step>& steps, state::Journal& journal);
   Status executeBatches(const std::vector<Step>& steps, state::Journal& journal);
   // Records `done` steps as done in the journal (at most every 200 ms, and always when `force`).

@@ -17,6 +17,8 @@
 #include <linux/tc_act/tc_mirred.h>
 #include <netlink/attr.h>
 #include <netlink/msg.h>
+#include <netlink/route/qdisc.h>
+#include <netlink/route/tc.h>
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -27,6 +29,7 @@
 #include "providers/linux/kind.h"
 #include "providers/linux/records.h"
 #include "providers/linux/session.h"
+#include "providers/linux/shaping.h"
 #include "providers/linux/values.h"
 
 namespace vnetplan::lnx {
@@ -244,11 +247,24 @@ void mirrorObserve(LinuxSession& s, Observation& obs) {
     for (const auto& alt : link.altnames)
       if (auto m = parseMirrorRecord(alt)) mirrors.emplace(*m, index);
   if (mirrors.empty()) return;
+  // A source port's filters hang on its clsact qdisc: one qdisc dump says which links have one, and only those
+  // are asked for their filters (not every link of the namespace, twice).
+  std::set<int> clsact;
+  NlOutcome listed = dumpTc(
+      s.nl(), RTM_GETQDISC, 0,
+      [](nl_object* obj, void* arg) {
+        auto* q = reinterpret_cast<rtnl_qdisc*>(obj);
+        const char* kind = rtnl_tc_get_kind(TC_CAST(q));
+        if (kind && std::string(kind) == "clsact") static_cast<std::set<int>*>(arg)->insert(rtnl_tc_get_ifindex(TC_CAST(q)));
+      },
+      &clsact, [&] { clsact.clear(); });
+  if (!listed.ok()) return s.observeFailed("list the clsact qdiscs", listed.message);
   struct Seen {
     std::set<std::string> in, eg;
   };
   std::map<std::string, Seen> seen;
   for (const auto& [index, link] : s.links()) {
+    if (!clsact.count(index)) continue;
     for (uint32_t parent : {kIngress, kEgress}) {
       auto filters = dumpFilters(s.nl(), index, parent);
       if (!filters.ok()) return s.observeFailed("list the tc filters of " + link.name, filters.error().message);

@@ -15,6 +15,7 @@
 #include <set>
 
 #include "providers/linux/session.h"
+#include "providers/linux/shaping.h"
 
 namespace vnetplan::lnx {
 
@@ -71,21 +72,7 @@ void onClass(nl_object* obj, void* arg) {
 
 Result<std::map<uint32_t, HtbClass>> dumpClasses(NlSocket& sock, int ifindex) {
   std::map<uint32_t, HtbClass> out;
-  NlMsg m = newMsg(RTM_GETTCLASS, NLM_F_DUMP);
-  tcmsg tcm{};
-  tcm.tcm_family = AF_UNSPEC;
-  tcm.tcm_ifindex = ifindex;
-  if (!m || nlmsg_append(m.get(), &tcm, sizeof tcm, NLMSG_ALIGNTO) < 0) return err("out of memory");
-  NlOutcome o = sock.dump(
-      m.get(),
-      [&](const nlmsghdr* h) {
-        nl_msg* msg = nlmsg_convert(const_cast<nlmsghdr*>(h));
-        if (!msg) return;
-        nlmsg_set_proto(msg, NETLINK_ROUTE);
-        (void)nl_msg_parse(msg, onClass, &out);
-        nlmsg_free(msg);
-      },
-      [&] { out.clear(); });
+  NlOutcome o = dumpTc(sock, RTM_GETTCLASS, ifindex, onClass, &out, [&] { out.clear(); });
   if (!o.ok()) return err(o.message);
   return out;
 }

@@ -115,22 +115,28 @@ void observeShaping(LinuxSession& s, const LinkInfo& l, Attrs& a) {
   }
 }
 
-Result<std::map<int, Json>> dumpTbfQdiscs(NlSocket& sock) {
-  std::map<int, Json> out;
-  NlMsg m = newMsg(RTM_GETQDISC, NLM_F_DUMP);
+NlOutcome dumpTc(NlSocket& sock, int type, int ifindex, void (*onObject)(nl_object*, void*), void* arg,
+                 const std::function<void()>& reset) {
+  NlMsg m = newMsg(type, NLM_F_DUMP);
   tcmsg tcm{};
   tcm.tcm_family = AF_UNSPEC;
-  if (!m || nlmsg_append(m.get(), &tcm, sizeof tcm, NLMSG_ALIGNTO) < 0) return err("out of memory");
-  NlOutcome o = sock.dump(
+  tcm.tcm_ifindex = ifindex;
+  if (!m || nlmsg_append(m.get(), &tcm, sizeof tcm, NLMSG_ALIGNTO) < 0) return {ENOMEM, "out of memory"};
+  return sock.dump(
       m.get(),
       [&](const nlmsghdr* h) {
         nl_msg* msg = nlmsg_convert(const_cast<nlmsghdr*>(h));
         if (!msg) return;
-        nlmsg_set_proto(msg, NETLINK_ROUTE);  // nl_msg_parse finds the qdisc parser by protocol and type
-        (void)nl_msg_parse(msg, onQdisc, &out);
+        nlmsg_set_proto(msg, NETLINK_ROUTE);  // nl_msg_parse finds the parser by protocol and type
+        (void)nl_msg_parse(msg, onObject, arg);
         nlmsg_free(msg);
       },
-      [&] { out.clear(); });
+      reset);
+}
+
+Result<std::map<int, Json>> dumpTbfQdiscs(NlSocket& sock) {
+  std::map<int, Json> out;
+  NlOutcome o = dumpTc(sock, RTM_GETQDISC, 0, onQdisc, &out, [&] { out.clear(); });
   if (!o.ok()) return err(o.message);
   return out;
 }

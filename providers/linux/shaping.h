@@ -21,6 +21,11 @@ Status syncShaping(LinuxSession& s, const std::string& port, const Attrs& a);
 // Every root TBF qdisc of the namespace by ifindex ({kind: tbf, rate, bucket, peak}, bytes) and every root HTB
 // ({kind: htb, handle}: NIOC trees, nioc.h), for LinuxSession::qdiscs().
 Result<std::map<int, Json>> dumpTbfQdiscs(NlSocket& sock);
+// One tc dump (`type` RTM_GETQDISC, RTM_GETTCLASS, ...; of the link `ifindex`, or of every link when 0): each
+// message is parsed by libnl-route into its object and handed to `onObject` with `arg` (nl_msg_parse); `reset`
+// runs when an interrupted dump starts over.
+NlOutcome dumpTc(NlSocket& sock, int type, int ifindex, void (*onObject)(nl_object*, void*), void* arg,
+                 const std::function<void()>& reset);
 // During observe: shaping.* of a port with a TBF root qdisc.
 void observeShaping(LinuxSession& s, const LinkInfo& l, Attrs& a);
 
