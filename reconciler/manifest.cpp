@@ -406,8 +406,9 @@ std::vector<Document> parseText(const std::string& text, const std::string& name
     diags.error(SourceLoc{name, 1, 1}, "file contains NUL bytes; not a YAML text file", "yaml-binary");
     return {};
   }
-  // Large files are parsed on every core; small ones are not worth a thread.
-  constexpr size_t kParallelBytes = 256 * 1024;
+  // Files are parsed on every core unless they are small: a chunk of 16 KiB (about 70 documents) takes
+  // milliseconds on real hardware and far longer under emulation, a thread well under a millisecond.
+  constexpr size_t kParallelBytes = 32 * 1024;
   const size_t parts = text.size() < kParallelBytes ? 1 : std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
   std::vector<Chunk> chunks = splitDocuments(text, parts);
   std::vector<ChunkResult> results(chunks.size());

@@ -49,7 +49,7 @@ std::vector<Document> validateAll(std::vector<Document> docs, Diagnostics& diags
   // One per process, made on first use and never destroyed: it parses and compiles the whole schema, and a plan
   // validates twice (the Targets first, to start observing them early). It is thread-safe.
   static const SchemaValidator& validator = *new SchemaValidator;
-  constexpr size_t kParallelDocs = 512;
+  constexpr size_t kParallelDocs = 128;
   const size_t workers =
       docs.size() < kParallelDocs ? 1 : std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
   std::vector<char> ok(docs.size(), 0);
