@@ -18,9 +18,25 @@
 #include <map>
 #include <sstream>
 
+#include "base/dynlib.h"
+
 namespace vnetplan::esxi {
 
 namespace {
+
+// libssh (and the Kerberos libraries it needs) is opened on the first SSH connection (base/dynlib.h): runs
+// without an ESXi target never load it.
+#define SSH_FUNCTIONS(X) \
+  X(ssh_channel_close) X(ssh_channel_free) X(ssh_channel_get_exit_status) X(ssh_channel_is_eof) X(ssh_channel_new) \
+  X(ssh_channel_open_session) X(ssh_channel_poll_timeout) X(ssh_channel_read_nonblocking) \
+  X(ssh_channel_request_exec) X(ssh_channel_send_eof) X(ssh_channel_write) X(ssh_clean_pubkey_hash) X(ssh_connect) \
+  X(ssh_disconnect) X(ssh_free) X(ssh_get_error) X(ssh_get_fingerprint_hash) X(ssh_get_publickey_hash) \
+  X(ssh_get_server_publickey) X(ssh_is_connected) X(ssh_key_free) X(ssh_key_type) X(ssh_key_type_to_char) \
+  X(ssh_new) X(ssh_options_set) X(ssh_pki_export_privkey_to_pubkey) X(ssh_pki_import_privkey_file) \
+  X(ssh_send_ignore) X(ssh_session_is_known_server) X(ssh_session_update_known_hosts) X(ssh_string_free_char) \
+  X(ssh_userauth_agent) X(ssh_userauth_publickey)
+VNP_DYNLIB_TABLE(Ssh, "libssh.so.4", SSH_FUNCTIONS)
+const Ssh& lib() { return Ssh::get(); }
 
 constexpr auto kKeepaliveEvery = std::chrono::seconds(15);
 constexpr size_t kMaxStderr = 64 * 1024;
@@ -120,7 +136,7 @@ void wipe(std::string& s) {
 }
 
 struct KeyFree {
-  void operator()(ssh_key k) const { ssh_key_free(k); }
+  void operator()(ssh_key k) const { lib().ssh_key_free(k); }
 };
 using KeyPtr = std::unique_ptr<std::remove_pointer_t<ssh_key>, KeyFree>;
 
@@ -128,13 +144,13 @@ using KeyPtr = std::unique_ptr<std::remove_pointer_t<ssh_key>, KeyFree>;
 std::string fingerprintOf(ssh_key key, std::string* fpOnly = nullptr) {
   unsigned char* hash = nullptr;
   size_t hlen = 0;
-  if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hlen) != SSH_OK) return "(no fingerprint)";
-  char* fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hlen);
-  ssh_clean_pubkey_hash(&hash);
+  if (lib().ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hlen) != SSH_OK) return "(no fingerprint)";
+  char* fp = lib().ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hlen);
+  lib().ssh_clean_pubkey_hash(&hash);
   std::string f = fp ? fp : "";
-  ssh_string_free_char(fp);
+  lib().ssh_string_free_char(fp);
   if (fpOnly) *fpOnly = f;
-  const char* type = ssh_key_type_to_char(ssh_key_type(key));
+  const char* type = lib().ssh_key_type_to_char(lib().ssh_key_type(key));
   std::string t = type ? type : "unknown";
   if (t.rfind("ssh-", 0) == 0) t = t.substr(4);
   if (t.rfind("ecdsa-sha2-", 0) == 0) t = "ECDSA";
@@ -164,8 +180,8 @@ long remainingMs(Deadline d) {
 void setTimeout(ssh_session s, Deadline d) {
   long ms = std::max<long>(1, remainingMs(d));
   long sec = ms / 1000, usec = (ms % 1000) * 1000;
-  ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &sec);
-  ssh_options_set(s, SSH_OPTIONS_TIMEOUT_USEC, &usec);
+  lib().ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &sec);
+  lib().ssh_options_set(s, SSH_OPTIONS_TIMEOUT_USEC, &usec);
 }
 
 }  // namespace
@@ -261,13 +277,13 @@ struct SshConnection::Impl {
   bool broken = false;
   ~Impl() {
     if (s) {
-      if (ssh_is_connected(s)) {
+      if (lib().ssh_is_connected(s)) {
         long sec = 1, usec = 0;
-        ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &sec);
-        ssh_options_set(s, SSH_OPTIONS_TIMEOUT_USEC, &usec);
-        ssh_disconnect(s);
+        lib().ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &sec);
+        lib().ssh_options_set(s, SSH_OPTIONS_TIMEOUT_USEC, &usec);
+        lib().ssh_disconnect(s);
       }
-      ssh_free(s);
+      lib().ssh_free(s);
     }
   }
 };
@@ -277,7 +293,7 @@ namespace {
 // Verifies the server's host key against known_hosts; records a new one only with the explicit opt-in.
 Status checkHostKey(ssh_session s, const SshEndpoint& ep) {
   ssh_key raw = nullptr;
-  if (ssh_get_server_publickey(s, &raw) != SSH_OK) return Error{"the host sent no public key"};
+  if (lib().ssh_get_server_publickey(s, &raw) != SSH_OK) return Error{"the host sent no public key"};
   KeyPtr key(raw);
   std::string fp;
   const std::string what = fingerprintOf(key.get(), &fp);
@@ -288,7 +304,7 @@ Status checkHostKey(ssh_session s, const SshEndpoint& ep) {
   const std::string verify =
       "compare it with the host's own key first (on the ESXi shell: ssh-keygen -lf /etc/ssh/ssh_host_" + keyType +
       "_key.pub)";
-  switch (ssh_session_is_known_server(s)) {
+  switch (lib().ssh_session_is_known_server(s)) {
     case SSH_KNOWN_HOSTS_OK: return {};
     case SSH_KNOWN_HOSTS_CHANGED:
     case SSH_KNOWN_HOSTS_OTHER:
@@ -300,8 +316,8 @@ Status checkHostKey(ssh_session s, const SshEndpoint& ep) {
     case SSH_KNOWN_HOSTS_UNKNOWN:
     case SSH_KNOWN_HOSTS_NOT_FOUND: {
       if (acceptNewKey(fp)) {
-        if (ssh_session_update_known_hosts(s) != SSH_OK)
-          return Error{"cannot record the host key of " + where + " in " + ep.knownHostsFile + ": " + ssh_get_error(s)};
+        if (lib().ssh_session_update_known_hosts(s) != SSH_OK)
+          return Error{"cannot record the host key of " + where + " in " + ep.knownHostsFile + ": " + lib().ssh_get_error(s)};
         spdlog::warn("esxi: target {}: recorded the new host key of {} in {}: {}", ep.target, where, ep.knownHostsFile,
                      what);
         return {};
@@ -312,7 +328,7 @@ Status checkHostKey(ssh_session s, const SshEndpoint& ep) {
                    ep.knownHostsFile + "), or add it yourself: " + scan};
     }
     case SSH_KNOWN_HOSTS_ERROR:
-    default: return Error{"cannot check the host key of " + where + " against " + ep.knownHostsFile + ": " + ssh_get_error(s)};
+    default: return Error{"cannot check the host key of " + where + " against " + ep.knownHostsFile + ": " + lib().ssh_get_error(s)};
   }
 }
 
@@ -339,7 +355,7 @@ Status authenticate(ssh_session s, const SshEndpoint& ep) {
       return std::nullopt;
     }
     ssh_key raw = nullptr;
-    if (ssh_pki_import_privkey_file(path.c_str(), passphrase ? passphrase->c_str() : nullptr, nullptr, nullptr, &raw) !=
+    if (lib().ssh_pki_import_privkey_file(path.c_str(), passphrase ? passphrase->c_str() : nullptr, nullptr, nullptr, &raw) !=
         SSH_OK) {
       std::string why = passphrase ? "wrong passphrase (identityPassphrase, " + ep.passphrase->describe() +
                                          ") or not a private key"
@@ -350,12 +366,12 @@ Status authenticate(ssh_session s, const SshEndpoint& ep) {
       return std::nullopt;
     }
     KeyPtr key(raw);
-    int rc = ssh_userauth_publickey(s, nullptr, key.get());
+    int rc = lib().ssh_userauth_publickey(s, nullptr, key.get());
     if (rc == SSH_AUTH_SUCCESS) return Status();
-    if (rc == SSH_AUTH_ERROR) return Status(Error{std::string("authentication failed: ") + ssh_get_error(s)});
+    if (rc == SSH_AUTH_ERROR) return Status(Error{std::string("authentication failed: ") + lib().ssh_get_error(s)});
     ssh_key pub = nullptr;
     std::string fp = "(key)";
-    if (ssh_pki_export_privkey_to_pubkey(key.get(), &pub) == SSH_OK) {
+    if (lib().ssh_pki_export_privkey_to_pubkey(key.get(), &pub) == SSH_OK) {
       KeyPtr p(pub);
       fp = fingerprintOf(p.get());
     }
@@ -368,10 +384,10 @@ Status authenticate(ssh_session s, const SshEndpoint& ep) {
       if (auto st = tryFile(f, ep.identityFromTarget)) return *st;
   } else {
     if (std::getenv("SSH_AUTH_SOCK")) {
-      int rc = ssh_userauth_agent(s, nullptr);
+      int rc = lib().ssh_userauth_agent(s, nullptr);
       if (rc == SSH_AUTH_SUCCESS) return {};
-      if (rc == SSH_AUTH_ERROR && !ssh_is_connected(s))
-        return Error{std::string("authentication failed: ") + ssh_get_error(s)};
+      if (rc == SSH_AUTH_ERROR && !lib().ssh_is_connected(s))
+        return Error{std::string("authentication failed: ") + lib().ssh_get_error(s)};
       refused.push_back("the keys of ssh-agent");
     }
     const std::string home = homeDir();
@@ -390,6 +406,7 @@ Status authenticate(ssh_session s, const SshEndpoint& ep) {
 
 Result<std::unique_ptr<SshConnection>> SshConnection::open(const SshEndpoint& ep, Deadline deadline) {
   const std::string where = ep.user + "@" + ep.hostName + ":" + std::to_string(ep.port);
+  if (const std::string& missing = lib().error; !missing.empty()) return Error{"SSH to " + where + ": " + missing};
   auto sock = StreamSocket::connectTcp(ep.hostName, ep.port, deadline);
   if (!sock) return Error{"cannot connect to " + ep.hostName + ":" + std::to_string(ep.port) + ": " + sock.error().message};
   int one = 1, idle = 15, intvl = 5, cnt = 3;
@@ -406,7 +423,7 @@ Result<std::unique_ptr<SshConnection>> SshConnection::open(const SshEndpoint& ep
   std::unique_ptr<SshConnection> c(new SshConnection());
   c->ep_ = ep;
   c->impl_ = std::make_unique<Impl>();
-  ssh_session s = ssh_new();
+  ssh_session s = lib().ssh_new();
   if (!s) {
     close(fd);
     return Error{"ssh_new failed"};
@@ -414,24 +431,24 @@ Result<std::unique_ptr<SshConnection>> SshConnection::open(const SshEndpoint& ep
   c->impl_->s = s;
   // Never read ~/.ssh/config or /etc/ssh/ssh_config behind our back: they could weaken host-key checking.
   bool no = false;
-  ssh_options_set(s, SSH_OPTIONS_PROCESS_CONFIG, &no);
+  lib().ssh_options_set(s, SSH_OPTIONS_PROCESS_CONFIG, &no);
   int verbosity = SSH_LOG_NOLOG;
-  ssh_options_set(s, SSH_OPTIONS_LOG_VERBOSITY, &verbosity);
-  ssh_options_set(s, SSH_OPTIONS_HOST, ep.hostName.c_str());
+  lib().ssh_options_set(s, SSH_OPTIONS_LOG_VERBOSITY, &verbosity);
+  lib().ssh_options_set(s, SSH_OPTIONS_HOST, ep.hostName.c_str());
   unsigned int port = static_cast<unsigned int>(ep.port);
-  ssh_options_set(s, SSH_OPTIONS_PORT, &port);
-  ssh_options_set(s, SSH_OPTIONS_USER, ep.user.c_str());
-  ssh_options_set(s, SSH_OPTIONS_FD, &fd);
-  ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, ep.knownHostsFile.c_str());
-  ssh_options_set(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS,
+  lib().ssh_options_set(s, SSH_OPTIONS_PORT, &port);
+  lib().ssh_options_set(s, SSH_OPTIONS_USER, ep.user.c_str());
+  lib().ssh_options_set(s, SSH_OPTIONS_FD, &fd);
+  lib().ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, ep.knownHostsFile.c_str());
+  lib().ssh_options_set(s, SSH_OPTIONS_GLOBAL_KNOWNHOSTS,
                   ep.globalKnownHostsFile.empty() ? "/dev/null" : ep.globalKnownHostsFile.c_str());
   int off = 0;
-  ssh_options_set(s, SSH_OPTIONS_PASSWORD_AUTH, &off);
-  ssh_options_set(s, SSH_OPTIONS_KBDINT_AUTH, &off);
-  ssh_options_set(s, SSH_OPTIONS_GSSAPI_AUTH, &off);
+  lib().ssh_options_set(s, SSH_OPTIONS_PASSWORD_AUTH, &off);
+  lib().ssh_options_set(s, SSH_OPTIONS_KBDINT_AUTH, &off);
+  lib().ssh_options_set(s, SSH_OPTIONS_GSSAPI_AUTH, &off);
   setTimeout(s, deadline);
-  if (ssh_connect(s) != SSH_OK)
-    return Error{"SSH handshake with " + ep.hostName + ":" + std::to_string(ep.port) + " failed: " + ssh_get_error(s)};
+  if (lib().ssh_connect(s) != SSH_OK)
+    return Error{"SSH handshake with " + ep.hostName + ":" + std::to_string(ep.port) + " failed: " + lib().ssh_get_error(s)};
   if (Status st = checkHostKey(s, ep); !st) return st.error();
   setTimeout(s, deadline);
   if (Status st = authenticate(s, ep); !st) return Error{where + ": " + st.error().message};
@@ -440,7 +457,7 @@ Result<std::unique_ptr<SshConnection>> SshConnection::open(const SshEndpoint& ep
 
 SshConnection::~SshConnection() = default;
 
-bool SshConnection::usable() const { return impl_ && impl_->s && !impl_->broken && ssh_is_connected(impl_->s); }
+bool SshConnection::usable() const { return impl_ && impl_->s && !impl_->broken && lib().ssh_is_connected(impl_->s); }
 
 SshConnection::Exec SshConnection::exec(const std::string& command, const std::string& input,
                                         const std::function<void(std::string_view)>& onData,
@@ -450,11 +467,11 @@ SshConnection::Exec SshConnection::exec(const std::string& command, const std::s
   auto lost = [&](const std::string& what) {
     impl_->broken = true;
     r.broken = true;
-    r.status = Error{what + ": " + ssh_get_error(s) + " (the SSH connection to " + ep_.hostLabel() + " was lost)"};
+    r.status = Error{what + ": " + lib().ssh_get_error(s) + " (the SSH connection to " + ep_.hostLabel() + " was lost)"};
     return r;
   };
   setTimeout(s, deadline());
-  ssh_channel ch = ssh_channel_new(s);
+  ssh_channel ch = lib().ssh_channel_new(s);
   r.notStarted = true;
   if (!ch) return lost("cannot open a channel");
   struct ChannelGuard {
@@ -462,21 +479,21 @@ SshConnection::Exec SshConnection::exec(const std::string& command, const std::s
     ssh_session s;
     ~ChannelGuard() {
       if (!ch) return;
-      if (ssh_is_connected(s)) {
+      if (lib().ssh_is_connected(s)) {
         long sec = 2, usec = 0;
-        ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &sec);
-        ssh_options_set(s, SSH_OPTIONS_TIMEOUT_USEC, &usec);
-        ssh_channel_close(ch);
+        lib().ssh_options_set(s, SSH_OPTIONS_TIMEOUT, &sec);
+        lib().ssh_options_set(s, SSH_OPTIONS_TIMEOUT_USEC, &usec);
+        lib().ssh_channel_close(ch);
       }
-      ssh_channel_free(ch);
+      lib().ssh_channel_free(ch);
     }
   } guard{ch, s};
-  if (ssh_channel_open_session(ch) != SSH_OK) return lost("cannot open a session channel");
-  if (ssh_channel_request_exec(ch, command.c_str()) != SSH_OK) return lost("the exec request failed");
+  if (lib().ssh_channel_open_session(ch) != SSH_OK) return lost("cannot open a session channel");
+  if (lib().ssh_channel_request_exec(ch, command.c_str()) != SSH_OK) return lost("the exec request failed");
   r.notStarted = false;
   for (size_t off = 0; off < input.size();) {
     setTimeout(s, deadline());
-    int n = ssh_channel_write(ch, input.data() + off, static_cast<uint32_t>(std::min<size_t>(input.size() - off, 32768)));
+    int n = lib().ssh_channel_write(ch, input.data() + off, static_cast<uint32_t>(std::min<size_t>(input.size() - off, 32768)));
     if (n == SSH_ERROR) return lost("sending the script failed");
     if (n == 0) {
       if (remainingMs(deadline()) <= 0) {
@@ -488,7 +505,7 @@ SshConnection::Exec SshConnection::exec(const std::string& command, const std::s
     }
     off += static_cast<size_t>(n);
   }
-  ssh_channel_send_eof(ch);
+  lib().ssh_channel_send_eof(ch);
 
   char buf[16384];
   auto lastTraffic = SteadyClock::now();
@@ -500,10 +517,10 @@ SshConnection::Exec SshConnection::exec(const std::string& command, const std::s
       r.status = Error{"timed out"};
       return r;  // the guard closes the channel: the remote command sees its output go away
     }
-    int n = ssh_channel_poll_timeout(ch, static_cast<int>(std::min<long>(left, 200)), 0);
+    int n = lib().ssh_channel_poll_timeout(ch, static_cast<int>(std::min<long>(left, 200)), 0);
     if (n == SSH_ERROR) return lost("reading the command's output failed");
     if (n > 0) {
-      int got = ssh_channel_read_nonblocking(ch, buf, static_cast<uint32_t>(std::min<int>(n, sizeof buf)), 0);
+      int got = lib().ssh_channel_read_nonblocking(ch, buf, static_cast<uint32_t>(std::min<int>(n, sizeof buf)), 0);
       if (got == SSH_ERROR) return lost("reading the command's output failed");
       if (got > 0) {
         onData(std::string_view(buf, static_cast<size_t>(got)));
@@ -511,20 +528,20 @@ SshConnection::Exec SshConnection::exec(const std::string& command, const std::s
       }
     }
     for (;;) {
-      int e = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1);
+      int e = lib().ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1);
       if (e <= 0) break;
       if (r.stderrText.size() < kMaxStderr) r.stderrText.append(buf, static_cast<size_t>(e));
       lastTraffic = SteadyClock::now();
     }
-    if (n == SSH_EOF || ssh_channel_is_eof(ch)) break;
-    if (!ssh_is_connected(s)) return lost("the connection closed");
+    if (n == SSH_EOF || lib().ssh_channel_is_eof(ch)) break;
+    if (!lib().ssh_is_connected(s)) return lost("the connection closed");
     if (SteadyClock::now() - lastTraffic > kKeepaliveEvery) {
       // A long esxcli (or a slow host) must not let a NAT or firewall forget the connection.
-      if (ssh_send_ignore(s, "") != SSH_OK) return lost("sending a keepalive failed");
+      if (lib().ssh_send_ignore(s, "") != SSH_OK) return lost("sending a keepalive failed");
       lastTraffic = SteadyClock::now();
     }
   }
-  r.exitStatus = ssh_channel_get_exit_status(ch);
+  r.exitStatus = lib().ssh_channel_get_exit_status(ch);
   return r;
 }
 

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string_view>
 
+#include "base/dynlib.h"
 #include "base/netlink.h"
 #include "base/netns.h"
 
@@ -16,8 +17,14 @@ namespace vnetplan::lnx {
 
 namespace {
 
+// libnftables is opened on the first listing or change (base/dynlib.h): most observes never need it.
+#define NFT_FUNCTIONS(X)                                                                                      \
+  X(nft_ctx_new) X(nft_ctx_free) X(nft_ctx_output_set_flags) X(nft_ctx_buffer_output) X(nft_ctx_buffer_error) \
+  X(nft_run_cmd_from_buffer) X(nft_ctx_get_output_buffer) X(nft_ctx_get_error_buffer)
+VNP_DYNLIB_TABLE(Nft, "libnftables.so.1", NFT_FUNCTIONS)
+
 struct CtxFree {
-  void operator()(nft_ctx* c) const { nft_ctx_free(c); }
+  void operator()(nft_ctx* c) const { Nft::get().nft_ctx_free(c); }
 };
 
 }  // namespace
@@ -27,15 +34,17 @@ Result<std::string> nftRun(int nsFd, const Json& batch) {
   const std::string text = batch.dump();
   // The context's netlink socket belongs to the namespace of the thread that opens it: the whole run happens on
   // runInNetns' thread.
+  const Nft& nft = Nft::get();
+  if (!nft.error.empty()) return err("nftables: " + nft.error);
   Status st = runInNetns(nsFd, [&]() -> Status {
-    std::unique_ptr<nft_ctx, CtxFree> ctx(nft_ctx_new(NFT_CTX_DEFAULT));
+    std::unique_ptr<nft_ctx, CtxFree> ctx(nft.nft_ctx_new(NFT_CTX_DEFAULT));
     if (!ctx) return err("nftables: cannot create a context");
-    nft_ctx_output_set_flags(ctx.get(), NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_HANDLE);
-    if (nft_ctx_buffer_output(ctx.get()) != 0 || nft_ctx_buffer_error(ctx.get()) != 0)
+    nft.nft_ctx_output_set_flags(ctx.get(), NFT_CTX_OUTPUT_JSON | NFT_CTX_OUTPUT_HANDLE);
+    if (nft.nft_ctx_buffer_output(ctx.get()) != 0 || nft.nft_ctx_buffer_error(ctx.get()) != 0)
       return err("nftables: cannot buffer output");
-    int rc = nft_run_cmd_from_buffer(ctx.get(), text.c_str());
-    if (const char* o = nft_ctx_get_output_buffer(ctx.get())) out = o;
-    if (const char* e = nft_ctx_get_error_buffer(ctx.get())) error = e;
+    int rc = nft.nft_run_cmd_from_buffer(ctx.get(), text.c_str());
+    if (const char* o = nft.nft_ctx_get_output_buffer(ctx.get())) out = o;
+    if (const char* e = nft.nft_ctx_get_error_buffer(ctx.get())) error = e;
     if (rc != 0) {
       while (!error.empty() && (error.back() == '\n' || error.back() == ' ')) error.pop_back();
       return err("nftables: " + (error.empty() ? std::string("the batch was refused") : error));

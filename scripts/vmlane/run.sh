@@ -170,6 +170,11 @@ for tool in ip bridge tc nft tcpdump; do
   p=$(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v "$tool" || true)
   [ -n "$p" ] && add_file "$p"
 done
+# Libraries vnetplan opens on first use (base/dynlib.h), which ldd does not list.
+for so in libnftables.so.1 libssh.so.4; do
+  p=$(/sbin/ldconfig -p | awk -v so="$so" '$1 == so && /x86-64/ {print $NF; exit}')
+  [ -n "$p" ] && add_file "$p"
+done
 for p in /etc/iproute2 /etc/protocols /etc/services /etc/ethertypes /etc/nftables; do
   [ -e "$p" ] && add_path "$p"
 done

@@ -559,21 +559,33 @@ TEST_F(CliLinux, ACreateWhoseIfindexWasTakenMeanwhileStillSucceeds) {
   EXPECT_EQ(vnetplan("plan --detailed-exitcode -f " + f).exitCode, 0);
 }
 
-// Ports without policies: observe asks the kernel for nftables table names only (no libnftables listing) when the
-// namespace holds no table of vnetplan's; a table of vnetplan's that someone left on a port is still seen.
+// Ports without policies: observe asks the kernel for nftables table names only (no libnftables listing, the
+// library is not even loaded) when the namespace holds no table of vnetplan's; a table of vnetplan's that someone
+// left on a port is still seen.
 TEST_F(CliLinux, PortsWithoutPoliciesListNoRulesetButSeeALeftTable) {
   if (std::system("command -v nft >/dev/null 2>&1") != 0) GTEST_SKIP() << "SKIPPED: nft (nftables) is missing";
   auto f = manifest(base());
   ASSERT_EQ(vnetplan("apply --auto-approve -f " + f).exitCode, 0);
-  auto r = vnetplan("--log-level debug plan --detailed-exitcode -f " + f);
+  // The loader's own account of what it opened (LD_DEBUG=files): libnftables and libssh are opened on first use
+  // (base/dynlib.h), so a plan that needs neither never loads them.
+  auto plan = [&] {
+    return runShell("LD_DEBUG=files " + std::string(VNETPLAN_BINARY) + " --state file://" + (dir / "state").string() +
+                        " --log-level debug plan --detailed-exitcode -f " + f,
+                    dir);
+  };
+  auto r = plan();
   EXPECT_EQ(r.exitCode, 0) << r.out << r.err;
   EXPECT_NE(r.err.find("no table of vnetplan's, nothing to list"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("listed vnetplan's tables"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("file=libnl-3.so"), std::string::npos) << "LD_DEBUG=files printed nothing: " << r.err;
+  EXPECT_EQ(r.err.find("file=libnftables.so"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("file=libssh.so"), std::string::npos) << r.err;
 
   ASSERT_EQ(runShell("ip netns exec " + ns + " nft add table bridge vnp-port-vm2", dir).exitCode, 0);
-  r = vnetplan("--log-level debug plan --detailed-exitcode -f " + f);
+  r = plan();
   EXPECT_EQ(r.exitCode, 2) << r.out << r.err;
   EXPECT_NE(r.err.find("listed vnetplan's tables"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("file=libnftables.so.1 [0];  dynamically loaded by"), std::string::npos) << r.err;
   EXPECT_NE(r.out.find("vnp-port-vm2"), std::string::npos) << r.out;
   ASSERT_EQ(vnetplan("apply --auto-approve -f " + f).exitCode, 0);
   EXPECT_EQ(runShell("ip netns exec " + ns + " nft list tables", dir).out.find("vnp-port-vm2"), std::string::npos);
