@@ -76,31 +76,44 @@ Attrs::Map& Attrs::mut() {
   return *values_;
 }
 
-const Json* Attrs::find(const std::string& path) const {
+const Json* Attrs::find(std::string_view path) const {
   const Map& m = values();
   auto it = m.find(path);
   return it == m.end() ? nullptr : &it->second;
 }
 
-std::optional<int64_t> Attrs::getInt(const std::string& path) const {
+void Attrs::set(std::string_view path, Json v) {
+  Map& m = mut();
+  auto it = m.lower_bound(path);
+  if (it != m.end() && it->first == path) it->second = std::move(v);
+  else m.emplace_hint(it, std::string(path), std::move(v));
+}
+
+void Attrs::erase(std::string_view path) {
+  if (!has(path)) return;
+  Map& m = mut();
+  m.erase(m.find(path));
+}
+
+std::optional<int64_t> Attrs::getInt(std::string_view path) const {
   const Json* v = find(path);
   if (!v || !v->is_number_integer()) return std::nullopt;
   return v->get<int64_t>();
 }
 
-std::optional<bool> Attrs::getBool(const std::string& path) const {
+std::optional<bool> Attrs::getBool(std::string_view path) const {
   const Json* v = find(path);
   if (!v || !v->is_boolean()) return std::nullopt;
   return v->get<bool>();
 }
 
-std::optional<std::string> Attrs::getString(const std::string& path) const {
+std::optional<std::string> Attrs::getString(std::string_view path) const {
   const Json* v = find(path);
   if (!v || !v->is_string()) return std::nullopt;
   return v->get<std::string>();
 }
 
-std::vector<std::string> Attrs::getStrings(const std::string& path) const {
+std::vector<std::string> Attrs::getStrings(std::string_view path) const {
   std::vector<std::string> out;
   const Json* v = find(path);
   if (!v || !v->is_array()) return out;

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -36,18 +37,18 @@ struct Address {
 
 class Attrs {
  public:
-  using Map = std::map<std::string, Json>;
+  // Transparent (std::less<>): paths are mostly literals ("security.allowForgedTransmits"), looked up without
+  // making a std::string of them.
+  using Map = std::map<std::string, Json, std::less<>>;
   Attrs() = default;
-  bool has(const std::string& path) const { return values().count(path) != 0; }
-  const Json* find(const std::string& path) const;
-  void set(const std::string& path, Json v) { mut()[path] = std::move(v); }
-  void erase(const std::string& path) {
-    if (has(path)) mut().erase(path);
-  }
-  std::optional<int64_t> getInt(const std::string& path) const;
-  std::optional<bool> getBool(const std::string& path) const;
-  std::optional<std::string> getString(const std::string& path) const;
-  std::vector<std::string> getStrings(const std::string& path) const;  // list of strings (or empty)
+  bool has(std::string_view path) const { return values().find(path) != values().end(); }
+  const Json* find(std::string_view path) const;
+  void set(std::string_view path, Json v);
+  void erase(std::string_view path);
+  std::optional<int64_t> getInt(std::string_view path) const;
+  std::optional<bool> getBool(std::string_view path) const;
+  std::optional<std::string> getString(std::string_view path) const;
+  std::vector<std::string> getStrings(std::string_view path) const;  // list of strings (or empty)
   const Map& values() const { return values_ ? *values_ : noValues(); }
   bool empty() const { return values().empty(); }
   // Attributes below a prefix ("security." ...).
