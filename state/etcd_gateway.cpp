@@ -419,9 +419,14 @@ Result<Json> Gateway::call(const std::string& path, const Json& body, Clock::tim
         reauthenticated = true;
         continue;
       }
-      const bool transient = code == 14 || msg.find("leader changed") != std::string::npos ||
+      // Unavailable (14) and ResourceExhausted (8, "too many requests") pass, as does what a stopping or starting
+      // server answers without a gRPC code (a bare 502/503/504 from its gateway).
+      const bool transient = code == 14 || code == 8 || res.status == 502 || res.status == 503 ||
+                             res.status == 504 || msg.find("leader changed") != std::string::npos ||
                              msg.find("no leader") != std::string::npos ||
-                             msg.find("not capable") != std::string::npos;
+                             msg.find("not capable") != std::string::npos ||
+                             msg.find("server stopped") != std::string::npos ||
+                             msg.find("request timed out") != std::string::npos;
       if (!transient) {
         std::string hint;
         if (msg.find("request is too large") != std::string::npos)

@@ -252,12 +252,17 @@ TEST_F(StateEtcd, StateAndLocksSurviveAnEtcdRestart) {
   // Writes go on while etcd restarts: they wait for it.
   std::atomic<bool> writing{true};
   std::atomic<int> writes{0}, failures{0};
+  std::string failed;  // the writer's errors, read after join()
   std::thread writer([&] {
     auto b = openBackend(url("&timeout=20s"));
     if (!b.ok()) return;
     for (int i = 0; writing; ++i) {
-      if ((*b)->write("during-restart", std::to_string(i)).ok()) ++writes;
-      else ++failures;
+      if (Status w = (*b)->write("during-restart", std::to_string(i)); w.ok()) {
+        ++writes;
+      } else {
+        ++failures;
+        failed += w.error().message + "\n";
+      }
       std::this_thread::sleep_for(50ms);
     }
   });
@@ -266,7 +271,7 @@ TEST_F(StateEtcd, StateAndLocksSurviveAnEtcdRestart) {
   std::this_thread::sleep_for(4s);  // longer than the lock's TTL: only kept alive does it survive
   writing = false;
   writer.join();
-  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(failures.load(), 0) << failed;
   EXPECT_GT(writes.load(), 10);
 
   Store after = store();
