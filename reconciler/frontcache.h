@@ -7,9 +7,9 @@
 // exact bytes. Only runs without errors are stored, with their warnings, which a hit reports again. The
 // provider pass (check, normalize, defaults) always runs: it may depend on the host (user names, namespaces).
 //
-// Location: $VNETPLAN_CACHE_DIR, else $XDG_CACHE_HOME/vnetplan, else $HOME/.cache/vnetplan; VNETPLAN_CACHE=off
-// disables it. The directory is created 0700; an entry not owned by this user, or writable by others, is
-// ignored; a damaged entry is a miss. At most kMaxEntries entries are kept (the oldest are removed).
+// Location and trust: base/cachedir.h ($VNETPLAN_CACHE_DIR, else $XDG_CACHE_HOME/vnetplan, else
+// $HOME/.cache/vnetplan; VNETPLAN_CACHE=off disables it). A damaged entry is a miss. At most kMaxEntries entries
+// are kept (the least recently used are removed).
 #pragma once
 #include <functional>
 #include <optional>

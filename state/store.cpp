@@ -20,6 +20,7 @@
 #include "base/random.h"
 #include "model/codec.h"
 #include "state/backends.h"
+#include "state/decoded_cache.h"
 #include "state/percent.h"
 
 namespace vnetplan::state {
@@ -77,14 +78,23 @@ Status writeDoc(Backend& b, const std::string& key, Json doc) {
 }
 
 // Reads, parses and version-checks a document; nullopt when absent. Corruption is an error naming the file.
+Result<Json> parseDoc(Backend& b, const std::string& key, const std::string& bytes);
+
 Result<std::optional<Json>> readDoc(Backend& b, const std::string& key) {
   auto bytes = b.read(key);
   if (!bytes) return bytes.error();
   if (!bytes->has_value()) return std::optional<Json>();
+  auto j = parseDoc(b, key, **bytes);
+  if (!j) return j.error();
+  return std::optional<Json>(std::move(*j));
+}
+
+// A state document's bytes as JSON, with its formatVersion checked.
+Result<Json> parseDoc(Backend& b, const std::string& key, const std::string& bytes) {
   const std::string where = describe(b, key);
   Json j;
   try {
-    j = Json::parse(**bytes);
+    j = Json::parse(bytes);
   } catch (const Json::exception& e) {
     return err("state file " + where + " is corrupt (not valid JSON: " + e.what() +
                "); refusing to treat it as empty — restore it from a backup or move it aside");
@@ -102,7 +112,7 @@ Result<std::optional<Json>> readDoc(Backend& b, const std::string& key) {
                "); upgrade vnetplan");
   if (version < 1)
     return err("state file " + where + " has invalid formatVersion " + std::to_string(version));
-  return std::optional<Json>(std::move(j));
+  return j;
 }
 
 Error corrupt(Backend& b, const std::string& key, const std::string& why) {
@@ -237,15 +247,20 @@ Result<TargetState> Store::load(const std::string& target) {
   auto dir = targetDir(target);
   if (!dir) return dir.error();
   const std::string key = *dir + "state.json";
-  auto doc = readDoc(*backend_, key);
-  if (!doc) return doc.error();
-  if (!doc->has_value()) {
+  auto bytes = backend_->read(key);
+  if (!bytes) return bytes.error();
+  if (!bytes->has_value()) {
     TargetState empty;
     empty.target = target;
     return empty;
   }
-  const Json& j = **doc;
-  return decode<TargetState>(*backend_, key, [&]() -> Result<TargetState> {
+  // The file is the truth and is read every time; decoding exactly these bytes again is skipped when cached.
+  const std::string cacheKey = decodedcache::keyOf(**bytes);
+  if (auto hit = decodedcache::load(cacheKey, target)) return std::move(*hit);
+  auto doc = parseDoc(*backend_, key, **bytes);
+  if (!doc) return doc.error();
+  const Json& j = *doc;
+  auto st = decode<TargetState>(*backend_, key, [&]() -> Result<TargetState> {
     TargetState st;
     st.target = j.at("target").get<std::string>();
     if (st.target != target) return err("it belongs to target '" + st.target + "', not '" + target + "'");
@@ -256,6 +271,8 @@ Result<TargetState> Store::load(const std::string& target) {
     st.connection = j.value("connection", std::string());
     return st;
   });
+  if (st) decodedcache::store(cacheKey, *st);
+  return st;
 }
 
 Status Store::save(const TargetState& st) {

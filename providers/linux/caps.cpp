@@ -21,6 +21,7 @@
 #include <mutex>
 #include <thread>
 
+#include "base/cachedir.h"
 #include "base/fd.h"
 #include "base/fileio.h"
 #include "base/netlink.h"
@@ -108,11 +109,6 @@ std::string bootId() {
 // installed since then would bring it.
 constexpr const char* kCacheFile = "/run/vnetplan/kernel-caps";
 
-bool cachingOff() {
-  const char* off = std::getenv("VNETPLAN_CACHE");
-  return off && (std::string(off) == "off" || std::string(off) == "0");
-}
-
 std::string cacheLine(const std::string& boot, const std::string& release) {
   return "vnetplan-kernel-caps 1 " + boot + " " + release + " vlan-filtering 8021q bonding\n";
 }
@@ -120,7 +116,7 @@ std::string cacheLine(const std::string& boot, const std::string& release) {
 std::optional<KernelCaps> cached() {
   const std::string boot = bootId();
   utsname u{};
-  if (boot.empty() || cachingOff() || ::uname(&u) != 0) return std::nullopt;
+  if (boot.empty() || cachedir::off() || ::uname(&u) != 0) return std::nullopt;
   auto fd = openRegularForRead(AT_FDCWD, kCacheFile);
   if (!fd.ok()) return std::nullopt;
   UniqueFd owned(*fd);
@@ -134,7 +130,7 @@ std::optional<KernelCaps> cached() {
 
 void remember(const KernelCaps& c) {
   const std::string boot = bootId();
-  if (boot.empty() || cachingOff() || c.vlanFiltering != Cap::Yes || c.vlanDevices != Cap::Yes || c.bonding != Cap::Yes)
+  if (boot.empty() || cachedir::off() || c.vlanFiltering != Cap::Yes || c.vlanDevices != Cap::Yes || c.bonding != Cap::Yes)
     return;
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(kCacheFile).parent_path(), ec);
