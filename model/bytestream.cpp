@@ -11,12 +11,14 @@ void writeAttrs(Writer& w, const Attrs& a) {
 }
 
 Attrs readAttrs(Reader& in) {
-  Attrs a;
-  for (uint32_t k = 0, m = in.count(); k < m; ++k) {
+  // Written in key order: each one goes at the end, without a search. Out of order is not what a Writer wrote.
+  Attrs::Map m;
+  for (uint32_t k = 0, n = in.count(); k < n; ++k) {
     std::string path = in.str();
-    a.set(path, in.value());
+    if (!m.empty() && !(std::prev(m.end())->first < path)) throw Damaged{};
+    m.emplace_hint(m.end(), std::move(path), in.value());
   }
-  return a;
+  return Attrs::fromMap(std::move(m));
 }
 
 }  // namespace vnetplan::bytestream

@@ -82,6 +82,12 @@ const Json* Attrs::find(std::string_view path) const {
   return it == m.end() ? nullptr : &it->second;
 }
 
+Attrs Attrs::fromMap(Map m) {
+  Attrs a;
+  if (!m.empty()) a.values_ = std::make_shared<Map>(std::move(m));
+  return a;
+}
+
 void Attrs::set(std::string_view path, Json v) {
   Map& m = mut();
   auto it = m.lower_bound(path);

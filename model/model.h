@@ -55,6 +55,7 @@ class Attrs {
   Attrs subtree(const std::string& prefix) const;
   Json toJson() const;  // nested object (dots expanded)
   static Attrs fromJson(const Json& flatOrNested);  // accepts nested objects, flattens them
+  static Attrs fromMap(Map m);                       // takes a whole map (decoders build one in key order)
   bool operator==(const Attrs& o) const { return values_ == o.values_ || values() == o.values(); }
 
  private:

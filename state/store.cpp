@@ -77,18 +77,6 @@ Status writeDoc(Backend& b, const std::string& key, Json doc) {
   return b.write(key, bytes);
 }
 
-// Reads, parses and version-checks a document; nullopt when absent. Corruption is an error naming the file.
-Result<Json> parseDoc(Backend& b, const std::string& key, const std::string& bytes);
-
-Result<std::optional<Json>> readDoc(Backend& b, const std::string& key) {
-  auto bytes = b.read(key);
-  if (!bytes) return bytes.error();
-  if (!bytes->has_value()) return std::optional<Json>();
-  auto j = parseDoc(b, key, **bytes);
-  if (!j) return j.error();
-  return std::optional<Json>(std::move(*j));
-}
-
 // A state document's bytes as JSON, with its formatVersion checked.
 Result<Json> parseDoc(Backend& b, const std::string& key, const std::string& bytes) {
   const std::string where = describe(b, key);
@@ -113,6 +101,16 @@ Result<Json> parseDoc(Backend& b, const std::string& key, const std::string& byt
   if (version < 1)
     return err("state file " + where + " has invalid formatVersion " + std::to_string(version));
   return j;
+}
+
+// Reads, parses and version-checks a document; nullopt when absent. Corruption is an error naming the file.
+Result<std::optional<Json>> readDoc(Backend& b, const std::string& key) {
+  auto bytes = b.read(key);
+  if (!bytes) return bytes.error();
+  if (!bytes->has_value()) return std::optional<Json>();
+  auto j = parseDoc(b, key, **bytes);
+  if (!j) return j.error();
+  return std::optional<Json>(std::move(*j));
 }
 
 Error corrupt(Backend& b, const std::string& key, const std::string& why) {

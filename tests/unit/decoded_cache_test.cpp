@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "base/cachedir.h"
+#include "model/bytestream.h"
 #include "state/backends.h"
 
 namespace fs = std::filesystem;
@@ -163,6 +164,30 @@ TEST_F(DecodedCache, TheStoreUsesAnEntryOnlyForTheSameBytes) {
   EXPECT_TRUE(decodedcache::load(decodedcache::keyOf(stateBytes()), "hv01").has_value());
   // An entry is only given for the target it was decoded for.
   EXPECT_FALSE(decodedcache::load(decodedcache::keyOf(stateBytes()), "hv02").has_value());
+}
+
+// Attributes are written in key order and read back without a search; bytes out of that order are damage.
+TEST(ByteStream, AttrsComeBackInKeyOrderAndOutOfOrderIsDamage) {
+  Attrs a;
+  a.set("z", 1);
+  a.set("a.b", Json::array({"x"}));
+  a.set("m", nullptr);
+  bytestream::Writer w;
+  bytestream::writeAttrs(w, a);
+  const std::string ok = w.finish();
+  bytestream::Reader in(ok.data(), ok.data() + ok.size());
+  EXPECT_EQ(bytestream::readAttrs(in), a);
+  EXPECT_TRUE(in.atEnd());
+
+  bytestream::Writer bad;
+  bad.u32(2);
+  bad.str("b");
+  bad.value(1);
+  bad.str("a");
+  bad.value(2);
+  const std::string bytes = bad.finish();
+  bytestream::Reader r(bytes.data(), bytes.data() + bytes.size());
+  EXPECT_THROW(bytestream::readAttrs(r), bytestream::Damaged);
 }
 
 TEST_F(DecodedCache, OffMeansNoEntries) {
