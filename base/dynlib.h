@@ -15,7 +15,7 @@ class DynLib {
   // Opens `soname` (RTLD_NOW | RTLD_LOCAL). It is never closed: the functions bound from it live as long as the
   // process.
   explicit DynLib(const char* soname);
-  // Binds `fn` to the symbol `name`; after the first failure it does nothing.
+  // Binds `fn` to the symbol `name`; after a failure (this one or an earlier one) `fn` is nullptr.
   template <typename F>
   void bind(F*& fn, const char* name) {
     fn = reinterpret_cast<F*>(symbol(name));
