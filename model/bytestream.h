@@ -5,6 +5,7 @@
 // A Reader throws Damaged on anything that is not what a Writer wrote; callers treat that as a cache miss.
 #pragma once
 #include <cstdint>
+#include <exception>
 #include <map>
 #include <string>
 #include <vector>
@@ -145,6 +146,19 @@ class Reader {
   const char* end_;
   std::vector<std::string> files_;
 };
+
+// Runs a decoder; anything that is not what a Writer wrote (Damaged, or a library's exception on bad bytes) is a
+// miss, never an error.
+template <typename F>
+auto orMiss(F&& decode) -> decltype(decode()) {
+  try {
+    return decode();
+  } catch (const Damaged&) {
+    return {};
+  } catch (const std::exception&) {
+    return {};
+  }
+}
 
 // Attrs as (count, (path, value)...).
 void writeAttrs(Writer& w, const Attrs& a);

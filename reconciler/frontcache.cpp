@@ -143,13 +143,7 @@ static std::optional<Entry> decodeOrThrow(const std::string& bytes,
 
 std::optional<Entry> decode(const std::string& bytes, const std::function<void(const std::vector<Target>&)>& onTargets) {
   // Any entry that is not exactly what encode() wrote is a miss, never an error.
-  try {
-    return decodeOrThrow(bytes, onTargets);
-  } catch (const Damaged&) {
-    return std::nullopt;
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
+  return bytestream::orMiss([&] { return decodeOrThrow(bytes, onTargets); });
 }
 
 static std::optional<Entry> decodeOrThrow(const std::string& bytes,

@@ -73,13 +73,7 @@ std::string encode(const std::string& key, const TargetState& st) {
 }
 
 std::optional<TargetState> decode(const std::string& bytes, const std::string& key) {
-  try {
-    return decodeOrThrow(bytes, key);
-  } catch (const Damaged&) {
-    return std::nullopt;
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
+  return bytestream::orMiss([&] { return decodeOrThrow(bytes, key); });
 }
 
 std::optional<TargetState> load(const std::string& key, const std::string& target) {
