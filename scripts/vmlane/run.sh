@@ -172,7 +172,7 @@ for tool in ip bridge tc nft tcpdump; do
 done
 # Libraries vnetplan opens on first use (base/dynlib.h), which ldd does not list.
 for so in libnftables.so.1 libssh.so.4; do
-  p=$(/sbin/ldconfig -p | awk -v so="$so" '$1 == so && /x86-64/ {print $NF; exit}')
+  p=$(/sbin/ldconfig -p | awk -v so="$so" '$1 == so && /x86-64/ && !found {print $NF; found = 1}')  # reads it all: no SIGPIPE under pipefail
   [ -n "$p" ] && add_file "$p"
 done
 for p in /etc/iproute2 /etc/protocols /etc/services /etc/ethertypes /etc/nftables; do
