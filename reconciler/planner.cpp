@@ -1,8 +1,10 @@
 #include "reconciler/planner.h"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
+#include "base/parallel.h"
 #include "base/toposort.h"
 #include "model/codec.h"
 #include "model/references.h"
@@ -60,29 +62,48 @@ bool matchesAny(const std::vector<std::string>& paths, const std::vector<std::st
 // compared with a pre-image, never against desired values, never shown as manifests.
 static bool statusPath(const std::string& p) { return p.rfind("status.", 0) == 0; }
 
+// Both attribute maps are sorted by path, so one merge walk pairs every path with its counterpart (no lookups).
+// `visit(path, desiredValue, liveValue)` is called once per path in either map, in path order, with null for the
+// side that lacks it; the changed paths come out sorted.
+template <class Visit>
+static void mergeWalk(const Attrs& desired, const Attrs& live, Visit&& visit) {
+  const auto& d = desired.values();
+  const auto& l = live.values();
+  auto di = d.begin(), li = l.begin();
+  while (di != d.end() || li != l.end()) {
+    const int order = di == d.end() ? 1 : li == l.end() ? -1 : di->first.compare(li->first);
+    if (order < 0) {
+      visit(di->first, &di->second, nullptr);
+      ++di;
+    } else if (order > 0) {
+      visit(li->first, nullptr, &li->second);
+      ++li;
+    } else {
+      visit(di->first, &di->second, &li->second);
+      ++di;
+      ++li;
+    }
+  }
+}
+
 std::vector<std::string> diffAttrs(const Attrs& desired, const Attrs& live, const KindTraits& traits) {
   std::vector<std::string> changed;
-  for (const auto& [path, value] : desired.values()) {
-    bool unordered = matchesAny(path, traits.unorderedLists);
-    if (!valuesEqual(&value, live.find(path), unordered)) changed.push_back(path);
-  }
-  if (traits.exhaustive) {
-    for (const auto& [path, value] : live.values())
-      if (!desired.has(path) && !statusPath(path) && !matchesAny(path, traits.managedOnlyWhenSet) &&
-          !valuesEqual(nullptr, &value, false))
-        changed.push_back(path);
-    std::sort(changed.begin(), changed.end());
-  }
+  mergeWalk(desired, live, [&](const std::string& path, const Json* want, const Json* have) {
+    if (want) {
+      if (!valuesEqual(want, have, matchesAny(path, traits.unorderedLists))) changed.push_back(path);
+    } else if (traits.exhaustive && !statusPath(path) && !matchesAny(path, traits.managedOnlyWhenSet) &&
+               !valuesEqual(nullptr, have, false)) {
+      changed.push_back(path);
+    }
+  });
   return changed;
 }
 
 std::vector<std::string> diffExact(const Attrs& want, const Attrs& live, const KindTraits& traits) {
   std::vector<std::string> changed;
-  for (const auto& [path, value] : want.values())
-    if (!valuesEqual(&value, live.find(path), matchesAny(path, traits.unorderedLists))) changed.push_back(path);
-  for (const auto& [path, value] : live.values())
-    if (!want.has(path) && !valuesEqual(nullptr, &value, false)) changed.push_back(path);
-  std::sort(changed.begin(), changed.end());
+  mergeWalk(want, live, [&](const std::string& path, const Json* w, const Json* have) {
+    if (!valuesEqual(w, have, w && matchesAny(path, traits.unorderedLists))) changed.push_back(path);
+  });
   return changed;
 }
 
@@ -172,14 +193,29 @@ static ResourceChange releaseChange(const state::OwnedObject& owned, const Obser
   return c;
 }
 
+// Below this many objects (declared plus owned) a target is compared on one thread: starting threads costs more.
+constexpr size_t kParallelDiffObjects = 256;
+
 void planTarget(const std::vector<const Resource*>& desired, const TargetView& view, Plan& plan,
                 Diagnostics& diags) {
   const Provider& provider = *view.provider;
-  std::set<Address> seen;
-  for (const Resource* r : desired) {
-    seen.insert(r->addr);
+  // Each object is compared on its own (diffOne and describe are pure), so a large target is compared on every
+  // core; what follows (messages, ownership, drift reasons) runs in manifest order as before.
+  const int workers = parallelWorkers(desired.size() + view.owned->size(), kParallelDiffObjects);
+  std::vector<const ObservedObject*> lives(desired.size());
+  std::vector<ResourceChange> diffs(desired.size());
+  forEachParallelChunks(desired.size(), workers, [&](size_t i) {
+    const Resource* r = desired[i];
     auto liveIt = view.observed->objects.find(r->addr);
-    const ObservedObject* liveObj = liveIt != view.observed->objects.end() ? &liveIt->second : nullptr;
+    lives[i] = liveIt != view.observed->objects.end() ? &liveIt->second : nullptr;
+    diffs[i] = diffOne(r->addr, &r->attrs, lives[i], provider, *view.target);
+  });
+  plan.changes.reserve(plan.changes.size() + desired.size());
+  std::set<Address> seen;
+  for (size_t i = 0; i < desired.size(); ++i) {
+    const Resource* r = desired[i];
+    seen.insert(r->addr);
+    const ObservedObject* liveObj = lives[i];
     const Attrs* live = liveObj ? &liveObj->attrs : nullptr;
     auto ownedIt = view.owned->find(r->addr);
     const bool owned = ownedIt != view.owned->end();
@@ -190,7 +226,7 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
                   "unmanaged-collision");
       continue;
     }
-    ResourceChange c = diffOne(r->addr, &r->attrs, liveObj, provider, *view.target);
+    ResourceChange c = std::move(diffs[i]);
     if (live && (c.action == Action::Update || c.action == Action::Replace)) provider.checkChange(*r, *live, diags);
     c.origins = r->origins;
     c.adopt = live && !owned;
@@ -244,23 +280,29 @@ void planTarget(const std::vector<const Resource*>& desired, const TargetView& v
     }
     plan.changes.push_back(std::move(c));
   }
-  // Drift: live differs from what was last applied.
-  for (const auto& [addr, ownedObj] : *view.owned) {
-    const Attrs& lastApplied = ownedObj.lastApplied;
+  // Drift: live differs from what was last applied (compared on every core too, reported in address order).
+  std::vector<const std::pair<const Address, state::OwnedObject>*> ownedList;
+  ownedList.reserve(view.owned->size());
+  for (const auto& entry : *view.owned) ownedList.push_back(&entry);
+  std::vector<std::optional<DriftEntry>> drifts(ownedList.size());
+  forEachParallelChunks(ownedList.size(), workers, [&](size_t i) {
+    const auto& [addr, ownedObj] = *ownedList[i];
     auto liveIt = view.observed->objects.find(addr);
     DriftEntry d;
     if (liveIt == view.observed->objects.end()) {
       d.paths = {"(deleted)"};
     } else {
       const KindTraits* tr = provider.traits(addr.kind);
-      d.paths = diffAttrs(lastApplied, liveIt->second.attrs, tr ? *tr : KindTraits{});
-      if (d.paths.empty()) continue;
+      d.paths = diffAttrs(ownedObj.lastApplied, liveIt->second.attrs, tr ? *tr : KindTraits{});
+      if (d.paths.empty()) return;
       d.live = liveIt->second.attrs;
     }
     d.addr = addr;
-    d.lastApplied = lastApplied;
-    plan.drift.push_back(std::move(d));
-  }
+    d.lastApplied = ownedObj.lastApplied;
+    drifts[i] = std::move(d);
+  });
+  for (auto& d : drifts)
+    if (d) plan.drift.push_back(std::move(*d));
   // Fingerprint everything the plan touches, so a saved plan can detect that the target moved.
   if (!view.fingerprints) return;
   for (const auto& c : plan.changes) {
