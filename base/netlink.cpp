@@ -133,6 +133,7 @@ NlSocket::~NlSocket() {
 // libnl's receive path allocates a buffer per datagram and a copy per message, which cost more than the kernel's
 // own work on a dump of thousands of links.
 NlOutcome NlSocket::exchange(nl_msg* msg, const Handler& onReply, bool* interrupted) {
+  std::lock_guard<std::mutex> lock(mu_);
   Exchange x;
   x.onMsg = &onReply;
   int rc = nl_send_auto(sk_, msg);
@@ -170,6 +171,7 @@ NlOutcome NlSocket::dump(nl_msg* msg, const Handler& onMsg, const std::function<
     }
     bool interrupted = false;
     out = exchange(msg, onMsg, &interrupted);
+    out.retries = attempt;
     if (!out.ok() || !interrupted) return out;
   }
   out.inconsistent = true;

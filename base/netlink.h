@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "base/result.h"
@@ -26,6 +27,7 @@ struct NlOutcome {
   int errnum = 0;       // the kernel's errno (positive) when it refused the request
   std::string message;  // empty = success; otherwise "File exists" or "Invalid argument (kernel: ...)"
   bool inconsistent = false;  // dump only: still flagged interrupted after every retry (see dump())
+  int retries = 0;            // dump only: how many times it was read again because the kernel flagged it interrupted
   bool ok() const { return message.empty(); }
 };
 
@@ -55,6 +57,9 @@ class NlSocket {
  private:
   NlSocket() = default;
   NlOutcome exchange(nl_msg* msg, const Handler& onReply, bool* interrupted);
+  // One exchange at a time: threads that share a socket (an observe building objects on every core) take turns,
+  // so no thread reads another's replies. Handlers must not use the socket they are called from.
+  std::mutex mu_;
   nl_sock* sk_ = nullptr;
   static constexpr size_t kBufSize = 4 << 20;
   std::unique_ptr<char[]> buf_{new char[kBufSize]};  // replies are read here (only the pages used are touched)

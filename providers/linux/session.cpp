@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "base/ifaddr.h"
+#include "base/parallel.h"
 #include "base/netaddr.h"
 #include "providers/linux/nft.h"
 #include "providers/linux/shaping.h"
@@ -258,6 +259,7 @@ Result<Observation> LinuxSession::observe() {
       },
       [&] { links_.clear(); });
   if (!o.ok()) return failure("list links", o.message);
+  int retries = o.retries;
 
   const auto tl = std::chrono::steady_clock::now();
   // ... and one address dump.
@@ -270,6 +272,7 @@ Result<Observation> LinuxSession::observe() {
   o = nl_->dump(
       areq.get(), [&](const nlmsghdr* h) { collectAddress(h, addrs); }, [&] { addrs.clear(); });
   if (!o.ok()) return failure("list addresses", o.message);
+  retries += o.retries;
 
   const auto t1 = std::chrono::steady_clock::now();
   index_.clear();
@@ -291,25 +294,34 @@ Result<Observation> LinuxSession::observe() {
   addrs_.clear();
   if (!observeError_.empty()) return failure("observe", observeError_);
   const auto t3 = std::chrono::steady_clock::now();
-  spdlog::debug("linux: observed {} links {}: dumps {:.1f} ms (links {:.1f}), topology {:.1f} ms, objects {:.1f} ms", links_.size(),
-                where(), ms(t0, t1), ms(t0, tl), ms(t1, t2), ms(t2, t3));
+  spdlog::debug("linux: observed {} links {}: dumps {:.1f} ms (links {:.1f}; {} read again, interrupted), topology "
+                "{:.1f} ms, objects {:.1f} ms",
+                links_.size(), where(), ms(t0, t1), ms(t0, tl), retries, ms(t1, t2), ms(t2, t3));
   return obs;
 }
 
 void LinuxSession::observeLinks(Observation& obs, const KindOps& row, bool (*matches)(const LinkInfo&),
                                 void (*kindAttrs)(LinuxSession&, const LinkInfo&, Attrs&)) {
+  std::vector<const LinkInfo*> mine;
   for (const auto& [index, link] : links_) {
     if (!matches(link)) continue;
     // A NIC that is a switch's uplink (or a bond's member) and a port group's sub-interface belong to the Switch
     // and the PortGroup, not to a Port of their own.
     if (row.kind == Kind::Port && (topo_.infrastructure(index) || link.slaveKind == "bond")) continue;
-    ObservedObject obj;
+    mine.push_back(&link);
+  }
+  // Each link's object is built on its own, on every core when there are many (see observeLinks in session.h).
+  constexpr size_t kParallelLinks = 128;
+  std::vector<ObservedObject> built(mine.size());
+  forEachParallelChunks(mine.size(), parallelWorkers(mine.size(), kParallelLinks), [&](size_t i) {
+    const LinkInfo& link = *mine[i];
+    ObservedObject& obj = built[i];
     obj.addr = Address{target_, row.kind, link.name};
     Attrs& a = obj.attrs;
     a.set("mtu", static_cast<int64_t>(link.mtu));
     a.set("up", (link.flags & IFF_UP) != 0);
     std::vector<std::string> list;
-    if (auto it = addrs_.find(index); it != addrs_.end()) list = it->second;
+    if (auto it = addrs_.find(link.index); it != addrs_.end()) list = it->second;
     std::sort(list.begin(), list.end());
     list.erase(std::unique(list.begin(), list.end()), list.end());
     a.set("addresses", Json(list));
@@ -321,7 +333,10 @@ void LinuxSession::observeLinks(Observation& obs, const KindOps& row, bool (*mat
       attachmentAttrs(link, a);
     }
     kindAttrs(*this, link, a);
-    obs.objects.emplace(obj.addr, std::move(obj));
+  });
+  for (auto& obj : built) {
+    Address addr = obj.addr;
+    obs.objects.emplace(std::move(addr), std::move(obj));
   }
 }
 
@@ -419,6 +434,7 @@ Result<int> LinuxSession::ifindex(const std::string& name) {
 }
 
 Result<int> LinuxSession::netnsFd(const std::string& name) {
+  std::lock_guard<std::recursive_mutex> lock(lazyMu_);
   if (auto it = netnsFds_.find(name); it != netnsFds_.end()) return it->second.get();
   if (std::string why = netnsNameProblem(name); !why.empty()) return err("invalid netns name '" + name + "': " + why);
   auto fd = openNetns(name);
@@ -429,6 +445,7 @@ Result<int> LinuxSession::netnsFd(const std::string& name) {
 }
 
 Result<NlSocket*> LinuxSession::socketIn(const std::string& netnsName) {
+  std::lock_guard<std::recursive_mutex> lock(lazyMu_);
   if (auto it = foreignSockets_.find(netnsName); it != foreignSockets_.end()) return it->second.get();
   auto fd = netnsFd(netnsName);
   if (!fd.ok()) return fd.error();
@@ -440,6 +457,7 @@ Result<NlSocket*> LinuxSession::socketIn(const std::string& netnsName) {
 }
 
 Result<std::map<int, PortVlans>*> LinuxSession::vlanTable() {
+  std::lock_guard<std::recursive_mutex> lock(lazyMu_);
   if (!topo_.vlans) {
     auto vlans = dumpBridgeVlans(*nl_);
     if (!vlans.ok()) return failure("list bridge VLANs", vlans.error().message);
@@ -488,6 +506,7 @@ void LinuxSession::attachmentAttrs(const LinkInfo& link, Attrs& a) const {
 }
 
 const std::map<int, Json>& LinuxSession::qdiscs() {
+  std::lock_guard<std::recursive_mutex> lock(lazyMu_);
   if (qdiscs_) return *qdiscs_;
   auto dumped = dumpTbfQdiscs(*nl_);
   if (!dumped.ok()) {
@@ -500,6 +519,7 @@ const std::map<int, Json>& LinuxSession::qdiscs() {
 }
 
 const std::vector<Json>& LinuxSession::ownedNft() {
+  std::lock_guard<std::recursive_mutex> lock(lazyMu_);
   if (nftOwned_) return *nftOwned_;
   nftOwned_.emplace();
   // Most namespaces hold no table of vnetplan's: one dump of table names says so (if it cannot, the listing
@@ -561,6 +581,7 @@ const LinkInfo* LinuxSession::linkAt(int index) const {
 }
 
 LinuxSession::RemoteLink LinuxSession::remoteLink(int32_t nsid, int index) {
+  std::lock_guard<std::recursive_mutex> lock(lazyMu_);
   if (!nsidNames_) {
     // nsid -> name: ask the kernel for the nsid (as seen from here) of every /run/netns entry.
     nsidNames_.emplace();

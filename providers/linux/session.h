@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <vector>
@@ -75,7 +76,10 @@ class LinuxSession : public TargetSession {
   Result<NlSocket*> socketIn(const std::string& netnsName);
 
   // During observe: adds an object of `row`'s kind for every link `matches` accepts, with the attributes every
-  // link has (mtu, up, addresses; for a Port type, mac, linux.txQueueLen, switch) and then `kindAttrs`.
+  // link has (mtu, up, addresses; for a Port type, mac, linux.txQueueLen, switch) and then `kindAttrs`. Many links
+  // are built on every core at once: `kindAttrs` may read the observe's links and topology, and use the session's
+  // lazy listings (ownedNft, qdiscs, remoteLink, vlanTable), its netlink sockets and observeFailed, which are safe
+  // to share; nothing else of the session.
   void observeLinks(Observation& obs, const KindOps& row, bool (*matches)(const LinkInfo&),
                     void (*kindAttrs)(LinuxSession&, const LinkInfo&, Attrs&));
   // During observe: a link of this namespace by ifindex; every link.
@@ -113,6 +117,7 @@ class LinuxSession : public TargetSession {
   // During observe: what a kind hook could not read. The observe then fails with it instead of reporting the
   // object as if that part were absent (a missing qdisc would plan its re-creation).
   void observeFailed(const std::string& what, const std::string& detail) {
+    std::lock_guard<std::mutex> lock(observeErrorMu_);
     if (observeError_.empty()) observeError_ = what + ": " + detail;
   }
   const std::string& observeError() const { return observeError_; }
@@ -149,7 +154,10 @@ class LinuxSession : public TargetSession {
   std::map<std::string, Fd> netnsFds_;
   std::map<std::string, std::unique_ptr<NlSocket>> foreignSockets_;
 
-  // Per-observe state.
+  // Per-observe state. The lazy listings below are filled on first use under lazyMu_ (observeLinks builds
+  // objects on several threads); once filled they are only read until the next observe.
+  std::recursive_mutex lazyMu_;
+  std::mutex observeErrorMu_;
   std::unordered_map<int, LinkInfo> links_;
   std::map<int, std::vector<std::string>> addrs_;
   std::optional<std::map<int32_t, std::string>> nsidNames_;

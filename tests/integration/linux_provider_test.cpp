@@ -751,5 +751,46 @@ TEST_F(LinuxProviderKernel, ManyObjectsObserveOnce) {
               static_cast<long long>(std::chrono::duration_cast<ms>(observed - created).count()));
 }
 
+TEST_F(LinuxProviderKernel, ManyPortsAreObservedOnEveryCoreAsTheyAre) {
+  // Enough ports that observe builds their objects on several threads at once, with every lazy listing they
+  // share in use: traffic shaping (the qdisc dump), port security (vnetplan's nftables tables), veth peers in
+  // another namespace (its link dump) and the addresses. Every object must come out exactly as applied, and two
+  // observes must agree.
+  std::string other = addNetns();
+  ASSERT_FALSE(other.empty());
+  constexpr int kPorts = 300;
+  apply(createStep(Kind::Switch, "br0", want(Kind::Switch, "br0", {{"mtu", 1500}})));
+  std::map<std::string, Attrs> wanted;
+  for (int i = 0; i < kPorts; ++i) {
+    const std::string v = "v" + std::to_string(i);
+    Json spec = {{"type", "veth"}, {"peer", v + "p"}, {"switch", "br0"}};
+    if (i % 2) spec["peerNetns"] = other;
+    if (i % 3 == 0) spec["shaping"] = {{"averageKbps", 1000 + i}, {"peakKbps", 2000 + i}, {"burstKiB", 64}};
+    if (i % 4 == 0) {  // filtered on the guest's MAC, the peer's
+      char mac[18];
+      std::snprintf(mac, sizeof mac, "52:54:00:00:%02x:%02x", i / 256, i % 256);
+      spec["security"] = {{"allowForgedTransmits", false}};
+      spec["linux"] = {{"peerMac", mac}};
+    }
+    if (i % 5 == 0) spec["addresses"] = Json::array({"10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1) + "/32"});
+    wanted[v] = want(Kind::Port, v, spec);
+    apply(createStep(Kind::Port, v, wanted[v]));
+  }
+  ASSERT_TRUE(session_->flush().ok());
+  Observation first = observe();
+  Observation second = observe();
+  // The switch, the ports, and the peers of the ports whose peer stayed in this namespace (they show as Ports).
+  ASSERT_EQ(first.objects.size(), static_cast<size_t>(1 + kPorts + kPorts / 2));
+  for (const auto& [name, attrs] : wanted) {
+    SCOPED_TRACE(name);
+    const ObservedObject* obj = findObj(first, Kind::Port, name);
+    ASSERT_NE(obj, nullptr);
+    expectObservedMatches(attrs, obj);
+    const ObservedObject* again = findObj(second, Kind::Port, name);
+    ASSERT_NE(again, nullptr);
+    EXPECT_EQ(obj->attrs, again->attrs);
+  }
+}
+
 }  // namespace
 }  // namespace vnetplan
