@@ -101,6 +101,32 @@ row() {  # row LABEL VNP_MEDIAN PEER_NAME PEER_MEDIAN GOAL VNP_CPU_MEDIAN PEER_C
   printf '    cpu (user+sys): vnetplan %s, %s %s, ratio %s\n' "$(fmt_s "$6")" "$3" "$(fmt_s "$7")" "$(ratio "$6" "$7")"
 }
 
+# paired_row LABEL GOAL PEER_NAME CPU_VNP CPU_PEER VNP_SAMPLES... -- PEER_SAMPLES...: like row, for samples taken in
+# pairs (vnetplan's i-th run next to the peer's i-th run). Prints the ratio of the medians and the median of the
+# per-pair ratios, and judges the goal on the latter: each pair shares the machine's state at that moment, so a
+# load that comes and goes over minutes (these machines are shared) moves both sides of a pair together instead of
+# deciding the verdict. Sets MISSED=1 on a miss.
+paired_row() {
+  local label=$1 goal=$2 peer=$3 cv=$4 cp=$5 verdict
+  shift 5
+  local -a v=() p=() ratios=()
+  while (($#)) && [ "$1" != -- ]; do v+=("$1"); shift; done
+  shift
+  p=("$@")
+  ((${#v[@]} == ${#p[@]})) || { echo "paired_row: ${#v[@]} vnetplan samples vs ${#p[@]} $peer samples" >&2; exit 1; }
+  local i
+  for ((i = 0; i < ${#v[@]}; i++)); do ratios+=("$(awk -v a="${v[i]}" -v b="${p[i]}" 'BEGIN { printf "%.4f", a / b }')"); done
+  local mv mp rm rp
+  mv=$(median "${v[@]}") mp=$(median "${p[@]}")
+  rm=$(awk -v a="$mv" -v b="$mp" 'BEGIN { printf "%.2f", a / b }')
+  rp=$(awk -v x="$(median "${ratios[@]}")" 'BEGIN { printf "%.2f", x }')
+  if awk -v r="$rp" -v g="$goal" 'BEGIN { exit !(r <= g) }'; then verdict=OK; else verdict="GOAL MISSED"; MISSED=1; fi
+  printf '%s: vnetplan %s, %s %s (medians, ratio %sx); per-pair ratio median %sx (goal <= %sx) %s\n' "$label" \
+    "$(fmt_s "$mv")" "$peer" "$(fmt_s "$mp")" "$rm" "$rp" "$goal" "$verdict"
+  printf '    per-pair ratios: %s\n' "$(printf '%s ' "${ratios[@]}" | awk '{ for (i = 1; i <= NF; i++) printf "%s%.2f", (i > 1 ? " " : ""), $i }')"
+  printf '    cpu (user+sys): vnetplan %s, %s %s, ratio %s\n' "$(fmt_s "$cv")" "$peer" "$(fmt_s "$cp")" "$(ratio "$cv" "$cp")"
+}
+
 # find_vnetplan: sets VNETPLAN (absolute) from $VNETPLAN, else build-bench/vnetplan, else build/vnetplan ($ROOT).
 find_vnetplan() {
   local c
