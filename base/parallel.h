@@ -12,8 +12,8 @@
 
 namespace vnetplan {
 
-// How many threads to use for `n` items: one below `threshold` (starting threads would cost more than they
-// save), else every core (at most 8).
+// How many threads to use for `n` items (documents, bytes, objects): one below `threshold` (starting threads would
+// cost more than they save), else every core (at most 8).
 inline int parallelWorkers(size_t n, size_t threshold) {
   if (n < threshold) return 1;
   return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));

@@ -92,13 +92,19 @@ drop_ns() {
 
 MISSED=0
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "n/a" }'; }
+judge_goal() {  # judge_goal RATIO GOAL: sets VERDICT (OK or GOAL MISSED), and MISSED=1 on a miss
+  if awk -v r="$1" -v g="$2" 'BEGIN { exit !(r <= g) }'; then VERDICT=OK; else VERDICT="GOAL MISSED"; MISSED=1; fi
+}
+cpu_line() {  # cpu_line PEER_NAME VNP_CPU PEER_CPU
+  printf '    cpu (user+sys): vnetplan %s, %s %s, ratio %s\n' "$(fmt_s "$2")" "$1" "$(fmt_s "$3")" "$(ratio "$2" "$3")"
+}
 row() {  # row LABEL VNP_MEDIAN PEER_NAME PEER_MEDIAN GOAL VNP_CPU_MEDIAN PEER_CPU_MEDIAN; sets MISSED=1 on a miss
-  local r verdict
+  local r
   r=$(awk -v a="$2" -v b="$4" 'BEGIN { printf "%.2f", a / b }')
-  if awk -v r="$r" -v g="$5" 'BEGIN { exit !(r <= g) }'; then verdict=OK; else verdict="GOAL MISSED"; MISSED=1; fi
+  judge_goal "$r" "$5"
   printf '%s: vnetplan %s, %s %s, ratio %sx (goal <= %sx) %s\n' "$1" "$(fmt_s "$2")" "$3" "$(fmt_s "$4")" \
-    "$r" "$5" "$verdict"
-  printf '    cpu (user+sys): vnetplan %s, %s %s, ratio %s\n' "$(fmt_s "$6")" "$3" "$(fmt_s "$7")" "$(ratio "$6" "$7")"
+    "$r" "$5" "$VERDICT"
+  cpu_line "$3" "$6" "$7"
 }
 
 # paired_row LABEL GOAL PEER_NAME CPU_VNP CPU_PEER VNP_SAMPLES... -- PEER_SAMPLES...: like row, for samples taken in
@@ -107,7 +113,7 @@ row() {  # row LABEL VNP_MEDIAN PEER_NAME PEER_MEDIAN GOAL VNP_CPU_MEDIAN PEER_C
 # load that comes and goes over minutes (these machines are shared) moves both sides of a pair together instead of
 # deciding the verdict. Sets MISSED=1 on a miss.
 paired_row() {
-  local label=$1 goal=$2 peer=$3 cv=$4 cp=$5 verdict
+  local label=$1 goal=$2 peer=$3 cv=$4 cp=$5
   shift 5
   local -a v=() p=() ratios=()
   while (($#)) && [ "$1" != -- ]; do v+=("$1"); shift; done
@@ -120,11 +126,11 @@ paired_row() {
   mv=$(median "${v[@]}") mp=$(median "${p[@]}")
   rm=$(awk -v a="$mv" -v b="$mp" 'BEGIN { printf "%.2f", a / b }')
   rp=$(awk -v x="$(median "${ratios[@]}")" 'BEGIN { printf "%.2f", x }')
-  if awk -v r="$rp" -v g="$goal" 'BEGIN { exit !(r <= g) }'; then verdict=OK; else verdict="GOAL MISSED"; MISSED=1; fi
+  judge_goal "$rp" "$goal"
   printf '%s: vnetplan %s, %s %s (medians, ratio %sx); per-pair ratio median %sx (goal <= %sx) %s\n' "$label" \
-    "$(fmt_s "$mv")" "$peer" "$(fmt_s "$mp")" "$rm" "$rp" "$goal" "$verdict"
+    "$(fmt_s "$mv")" "$peer" "$(fmt_s "$mp")" "$rm" "$rp" "$goal" "$VERDICT"
   printf '    per-pair ratios: %s\n' "$(printf '%s ' "${ratios[@]}" | awk '{ for (i = 1; i <= NF; i++) printf "%s%.2f", (i > 1 ? " " : ""), $i }')"
-  printf '    cpu (user+sys): vnetplan %s, %s %s, ratio %s\n' "$(fmt_s "$cv")" "$peer" "$(fmt_s "$cp")" "$(ratio "$cv" "$cp")"
+  cpu_line "$peer" "$cv" "$cp"
 }
 
 # find_vnetplan: sets VNETPLAN (absolute) from $VNETPLAN, else build-bench/vnetplan, else build/vnetplan ($ROOT).

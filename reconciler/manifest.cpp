@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "base/fd.h"
+#include "base/parallel.h"
 
 namespace vnetplan {
 
@@ -409,7 +410,7 @@ std::vector<Document> parseText(const std::string& text, const std::string& name
   // Files are parsed on every core unless they are small: a chunk of 16 KiB (about 70 documents) takes
   // milliseconds on real hardware and far longer under emulation, a thread well under a millisecond.
   constexpr size_t kParallelBytes = 32 * 1024;
-  const size_t parts = text.size() < kParallelBytes ? 1 : std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+  const size_t parts = static_cast<size_t>(parallelWorkers(text.size(), kParallelBytes));
   std::vector<Chunk> chunks = splitDocuments(text, parts);
   std::vector<ChunkResult> results(chunks.size());
   std::vector<Diagnostics> chunkDiags(chunks.size());

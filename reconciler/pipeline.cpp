@@ -18,6 +18,7 @@
 
 #include "reconciler/fanout.h"
 
+#include "base/parallel.h"
 #include "base/sha256.h"
 #include "model/codec.h"
 #include "reconciler/builder.h"
@@ -50,8 +51,7 @@ std::vector<Document> validateAll(std::vector<Document> docs, Diagnostics& diags
   // validates twice (the Targets first, to start observing them early). It is thread-safe.
   static const SchemaValidator& validator = *new SchemaValidator;
   constexpr size_t kParallelDocs = 128;
-  const size_t workers =
-      docs.size() < kParallelDocs ? 1 : std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+  const size_t workers = static_cast<size_t>(parallelWorkers(docs.size(), kParallelDocs));
   std::vector<char> ok(docs.size(), 0);
   std::vector<Diagnostics> perWorker(workers);
   const size_t per = (docs.size() + workers - 1) / std::max<size_t>(workers, 1);
